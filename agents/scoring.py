@@ -1,0 +1,50 @@
+"""Scoring agent: one Decision per validated event, keyed by subject, on the decisions topic."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+
+from config.rules import RuleSet
+from engine.decisions import build_decision
+from engine.scoring import assess
+from schemas.codec import WireCodec
+from schemas.models import GiftEvent, LoginEvent, TransactionEvent
+from streams.topics import Topics
+
+_INPUT_CONTRACTS = (TransactionEvent, LoginEvent, GiftEvent)
+
+
+def register_scoring(
+    app: faust.App,
+    topics: Topics,
+    codec: WireCodec,
+    rules: RuleSet,
+    clock: Callable[[], datetime],
+    batch_size: int,
+    batch_window_s: float,
+) -> Any:
+    validated = app.topic(topics.validated, key_type=bytes, value_type=bytes)
+    decisions = app.topic(topics.decisions, key_type=bytes, value_type=bytes)
+
+    async def score(stream: faust.StreamT[bytes]) -> None:
+        async for batch in stream.take_events(batch_size, within=batch_window_s):
+            sends = []
+            for record in batch:
+                msg = record.message
+                event = codec.decode(msg.value, _INPUT_CONTRACTS)
+                decision = build_decision(
+                    event,
+                    assess(event, rules),
+                    rule_version=rules.version,
+                    received_at=datetime.fromtimestamp(msg.timestamp, UTC),
+                    decided_at=clock(),
+                )
+                sends.append(await decisions.send(key=msg.key, value=codec.encode(decision)))
+            await asyncio.gather(*sends)
+
+    return app.agent(validated, name="atalaia.scoring")(score)

@@ -1,0 +1,46 @@
+"""Broker profiles: every broker-specific client setting lives here, nowhere else.
+
+``tansu`` carries the workarounds measured on the embedded Tansu broker (see the README's
+"Broker profiles" section); ``kafka`` keeps Faust's defaults, right for Apache Kafka.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+ProfileName = Literal["tansu", "kafka"]
+
+
+@dataclass(frozen=True)
+class BrokerProfile:
+    name: ProfileName
+    # Tansu answers a group join only after half the session timeout: keep it short there.
+    session_timeout_s: float
+    heartbeat_interval_s: float
+    rebalance_timeout_s: float
+    # Tansu holds an empty fetch for the whole wait even when data arrives: latency tracks it.
+    fetch_max_wait_ms: int
+    # Tansu reports a wrong end offset for multi-record batches, which breaks changelog
+    # recovery; one record per batch on changelog producers avoids it (None: client default).
+    changelog_max_batch_size: int | None
+
+
+PROFILES: dict[ProfileName, BrokerProfile] = {
+    "tansu": BrokerProfile(
+        name="tansu",
+        session_timeout_s=10.0,
+        heartbeat_interval_s=2.5,
+        rebalance_timeout_s=10.0,
+        fetch_max_wait_ms=10,
+        changelog_max_batch_size=16,
+    ),
+    "kafka": BrokerProfile(
+        name="kafka",
+        session_timeout_s=60.0,
+        heartbeat_interval_s=3.0,
+        rebalance_timeout_s=60.0,
+        fetch_max_wait_ms=100,
+        changelog_max_batch_size=None,
+    ),
+}

@@ -1,0 +1,98 @@
+"""Runtime settings: defaults < config file (TOML) < ``ATALAIA_*`` environment variables.
+
+Frozen and validated once at start-up; a wrong value stops the CLI with a one-line message.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from config.profiles import PROFILES, BrokerProfile, ProfileName
+from config.rules import default_rules_path
+from schemas.errors import describe_validation_error
+
+CONFIG_FILE_ENV = "ATALAIA_CONFIG"
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(Exception):
+    """Settings could not be loaded; the message is one line for the operator."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ATALAIA_", frozen=True, extra="forbid")
+
+    profile: ProfileName = "tansu"
+    bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", description="Comma-separated host:port list of brokers."
+    )
+    topic_prefix: str = Field(default="atalaia", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    partitions: int = Field(default=6, ge=1, le=1024)
+    replication_factor: int = Field(default=1, ge=1, le=16)
+    app_id: str = Field(default="atalaia-engine", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+    data_dir: Path = Path(".atalaia")
+    rules_path: Path = Field(default_factory=default_rules_path)
+    batch_size: int = Field(default=500, ge=1, le=100_000)
+    batch_window_ms: int = Field(default=5, ge=1, le=10_000)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    web_enabled: bool = False
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    handbook_path: Path = (
+        _REPO_ROOT.parent / "shared" / "data" / "handbook"
+        / "transactions_2018-04-01_2018-07-31.csv.gz"
+    )
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _host_port_list(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError("must be a comma-separated list of host:port")
+        return value
+
+    @property
+    def broker_profile(self) -> BrokerProfile:
+        return PROFILES[self.profile]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Load settings; ``config_file`` (or ``$ATALAIA_CONFIG``) names an optional TOML file."""
+    path = config_file or (Path(os.environ[CONFIG_FILE_ENV]) if CONFIG_FILE_ENV in os.environ
+                           else None)
+    settings_cls: type[Settings] = Settings
+    if path is not None:
+        if not path.is_file():
+            raise SettingsError(f"config file not found: {path}")
+        settings_cls = type(
+            "Settings", (Settings,),
+            {"model_config": SettingsConfigDict(**{**Settings.model_config, "toml_file": path})},
+        )
+    try:
+        return settings_cls(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(f"invalid setting: {describe_validation_error(exc)}") from None
+    except ValueError as exc:  # TOML syntax errors surface as ValueError subclasses
+        raise SettingsError(f"config file {path}: {exc}") from None

@@ -1,0 +1,278 @@
+"""Pydantic v2 mirrors of the Avro schemas in ``schemas/avro``.
+
+The Avro files are the wire contract; these models are how Python code sees it, and they
+carry the validation that Avro cannot express (positive money, hashed identities, IP syntax,
+coordinates). ``tests/unit/test_schemas.py`` proves both agree field by field.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _millis_or_datetime(value: Any) -> Any:
+    """Read integers as UTC epoch *milliseconds* (the contract), never as seconds."""
+    if isinstance(value, bool):
+        raise ValueError("timestamp must be epoch milliseconds or an ISO-8601 string with offset")
+    if isinstance(value, int):
+        return _EPOCH + timedelta(milliseconds=value)
+    return value
+
+
+def _to_utc_millis(value: datetime) -> datetime:
+    """Normalise to UTC and millisecond precision, so Avro round-trips are exact."""
+    value = value.astimezone(UTC)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def _canonical_ip(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError("not a valid IPv4 or IPv6 address") from None
+
+
+UtcMillis = Annotated[
+    AwareDatetime, BeforeValidator(_millis_or_datetime), AfterValidator(_to_utc_millis)
+]
+"""A timezone-aware instant, UTC, millisecond precision; Avro ``timestamp-millis``."""
+
+Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@/+=-]+$")]
+"""Internal ids (users, accounts, gifts, devices): short, printable, no spaces."""
+
+HashedIdentity = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+"""HMAC-SHA256 hex digest of a normalised identity (e-mail, phone, CPF/CNPJ, PIX key)."""
+
+Centavos = Annotated[int, Field(strict=True, gt=0, le=2**63 - 1)]
+"""Money in minor units. Strict: a float (``12.5``) or a string is refused, never rounded."""
+
+IpAddress = Annotated[str, Field(max_length=64), AfterValidator(_canonical_ip)]
+CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+Latitude = Annotated[float, Field(ge=-90.0, le=90.0, allow_inf_nan=False)]
+Longitude = Annotated[float, Field(ge=-180.0, le=180.0, allow_inf_nan=False)]
+ShortText = Annotated[str, Field(max_length=512)]
+
+
+class TransactionType(StrEnum):
+    PIX_TRANSFER = "PIX_TRANSFER"
+    CARD_PAYMENT = "CARD_PAYMENT"
+    CRYPTO_SWAP = "CRYPTO_SWAP"
+    P2P_CREDIT = "P2P_CREDIT"
+
+
+class Channel(StrEnum):
+    MOBILE_APP = "MOBILE_APP"
+    WEB = "WEB"
+    POS = "POS"
+    ECOMMERCE = "ECOMMERCE"
+    API = "API"
+
+
+class NetworkFlag(StrEnum):
+    TOR = "TOR"
+    VPN = "VPN"
+    PROXY = "PROXY"
+    HOSTING = "HOSTING"
+
+
+class LoginMethod(StrEnum):
+    PASSWORD = "PASSWORD"
+    OTP = "OTP"
+    BIOMETRIC = "BIOMETRIC"
+    SSO = "SSO"
+    MAGIC_LINK = "MAGIC_LINK"
+
+
+class GiftEventType(StrEnum):
+    GIFT_CREATED = "gift_created"
+    PAYMENT_FAILED = "payment_failed"
+    GIFT_PAID = "gift_paid"
+    REDEEM_ATTEMPT = "redeem_attempt"
+    GIFT_REDEEMED = "gift_redeemed"
+    REFUND_REQUESTED = "refund_requested"
+
+
+class EventKind(StrEnum):
+    TRANSACTION = "transaction"
+    LOGIN = "login"
+    GIFT = "gift"
+
+
+class SubjectType(StrEnum):
+    USER = "user"
+    GIFT = "gift"
+
+
+class RiskBand(StrEnum):
+    LOW = "LOW"
+    MEDIUM = "MEDIUM"
+    HIGH = "HIGH"
+    CRITICAL = "CRITICAL"
+
+
+class Verdict(StrEnum):
+    ALLOW = "ALLOW"
+    REVIEW = "REVIEW"
+    BLOCK = "BLOCK"
+
+
+class WireModel(BaseModel):
+    """Base of every wire record: immutable, unknown fields refused (typos surface at once)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    avro_name: ClassVar[str]
+
+
+class TransactionEvent(WireModel):
+    avro_name: ClassVar[str] = "TransactionEvent"
+
+    event_id: Identifier
+    occurred_at: UtcMillis
+    tx_type: TransactionType
+    channel: Channel | None = None
+    user_id: Identifier
+    account_id: Identifier | None = None
+    card_id: Identifier | None = None
+    amount_cents: Centavos
+    currency: CurrencyCode = "BRL"
+    counterparty_pix_key_hash: HashedIdentity | None = None
+    counterparty_wallet: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    counterparty_bank_account: Identifier | None = None
+    terminal_id: Identifier | None = None
+    merchant_id: Identifier | None = None
+    device_id: Identifier | None = None
+    ip: IpAddress | None = None
+    country: CountryCode | None = None
+    lat: Latitude | None = None
+    lon: Longitude | None = None
+    network_flags: list[NetworkFlag] = Field(default_factory=list)
+    email_hash: HashedIdentity | None = None
+    phone_hash: HashedIdentity | None = None
+    document_hash: HashedIdentity | None = None
+
+
+class LoginEvent(WireModel):
+    avro_name: ClassVar[str] = "LoginEvent"
+
+    event_id: Identifier
+    occurred_at: UtcMillis
+    user_id: Identifier
+    success: Annotated[bool, Field(strict=True)]
+    method: LoginMethod
+    failure_reason: Annotated[str, Field(max_length=64)] | None = None
+    ip: IpAddress | None = None
+    device_fingerprint: Identifier | None = None
+    user_agent: ShortText | None = None
+    country: CountryCode | None = None
+    lat: Latitude | None = None
+    lon: Longitude | None = None
+    network_flags: list[NetworkFlag] = Field(default_factory=list)
+    email_hash: HashedIdentity | None = None
+
+
+_GIFT_TYPES_WITH_AMOUNT = frozenset(
+    {GiftEventType.GIFT_CREATED, GiftEventType.GIFT_PAID, GiftEventType.REFUND_REQUESTED}
+)
+
+
+class GiftEvent(WireModel):
+    avro_name: ClassVar[str] = "GiftEvent"
+
+    event_id: Identifier
+    occurred_at: UtcMillis
+    event_type: GiftEventType
+    gift_id: Identifier
+    giver_user_id: Identifier
+    recipient_key_hash: HashedIdentity | None = None
+    redeemer_user_id: Identifier | None = None
+    amount_cents: Centavos | None = None
+    code_correct: Annotated[bool, Field(strict=True)] | None = None
+    ip: IpAddress | None = None
+    device_id: Identifier | None = None
+    country: CountryCode | None = None
+    network_flags: list[NetworkFlag] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _fields_required_by_type(self) -> GiftEvent:
+        if self.event_type in _GIFT_TYPES_WITH_AMOUNT and self.amount_cents is None:
+            raise ValueError(f"amount_cents is required for {self.event_type.value}")
+        if self.event_type is GiftEventType.REDEEM_ATTEMPT and self.code_correct is None:
+            raise ValueError("code_correct is required for redeem_attempt")
+        return self
+
+
+InputEvent = TransactionEvent | LoginEvent | GiftEvent
+
+
+class Reason(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    code: str
+    points: int
+    detail: str
+
+
+class Decision(WireModel):
+    avro_name: ClassVar[str] = "Decision"
+
+    event_id: Identifier
+    event_kind: EventKind
+    event_type: str
+    subject_type: SubjectType
+    subject_id: Identifier
+    user_id: Identifier | None = None
+    score: Annotated[int, Field(ge=0, le=100)]
+    band: RiskBand
+    decision: Verdict
+    reasons: list[Reason] = Field(default_factory=list)
+    rule_version: str
+    event_occurred_at: UtcMillis
+    decided_at: UtcMillis
+    latency_ms: int
+
+
+class DeadLetter(WireModel):
+    avro_name: ClassVar[str] = "DeadLetter"
+
+    original_value: bytes | None = None
+    original_key: bytes | None = None
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    error_class: str
+    error_message: str
+    failed_at: UtcMillis
+
+
+WIRE_MODELS: tuple[type[WireModel], ...] = (
+    TransactionEvent,
+    LoginEvent,
+    GiftEvent,
+    Decision,
+    DeadLetter,
+)
+
+EVENT_KIND_OF: dict[type[WireModel], EventKind] = {
+    TransactionEvent: EventKind.TRANSACTION,
+    LoginEvent: EventKind.LOGIN,
+    GiftEvent: EventKind.GIFT,
+}
+
+JsonKind = Literal["transaction", "login", "gift"]

@@ -1,0 +1,1 @@
+"""Writers to the outside world (ClickHouse, Redis, Stellar). None ship yet: see README."""

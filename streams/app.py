@@ -1,0 +1,64 @@
+"""The Faust application: settings + rules in, topics declared and agents wired."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+
+from agents.ingest import register_ingest
+from agents.scoring import register_scoring
+from config.rules import RuleSet
+from config.settings import Settings
+from schemas.codec import WireCodec
+from streams.topics import Topics
+from streams.transport import Transport
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class AtalaiaApp(faust.App):
+    """A Faust app whose consumer fetch wait comes from the broker profile."""
+
+    fetch_max_wait_ms: int = 1500
+
+    def _new_transport(self) -> Any:
+        return Transport(self.conf.broker_consumer, self)
+
+
+def build_app(
+    settings: Settings,
+    rules: RuleSet,
+    clock: Callable[[], datetime] = utc_now,
+) -> AtalaiaApp:
+    profile = settings.broker_profile
+    servers = ";".join(s.strip() for s in settings.bootstrap_servers.split(","))
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = AtalaiaApp(
+        settings.app_id,
+        broker=f"kafka://{servers}",
+        store="memory://",
+        datadir=str(settings.data_dir / settings.app_id),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=profile.session_timeout_s,
+        broker_heartbeat_interval=profile.heartbeat_interval_s,
+        broker_rebalance_timeout=profile.rebalance_timeout_s,
+        web_enabled=settings.web_enabled,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+    )
+    app.fetch_max_wait_ms = profile.fetch_max_wait_ms
+
+    topics = Topics(settings.topic_prefix)
+    codec = WireCodec()
+    batch = {"batch_size": settings.batch_size, "batch_window_s": settings.batch_window_ms / 1000}
+    register_ingest(app, topics, codec, rules.validation, clock, **batch)
+    register_scoring(app, topics, codec, rules, clock, **batch)
+    return app

@@ -1,0 +1,90 @@
+"""Every topic name the engine uses, derived from one prefix. Nothing else names topics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.models import GiftEvent, InputEvent, LoginEvent, TransactionEvent
+
+COMPACT = {"cleanup.policy": "compact"}
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    doc: str
+    compacted: bool = False
+
+    @property
+    def config(self) -> dict[str, str]:
+        return dict(COMPACT) if self.compacted else {}
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Topic names for one deployment (``prefix``); partition count comes from settings."""
+
+    prefix: str
+
+    def _name(self, suffix: str) -> str:
+        return f"{self.prefix}.{suffix}"
+
+    @property
+    def transactions(self) -> str:
+        return self._name("transactions")
+
+    @property
+    def logins(self) -> str:
+        return self._name("logins")
+
+    @property
+    def gifts(self) -> str:
+        return self._name("gifts")
+
+    @property
+    def validated(self) -> str:
+        return self._name("events.validated")
+
+    @property
+    def decisions(self) -> str:
+        return self._name("decisions")
+
+    @property
+    def dead_letters(self) -> str:
+        return self._name("dlq")
+
+    @property
+    def lists(self) -> str:
+        return self._name("lists")
+
+    @property
+    def config(self) -> str:
+        return self._name("config")
+
+    @property
+    def audit(self) -> str:
+        return self._name("audit")
+
+    def input_models(self) -> dict[str, type[InputEvent]]:
+        """Which event contract each input topic carries."""
+        return {
+            self.transactions: TransactionEvent,
+            self.logins: LoginEvent,
+            self.gifts: GiftEvent,
+        }
+
+    def input_topic_for(self, model: type[InputEvent]) -> str:
+        return {m: t for t, m in self.input_models().items()}[model]
+
+    def specs(self) -> list[TopicSpec]:
+        return [
+            TopicSpec(self.transactions, "TransactionEvent input (Avro or JSON)"),
+            TopicSpec(self.logins, "LoginEvent input (Avro or JSON)"),
+            TopicSpec(self.gifts, "GiftEvent input (Avro or JSON)"),
+            TopicSpec(self.validated, "validated events, Avro, keyed by subject"),
+            TopicSpec(self.decisions, "Decision output, Avro, keyed by subject"),
+            TopicSpec(self.dead_letters, "DeadLetter: rejected input with the reason"),
+            TopicSpec(self.lists, "block/allow lists (hashed values)", compacted=True),
+            TopicSpec(self.config, "runtime configuration changes", compacted=True),
+            TopicSpec(self.audit, "write-once audit records", compacted=True),
+        ]

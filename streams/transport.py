@@ -1,0 +1,28 @@
+"""Faust's aiokafka transport with a configurable consumer fetch wait.
+
+faust-streaming 0.15.3 hard-codes ``fetch_max_wait_ms=1500``. On Tansu an empty fetch is held
+for that whole time, so end-to-end latency was seconds; the broker profile sets the value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # aiokafka reads this attribute when it builds its fetcher, at consumer start.
+        consumer._fetch_max_wait_ms = self.app.fetch_max_wait_ms
+        return consumer
+
+
+class _Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class Transport(faust_aiokafka.Transport):
+    Consumer = _Consumer
