@@ -42,6 +42,10 @@ def build_app(
         settings.app_id,
         broker=f"kafka://{servers}",
         store="memory://",
+        # Our codec does all (de)serialisation: Faust must hand over bytes untouched, or it
+        # silently drops records its default JSON serializer cannot parse.
+        key_serializer="raw",
+        value_serializer="raw",
         datadir=str(settings.data_dir / settings.app_id),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,

@@ -1,0 +1,3 @@
+from atalaia.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,48 @@
+"""Reading whole topics without a consumer group (for tail, the demo and tests)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+
+async def read_topics(
+    bootstrap_servers: str,
+    topics: list[str],
+    from_beginning: bool = True,
+    idle_timeout_s: float | None = None,
+    fetch_max_wait_ms: int = 10,
+) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+    """Yield records of every partition of ``topics``; stop after ``idle_timeout_s`` of silence.
+
+    The caller breaks out when it has what it wants; the consumer is closed either way.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=fetch_max_wait_ms,
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()  # loads cluster metadata, so partitions are known
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        consumer.assign(partitions)
+        if from_beginning:
+            await consumer.seek_to_beginning(*partitions)
+        else:
+            await consumer.seek_to_end(*partitions)
+        last_record = time.monotonic()
+        while idle_timeout_s is None or time.monotonic() - last_record < idle_timeout_s:
+            batches = await consumer.getmany(timeout_ms=100)
+            for records in batches.values():
+                for record in records:
+                    last_record = time.monotonic()
+                    yield record
+    finally:
+        await consumer.stop()

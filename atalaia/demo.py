@@ -1,0 +1,230 @@
+"""``atalaia demo``: embedded broker + worker, a built-in sample, a summary, clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TextIO
+
+from atalaia.broker import EmbeddedBroker
+from atalaia.consume import read_topics
+from atalaia.progress import Progress
+from atalaia.publish import OutRecord, publish
+from atalaia.sample import (
+    generated_gifts,
+    interleave,
+    invalid_samples,
+    read_handbook,
+    synthetic_transactions,
+)
+from atalaia.supervise import WorkerProcess
+from config.settings import Settings
+from engine.admission import subject_of
+from engine.decisions import DecisionLedger, Seen
+from schemas.codec import WireCodec
+from schemas.models import (
+    DeadLetter,
+    Decision,
+    EventKind,
+    GiftEvent,
+    GiftEventType,
+    InputEvent,
+    TransactionEvent,
+)
+from streams.admin import ensure_topics
+from streams.topics import Topics
+
+WORKER_READY_TIMEOUT_S = 120.0
+IDLE_TIMEOUT_S = 30.0
+
+
+class DemoError(Exception):
+    """The demo could not complete; one line for the operator."""
+
+
+@dataclass
+class DemoResult:
+    transaction_source: str
+    rate: float | None = None
+    sent: int = 0
+    valid: int = 0
+    dead_lettered: Counter[str] = field(default_factory=Counter)
+    verdicts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+    latencies_ms: list[int] = field(default_factory=list)
+    duplicates: int = 0
+    conflicts: int = 0
+    worker_ready_s: float = 0.0
+    elapsed_s: float = 0.0
+
+    @property
+    def decided(self) -> int:
+        return sum(self.verdicts.values())
+
+    @property
+    def events_per_s(self) -> float:
+        return self.decided / self.elapsed_s if self.elapsed_s else 0.0
+
+    def latency_percentile(self, q: float) -> int:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0
+
+
+def _event_record(codec: WireCodec, topics: Topics, event: InputEvent) -> OutRecord:
+    """Transactions go as Avro, gifts as JSON: the demo exercises both input formats."""
+    value = (
+        codec.encode(event)
+        if isinstance(event, TransactionEvent)
+        else event.model_dump_json().encode()
+    )
+    return OutRecord(topics.input_topic_for(type(event)), subject_of(event).key.encode(), value)
+
+
+async def _await_worker(bootstrap: str, codec: WireCodec, topics: Topics, started: float) -> float:
+    """Send one warm-up event and wait for its decision: the worker has joined its group."""
+    warmup = GiftEvent(event_id=f"warmup-{int(started)}", occurred_at=datetime.now(UTC),
+                       event_type=GiftEventType.GIFT_PAID, gift_id="warmup",
+                       giver_user_id="warmup", amount_cents=100)
+    await publish(bootstrap, [_event_record(codec, topics, warmup)])
+    async for record in read_topics(bootstrap, [topics.decisions], True, WORKER_READY_TIMEOUT_S):
+        if codec.decode(record.value, (Decision,)).event_id == warmup.event_id:
+            return time.monotonic() - started
+    raise DemoError(f"the worker produced no decision within {WORKER_READY_TIMEOUT_S:.0f}s")
+
+
+async def _collect(
+    bootstrap: str, codec: WireCodec, topics: Topics, expected: set[str], invalid: int,
+    result: DemoResult, replay_started: float,
+) -> None:
+    ledger = DecisionLedger()
+    last_seen = replay_started
+    async for record in read_topics(
+        bootstrap, [topics.decisions, topics.dead_letters], True, IDLE_TIMEOUT_S
+    ):
+        if record.topic == topics.dead_letters:
+            letter = codec.decode(record.value, (DeadLetter,))
+            result.dead_lettered[letter.error_class] += 1
+        else:
+            decision = codec.decode(record.value, (Decision,))
+            if decision.event_id not in expected:
+                continue
+            seen = ledger.observe(decision)
+            if seen is Seen.FIRST:
+                last_seen = time.monotonic()
+                result.verdicts[(decision.event_kind.value, decision.decision.value)] += 1
+                result.reasons.update(r.code for r in decision.reasons)
+                result.latencies_ms.append(decision.latency_ms)
+        if len(ledger) == len(expected) and result.dead_lettered.total() >= invalid:
+            break
+    result.duplicates, result.conflicts = ledger.duplicates, ledger.conflicts
+    result.elapsed_s = last_seen - replay_started
+
+
+async def run_demo(
+    settings: Settings,
+    transactions: int,
+    gifts: int,
+    rate: float | None = None,
+    out: TextIO = sys.stderr,
+) -> DemoResult:
+    codec = WireCodec()
+    now = datetime.now(UTC)
+    if settings.handbook_path.is_file():
+        tx_events = read_handbook(settings.handbook_path, transactions)
+        source = f"handbook ({settings.handbook_path.name})"
+    else:
+        tx_events = synthetic_transactions(transactions, now.replace(microsecond=0))
+        source = "synthetic (handbook file not found)"
+    # Gifts span about 45 s each on average: start far enough back to end before now.
+    gift_events = generated_gifts(gifts, now.replace(microsecond=0) - timedelta(seconds=60 * gifts))
+    bad = invalid_samples(now)
+    result = DemoResult(transaction_source=source, rate=rate)
+
+    with tempfile.TemporaryDirectory(prefix="atalaia-demo-") as tmp:
+        workdir = Path(tmp)
+        with EmbeddedBroker(log_file=workdir / "broker.log") as broker:
+            demo = settings.model_copy(update={
+                "profile": "tansu", "bootstrap_servers": broker.bootstrap_servers,
+                "topic_prefix": "demo", "app_id": "atalaia-demo", "data_dir": workdir / "data",
+            })
+            topics = Topics(demo.topic_prefix)
+            await ensure_topics(demo.bootstrap_servers, topics, demo.partitions, 1)
+            print(f"broker on {broker.bootstrap_servers}; starting worker...", file=out)
+            worker = WorkerProcess(demo, workdir / "worker.log").start()
+            try:
+                started = time.monotonic()
+                result.worker_ready_s = await _await_worker(
+                    demo.bootstrap_servers, codec, topics, started)
+                print(f"worker ready after {result.worker_ready_s:.1f}s", file=out)
+                records = [_event_record(codec, topics, e) for e in interleave(tx_events,
+                                                                              gift_events)]
+                kind_topic = {k.value: t for t, k in (
+                    (topics.transactions, EventKind.TRANSACTION), (topics.logins, EventKind.LOGIN),
+                    (topics.gifts, EventKind.GIFT))}
+                records += [OutRecord(kind_topic[b.topic_kind], None, b.value) for b in bad]
+                expected = {e.event_id for e in (*tx_events, *gift_events)}
+                result.valid = len(expected)
+                replay_started = time.monotonic()
+                result.sent = await publish(
+                    demo.bootstrap_servers, records, Progress(len(records), "replaying", out), rate)
+                await _collect(demo.bootstrap_servers, codec, topics, expected, len(bad),
+                               result, replay_started)
+                if not worker.alive:
+                    raise DemoError(f"the worker died; see {workdir / 'worker.log'}")
+            finally:
+                worker.stop()
+    return result
+
+
+def render_summary(result: DemoResult) -> str:
+    lines = [
+        "",
+        "Atalaia demo summary",
+        "====================",
+        f"transactions from     {result.transaction_source}",
+        f"events sent           {result.sent} ({result.valid} valid, "
+        f"{result.dead_lettered.total()} invalid)",
+        f"decisions             {result.decided} unique"
+        f" (+{result.duplicates} re-deliveries folded, {result.conflicts} conflicts)",
+        f"dead-lettered         {result.dead_lettered.total()}  "
+        + json.dumps(dict(sorted(result.dead_lettered.items()))),
+        "",
+        f"{'kind':<13}{'ALLOW':>8}{'REVIEW':>8}{'BLOCK':>8}",
+    ]
+    for kind in EventKind:
+        row = [result.verdicts[(kind.value, v)] for v in ("ALLOW", "REVIEW", "BLOCK")]
+        if any(row):
+            lines.append(f"{kind.value:<13}{row[0]:>8}{row[1]:>8}{row[2]:>8}")
+    lines += ["", "top reasons"]
+    lines += [f"  {code:<26}{count:>6}" for code, count in result.reasons.most_common(5)]
+    if not result.reasons:
+        lines.append("  (none fired)")
+    lines += [
+        "",
+        f"worker ready after    {result.worker_ready_s:.1f} s (group join)",
+        "replay pace           " + (f"{result.rate:,.0f} events/s" if result.rate
+                                    else "as fast as possible (burst: latency includes queueing)"),
+        f"throughput            {result.events_per_s:,.0f} events/s "
+        f"({result.decided} decisions in {result.elapsed_s:.2f} s, replay start to last)",
+        f"latency (broker ts -> decision)  p50 {result.latency_percentile(0.50)} ms, "
+        f"p99 {result.latency_percentile(0.99)} ms",
+    ]
+    return "\n".join(lines)
+
+
+def demo_main(settings: Settings, transactions: int, gifts: int, rate: float | None) -> int:
+    result = asyncio.run(run_demo(settings, transactions, gifts, rate))
+    print(render_summary(result))
+    missing = result.valid - result.decided
+    if missing or result.conflicts:
+        print(f"atalaia: demo incomplete: {missing} events without decision, "
+              f"{result.conflicts} conflicting decisions", file=sys.stderr)
+        return 1
+    return 0

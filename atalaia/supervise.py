@@ -1,0 +1,60 @@
+"""Running ``atalaia worker`` as a child process (demo, tests, benchmarks)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from config.settings import Settings
+
+# Settings a child worker inherits from its parent's Settings object.
+_INHERITED = ("profile", "bootstrap_servers", "topic_prefix", "partitions", "app_id",
+              "data_dir", "rules_path", "log_level", "batch_size", "batch_window_ms")
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    return {f"ATALAIA_{name.upper()}": str(getattr(settings, name)) for name in _INHERITED}
+
+
+class WorkerProcess:
+    def __init__(self, settings: Settings, log_file: Path) -> None:
+        self.settings = settings
+        self.log_file = log_file
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ATALAIA_")}
+        env.update(settings_env(self.settings))
+        with self.log_file.open("ab") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "atalaia", "worker"],
+                stdout=log, stderr=subprocess.STDOUT, env=env,
+            )
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no final commit (what a crash looks like)."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+    def stop(self, timeout_s: float = 20.0) -> int | None:
+        """SIGTERM and wait for a clean shutdown; SIGKILL if it hangs."""
+        if self._process is None:
+            return None
+        self._process.send_signal(signal.SIGTERM)
+        try:
+            code = self._process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            code = self._process.wait()
+        self._process = None
+        return code
