@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from pathlib import Path
 from aiokafka.errors import KafkaConnectionError
 
 from atalaia.broker import BrokerError
+from atalaia.consume import MissingTopicError
 from atalaia.demo import DemoError
 from atalaia.replay import ReplayError
 from config.rules import RulesError, load_rules
@@ -102,6 +104,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        if args.command != "worker":
+            # Client commands report broker failures themselves, in one line.
+            logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
         settings = load_settings(args.config)
         if args.command == "broker":
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
@@ -111,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(message if message.startswith("atalaia") else f"atalaia: {message}",
               file=sys.stderr)
         return USAGE_ERROR
-    except (BrokerError, DemoError) as exc:
+    except (BrokerError, DemoError, MissingTopicError) as exc:
         print(f"atalaia: {exc}", file=sys.stderr)
         return 1
     except KafkaConnectionError as exc:

@@ -8,6 +8,10 @@ from collections.abc import AsyncIterator
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 
+class MissingTopicError(Exception):
+    """A topic to read is not on the broker; one line for the operator."""
+
+
 async def read_topics(
     bootstrap_servers: str,
     topics: list[str],
@@ -24,14 +28,19 @@ async def read_topics(
         enable_auto_commit=False,
         fetch_max_wait_ms=fetch_max_wait_ms,
     )
-    await consumer.start()
     try:
+        await consumer.start()
         await consumer.topics()  # loads cluster metadata, so partitions are known
         partitions = [
             TopicPartition(topic, p)
             for topic in topics
             for p in sorted(consumer.partitions_for_topic(topic) or ())
         ]
+        missing = sorted(set(topics) - {tp.topic for tp in partitions})
+        if missing:
+            raise MissingTopicError(
+                f"topic {', '.join(missing)} does not exist yet (start the worker first)"
+            )
         consumer.assign(partitions)
         if from_beginning:
             await consumer.seek_to_beginning(*partitions)

@@ -6,6 +6,7 @@ import asyncio
 import json
 import sys
 import tempfile
+from contextlib import aclosing
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -93,9 +94,11 @@ async def _await_worker(bootstrap: str, codec: WireCodec, topics: Topics, starte
                        event_type=GiftEventType.GIFT_PAID, gift_id="warmup",
                        giver_user_id="warmup", amount_cents=100)
     await publish(bootstrap, [_event_record(codec, topics, warmup)])
-    async for record in read_topics(bootstrap, [topics.decisions], True, WORKER_READY_TIMEOUT_S):
-        if codec.decode(record.value, (Decision,)).event_id == warmup.event_id:
-            return time.monotonic() - started
+    records = read_topics(bootstrap, [topics.decisions], True, WORKER_READY_TIMEOUT_S)
+    async with aclosing(records):
+        async for record in records:
+            if codec.decode(record.value, (Decision,)).event_id == warmup.event_id:
+                return time.monotonic() - started
     raise DemoError(f"the worker produced no decision within {WORKER_READY_TIMEOUT_S:.0f}s")
 
 
@@ -105,24 +108,24 @@ async def _collect(
 ) -> None:
     ledger = DecisionLedger()
     last_seen = replay_started
-    async for record in read_topics(
-        bootstrap, [topics.decisions, topics.dead_letters], True, IDLE_TIMEOUT_S
-    ):
-        if record.topic == topics.dead_letters:
-            letter = codec.decode(record.value, (DeadLetter,))
-            result.dead_lettered[letter.error_class] += 1
-        else:
-            decision = codec.decode(record.value, (Decision,))
-            if decision.event_id not in expected:
-                continue
-            seen = ledger.observe(decision)
-            if seen is Seen.FIRST:
-                last_seen = time.monotonic()
-                result.verdicts[(decision.event_kind.value, decision.decision.value)] += 1
-                result.reasons.update(r.code for r in decision.reasons)
-                result.latencies_ms.append(decision.latency_ms)
-        if len(ledger) == len(expected) and result.dead_lettered.total() >= invalid:
-            break
+    records = read_topics(bootstrap, [topics.decisions, topics.dead_letters], True,
+                          IDLE_TIMEOUT_S)
+    async with aclosing(records):
+        async for record in records:
+            if record.topic == topics.dead_letters:
+                letter = codec.decode(record.value, (DeadLetter,))
+                result.dead_lettered[letter.error_class] += 1
+            else:
+                decision = codec.decode(record.value, (Decision,))
+                if decision.event_id not in expected:
+                    continue
+                if ledger.observe(decision) is Seen.FIRST:
+                    last_seen = time.monotonic()
+                    result.verdicts[(decision.event_kind.value, decision.decision.value)] += 1
+                    result.reasons.update(r.code for r in decision.reasons)
+                    result.latencies_ms.append(decision.latency_ms)
+            if len(ledger) == len(expected) and result.dead_lettered.total() >= invalid:
+                break
     result.duplicates, result.conflicts = ledger.duplicates, ledger.conflicts
     result.elapsed_s = last_seen - replay_started
 

@@ -31,11 +31,11 @@ async def publish(
     ``rate`` paces sending to that many records per second (for latency measurements).
     """
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, linger_ms=5, acks="all")
-    await producer.start()
     sent = 0
     loop = asyncio.get_running_loop()
     started = loop.time()
     try:
+        await producer.start()
         pending = []
         for index, record in enumerate(records):
             if rate:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import aclosing
 from typing import TextIO
 
 from atalaia.consume import read_topics
@@ -44,18 +45,21 @@ async def tail(
     codec = WireCodec()
     ledger = DecisionLedger()
     shown = 0
-    async for record in read_topics(bootstrap_servers, [topic], from_beginning, idle_timeout_s):
-        try:
-            decision = codec.decode(record.value, (Decision,))
-        except DecodeError as exc:
-            print(f"unreadable record at {record.partition}@{record.offset}: {exc}", file=out)
-            continue
-        seen = ledger.observe(decision)
-        if seen is Seen.DUPLICATE:
-            continue
-        prefix = "CONFLICT " if seen is Seen.CONFLICT else ""
-        print(prefix + format_decision(decision), file=out, flush=True)
-        shown += 1
-        if limit is not None and shown >= limit:
-            break
+    records = read_topics(bootstrap_servers, [topic], from_beginning, idle_timeout_s)
+    async with aclosing(records):
+        async for record in records:
+            try:
+                decision = codec.decode(record.value, (Decision,))
+            except DecodeError as exc:
+                print(f"unreadable record at {record.partition}@{record.offset}: {exc}",
+                      file=out)
+                continue
+            seen = ledger.observe(decision)
+            if seen is Seen.DUPLICATE:
+                continue
+            prefix = "CONFLICT " if seen is Seen.CONFLICT else ""
+            print(prefix + format_decision(decision), file=out, flush=True)
+            shown += 1
+            if limit is not None and shown >= limit:
+                break
     return ledger

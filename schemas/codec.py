@@ -152,8 +152,6 @@ class WireCodec:
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             where = f" at byte {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
             raise DecodeError("MalformedPayload", f"invalid JSON{where}") from None
-        if not isinstance(fields, dict):
-            raise DecodeError("MalformedPayload", "JSON value is not an object")
         if len(accepted) != 1:
             raise DecodeError("SchemaNotAccepted", "JSON is only accepted on single-kind topics")
         return self._validate(accepted[0], fields)

@@ -17,8 +17,8 @@ async def ensure_topics(
 ) -> list[str]:
     """Create whichever of ``topics`` do not exist yet; returns the names created."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
     try:
+        await admin.start()
         existing = set(await admin.list_topics())
         missing = [
             NewTopic(

@@ -1,0 +1,99 @@
+"""The CLI against the real broker: produce a file, tail the decisions, run the demo."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from atalaia.broker import wait_for_port
+from atalaia.supervise import WorkerProcess, settings_env
+from config.settings import Settings
+from streams.topics import Topics
+from tests import factories
+from tests.integration.helpers import collect
+
+pytestmark = pytest.mark.integration
+
+
+def _atalaia(args: list[str], settings: Settings | None, timeout: float) -> (
+        subprocess.CompletedProcess[str]):
+    env = {"PATH": "/usr/bin:/bin", **(settings_env(settings) if settings else {})}
+    return subprocess.run([sys.executable, "-m", "atalaia", *args], capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def test_produce_csv_and_jsonl_then_tail(
+    engine_settings: Settings, start_worker: Callable[[], WorkerProcess], tmp_path: Path
+) -> None:
+    gifts = [factories.gift(amount_cents=250_000), factories.gift()]
+    jsonl = tmp_path / "gifts.jsonl"
+    jsonl.write_text("".join(g.model_dump_json() + "\n" for g in gifts))
+    csv_file = tmp_path / "logins.csv"
+    csv_file.write_text(
+        "event_id,occurred_at,user_id,success,method,ip,network_flags\n"
+        "csv-login-1,1763812800000,u1,false,PASSWORD,203.0.113.9,TOR|VPN\n"
+        "csv-login-2,1763812800001,u2,true,OTP,,\n"
+    )
+    start_worker()
+
+    sent_json = _atalaia(["produce", str(jsonl), "--kind", "gift"], engine_settings, 60)
+    sent_avro = _atalaia(["produce", str(csv_file), "--kind", "login", "--avro"],
+                         engine_settings, 60)
+    assert sent_json.returncode == 0, sent_json.stderr
+    assert sent_avro.returncode == 0, sent_avro.stderr
+    assert f"sent 2 records to {engine_settings.topic_prefix}.logins" in sent_avro.stdout
+
+    wanted = {g.event_id for g in gifts} | {"csv-login-1", "csv-login-2"}
+    asyncio.run(collect(engine_settings.bootstrap_servers, Topics(engine_settings.topic_prefix),
+                        wanted))
+    tail = _atalaia(["tail", "--from-beginning", "--limit", "4"], engine_settings, 60)
+    assert tail.returncode == 0, tail.stderr
+    lines = tail.stdout.splitlines()
+    assert len(lines) == 4
+    blocked = next(line for line in lines if gifts[0].event_id in line)
+    assert "BLOCK CRITICAL 100" in blocked and "GIFT_AMOUNT_OVER_LIMIT+100" in blocked
+    assert "203.0.113.9" not in tail.stdout
+
+
+def test_avro_produce_reports_invalid_rows_and_exits_non_zero(
+    engine_settings: Settings, tmp_path: Path
+) -> None:
+    rows = tmp_path / "tx.jsonl"
+    good = factories.transaction()
+    bad = good.model_copy(update={"event_id": "neg"}).model_dump(mode="json") | {
+        "amount_cents": -5}
+    rows.write_text(good.model_dump_json() + "\n" + json.dumps(bad) + "\n")
+    done = _atalaia(["produce", str(rows), "--kind", "transaction", "--avro"],
+                    engine_settings, 60)
+    assert done.returncode == 1
+    assert f"{rows}: row 2: TransactionEvent: amount_cents: Input should be greater than 0" \
+        in done.stderr
+    assert "sent 1 records" in done.stdout and "1 rows rejected" in done.stdout
+
+
+def _worker_pids() -> set[str]:
+    found = subprocess.run(["pgrep", "-f", "-m atalaia worker"], capture_output=True, text=True)
+    return set(found.stdout.split())
+
+
+def test_demo_runs_to_completion_and_shuts_down() -> None:
+    workers_before = _worker_pids()
+    done = _atalaia(["demo", "--transactions", "300", "--gifts", "100"], None, 240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert "Atalaia demo summary" in out
+    assert "events sent           404 (400 valid, 4 invalid)" in out
+    assert "decisions             400 unique" in out
+    assert '"FutureTimestamp": 1, "MalformedPayload": 1, "UnknownSchemaId": 1' in out
+    assert "p50" in out and "events/s" in out
+    port = re.search(r"broker on 127\.0\.0\.1:(\d+)", done.stderr)
+    assert port is not None
+    assert not wait_for_port("127.0.0.1", int(port.group(1)), 0.5), "broker left running"
+    assert _worker_pids() <= workers_before, "worker left running"

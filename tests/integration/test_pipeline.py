@@ -1,0 +1,126 @@
+"""Event -> ingest -> scoring -> decision topic, on the real Tansu broker with real workers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+
+from atalaia.publish import OutRecord, publish
+from atalaia.supervise import WorkerProcess
+from config.settings import Settings
+from engine.admission import subject_of
+from engine.decisions import DecisionLedger, Seen
+from schemas.models import Verdict
+from streams.topics import Topics
+from tests import factories
+from tests.integration.helpers import CODEC, collect, send_events
+
+pytestmark = pytest.mark.integration
+
+
+def test_every_valid_event_gets_one_decision_keyed_by_subject(
+    engine_settings: Settings, start_worker: Callable[[], WorkerProcess]
+) -> None:
+    topics = Topics(engine_settings.topic_prefix)
+    bootstrap = engine_settings.bootstrap_servers
+    over_limit = factories.gift(amount_cents=150_000)
+    failed_pix = factories.gift(event_type="payment_failed", amount_cents=None)
+    avro_events = [factories.transaction() for _ in range(20)] + [over_limit, failed_pix]
+    json_events = [factories.login() for _ in range(10)] + [factories.gift() for _ in range(5)]
+    start_worker()
+
+    asyncio.run(send_events(bootstrap, topics, avro_events, avro=True))
+    asyncio.run(send_events(bootstrap, topics, json_events, avro=False))
+    everything = avro_events + json_events
+    out = asyncio.run(collect(bootstrap, topics, {e.event_id for e in everything}))
+
+    per_event = Counter(d.event_id for _, d in out.decisions)
+    assert set(per_event) == {e.event_id for e in everything}
+    assert set(per_event.values()) == {1}
+    by_id = {d.event_id: (record, d) for record, d in out.decisions}
+    for event in everything:
+        record, decision = by_id[event.event_id]
+        assert record.key == subject_of(event).key.encode()
+        assert decision.rule_version == "2026.11.1"
+    assert by_id[over_limit.event_id][1].decision is Verdict.BLOCK
+    assert [r.code for r in by_id[over_limit.event_id][1].reasons] == ["GIFT_AMOUNT_OVER_LIMIT"]
+    assert by_id[failed_pix.event_id][1].score == 20
+    assert out.dead_letters == []
+    # No personal data leaves the engine on the decision topic.
+    raw = b"".join(record.value for record, _ in out.decisions)
+    for personal in ("203.0.113.7", "2001:db8::1", "198.51.100.4", factories.sha("a@b.c")):
+        assert personal.encode() not in raw
+
+
+def test_garbage_goes_to_the_dlq_with_its_reason_and_the_worker_keeps_going(
+    engine_settings: Settings, start_worker: Callable[[], WorkerProcess]
+) -> None:
+    topics = Topics(engine_settings.topic_prefix)
+    bootstrap = engine_settings.bootstrap_servers
+    negative = json.loads(factories.gift().model_dump_json()) | {"amount_cents": -1}
+    bad = [
+        (topics.transactions, b"\xde\xad\xbe\xef garbage", "MalformedPayload"),
+        (topics.logins, CODEC.encode(factories.transaction()), "SchemaNotAccepted"),
+        (topics.gifts, json.dumps(negative).encode(), "ValidationError"),
+        (topics.transactions, b"\x00\x00\x00\x30\x39" + b"x" * 10, "UnknownSchemaId"),
+    ]
+    worker = start_worker()
+    asyncio.run(publish(bootstrap, [OutRecord(t, b"k", v) for t, v, _ in bad]))
+    after = [factories.transaction(), factories.gift()]
+    asyncio.run(send_events(bootstrap, topics, after))
+
+    out = asyncio.run(collect(bootstrap, topics, {e.event_id for e in after}, len(bad)))
+
+    assert worker.alive
+    assert out.decided_ids() == {e.event_id for e in after}
+    letters = {letter.original_value: letter for letter in out.dead_letters}
+    assert len(out.dead_letters) == len(bad)
+    for topic, value, error_class in bad:
+        letter = letters[value]
+        assert (letter.source_topic, letter.error_class) == (topic, error_class)
+        assert letter.original_key == b"k"
+        assert letter.source_offset >= 0 and letter.error_message
+    assert letters[json.dumps(negative).encode()].error_message == (
+        "GiftEvent: amount_cents: Input should be greater than 0")
+
+
+def test_kill_9_mid_stream_then_restart_decides_every_event(
+    engine_settings: Settings, start_worker: Callable[[], WorkerProcess]
+) -> None:
+    """At-least-once: nothing lost; re-deliveries are identical and collapse by event_id."""
+    topics = Topics(engine_settings.topic_prefix)
+    bootstrap = engine_settings.bootstrap_servers
+    events = [factories.transaction() if n % 3 else factories.gift(amount_cents=50_000 + n * 97)
+              for n in range(3000)]
+    first = start_worker()
+    warmup = factories.gift()
+    asyncio.run(send_events(bootstrap, topics, [warmup]))
+    asyncio.run(collect(bootstrap, topics, {warmup.event_id}))
+
+    async def send_and_kill() -> int:
+        sending = asyncio.create_task(send_events(bootstrap, topics, events, rate=1000))
+        await asyncio.sleep(1.5)  # the worker is now busy with the stream
+        first.kill()
+        await sending
+        seen = await collect(bootstrap, topics, None, idle_timeout_s=2)
+        return len(seen.decided_ids() & {e.event_id for e in events})
+
+    decided_before_restart = asyncio.run(send_and_kill())
+    assert 0 < decided_before_restart < len(events), "the kill must land mid-stream"
+
+    start_worker()
+    wanted = {e.event_id for e in events}
+    out = asyncio.run(collect(bootstrap, topics, wanted, idle_timeout_s=90))
+
+    ours = [d for _, d in out.decisions if d.event_id in wanted]
+    ledger = DecisionLedger()
+    outcomes = Counter(ledger.observe(d) for d in ours)
+    # Every event decided; whatever was re-delivered collapses to one verdict per event_id.
+    assert out.decided_ids() >= wanted
+    assert outcomes[Seen.FIRST] == len(events)
+    assert outcomes[Seen.CONFLICT] == 0
+    assert outcomes[Seen.DUPLICATE] == len(ours) - len(events)
