@@ -1,4 +1,4 @@
-"""Ingest agent: validate raw input records, route the good ones by subject, dead-letter the rest."""
+"""Ingest agent: validate raw input, route good events by subject, dead-letter the rest."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import faust
+from faust.streams import Stream
 
 from config.rules import ValidationPolicy
 from engine.admission import admit, subject_of
@@ -34,7 +35,10 @@ def register_ingest(
     dead_letters = app.topic(topics.dead_letters, key_type=bytes, value_type=bytes)
 
     async def ingest(stream: faust.StreamT[bytes]) -> None:
-        async for batch in stream.take_events(batch_size, within=batch_window_s):
+        # StreamT does not declare take_events; every Faust stream has it.
+        async for batch in cast(Stream[bytes], stream).take_events(
+            batch_size, within=batch_window_s
+        ):
             now = clock()
             sends = []
             for record in batch:
@@ -44,7 +48,11 @@ def register_ingest(
                 except DecodeError as exc:
                     log.warning(
                         "dead-lettered %s[%d]@%d: %s: %s",
-                        msg.topic, msg.partition, msg.offset, exc.error_class, exc.message,
+                        msg.topic,
+                        msg.partition,
+                        msg.offset,
+                        exc.error_class,
+                        exc.message,
                     )
                     letter = DeadLetter(
                         original_value=msg.value,

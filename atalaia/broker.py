@@ -38,10 +38,14 @@ def free_port() -> int:
 def tansu_command(host: str, port: int) -> list[str]:
     url = f"tcp://{host}:{port}"
     return [
-        str(tansu_binary()), "broker",
-        "--listener-url", url,
-        "--advertised-listener-url", url,
-        "--storage-engine", "memory://tansu/",
+        str(tansu_binary()),
+        "broker",
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        url,
+        "--storage-engine",
+        "memory://tansu/",
     ]
 
 
@@ -77,7 +81,9 @@ class EmbeddedBroker:
         try:
             self._process = subprocess.Popen(
                 tansu_command(self.host, self.port),
-                stdout=out, stderr=subprocess.STDOUT, env=_clean_env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=_clean_env(),
             )
         finally:
             if self.log_file:
@@ -102,7 +108,9 @@ class EmbeddedBroker:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self.stop()

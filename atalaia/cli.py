@@ -55,8 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     produce = commands.add_parser("produce", help="replay a CSV/JSONL file to an input topic")
     produce.add_argument("file", type=Path)
     produce.add_argument("--kind", required=True, choices=["transaction", "login", "gift"])
-    produce.add_argument("--avro", action="store_true",
-                         help="validate and send Confluent-framed Avro instead of JSON")
+    produce.add_argument(
+        "--avro",
+        action="store_true",
+        help="validate and send Confluent-framed Avro instead of JSON",
+    )
 
     tail = commands.add_parser("tail", help="print decisions as they arrive")
     tail.add_argument("--from-beginning", action="store_true")
@@ -93,8 +96,15 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from atalaia.tail import tail
         from streams.topics import Topics
 
-        asyncio.run(tail(settings.bootstrap_servers, Topics(settings.topic_prefix).decisions,
-                         args.from_beginning, args.limit, args.idle_timeout))
+        asyncio.run(
+            tail(
+                settings.bootstrap_servers,
+                Topics(settings.topic_prefix).decisions,
+                args.from_beginning,
+                args.limit,
+                args.idle_timeout,
+            )
+        )
         return 0
     from atalaia.demo import demo_main
 
@@ -113,8 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args, settings)
     except (CliError, SettingsError, RulesError, ReplayError) as exc:
         message = str(exc)
-        print(message if message.startswith("atalaia") else f"atalaia: {message}",
-              file=sys.stderr)
+        print(message if message.startswith("atalaia") else f"atalaia: {message}", file=sys.stderr)
         return USAGE_ERROR
     except (BrokerError, DemoError, MissingTopicError) as exc:
         print(f"atalaia: {exc}", file=sys.stderr)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
@@ -18,7 +18,7 @@ async def read_topics(
     from_beginning: bool = True,
     idle_timeout_s: float | None = None,
     fetch_max_wait_ms: int = 10,
-) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+) -> AsyncGenerator[ConsumerRecord[bytes, bytes], None]:
     """Yield records of every partition of ``topics``; stop after ``idle_timeout_s`` of silence.
 
     The caller breaks out when it has what it wants; the consumer is closed either way.

@@ -6,9 +6,9 @@ import asyncio
 import json
 import sys
 import tempfile
-from contextlib import aclosing
 import time
 from collections import Counter
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -90,9 +90,14 @@ def _event_record(codec: WireCodec, topics: Topics, event: InputEvent) -> OutRec
 
 async def _await_worker(bootstrap: str, codec: WireCodec, topics: Topics, started: float) -> float:
     """Send one warm-up event and wait for its decision: the worker has joined its group."""
-    warmup = GiftEvent(event_id=f"warmup-{int(started)}", occurred_at=datetime.now(UTC),
-                       event_type=GiftEventType.GIFT_PAID, gift_id="warmup",
-                       giver_user_id="warmup", amount_cents=100)
+    warmup = GiftEvent(
+        event_id=f"warmup-{int(started)}",
+        occurred_at=datetime.now(UTC),
+        event_type=GiftEventType.GIFT_PAID,
+        gift_id="warmup",
+        giver_user_id="warmup",
+        amount_cents=100,
+    )
     await publish(bootstrap, [_event_record(codec, topics, warmup)])
     records = read_topics(bootstrap, [topics.decisions], True, WORKER_READY_TIMEOUT_S)
     async with aclosing(records):
@@ -103,13 +108,17 @@ async def _await_worker(bootstrap: str, codec: WireCodec, topics: Topics, starte
 
 
 async def _collect(
-    bootstrap: str, codec: WireCodec, topics: Topics, expected: set[str], invalid: int,
-    result: DemoResult, replay_started: float,
+    bootstrap: str,
+    codec: WireCodec,
+    topics: Topics,
+    expected: set[str],
+    invalid: int,
+    result: DemoResult,
+    replay_started: float,
 ) -> None:
     ledger = DecisionLedger()
     last_seen = replay_started
-    records = read_topics(bootstrap, [topics.decisions, topics.dead_letters], True,
-                          IDLE_TIMEOUT_S)
+    records = read_topics(bootstrap, [topics.decisions, topics.dead_letters], True, IDLE_TIMEOUT_S)
     async with aclosing(records):
         async for record in records:
             if record.topic == topics.dead_letters:
@@ -153,10 +162,15 @@ async def run_demo(
     with tempfile.TemporaryDirectory(prefix="atalaia-demo-") as tmp:
         workdir = Path(tmp)
         with EmbeddedBroker(log_file=workdir / "broker.log") as broker:
-            demo = settings.model_copy(update={
-                "profile": "tansu", "bootstrap_servers": broker.bootstrap_servers,
-                "topic_prefix": "demo", "app_id": "atalaia-demo", "data_dir": workdir / "data",
-            })
+            demo = settings.model_copy(
+                update={
+                    "profile": "tansu",
+                    "bootstrap_servers": broker.bootstrap_servers,
+                    "topic_prefix": "demo",
+                    "app_id": "atalaia-demo",
+                    "data_dir": workdir / "data",
+                }
+            )
             topics = Topics(demo.topic_prefix)
             await ensure_topics(demo.bootstrap_servers, topics, demo.partitions, 1)
             print(f"broker on {broker.bootstrap_servers}; starting worker...", file=out)
@@ -164,21 +178,36 @@ async def run_demo(
             try:
                 started = time.monotonic()
                 result.worker_ready_s = await _await_worker(
-                    demo.bootstrap_servers, codec, topics, started)
+                    demo.bootstrap_servers, codec, topics, started
+                )
                 print(f"worker ready after {result.worker_ready_s:.1f}s", file=out)
-                records = [_event_record(codec, topics, e) for e in interleave(tx_events,
-                                                                              gift_events)]
-                kind_topic = {k.value: t for t, k in (
-                    (topics.transactions, EventKind.TRANSACTION), (topics.logins, EventKind.LOGIN),
-                    (topics.gifts, EventKind.GIFT))}
+                records = [
+                    _event_record(codec, topics, e) for e in interleave(tx_events, gift_events)
+                ]
+                kind_topic = {
+                    k.value: t
+                    for t, k in (
+                        (topics.transactions, EventKind.TRANSACTION),
+                        (topics.logins, EventKind.LOGIN),
+                        (topics.gifts, EventKind.GIFT),
+                    )
+                }
                 records += [OutRecord(kind_topic[b.topic_kind], None, b.value) for b in bad]
-                expected = {e.event_id for e in (*tx_events, *gift_events)}
+                expected = {e.event_id for e in tx_events} | {e.event_id for e in gift_events}
                 result.valid = len(expected)
                 replay_started = time.monotonic()
                 result.sent = await publish(
-                    demo.bootstrap_servers, records, Progress(len(records), "replaying", out), rate)
-                await _collect(demo.bootstrap_servers, codec, topics, expected, len(bad),
-                               result, replay_started)
+                    demo.bootstrap_servers, records, Progress(len(records), "replaying", out), rate
+                )
+                await _collect(
+                    demo.bootstrap_servers,
+                    codec,
+                    topics,
+                    expected,
+                    len(bad),
+                    result,
+                    replay_started,
+                )
                 if not worker.alive:
                     raise DemoError(f"the worker died; see {workdir / 'worker.log'}")
             finally:
@@ -212,8 +241,12 @@ def render_summary(result: DemoResult) -> str:
     lines += [
         "",
         f"worker ready after    {result.worker_ready_s:.1f} s (group join)",
-        "replay pace           " + (f"{result.rate:,.0f} events/s" if result.rate
-                                    else "as fast as possible (burst: latency includes queueing)"),
+        "replay pace           "
+        + (
+            f"{result.rate:,.0f} events/s"
+            if result.rate
+            else "as fast as possible (burst: latency includes queueing)"
+        ),
         f"throughput            {result.events_per_s:,.0f} events/s "
         f"({result.decided} decisions in {result.elapsed_s:.2f} s, replay start to last)",
         f"latency (broker ts -> decision)  p50 {result.latency_percentile(0.50)} ms, "
@@ -227,7 +260,10 @@ def demo_main(settings: Settings, transactions: int, gifts: int, rate: float | N
     print(render_summary(result))
     missing = result.valid - result.decided
     if missing or result.conflicts:
-        print(f"atalaia: demo incomplete: {missing} events without decision, "
-              f"{result.conflicts} conflicting decisions", file=sys.stderr)
+        print(
+            f"atalaia: demo incomplete: {missing} events without decision, "
+            f"{result.conflicts} conflicting decisions",
+            file=sys.stderr,
+        )
         return 1
     return 0

@@ -76,9 +76,7 @@ def read_rows(path: Path, codec: WireCodec, model: type[InputEvent]) -> Iterator
             raise ReplayError(f"{path}: expected a .csv or .jsonl file")
 
 
-def encode_row(
-    codec: WireCodec, model: type[InputEvent], row: dict[str, Any], avro: bool
-) -> bytes:
+def encode_row(codec: WireCodec, model: type[InputEvent], row: dict[str, Any], avro: bool) -> bytes:
     """JSON rows go as they are (the engine validates); Avro needs a valid event first."""
     if not avro:
         return json.dumps(row).encode()

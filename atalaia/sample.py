@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -89,14 +89,27 @@ def generated_gifts(count: int, start: datetime, seed: int = 11) -> list[GiftEve
         gift, giver = f"gift-{gift_no}", f"giver-{rng.randrange(60)}"
         over_limit = rng.random() < 0.05
         amount = rng.randrange(100_001, 300_000) if over_limit else rng.randrange(2_000, 50_000)
-        base = {"gift_id": gift, "giver_user_id": giver, "country": "BR",
-                "recipient_key_hash": demo_identity_hash(f"pix-{gift_no}")}
+        base = {
+            "gift_id": gift,
+            "giver_user_id": giver,
+            "country": "BR",
+            "recipient_key_hash": demo_identity_hash(f"pix-{gift_no}"),
+        }
 
-        def step(kind: GiftEventType, **extra: object) -> None:
+        def step(kind: GiftEventType, base: dict[str, str] = base, **extra: object) -> None:
             nonlocal at
             at += timedelta(seconds=rng.randrange(1, 90))
-            events.append(GiftEvent(event_id=f"{gift}-{len(events)}", occurred_at=at,
-                                    event_type=kind, **base, **extra))  # type: ignore[arg-type]
+            events.append(
+                GiftEvent.model_validate(
+                    {
+                        **base,
+                        **extra,
+                        "event_id": f"{base['gift_id']}-{len(events)}",
+                        "occurred_at": at,
+                        "event_type": kind,
+                    }
+                )
+            )
 
         step(GiftEventType.GIFT_CREATED, amount_cents=amount)
         if over_limit:
@@ -125,8 +138,14 @@ class InvalidSample:
 
 def invalid_samples(now: datetime) -> list[InvalidSample]:
     future = int((now + timedelta(days=2)).timestamp() * 1000)
-    gift = {"event_id": "bad-1", "occurred_at": future, "event_type": "gift_created",
-            "gift_id": "g", "giver_user_id": "u", "amount_cents": 1000}
+    gift = {
+        "event_id": "bad-1",
+        "occurred_at": future,
+        "event_type": "gift_created",
+        "gift_id": "g",
+        "giver_user_id": "u",
+        "amount_cents": 1000,
+    }
     negative = {**gift, "event_id": "bad-2", "occurred_at": 0, "amount_cents": -500}
     return [
         InvalidSample("transaction", b"\xff\xfenot an event", "MalformedPayload"),
@@ -136,6 +155,6 @@ def invalid_samples(now: datetime) -> list[InvalidSample]:
     ]
 
 
-def interleave(*streams: list[InputEvent]) -> Iterator[InputEvent]:
+def interleave(*streams: Sequence[InputEvent]) -> Iterator[InputEvent]:
     """Merge event lists by occurred_at, as upstream services would publish them."""
     return iter(sorted((e for s in streams for e in s), key=lambda e: e.occurred_at))

@@ -11,8 +11,18 @@ from pathlib import Path
 from config.settings import Settings
 
 # Settings a child worker inherits from its parent's Settings object.
-_INHERITED = ("profile", "bootstrap_servers", "topic_prefix", "partitions", "app_id",
-              "data_dir", "rules_path", "log_level", "batch_size", "batch_window_ms")
+_INHERITED = (
+    "profile",
+    "bootstrap_servers",
+    "topic_prefix",
+    "partitions",
+    "app_id",
+    "data_dir",
+    "rules_path",
+    "log_level",
+    "batch_size",
+    "batch_window_ms",
+)
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -31,7 +41,9 @@ class WorkerProcess:
         with self.log_file.open("ab") as log:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "atalaia", "worker"],
-                stdout=log, stderr=subprocess.STDOUT, env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
             )
         return self
 

@@ -51,8 +51,7 @@ async def tail(
             try:
                 decision = codec.decode(record.value, (Decision,))
             except DecodeError as exc:
-                print(f"unreadable record at {record.partition}@{record.offset}: {exc}",
-                      file=out)
+                print(f"unreadable record at {record.partition}@{record.offset}: {exc}", file=out)
                 continue
             seen = ledger.observe(decision)
             if seen is Seen.DUPLICATE:

@@ -49,7 +49,10 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535)
     handbook_path: Path = (
-        _REPO_ROOT.parent / "shared" / "data" / "handbook"
+        _REPO_ROOT.parent
+        / "shared"
+        / "data"
+        / "handbook"
         / "transactions_2018-04-01_2018-07-31.csv.gz"
     )
 
@@ -80,14 +83,16 @@ class Settings(BaseSettings):
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Load settings; ``config_file`` (or ``$ATALAIA_CONFIG``) names an optional TOML file."""
-    path = config_file or (Path(os.environ[CONFIG_FILE_ENV]) if CONFIG_FILE_ENV in os.environ
-                           else None)
+    path = config_file or (
+        Path(os.environ[CONFIG_FILE_ENV]) if CONFIG_FILE_ENV in os.environ else None
+    )
     settings_cls: type[Settings] = Settings
     if path is not None:
         if not path.is_file():
             raise SettingsError(f"config file not found: {path}")
         settings_cls = type(
-            "Settings", (Settings,),
+            "Settings",
+            (Settings,),
             {"model_config": SettingsConfigDict(**{**Settings.model_config, "toml_file": path})},
         )
     try:

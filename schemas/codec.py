@@ -20,7 +20,7 @@ import fastavro
 from pydantic import ValidationError
 
 from schemas.errors import describe_validation_error
-from schemas.models import WIRE_MODELS, WireModel
+from schemas.models import INPUT_MODELS, WIRE_MODELS, InputEvent, WireModel
 
 MAGIC_BYTE = 0
 _HEADER = struct.Struct(">bI")
@@ -116,6 +116,13 @@ class WireCodec:
             f"(first byte 0x{data[0]:02x}, {len(data)} bytes)",
         )
 
+    def decode_event(self, data: bytes | None) -> InputEvent:
+        """Decode any input event (the validated topic carries all three kinds)."""
+        event = self.decode(data, INPUT_MODELS)
+        if not isinstance(event, INPUT_MODELS):
+            raise DecodeError("SchemaNotAccepted", f"{type(event).__name__} is not an event")
+        return event
+
     def _decode_avro(self, data: bytes, accepted: tuple[type[M], ...]) -> M:
         if len(data) < _HEADER.size:
             raise DecodeError("MalformedPayload", f"Avro frame too short ({len(data)} bytes)")
@@ -144,7 +151,7 @@ class WireCodec:
                 f"{len(data) - body.tell()} trailing bytes after the Avro record "
                 f"(schema id {schema_id})",
             )
-        return self._validate(entry.model, fields)  # type: ignore[return-value]
+        return self._validate(entry.model, fields)  # type: ignore[arg-type]
 
     def _decode_json(self, data: bytes, accepted: tuple[type[M], ...]) -> M:
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar
 
 from pydantic import (
     AfterValidator,
@@ -219,6 +219,7 @@ class GiftEvent(WireModel):
 
 
 InputEvent = TransactionEvent | LoginEvent | GiftEvent
+INPUT_MODELS = (TransactionEvent, LoginEvent, GiftEvent)
 
 
 class Reason(BaseModel):
@@ -274,5 +275,3 @@ EVENT_KIND_OF: dict[type[WireModel], EventKind] = {
     LoginEvent: EventKind.LOGIN,
     GiftEvent: EventKind.GIFT,
 }
-
-JsonKind = Literal["transaction", "login", "gift"]

@@ -6,6 +6,8 @@ otherwise create them with its own defaults and without ``cleanup.policy=compact
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -31,10 +33,9 @@ async def ensure_topics(
             if spec.name not in existing
         ]
         if missing:
-            try:
+            # Another worker may create them between our list and create: that is fine.
+            with suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another worker created them between our list and create: fine
         return [t.name for t in missing]
     finally:
         await admin.close()

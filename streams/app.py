@@ -62,7 +62,7 @@ def build_app(
 
     topics = Topics(settings.topic_prefix)
     codec = WireCodec()
-    batch = {"batch_size": settings.batch_size, "batch_window_s": settings.batch_window_ms / 1000}
-    register_ingest(app, topics, codec, rules.validation, clock, **batch)
-    register_scoring(app, topics, codec, rules, clock, **batch)
+    window_s = settings.batch_window_ms / 1000
+    register_ingest(app, topics, codec, rules.validation, clock, settings.batch_size, window_s)
+    register_scoring(app, topics, codec, rules, clock, settings.batch_size, window_s)
     return app

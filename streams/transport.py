@@ -6,16 +6,20 @@ for that whole time, so end-to-end latency was seconds; the broker profile sets 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, cast
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
+
+
+class _TunedApp(Protocol):
+    fetch_max_wait_ms: int
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         # aiokafka reads this attribute when it builds its fetcher, at consumer start.
-        consumer._fetch_max_wait_ms = self.app.fetch_max_wait_ms
+        consumer._fetch_max_wait_ms = cast(_TunedApp, self.app).fetch_max_wait_ms
         return consumer
 
 

@@ -20,12 +20,23 @@ def sha(value: str) -> str:
 def transaction(**overrides: Any) -> TransactionEvent:
     n = next(_counter)
     fields: dict[str, Any] = {
-        "event_id": f"tx-{n}", "occurred_at": NOW - timedelta(minutes=1),
-        "tx_type": "PIX_TRANSFER", "channel": "MOBILE_APP", "user_id": f"user-{n % 7}",
-        "account_id": "acc-1", "amount_cents": 12_345, "currency": "BRL",
-        "counterparty_pix_key_hash": sha("pix"), "device_id": "dev-1", "ip": "203.0.113.7",
-        "country": "BR", "lat": -23.55, "lon": -46.63, "network_flags": ["VPN"],
-        "email_hash": sha("a@b.c"), "phone_hash": sha("+5511999999999"),
+        "event_id": f"tx-{n}",
+        "occurred_at": NOW - timedelta(minutes=1),
+        "tx_type": "PIX_TRANSFER",
+        "channel": "MOBILE_APP",
+        "user_id": f"user-{n % 7}",
+        "account_id": "acc-1",
+        "amount_cents": 12_345,
+        "currency": "BRL",
+        "counterparty_pix_key_hash": sha("pix"),
+        "device_id": "dev-1",
+        "ip": "203.0.113.7",
+        "country": "BR",
+        "lat": -23.55,
+        "lon": -46.63,
+        "network_flags": ["VPN"],
+        "email_hash": sha("a@b.c"),
+        "phone_hash": sha("+5511999999999"),
         "document_hash": sha("12345678909"),
     }
     return TransactionEvent.model_validate({**fields, **overrides})
@@ -34,10 +45,17 @@ def transaction(**overrides: Any) -> TransactionEvent:
 def login(**overrides: Any) -> LoginEvent:
     n = next(_counter)
     fields: dict[str, Any] = {
-        "event_id": f"login-{n}", "occurred_at": NOW - timedelta(minutes=1),
-        "user_id": f"user-{n % 7}", "success": False, "method": "PASSWORD",
-        "failure_reason": "BAD_PASSWORD", "ip": "2001:db8::1", "device_fingerprint": "fp-1",
-        "user_agent": "Mozilla/5.0", "country": "BR", "email_hash": sha("a@b.c"),
+        "event_id": f"login-{n}",
+        "occurred_at": NOW - timedelta(minutes=1),
+        "user_id": f"user-{n % 7}",
+        "success": False,
+        "method": "PASSWORD",
+        "failure_reason": "BAD_PASSWORD",
+        "ip": "2001:db8::1",
+        "device_fingerprint": "fp-1",
+        "user_agent": "Mozilla/5.0",
+        "country": "BR",
+        "email_hash": sha("a@b.c"),
     }
     return LoginEvent.model_validate({**fields, **overrides})
 
@@ -45,9 +63,15 @@ def login(**overrides: Any) -> LoginEvent:
 def gift(**overrides: Any) -> GiftEvent:
     n = next(_counter)
     fields: dict[str, Any] = {
-        "event_id": f"gift-{n}", "occurred_at": NOW - timedelta(minutes=1),
-        "event_type": "gift_created", "gift_id": f"g-{n}", "giver_user_id": f"giver-{n % 5}",
-        "recipient_key_hash": sha("pix-recipient"), "amount_cents": 50_000,
-        "ip": "198.51.100.4", "device_id": "dev-9", "country": "BR",
+        "event_id": f"gift-{n}",
+        "occurred_at": NOW - timedelta(minutes=1),
+        "event_type": "gift_created",
+        "gift_id": f"g-{n}",
+        "giver_user_id": f"giver-{n % 5}",
+        "recipient_key_hash": sha("pix-recipient"),
+        "amount_cents": 50_000,
+        "ip": "198.51.100.4",
+        "device_id": "dev-9",
+        "country": "BR",
     }
     return GiftEvent.model_validate({**fields, **overrides})

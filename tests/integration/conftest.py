@@ -34,8 +34,14 @@ def engine_settings(broker: EmbeddedBroker, tmp_path: Path) -> Settings:
         partitions=3,
         data_dir=tmp_path / "data",
     )
-    asyncio.run(ensure_topics(settings.bootstrap_servers, Topics(settings.topic_prefix),
-                              settings.partitions, settings.replication_factor))
+    asyncio.run(
+        ensure_topics(
+            settings.bootstrap_servers,
+            Topics(settings.topic_prefix),
+            settings.partitions,
+            settings.replication_factor,
+        )
+    )
     return settings
 
 

@@ -26,25 +26,37 @@ class Output:
         return {d.event_id for _, d in self.decisions}
 
 
-async def send_events(bootstrap: str, topics: Topics, events: list[InputEvent],
-                      avro: bool = True, rate: float | None = None) -> None:
+async def send_events(
+    bootstrap: str,
+    topics: Topics,
+    events: list[InputEvent],
+    avro: bool = True,
+    rate: float | None = None,
+) -> None:
     records = [
-        OutRecord(topics.input_topic_for(type(e)), subject_of(e).key.encode(),
-                  CODEC.encode(e) if avro else e.model_dump_json().encode())
+        OutRecord(
+            topics.input_topic_for(type(e)),
+            subject_of(e).key.encode(),
+            CODEC.encode(e) if avro else e.model_dump_json().encode(),
+        )
         for e in events
     ]
     await publish(bootstrap, records, rate=rate)
 
 
-async def collect(bootstrap: str, topics: Topics, want_decisions: set[str] | None,
-                  want_dead_letters: int = 0, idle_timeout_s: float = 60.0) -> Output:
+async def collect(
+    bootstrap: str,
+    topics: Topics,
+    want_decisions: set[str] | None,
+    want_dead_letters: int = 0,
+    idle_timeout_s: float = 60.0,
+) -> Output:
     """Read decisions and dead letters until all wanted ones arrived, or until silence.
 
     ``want_decisions=None`` reads everything there is, until ``idle_timeout_s`` of silence.
     """
     out = Output()
-    records = read_topics(bootstrap, [topics.decisions, topics.dead_letters], True,
-                          idle_timeout_s)
+    records = read_topics(bootstrap, [topics.decisions, topics.dead_letters], True, idle_timeout_s)
     async with aclosing(records):
         async for record in records:
             if record.topic == topics.decisions:

@@ -22,11 +22,17 @@ from tests.integration.helpers import collect
 pytestmark = pytest.mark.integration
 
 
-def _atalaia(args: list[str], settings: Settings | None, timeout: float) -> (
-        subprocess.CompletedProcess[str]):
+def _atalaia(
+    args: list[str], settings: Settings | None, timeout: float
+) -> subprocess.CompletedProcess[str]:
     env = {"PATH": "/usr/bin:/bin", **(settings_env(settings) if settings else {})}
-    return subprocess.run([sys.executable, "-m", "atalaia", *args], capture_output=True,
-                          text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "atalaia", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def test_produce_csv_and_jsonl_then_tail(
@@ -44,15 +50,17 @@ def test_produce_csv_and_jsonl_then_tail(
     start_worker()
 
     sent_json = _atalaia(["produce", str(jsonl), "--kind", "gift"], engine_settings, 60)
-    sent_avro = _atalaia(["produce", str(csv_file), "--kind", "login", "--avro"],
-                         engine_settings, 60)
+    sent_avro = _atalaia(
+        ["produce", str(csv_file), "--kind", "login", "--avro"], engine_settings, 60
+    )
     assert sent_json.returncode == 0, sent_json.stderr
     assert sent_avro.returncode == 0, sent_avro.stderr
     assert f"sent 2 records to {engine_settings.topic_prefix}.logins" in sent_avro.stdout
 
     wanted = {g.event_id for g in gifts} | {"csv-login-1", "csv-login-2"}
-    asyncio.run(collect(engine_settings.bootstrap_servers, Topics(engine_settings.topic_prefix),
-                        wanted))
+    asyncio.run(
+        collect(engine_settings.bootstrap_servers, Topics(engine_settings.topic_prefix), wanted)
+    )
     tail = _atalaia(["tail", "--from-beginning", "--limit", "4"], engine_settings, 60)
     assert tail.returncode == 0, tail.stderr
     lines = tail.stdout.splitlines()
@@ -67,14 +75,14 @@ def test_avro_produce_reports_invalid_rows_and_exits_non_zero(
 ) -> None:
     rows = tmp_path / "tx.jsonl"
     good = factories.transaction()
-    bad = good.model_copy(update={"event_id": "neg"}).model_dump(mode="json") | {
-        "amount_cents": -5}
+    bad = good.model_copy(update={"event_id": "neg"}).model_dump(mode="json") | {"amount_cents": -5}
     rows.write_text(good.model_dump_json() + "\n" + json.dumps(bad) + "\n")
-    done = _atalaia(["produce", str(rows), "--kind", "transaction", "--avro"],
-                    engine_settings, 60)
+    done = _atalaia(["produce", str(rows), "--kind", "transaction", "--avro"], engine_settings, 60)
     assert done.returncode == 1
-    assert f"{rows}: row 2: TransactionEvent: amount_cents: Input should be greater than 0" \
+    assert (
+        f"{rows}: row 2: TransactionEvent: amount_cents: Input should be greater than 0"
         in done.stderr
+    )
     assert "sent 1 records" in done.stdout and "1 rows rejected" in done.stdout
 
 

@@ -85,7 +85,8 @@ def test_garbage_goes_to_the_dlq_with_its_reason_and_the_worker_keeps_going(
         assert letter.original_key == b"k"
         assert letter.source_offset >= 0 and letter.error_message
     assert letters[json.dumps(negative).encode()].error_message == (
-        "GiftEvent: amount_cents: Input should be greater than 0")
+        "GiftEvent: amount_cents: Input should be greater than 0"
+    )
 
 
 def test_kill_9_mid_stream_then_restart_decides_every_event(
@@ -94,8 +95,10 @@ def test_kill_9_mid_stream_then_restart_decides_every_event(
     """At-least-once: nothing lost; re-deliveries are identical and collapse by event_id."""
     topics = Topics(engine_settings.topic_prefix)
     bootstrap = engine_settings.bootstrap_servers
-    events = [factories.transaction() if n % 3 else factories.gift(amount_cents=50_000 + n * 97)
-              for n in range(3000)]
+    events = [
+        factories.transaction() if n % 3 else factories.gift(amount_cents=50_000 + n * 97)
+        for n in range(3000)
+    ]
     first = start_worker()
     warmup = factories.gift()
     asyncio.run(send_events(bootstrap, topics, [warmup]))

@@ -28,20 +28,32 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
         (["bogus"], {}, "invalid choice: 'bogus'"),
         (["produce", "x.csv"], {}, "the following arguments are required: --kind"),
         (["demo", "--transactions", "-3"], {}, "expected a positive integer, got '-3'"),
-        (["tail"], {"ATALAIA_PARTITIONS": "0"},
-         "invalid setting: partitions: Input should be greater than or equal to 1"),
+        (
+            ["tail"],
+            {"ATALAIA_PARTITIONS": "0"},
+            "invalid setting: partitions: Input should be greater than or equal to 1",
+        ),
         (["tail"], {"ATALAIA_PROFILE": "rabbit"}, "profile: Input should be 'tansu' or 'kafka'"),
-        (["tail"], {"ATALAIA_BOOTSTRAP_SERVERS": "localhost"},
-         "bootstrap_servers: Value error, must be a comma-separated list of host:port"),
-        (["tail"], {"ATALAIA_RULES_PATH": "/nonexistent/rules.toml"},
-         "rules file not found: /nonexistent/rules.toml"),
+        (
+            ["tail"],
+            {"ATALAIA_BOOTSTRAP_SERVERS": "localhost"},
+            "bootstrap_servers: Value error, must be a comma-separated list of host:port",
+        ),
+        (
+            ["tail"],
+            {"ATALAIA_RULES_PATH": "/nonexistent/rules.toml"},
+            "rules file not found: /nonexistent/rules.toml",
+        ),
         (["--config", "/nonexistent.toml", "tail"], {}, "config file not found"),
         (["produce", "/nonexistent.csv", "--kind", "gift"], {}, "no such file: /nonexistent.csv"),
     ],
 )
 def test_bad_arguments_get_one_line(
-    argv: list[str], env: dict[str, str], expected: str,
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    env: dict[str, str],
+    expected: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -82,7 +94,9 @@ def test_unreachable_broker_is_one_line_in_a_real_process() -> None:
     port = free_port()  # nothing listens there
     done = subprocess.run(
         [sys.executable, "-m", "atalaia", "tail", "--idle-timeout", "1"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={"PATH": "/usr/bin:/bin", "ATALAIA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}"},
     )
     assert done.returncode == 1
@@ -97,7 +111,13 @@ def test_csv_cells_become_contract_types(tmp_path: Path) -> None:
         "t1,1763812800000,PIX_TRANSFER,u1,1500,-23.5,VPN|TOR,\n"
     )
     (row,) = read_rows(rows, WireCodec(), TransactionEvent)
-    assert row == {"event_id": "t1", "occurred_at": 1763812800000, "tx_type": "PIX_TRANSFER",
-                   "user_id": "u1", "amount_cents": 1500, "lat": -23.5,
-                   "network_flags": ["VPN", "TOR"]}
+    assert row == {
+        "event_id": "t1",
+        "occurred_at": 1763812800000,
+        "tx_type": "PIX_TRANSFER",
+        "user_id": "u1",
+        "amount_cents": 1500,
+        "lat": -23.5,
+        "network_flags": ["VPN", "TOR"],
+    }
     TransactionEvent.model_validate(row)

@@ -39,7 +39,7 @@ def _reject(value: bytes | None, contract: type = TransactionEvent) -> DecodeErr
         (b"\x00\x00\x01", "MalformedPayload", "Avro frame too short"),
         (b"\x00\x00\x00\x03\xe7payload", "UnknownSchemaId", "schema id 999 is not registered"),
         (b"{not json", "MalformedPayload", "invalid JSON at byte 1"),
-        (b"{\"a\": 1", "MalformedPayload", "invalid JSON"),
+        (b'{"a": 1', "MalformedPayload", "invalid JSON"),
     ],
 )
 def test_unreadable_bytes_are_rejected_with_reason(
@@ -91,8 +91,13 @@ def test_timestamp_far_in_the_future_is_refused() -> None:
 
 def test_small_clock_skew_is_tolerated() -> None:
     soon = factories.NOW + timedelta(seconds=POLICY.max_future_skew_seconds - 1)
-    event = admit(CODEC, _json(factories.transaction(), occurred_at=soon.isoformat()),
-                  TransactionEvent, factories.NOW, POLICY)
+    event = admit(
+        CODEC,
+        _json(factories.transaction(), occurred_at=soon.isoformat()),
+        TransactionEvent,
+        factories.NOW,
+        POLICY,
+    )
     assert event.occurred_at == soon
 
 
@@ -135,6 +140,7 @@ def test_json_array_is_not_an_event() -> None:
 
 
 def test_ip_is_canonicalised() -> None:
-    event = admit(CODEC, _json(factories.login(), ip="2001:DB8:0:0::1"), LoginEvent,
-                  factories.NOW, POLICY)
+    event = admit(
+        CODEC, _json(factories.login(), ip="2001:DB8:0:0::1"), LoginEvent, factories.NOW, POLICY
+    )
     assert event.ip == "2001:db8::1"

@@ -55,8 +55,14 @@ def _assert_same_type(avro_type: Any, annotation: Any, where: str) -> None:
         assert issubclass(annotation, BaseModel), where
         _assert_fields_agree(avro_type, annotation, where)
     else:
-        expected = {"string": str, "long": int, "int": int, "double": float,
-                    "boolean": bool, "bytes": bytes}[avro_type]
+        expected = {
+            "string": str,
+            "long": int,
+            "int": int,
+            "double": float,
+            "boolean": bool,
+            "bytes": bytes,
+        }[avro_type]
         assert annotation is expected, f"{where}: avro {avro_type} vs {annotation}"
 
 
@@ -104,21 +110,40 @@ def test_schema_ids_are_unique_and_cover_every_model() -> None:
 
 def _samples() -> list[WireModel]:
     decision = Decision(
-        event_id="e1", event_kind="gift", event_type="gift_created", subject_type="user",
-        subject_id="u1", user_id="u1", score=100, band="CRITICAL", decision="BLOCK",
+        event_id="e1",
+        event_kind="gift",
+        event_type="gift_created",
+        subject_type="user",
+        subject_id="u1",
+        user_id="u1",
+        score=100,
+        band="CRITICAL",
+        decision="BLOCK",
         reasons=[Reason(code="GIFT_AMOUNT_OVER_LIMIT", points=100, detail="over")],
-        rule_version="v1", event_occurred_at=1_700_000_000_123,
-        decided_at=1_700_000_000_456, latency_ms=333,
+        rule_version="v1",
+        event_occurred_at=1_700_000_000_123,
+        decided_at=1_700_000_000_456,
+        latency_ms=333,
     )
     letter = DeadLetter(
-        original_value=b"\xff\x00raw", original_key=None, source_topic="t",
-        source_partition=3, source_offset=42, error_class="MalformedPayload",
-        error_message="bad", failed_at=1_700_000_000_000,
+        original_value=b"\xff\x00raw",
+        original_key=None,
+        source_topic="t",
+        source_partition=3,
+        source_offset=42,
+        error_class="MalformedPayload",
+        error_message="bad",
+        failed_at=1_700_000_000_000,
     )
-    return [factories.transaction(), factories.transaction(lat=None, network_flags=[]),
-            factories.login(), factories.gift(),
-            factories.gift(event_type="redeem_attempt", amount_cents=None, code_correct=True),
-            decision, letter]
+    return [
+        factories.transaction(),
+        factories.transaction(lat=None, network_flags=[]),
+        factories.login(),
+        factories.gift(),
+        factories.gift(event_type="redeem_attempt", amount_cents=None, code_correct=True),
+        decision,
+        letter,
+    ]
 
 
 @pytest.mark.parametrize("record", _samples(), ids=lambda r: type(r).__name__)
@@ -139,10 +164,12 @@ def test_json_round_trip_is_exact(record: WireModel) -> None:
 def test_json_accepts_epoch_millis_and_iso_with_offset() -> None:
     codec = WireCodec(REGISTRY)
     base = json.loads(factories.gift().model_dump_json())
-    as_millis = codec.decode(json.dumps({**base, "occurred_at": 1_763_812_800_123}).encode(),
-                             (type(factories.gift()),))
+    as_millis = codec.decode(
+        json.dumps({**base, "occurred_at": 1_763_812_800_123}).encode(), (type(factories.gift()),)
+    )
     as_iso = codec.decode(
         json.dumps({**base, "occurred_at": "2025-11-22T09:00:00.123-03:00"}).encode(),
-        (type(factories.gift()),))
+        (type(factories.gift()),),
+    )
     assert as_millis.occurred_at == as_iso.occurred_at
     assert as_millis.occurred_at.tzinfo is not None

@@ -20,8 +20,16 @@ RULES_PATH = default_rules_path()
 
 @pytest.mark.parametrize(
     ("score", "band"),
-    [(0, "LOW"), (29, "LOW"), (30, "MEDIUM"), (59, "MEDIUM"), (60, "HIGH"), (84, "HIGH"),
-     (85, "CRITICAL"), (100, "CRITICAL")],
+    [
+        (0, "LOW"),
+        (29, "LOW"),
+        (30, "MEDIUM"),
+        (59, "MEDIUM"),
+        (60, "HIGH"),
+        (84, "HIGH"),
+        (85, "CRITICAL"),
+        (100, "CRITICAL"),
+    ],
 )
 def test_capy_pay_bands(score: int, band: str) -> None:
     assert band_for(score, RULES.bands) is RiskBand(band)
@@ -46,7 +54,10 @@ def test_login_flow_thresholds() -> None:
 def test_gift_over_per_gift_limit_is_blocked_with_reason() -> None:
     assessment = assess(factories.gift(amount_cents=100_001), RULES)
     assert (assessment.score, assessment.band, assessment.verdict) == (
-        100, RiskBand.CRITICAL, Verdict.BLOCK)
+        100,
+        RiskBand.CRITICAL,
+        Verdict.BLOCK,
+    )
     (reason,) = assessment.reasons
     assert reason.code == "GIFT_AMOUNT_OVER_LIMIT"
     assert reason.detail == "gift of R$ 1.000,01 exceeds the R$ 1.000,00 per-gift limit"
@@ -87,8 +98,13 @@ def test_subjects_follow_who_acts() -> None:
 
 def test_decision_carries_no_personal_data() -> None:
     event = factories.transaction()
-    decision = build_decision(event, assess(event, RULES), RULES.version,
-                              received_at=factories.NOW, decided_at=factories.NOW)
+    decision = build_decision(
+        event,
+        assess(event, RULES),
+        RULES.version,
+        received_at=factories.NOW,
+        decided_at=factories.NOW,
+    )
     dumped = decision.model_dump_json()
     for personal in (event.ip, event.email_hash, event.document_hash, event.phone_hash):
         assert personal is not None and personal not in dumped
@@ -96,9 +112,13 @@ def test_decision_carries_no_personal_data() -> None:
 
 def test_decision_latency_and_version() -> None:
     event = factories.gift(amount_cents=200_000)
-    decision = build_decision(event, assess(event, RULES), RULES.version,
-                              received_at=factories.NOW,
-                              decided_at=factories.NOW + timedelta(milliseconds=42))
+    decision = build_decision(
+        event,
+        assess(event, RULES),
+        RULES.version,
+        received_at=factories.NOW,
+        decided_at=factories.NOW + timedelta(milliseconds=42),
+    )
     assert decision.latency_ms == 42
     assert decision.rule_version == RULES.version
     assert (decision.subject_type, decision.subject_id) == (SubjectType.USER, event.giver_user_id)
@@ -134,6 +154,3 @@ def test_rules_file_errors_are_one_line(tmp_path: Path) -> None:
 def test_flow_thresholds_must_be_ordered() -> None:
     with pytest.raises(ValueError, match="review_from must not exceed block_above"):
         FlowThresholds(review_from=90, block_above=80)
-
-
-
