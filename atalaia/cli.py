@@ -69,7 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="broker + worker + sample replay + summary")
     demo.add_argument("--transactions", type=_positive, default=5000)
     demo.add_argument("--gifts", type=_positive, default=1000)
-    demo.add_argument("--rate", type=_positive, help="pace the replay (events/s); default: burst")
+    pace = demo.add_mutually_exclusive_group()
+    pace.add_argument(
+        "--rate",
+        type=_positive,
+        default=500,
+        help="replay pace in events/s (default 500: latency without queueing)",
+    )
+    pace.add_argument(
+        "--burst",
+        action="store_true",
+        help="replay as fast as possible (throughput; latency then includes queueing)",
+    )
     return parser
 
 
@@ -108,7 +119,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     from atalaia.demo import demo_main
 
-    return demo_main(settings, args.transactions, args.gifts, args.rate)
+    return demo_main(settings, args.transactions, args.gifts, None if args.burst else args.rate)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

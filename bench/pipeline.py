@@ -38,8 +38,9 @@ def main() -> int:
     args = parser.parse_args()
     settings = load_settings()
     burst = asyncio.run(run_demo(settings, args.transactions, args.gifts, None))
-    paced = asyncio.run(run_demo(settings, max(1, args.rate * 10), args.gifts // 10 or 1,
-                                 float(args.rate)))
+    paced = asyncio.run(
+        run_demo(settings, max(1, args.rate * 10), args.gifts // 10 or 1, float(args.rate))
+    )
     report = {
         "machine": f"{platform.machine()} {platform.python_version()}",
         "profile": settings.profile,

@@ -93,7 +93,7 @@ def _worker_pids() -> set[str]:
 
 def test_demo_runs_to_completion_and_shuts_down() -> None:
     workers_before = _worker_pids()
-    done = _atalaia(["demo", "--transactions", "300", "--gifts", "100"], None, 240)
+    done = _atalaia(["demo", "--transactions", "300", "--gifts", "100", "--burst"], None, 240)
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
     assert "Atalaia demo summary" in out
