@@ -172,7 +172,7 @@ async def run_demo(
                 }
             )
             topics = Topics(demo.topic_prefix)
-            await ensure_topics(demo.bootstrap_servers, topics, demo.partitions, 1)
+            await ensure_topics(demo)
             print(f"broker on {broker.bootstrap_servers}; starting worker...", file=out)
             worker = WorkerProcess(demo, workdir / "worker.log").start()
             try:

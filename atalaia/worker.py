@@ -10,18 +10,10 @@ from config.rules import RuleSet
 from config.settings import Settings
 from streams.admin import ensure_topics
 from streams.app import build_app
-from streams.topics import Topics
 
 
 def run_worker(settings: Settings, rules: RuleSet) -> None:
-    asyncio.run(
-        ensure_topics(
-            settings.bootstrap_servers,
-            Topics(settings.topic_prefix),
-            settings.partitions,
-            settings.replication_factor,
-        )
-    )
+    asyncio.run(ensure_topics(settings))
     app = build_app(settings, rules)
     # Faust's default "warn" level leaves the root logger at DEBUG, which costs ~25%.
     worker = faust.Worker(app, loglevel=settings.log_level, redirect_stdouts=False)

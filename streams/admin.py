@@ -11,25 +11,24 @@ from contextlib import suppress
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from config.settings import Settings
 from streams.topics import Topics
 
 
-async def ensure_topics(
-    bootstrap_servers: str, topics: Topics, partitions: int, replication_factor: int
-) -> list[str]:
-    """Create whichever of ``topics`` do not exist yet; returns the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+async def ensure_topics(settings: Settings) -> list[str]:
+    """Create whichever of the deployment's topics do not exist yet; returns their names."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     try:
         await admin.start()
         existing = set(await admin.list_topics())
         missing = [
             NewTopic(
                 name=spec.name,
-                num_partitions=partitions,
-                replication_factor=replication_factor,
+                num_partitions=settings.partitions,
+                replication_factor=settings.replication_factor,
                 topic_configs=spec.config,
             )
-            for spec in topics.specs()
+            for spec in Topics(settings.topic_prefix).specs()
             if spec.name not in existing
         ]
         if missing:

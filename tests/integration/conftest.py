@@ -13,7 +13,6 @@ from atalaia.broker import EmbeddedBroker
 from atalaia.supervise import WorkerProcess
 from config.settings import Settings, load_settings
 from streams.admin import ensure_topics
-from streams.topics import Topics
 
 
 @pytest.fixture(scope="session")
@@ -34,14 +33,7 @@ def engine_settings(broker: EmbeddedBroker, tmp_path: Path) -> Settings:
         partitions=3,
         data_dir=tmp_path / "data",
     )
-    asyncio.run(
-        ensure_topics(
-            settings.bootstrap_servers,
-            Topics(settings.topic_prefix),
-            settings.partitions,
-            settings.replication_factor,
-        )
-    )
+    asyncio.run(ensure_topics(settings))
     return settings
 
 
