@@ -10,23 +10,10 @@ from pathlib import Path
 
 from config.settings import Settings
 
-# Settings a child worker inherits from its parent's Settings object.
-_INHERITED = (
-    "profile",
-    "bootstrap_servers",
-    "topic_prefix",
-    "partitions",
-    "app_id",
-    "data_dir",
-    "rules_path",
-    "log_level",
-    "batch_size",
-    "batch_window_ms",
-)
-
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    return {f"ATALAIA_{name.upper()}": str(getattr(settings, name)) for name in _INHERITED}
+    """Every setting as the environment variable a child ``atalaia`` reads it from."""
+    return {f"ATALAIA_{name.upper()}": str(value) for name, value in settings.model_dump().items()}
 
 
 class WorkerProcess:

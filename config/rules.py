@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from schemas.errors import describe_validation_error
+from schemas.models import NetworkFlag
 
 
 class _Frozen(BaseModel):
@@ -50,17 +51,59 @@ class DecisionThresholds(_Frozen):
     gift: FlowThresholds
 
 
+class Velocity(_Frozen):
+    """Named sliding windows (seconds) and the horizon that bounds the state."""
+
+    horizon: str
+    windows: dict[str, int]
+
+    @model_validator(mode="after")
+    def _horizon_is_longest(self) -> Velocity:
+        if not self.windows or min(self.windows.values()) <= 0:
+            raise ValueError("windows must be positive numbers of seconds")
+        if self.horizon not in self.windows:
+            raise ValueError(f"horizon {self.horizon!r} is not one of the windows")
+        if self.windows[self.horizon] != max(self.windows.values()):
+            raise ValueError("horizon must be the longest window")
+        return self
+
+    @property
+    def horizon_s(self) -> int:
+        return self.windows[self.horizon]
+
+
 class GiftLimits(_Frozen):
     max_amount_per_gift_cents: int = Field(gt=0)
+    max_gifts_per_day: int = Field(gt=0)
+    max_amount_per_day_cents: int = Field(gt=0)
+    max_failed_payments_per_day: int = Field(gt=0)
+    max_code_attempts: int = Field(gt=0)
+    day_window: str
+
+
+class GiftPatterns(_Frozen):
+    rapid_creation_count: int = Field(gt=1)
+    rapid_creation_window: str
+    suspicious_code_attempts: int = Field(gt=0)
+    code_attempts_window: str
+    suspicious_network_flags: frozenset[NetworkFlag]
 
 
 class GiftPoints(_Frozen):
     amount_over_gift_limit: int = Field(ge=0, le=100)
+    daily_count_exceeded: int = Field(ge=0, le=100)
+    daily_amount_exceeded: int = Field(ge=0, le=100)
+    failed_payments_exceeded: int = Field(ge=0, le=100)
+    code_attempts_exceeded: int = Field(ge=0, le=100)
+    code_attempts: int = Field(ge=0, le=100)
+    rapid_creation: int = Field(ge=0, le=100)
+    suspicious_ip: int = Field(ge=0, le=100)
     payment_failed: int = Field(ge=0, le=100)
 
 
 class GiftRules(_Frozen):
     limits: GiftLimits
+    patterns: GiftPatterns
     points: GiftPoints
 
 
@@ -69,7 +112,20 @@ class RuleSet(_Frozen):
     validation: ValidationPolicy
     bands: Bands
     decision: DecisionThresholds
+    velocity: Velocity
     gift: GiftRules
+
+    @model_validator(mode="after")
+    def _windows_exist(self) -> RuleSet:
+        named = (
+            self.gift.limits.day_window,
+            self.gift.patterns.rapid_creation_window,
+            self.gift.patterns.code_attempts_window,
+        )
+        unknown = sorted(set(named) - set(self.velocity.windows))
+        if unknown:
+            raise ValueError(f"unknown velocity window(s): {', '.join(unknown)}")
+        return self
 
 
 class RulesError(Exception):

@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     replication_factor: int = Field(default=1, ge=1, le=16)
     app_id: str = Field(default="atalaia-engine", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
     data_dir: Path = Path(".atalaia")
+    store: Literal["rocksdb://", "memory://"] = "rocksdb://"
     rules_path: Path = Field(default_factory=default_rules_path)
     batch_size: int = Field(default=500, ge=1, le=100_000)
     batch_window_ms: int = Field(default=5, ge=1, le=10_000)

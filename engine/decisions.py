@@ -49,6 +49,7 @@ def build_decision(
         band=assessment.band,
         decision=assessment.verdict,
         reasons=list(assessment.reasons),
+        features=assessment.features,
         rule_version=rule_version,
         event_occurred_at=event.occurred_at,
         decided_at=decided_at,
@@ -63,7 +64,13 @@ class Seen(StrEnum):
 
 
 def _verdict_of(decision: Decision) -> tuple[object, ...]:
-    return (decision.decision, decision.score, tuple(decision.reasons), decision.rule_version)
+    return (
+        decision.decision,
+        decision.score,
+        tuple(decision.reasons),
+        tuple(sorted(decision.features.items())),
+        decision.rule_version,
+    )
 
 
 class DecisionLedger:

@@ -1,14 +1,17 @@
-"""Scoring: event + rules -> score, band, verdict and the reasons behind them.
+"""Scoring: event + window features + rules -> score, band, verdict and the reasons.
 
-No I/O and no clock: the same event and rules always give the same assessment, which is
-what makes re-delivered events produce identical decisions (idempotent by event_id).
+No I/O and no clock: the same event, features and rules always give the same assessment,
+which is what makes re-delivered events produce identical decisions (idempotent by event_id).
 
 >>> from config.rules import load_rules
+>>> from engine.features import record_and_read
+>>> from engine.velocity import VelocityState
 >>> from schemas.models import GiftEvent
 >>> rules = load_rules()
 >>> gift = GiftEvent(event_id="e1", occurred_at=0, event_type="gift_created",
 ...                  gift_id="g1", giver_user_id="u1", amount_cents=150_000)
->>> a = assess(gift, rules)
+>>> features = record_and_read(VelocityState(), gift, rules.velocity.windows, 86400)
+>>> a = assess(gift, rules, features)
 >>> (a.score, a.band.value, a.verdict.value, [r.code for r in a.reasons])
 (100, 'CRITICAL', 'BLOCK', ['GIFT_AMOUNT_OVER_LIMIT'])
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from config.rules import Bands, FlowThresholds, GiftRules, RuleSet
+from engine.velocity import Features
 from schemas.models import (
     EVENT_KIND_OF,
     EventKind,
@@ -38,6 +42,7 @@ class Assessment:
     band: RiskBand
     verdict: Verdict
     reasons: tuple[Reason, ...]
+    features: Features
 
 
 def format_brl(cents: int) -> str:
@@ -68,37 +73,86 @@ def verdict_for(score: int, thresholds: FlowThresholds) -> Verdict:
     return Verdict.ALLOW
 
 
-def gift_reasons(event: GiftEvent, rules: GiftRules) -> list[Reason]:
-    """GiftPix MVP rules that need no history (per-gift limit, failed PIX)."""
-    reasons = []
-    limit = rules.limits.max_amount_per_gift_cents
-    if (
-        event.event_type is GiftEventType.GIFT_CREATED
-        and event.amount_cents is not None
-        and event.amount_cents > limit
-    ):
-        reasons.append(
-            Reason(
-                code="GIFT_AMOUNT_OVER_LIMIT",
-                points=rules.points.amount_over_gift_limit,
-                detail=f"gift of {format_brl(event.amount_cents)} exceeds the "
-                f"{format_brl(limit)} per-gift limit",
+def gift_reasons(event: GiftEvent, rules: GiftRules, features: Features) -> list[Reason]:
+    """GiftPix MVP rules: per-gift and per-day limits, failed payments, redemption attempts,
+    rapid creation and suspicious IPs. ``features`` are the subject's window values."""
+    limits, patterns, points = rules.limits, rules.patterns, rules.points
+    day = limits.day_window
+    reasons: list[Reason] = []
+
+    def fire(code: str, earned: int, detail: str) -> None:
+        reasons.append(Reason(code=code, points=earned, detail=detail))
+
+    kind = event.event_type
+    if kind is GiftEventType.GIFT_CREATED and event.amount_cents is not None:
+        if event.amount_cents > limits.max_amount_per_gift_cents:
+            fire(
+                "GIFT_AMOUNT_OVER_LIMIT",
+                points.amount_over_gift_limit,
+                f"gift of {format_brl(event.amount_cents)} exceeds the "
+                f"{format_brl(limits.max_amount_per_gift_cents)} per-gift limit",
             )
-        )
-    if event.event_type is GiftEventType.PAYMENT_FAILED:
-        reasons.append(
-            Reason(
-                code="GIFT_PIX_FAILED",
-                points=rules.points.payment_failed,
-                detail="PIX payment for the gift failed",
+        created = features[f"gift_created.count.{day}"]
+        if created > limits.max_gifts_per_day:
+            fire(
+                "GIFT_DAILY_COUNT_EXCEEDED",
+                points.daily_count_exceeded,
+                f"{created} gifts created in {day}, limit {limits.max_gifts_per_day}",
             )
+        total = features[f"gift_created.amount_cents.{day}"]
+        if total > limits.max_amount_per_day_cents:
+            fire(
+                "GIFT_DAILY_AMOUNT_EXCEEDED",
+                points.daily_amount_exceeded,
+                f"{format_brl(total)} in gifts in {day}, limit "
+                f"{format_brl(limits.max_amount_per_day_cents)}",
+            )
+        failures = features[f"payment_failed.count.{day}"]
+        if failures >= limits.max_failed_payments_per_day:
+            fire(
+                "GIFT_FAILED_PAYMENTS_LIMIT",
+                points.failed_payments_exceeded,
+                f"{failures} failed gift payments in {day}, limit "
+                f"{limits.max_failed_payments_per_day}",
+            )
+        recent = features[f"gift_created.count.{patterns.rapid_creation_window}"]
+        if recent >= patterns.rapid_creation_count:
+            fire(
+                "GIFT_RAPID_CREATION",
+                points.rapid_creation,
+                f"{recent} gifts created in {patterns.rapid_creation_window}",
+            )
+    if kind is GiftEventType.PAYMENT_FAILED:
+        fire("GIFT_PIX_FAILED", points.payment_failed, "PIX payment for the gift failed")
+    if kind is GiftEventType.REDEEM_ATTEMPT:
+        window = patterns.code_attempts_window
+        wrong = features[f"redeem_failed.count.{window}"]
+        attempts = wrong + features[f"redeem_ok.count.{window}"]
+        if attempts > limits.max_code_attempts:
+            fire(
+                "GIFT_CODE_ATTEMPTS_EXCEEDED",
+                points.code_attempts_exceeded,
+                f"{attempts} redemption attempts on this gift, limit {limits.max_code_attempts}",
+            )
+        elif wrong >= patterns.suspicious_code_attempts:
+            fire(
+                "GIFT_CODE_ATTEMPTS",
+                points.code_attempts,
+                f"{wrong} wrong codes entered for this gift",
+            )
+    suspicious = patterns.suspicious_network_flags.intersection(event.network_flags)
+    if suspicious:
+        fire(
+            "GIFT_SUSPICIOUS_IP",
+            points.suspicious_ip,
+            f"actor IP flagged upstream as {', '.join(sorted(f.value for f in suspicious))}",
         )
     return reasons
 
 
-def assess(event: InputEvent, rules: RuleSet) -> Assessment:
+def assess(event: InputEvent, rules: RuleSet, features: Features) -> Assessment:
     kind = EVENT_KIND_OF[type(event)]
-    reasons = gift_reasons(event, rules.gift) if isinstance(event, GiftEvent) else []
+    reasons = gift_reasons(event, rules.gift, features) if isinstance(event, GiftEvent) else []
     score = min(MAX_SCORE, sum(r.points for r in reasons))
     thresholds = {
         EventKind.TRANSACTION: rules.decision.transaction,
@@ -110,4 +164,5 @@ def assess(event: InputEvent, rules: RuleSet) -> Assessment:
         band=band_for(score, rules.bands),
         verdict=verdict_for(score, thresholds),
         reasons=tuple(reasons),
+        features=dict(features),
     )

@@ -243,6 +243,7 @@ class Decision(WireModel):
     band: RiskBand
     decision: Verdict
     reasons: list[Reason] = Field(default_factory=list)
+    features: dict[str, int] = Field(default_factory=dict)
     rule_version: str
     event_occurred_at: UtcMillis
     decided_at: UtcMillis

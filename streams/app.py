@@ -41,7 +41,7 @@ def build_app(
     app = AtalaiaApp(
         settings.app_id,
         broker=f"kafka://{servers}",
-        store="memory://",
+        store=settings.store,
         # Our codec does all (de)serialisation: Faust must hand over bytes untouched, or it
         # silently drops records its default JSON serializer cannot parse.
         key_serializer="raw",
@@ -59,10 +59,13 @@ def build_app(
         web_bind=settings.web_host,
     )
     app.fetch_max_wait_ms = profile.fetch_max_wait_ms
+    if profile.changelog_max_batch_size is not None:
+        # Faust has one producer: the changelog workaround applies to every send.
+        app.conf.producer_max_batch_size = profile.changelog_max_batch_size
 
     topics = Topics(settings.topic_prefix)
     codec = WireCodec()
     window_s = settings.batch_window_ms / 1000
     register_ingest(app, topics, codec, rules.validation, clock, settings.batch_size, window_s)
-    register_scoring(app, topics, codec, rules, clock, settings.batch_size, window_s)
+    register_scoring(app, topics, codec, rules, clock, settings.partitions)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import types
 import typing
@@ -10,6 +11,7 @@ from enum import Enum
 from importlib import resources
 from typing import Any
 
+import fastavro
 import pytest
 from pydantic import AwareDatetime, BaseModel
 
@@ -21,8 +23,14 @@ REGISTRY = SchemaRegistry.load()
 LISTING = json.loads(resources.files("schemas").joinpath("registry.json").read_text())
 
 
-def _raw_schema(model: type[WireModel]) -> dict[str, Any]:
-    item = next(i for i in LISTING["schemas"] if i["subject"] == model.avro_name)
+def _raw_schema(model: type[WireModel], version: int | None = None) -> dict[str, Any]:
+    """The schema file of ``model`` at ``version`` (default: the latest)."""
+    items = [i for i in LISTING["schemas"] if i["subject"] == model.avro_name]
+    item = (
+        max(items, key=lambda i: i["version"])
+        if version is None
+        else next(i for i in items if i["version"] == version)
+    )
     return json.loads(resources.files("schemas").joinpath(item["file"]).read_text())
 
 
@@ -51,6 +59,11 @@ def _assert_same_type(avro_type: Any, annotation: Any, where: str) -> None:
     elif isinstance(avro_type, dict) and avro_type["type"] == "array":
         assert typing.get_origin(annotation) is list, where
         _assert_same_type(avro_type["items"], typing.get_args(annotation)[0], where + "[]")
+    elif isinstance(avro_type, dict) and avro_type["type"] == "map":
+        assert typing.get_origin(annotation) is dict, where
+        key, value = typing.get_args(annotation)
+        assert key is str, where
+        _assert_same_type(avro_type["values"], value, where + "{}")
     elif isinstance(avro_type, dict) and avro_type["type"] == "record":
         assert issubclass(annotation, BaseModel), where
         _assert_fields_agree(avro_type, annotation, where)
@@ -100,6 +113,32 @@ def test_every_schema_is_versioned_and_documented(model: type[WireModel]) -> Non
     assert schema["doc"]
     undocumented = [f["name"] for f in schema["fields"] if not f.get("doc")]
     assert undocumented == []
+
+
+def test_decisions_written_with_an_older_schema_still_decode() -> None:
+    """A v1 Decision (no features) is read with its own writer schema, features default."""
+    v1 = next(e for e in REGISTRY.entries() if e.subject == "Decision" and e.version == 1)
+    record = {
+        "event_id": "e1",
+        "event_kind": "gift",
+        "event_type": "gift_paid",
+        "subject_type": "user",
+        "subject_id": "u1",
+        "user_id": None,
+        "score": 0,
+        "band": "LOW",
+        "decision": "ALLOW",
+        "reasons": [],
+        "rule_version": "old",
+        "event_occurred_at": 0,
+        "decided_at": 0,
+        "latency_ms": 1,
+    }
+    out = io.BytesIO()
+    out.write(b"\x00" + v1.schema_id.to_bytes(4, "big"))
+    fastavro.schemaless_writer(out, v1.parsed, record)
+    decision = WireCodec(REGISTRY).decode(out.getvalue(), (Decision,))
+    assert decision.features == {} and decision.rule_version == "old"
 
 
 def test_schema_ids_are_unique_and_cover_every_model() -> None:

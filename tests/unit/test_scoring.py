@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,12 +11,34 @@ import pytest
 from config.rules import FlowThresholds, RulesError, default_rules_path, load_rules
 from engine.admission import subject_of
 from engine.decisions import DecisionLedger, Seen, build_decision
-from engine.scoring import assess, band_for, verdict_for
-from schemas.models import RiskBand, SubjectType, Verdict
+from engine.features import record_and_read
+from engine.scoring import Assessment, assess, band_for, verdict_for
+from engine.velocity import VelocityState
+from schemas.models import InputEvent, RiskBand, SubjectType, Verdict
 from tests import factories
 
 RULES = load_rules()
 RULES_PATH = default_rules_path()
+
+
+def decide_all(events: list[InputEvent]) -> list[Assessment]:
+    """Score a stream in order, each subject with its own velocity state."""
+    states: dict[str, VelocityState] = defaultdict(VelocityState)
+    out = []
+    for event in events:
+        features = record_and_read(
+            states[subject_of(event).key], event, RULES.velocity.windows, RULES.velocity.horizon_s
+        )
+        out.append(assess(event, RULES, features))
+    return out
+
+
+def decide(event: InputEvent) -> Assessment:
+    return decide_all([event])[0]
+
+
+def codes(assessment: Assessment) -> list[str]:
+    return [r.code for r in assessment.reasons]
 
 
 @pytest.mark.parametrize(
@@ -52,7 +75,7 @@ def test_login_flow_thresholds() -> None:
 
 
 def test_gift_over_per_gift_limit_is_blocked_with_reason() -> None:
-    assessment = assess(factories.gift(amount_cents=100_001), RULES)
+    assessment = decide(factories.gift(amount_cents=100_001))
     assert (assessment.score, assessment.band, assessment.verdict) == (
         100,
         RiskBand.CRITICAL,
@@ -64,26 +87,28 @@ def test_gift_over_per_gift_limit_is_blocked_with_reason() -> None:
 
 
 def test_gift_at_the_limit_is_allowed() -> None:
-    assessment = assess(factories.gift(amount_cents=100_000), RULES)
+    assessment = decide(factories.gift(amount_cents=100_000))
     assert (assessment.score, assessment.verdict, assessment.reasons) == (0, Verdict.ALLOW, ())
+    assert assessment.features["gift_created.amount_cents.24h"] == 100_000
 
 
 def test_failed_pix_adds_twenty_points() -> None:
     failed = factories.gift(event_type="payment_failed", amount_cents=None)
-    assessment = assess(failed, RULES)
+    assessment = decide(failed)
     assert [(r.code, r.points) for r in assessment.reasons] == [("GIFT_PIX_FAILED", 20)]
     assert assessment.verdict is Verdict.ALLOW
 
 
 def test_transactions_and_logins_have_no_rule_yet() -> None:
     for event in (factories.transaction(amount_cents=10**12), factories.login()):
-        assert assess(event, RULES).verdict is Verdict.ALLOW
+        assert decide(event).verdict is Verdict.ALLOW
 
 
 def test_assessment_is_deterministic_and_leaves_input_untouched() -> None:
     event = factories.gift(amount_cents=250_000)
     before = event.model_dump()
-    assert assess(event, RULES) == assess(event, RULES)
+    features = decide(event).features
+    assert assess(event, RULES, features) == assess(event, RULES, features)
     assert event.model_dump() == before
 
 
@@ -100,7 +125,7 @@ def test_decision_carries_no_personal_data() -> None:
     event = factories.transaction()
     decision = build_decision(
         event,
-        assess(event, RULES),
+        decide(event),
         RULES.version,
         received_at=factories.NOW,
         decided_at=factories.NOW,
@@ -114,7 +139,7 @@ def test_decision_latency_and_version() -> None:
     event = factories.gift(amount_cents=200_000)
     decision = build_decision(
         event,
-        assess(event, RULES),
+        decide(event),
         RULES.version,
         received_at=factories.NOW,
         decided_at=factories.NOW + timedelta(milliseconds=42),
@@ -126,7 +151,7 @@ def test_decision_latency_and_version() -> None:
 
 def test_ledger_folds_redeliveries_and_flags_conflicts() -> None:
     event = factories.gift(amount_cents=200_000)
-    first = build_decision(event, assess(event, RULES), "v1", factories.NOW, factories.NOW)
+    first = build_decision(event, decide(event), "v1", factories.NOW, factories.NOW)
     ledger = DecisionLedger(capacity=2)
     assert ledger.observe(first) is Seen.FIRST
     assert ledger.observe(first.model_copy(update={"latency_ms": 999})) is Seen.DUPLICATE
@@ -154,3 +179,121 @@ def test_rules_file_errors_are_one_line(tmp_path: Path) -> None:
 def test_flow_thresholds_must_be_ordered() -> None:
     with pytest.raises(ValueError, match="review_from must not exceed block_above"):
         FlowThresholds(review_from=90, block_above=80)
+
+
+def _creations(giver: str, amounts: list[int], spacing_s: int) -> list[InputEvent]:
+    start = factories.NOW - timedelta(days=1)
+    return [
+        factories.gift(
+            giver_user_id=giver,
+            amount_cents=amount,
+            occurred_at=start + timedelta(seconds=n * spacing_s),
+        )
+        for n, amount in enumerate(amounts)
+    ]
+
+
+def test_sixth_gift_in_a_day_is_blocked() -> None:
+    results = decide_all(_creations("g-count", [1_000] * 6, spacing_s=3_600))
+    assert [r.verdict for r in results] == [Verdict.ALLOW] * 5 + [Verdict.BLOCK]
+    assert codes(results[5]) == ["GIFT_DAILY_COUNT_EXCEEDED"]
+    assert results[5].reasons[0].detail == "6 gifts created in 24h, limit 5"
+
+
+def test_a_day_is_a_sliding_24h_window() -> None:
+    results = decide_all(_creations("g-slide", [1_000] * 7, spacing_s=5 * 3_600))
+    assert all(r.verdict is Verdict.ALLOW for r in results)
+    assert [r.features["gift_created.count.24h"] for r in results] == [1, 2, 3, 4, 5, 5, 5]
+
+
+def test_daily_amount_over_two_thousand_reais_is_blocked() -> None:
+    results = decide_all(_creations("g-amount", [90_000, 90_000, 30_000], spacing_s=3_600))
+    assert [r.verdict for r in results] == [Verdict.ALLOW, Verdict.ALLOW, Verdict.BLOCK]
+    assert results[2].reasons[0].detail == "R$ 2.100,00 in gifts in 24h, limit R$ 2.000,00"
+
+
+def test_rapid_creation_adds_forty_points() -> None:
+    results = decide_all(_creations("g-rapid", [1_000] * 3, spacing_s=60))
+    assert codes(results[2]) == ["GIFT_RAPID_CREATION"]
+    assert (results[2].score, results[2].verdict) == (40, Verdict.ALLOW)
+
+
+def test_rapid_creation_from_a_suspicious_ip_is_reviewed() -> None:
+    events = _creations("g-both", [1_000] * 2, spacing_s=60)
+    events.append(
+        factories.gift(
+            giver_user_id="g-both",
+            amount_cents=1_000,
+            occurred_at=events[-1].occurred_at + timedelta(seconds=60),
+            network_flags=["TOR"],
+        )
+    )
+    last = decide_all(events)[-1]
+    assert codes(last) == ["GIFT_RAPID_CREATION", "GIFT_SUSPICIOUS_IP"]
+    assert (last.score, last.verdict) == (90, Verdict.BLOCK)
+
+
+def test_creation_after_three_failed_payments_is_blocked() -> None:
+    start = factories.NOW - timedelta(hours=5)
+    failures = [
+        factories.gift(
+            giver_user_id="g-fail",
+            event_type="payment_failed",
+            amount_cents=None,
+            occurred_at=start + timedelta(minutes=n * 20),
+        )
+        for n in range(3)
+    ]
+    creation = factories.gift(giver_user_id="g-fail", occurred_at=start + timedelta(hours=2))
+    results = decide_all([*failures, creation])
+    assert all(codes(r) == ["GIFT_PIX_FAILED"] for r in results[:3])
+    assert codes(results[3]) == ["GIFT_FAILED_PAYMENTS_LIMIT"]
+    assert results[3].verdict is Verdict.BLOCK
+
+
+def test_code_brute_force_is_flagged_then_blocked() -> None:
+    start = factories.NOW - timedelta(hours=1)
+    attempts = [
+        factories.gift(
+            gift_id="g-brute",
+            event_type="redeem_attempt",
+            amount_cents=None,
+            code_correct=False,
+            occurred_at=start + timedelta(seconds=n),
+        )
+        for n in range(5)
+    ]
+    attempts.append(
+        factories.gift(
+            gift_id="g-brute",
+            event_type="redeem_attempt",
+            amount_cents=None,
+            code_correct=True,
+            occurred_at=start + timedelta(seconds=9),
+        )
+    )
+    results = decide_all(attempts)
+    assert [codes(r) for r in results] == [
+        [],
+        [],
+        ["GIFT_CODE_ATTEMPTS"],
+        ["GIFT_CODE_ATTEMPTS"],
+        ["GIFT_CODE_ATTEMPTS"],
+        ["GIFT_CODE_ATTEMPTS_EXCEEDED"],
+    ]
+    assert results[2].verdict is Verdict.ALLOW and results[5].verdict is Verdict.BLOCK
+
+
+def test_redelivered_event_gets_the_same_features_and_verdict() -> None:
+    events = _creations("g-dup", [1_000] * 6, spacing_s=60)
+    replayed = [*events, events[2], events[5]]
+    results = decide_all(replayed)
+    assert results[6] == results[2] and results[7] == results[5]
+    assert results[5].features["gift_created.count.24h"] == 6
+
+
+def test_unknown_windows_in_rules_are_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(RULES_PATH.read_text().replace('day_window = "24h"', 'day_window = "1d"'))
+    with pytest.raises(RulesError, match=r"unknown velocity window\(s\): 1d"):
+        load_rules(bad)

@@ -1,0 +1,177 @@
+"""Exact sliding-window velocity state for one entity, owned by the code, not by Faust.
+
+Events are kept as per-second buckets per metric (count, amount, distinct counterparties,
+countries and devices); buckets older than the horizon behind the newest event are dropped,
+so memory is bounded by the horizon. A window of length W for an event at second t covers the
+events *already recorded* whose second lies in (t - W, t], the event itself included: at first
+processing that is exactly "what had happened before, within W".
+
+Re-delivered events (at-least-once) are recognised by event id: they are not counted again, and
+they get back the features computed the first time, so their decision is identical.
+
+>>> state = VelocityState()
+>>> first = Observation("e1", at_ms=1_000, metric="tx", amount_cents=500)
+>>> state.record(first, horizon_s=3600)
+True
+>>> state.record(Observation("e2", at_ms=61_000, metric="tx", amount_cents=700), 3600)
+True
+>>> state.window("tx", at_ms=61_000, length_s=60)
+WindowStats(count=1, amount_cents=700, counterparties=0, countries=0, devices=0)
+>>> state.window("tx", at_ms=61_000, length_s=61).count
+2
+>>> state.record(first, 3600)  # a re-delivery is not counted twice
+False
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one event contributes to its entity's windows."""
+
+    event_id: str
+    at_ms: int
+    metric: str
+    amount_cents: int = 0
+    counterparty: str | None = None
+    country: str | None = None
+    device: str | None = None
+
+
+@dataclass(frozen=True)
+class WindowStats:
+    count: int
+    amount_cents: int
+    counterparties: int
+    countries: int
+    devices: int
+
+
+@dataclass
+class _Bucket:
+    count: int = 0
+    amount_cents: int = 0
+    counterparties: set[str] = field(default_factory=set)
+    countries: set[str] = field(default_factory=set)
+    devices: set[str] = field(default_factory=set)
+
+    def add(self, obs: Observation) -> None:
+        self.count += 1
+        self.amount_cents += obs.amount_cents
+        for values, value in (
+            (self.counterparties, obs.counterparty),
+            (self.countries, obs.country),
+            (self.devices, obs.device),
+        ):
+            if value is not None:
+                values.add(value)
+
+    def dump(self, second: int) -> list[object]:
+        return [
+            second,
+            self.count,
+            self.amount_cents,
+            sorted(self.counterparties),
+            sorted(self.countries),
+            sorted(self.devices),
+        ]
+
+
+Features = dict[str, int]
+
+
+class VelocityState:
+    """Per-entity buckets + the features each recorded event was decided with."""
+
+    def __init__(self) -> None:
+        self._metrics: dict[str, dict[int, _Bucket]] = {}
+        self._seen: dict[str, tuple[int, Features]] = {}
+        self.watermark_s: int | None = None
+
+    def record(self, obs: Observation, horizon_s: int) -> bool:
+        """Count ``obs``; False if it was already counted or is older than the horizon."""
+        second = obs.at_ms // 1000
+        if obs.event_id in self._seen:
+            return False
+        if self.watermark_s is not None and second <= self.watermark_s - horizon_s:
+            return False
+        self._metrics.setdefault(obs.metric, {}).setdefault(second, _Bucket()).add(obs)
+        self._seen[obs.event_id] = (second, {})
+        if self.watermark_s is None or second > self.watermark_s:
+            self.watermark_s = second
+            self._prune(second - horizon_s)
+        return True
+
+    def __contains__(self, event_id: object) -> bool:
+        return event_id in self._seen
+
+    def features_of(self, event_id: str) -> Features | None:
+        """Features remembered for an already-recorded event (None if unknown)."""
+        seen = self._seen.get(event_id)
+        return dict(seen[1]) if seen is not None else None
+
+    def remember(self, event_id: str, features: Features) -> None:
+        """Keep the features an event was decided with, for identical re-decisions."""
+        second, _ = self._seen[event_id]
+        self._seen[event_id] = (second, dict(features))
+
+    def window(self, metric: str, at_ms: int, length_s: int) -> WindowStats:
+        at_s = at_ms // 1000
+        low = at_s - length_s
+        count = amount = 0
+        counterparties: set[str] = set()
+        countries: set[str] = set()
+        devices: set[str] = set()
+        for second, bucket in self._metrics.get(metric, {}).items():
+            if low < second <= at_s:
+                count += bucket.count
+                amount += bucket.amount_cents
+                counterparties |= bucket.counterparties
+                countries |= bucket.countries
+                devices |= bucket.devices
+        return WindowStats(count, amount, len(counterparties), len(countries), len(devices))
+
+    def bucket_count(self) -> int:
+        return sum(len(buckets) for buckets in self._metrics.values())
+
+    def _prune(self, cutoff_s: int) -> None:
+        for metric, buckets in list(self._metrics.items()):
+            for second in [s for s in buckets if s <= cutoff_s]:
+                del buckets[second]
+            if not buckets:
+                del self._metrics[metric]
+        for event_id in [e for e, (s, _) in self._seen.items() if s <= cutoff_s]:
+            del self._seen[event_id]
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(
+            {
+                "w": self.watermark_s,
+                "m": {
+                    metric: [bucket.dump(s) for s, bucket in sorted(buckets.items())]
+                    for metric, buckets in self._metrics.items()
+                },
+                "s": {event_id: [s, f] for event_id, (s, f) in self._seen.items()},
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes | None) -> VelocityState:
+        state = cls()
+        if not data:
+            return state
+        raw = json.loads(data)
+        state.watermark_s = raw["w"]
+        for metric, rows in raw["m"].items():
+            buckets = state._metrics[metric] = {}
+            for second, count, amount, counterparties, countries, devices in rows:
+                buckets[second] = _Bucket(
+                    count, amount, set(counterparties), set(countries), set(devices)
+                )
+        state._seen = {event_id: (s, f) for event_id, (s, f) in raw["s"].items()}
+        return state

@@ -1,0 +1,103 @@
+"""Velocity windows are exact: compared with a brute-force recomputation from the input."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from engine.velocity import Observation, VelocityState, WindowStats
+
+WINDOWS = {"5m": 300, "1h": 3600, "24h": 86_400, "30d": 2_592_000}
+HORIZON = WINDOWS["30d"]
+
+
+def brute_force(history: list[Observation], at_ms: int, metric: str, length_s: int) -> WindowStats:
+    """Events recorded so far, of ``metric``, whose second lies in (t - W, t]."""
+    at_s = at_ms // 1000
+    inside = [
+        o for o in history if o.metric == metric and at_s - length_s < o.at_ms // 1000 <= at_s
+    ]
+    return WindowStats(
+        count=len(inside),
+        amount_cents=sum(o.amount_cents for o in inside),
+        counterparties=len({o.counterparty for o in inside if o.counterparty}),
+        countries=len({o.country for o in inside if o.country}),
+        devices=len({o.device for o in inside if o.device}),
+    )
+
+
+def _stream(seed: int, size: int) -> list[Observation]:
+    """Mostly increasing times with jitter (out-of-order), bursts, gaps, and duplicates."""
+    rng = random.Random(seed)
+    at = 1_700_000_000_000
+    events: list[Observation] = []
+    for n in range(size):
+        at += rng.choice(
+            [0, 200, 1_000, 45_000, 3_600_000, 40 * 86_400_000 if n == size // 2 else 5]
+        )
+        jitter = rng.choice([0, 0, 0, -2_000, -90_000])
+        events.append(
+            Observation(
+                event_id=f"e{n}",
+                at_ms=at + jitter,
+                metric=rng.choice(["tx", "tx", "login_failed"]),
+                amount_cents=rng.randrange(1, 10_000_000),
+                counterparty=rng.choice([None, "pix-a", "pix-b", "wallet-c"]),
+                country=rng.choice([None, "BR", "AR", "US"]),
+                device=rng.choice([None, "d1", "d2"]),
+            )
+        )
+        if rng.random() < 0.1:
+            events.append(events[rng.randrange(len(events))])  # re-delivery
+    return events
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_windows_equal_brute_force_after_every_event(seed: int) -> None:
+    state = VelocityState()
+    counted: list[Observation] = []
+    newest = None
+    for obs in _stream(seed, 400):
+        expected_new = obs.event_id not in {o.event_id for o in counted} and (
+            newest is None or obs.at_ms // 1000 > newest - HORIZON
+        )
+        assert state.record(obs, HORIZON) is expected_new
+        if expected_new:
+            counted.append(obs)
+            newest = max(newest or 0, obs.at_ms // 1000)
+        # The state keeps the horizon behind the newest event; older events are forgotten.
+        kept = [o for o in counted if o.at_ms // 1000 > (newest or 0) - HORIZON]
+        for name, length in WINDOWS.items():
+            for metric in ("tx", "login_failed"):
+                assert state.window(metric, obs.at_ms, length) == brute_force(
+                    kept, obs.at_ms, metric, length
+                ), (name, metric)
+
+
+def test_state_round_trips_through_bytes() -> None:
+    state = VelocityState()
+    for obs in _stream(3, 200):
+        state.record(obs, HORIZON)
+    state.remember("e1", {"tx.count.5m": 3})
+    copy = VelocityState.from_bytes(state.to_bytes())
+    assert copy.to_bytes() == state.to_bytes()
+    assert copy.features_of("e1") == {"tx.count.5m": 3}
+    last = max(o.at_ms for o in _stream(3, 200))
+    for length in WINDOWS.values():
+        assert copy.window("tx", last, length) == state.window("tx", last, length)
+
+
+def test_memory_is_bounded_by_the_horizon() -> None:
+    state = VelocityState()
+    day_ms = 86_400_000
+    for n in range(400):  # one event a day for 400 days
+        state.record(Observation(f"e{n}", n * day_ms, "tx", 100), HORIZON)
+    assert state.bucket_count() == 30  # the last 30 days only
+    assert "e0" not in state and "e399" in state
+    # An event older than the horizon behind the newest one is ignored, not counted.
+    assert state.record(Observation("late", 300 * day_ms, "tx", 100), HORIZON) is False
+
+
+def test_empty_state_from_nothing() -> None:
+    assert VelocityState.from_bytes(None).window("tx", 0, 60) == WindowStats(0, 0, 0, 0, 0)
