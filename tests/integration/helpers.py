@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from aiokafka import ConsumerRecord
 
@@ -11,8 +13,9 @@ from atalaia.consume import read_topics
 from atalaia.publish import OutRecord, publish
 from engine.admission import subject_of
 from schemas.codec import WireCodec
-from schemas.models import DeadLetter, Decision, InputEvent
+from schemas.models import DeadLetter, Decision, InputEvent, TransactionEvent
 from streams.topics import Topics
+from tests import factories
 
 CODEC = WireCodec()
 
@@ -70,3 +73,54 @@ async def collect(
             ):
                 break
     return out
+
+
+def timed_transactions(count: int, users: int, spacing_ms: int = 700) -> list[TransactionEvent]:
+    """Transactions in time order, ending now, spread over ``users`` subjects."""
+    start = datetime.now(UTC) - timedelta(milliseconds=count * spacing_ms + 60_000)
+    return [
+        factories.transaction(
+            event_id=f"timed-{uuid.uuid4().hex[:8]}-{n}",
+            user_id=f"user-{n % users}",
+            occurred_at=start + timedelta(milliseconds=n * spacing_ms),
+            amount_cents=1_000 + (n * 7919) % 500_000,
+        )
+        for n in range(count)
+    ]
+
+
+def recomputed_windows(
+    events: list[TransactionEvent], windows: dict[str, int]
+) -> dict[str, dict[str, int]]:
+    """Count and amount per window for each event, from the input alone (sent in order).
+
+    For event i of a user: that user's events j <= i whose second is in (t_i - W, t_i].
+    """
+    expected: dict[str, dict[str, int]] = {}
+    for i, event in enumerate(events):
+        at_s = int(event.occurred_at.timestamp() * 1000) // 1000
+        earlier = [e for e in events[: i + 1] if e.user_id == event.user_id]
+        values: dict[str, int] = {}
+        for name, length in windows.items():
+            inside = [
+                e
+                for e in earlier
+                if at_s - length < int(e.occurred_at.timestamp() * 1000) // 1000 <= at_s
+            ]
+            values[f"tx.count.{name}"] = len(inside)
+            values[f"tx.amount_cents.{name}"] = sum(e.amount_cents for e in inside)
+        expected[event.event_id] = values
+    return expected
+
+
+def window_mismatches(decisions: list[Decision], expected: dict[str, dict[str, int]]) -> list[str]:
+    """Every decision whose window values differ from the recomputation (should be none)."""
+    wrong = []
+    for decision in decisions:
+        want = expected.get(decision.event_id)
+        if want is None:
+            continue
+        got = {name: decision.features.get(name) for name in want}
+        if got != want:
+            wrong.append(f"{decision.event_id}: got {got}, want {want}")
+    return wrong

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections import Counter
 from collections.abc import Callable
 
@@ -11,13 +12,21 @@ import pytest
 
 from atalaia.publish import OutRecord, publish
 from atalaia.supervise import WorkerProcess
+from config.rules import load_rules
 from config.settings import Settings
 from engine.admission import subject_of
 from engine.decisions import DecisionLedger, Seen
-from schemas.models import Verdict
+from schemas.models import Decision, TransactionEvent, Verdict
 from streams.topics import Topics
 from tests import factories
-from tests.integration.helpers import CODEC, collect, send_events
+from tests.integration.helpers import (
+    CODEC,
+    collect,
+    recomputed_windows,
+    send_events,
+    timed_transactions,
+    window_mismatches,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +54,7 @@ def test_every_valid_event_gets_one_decision_keyed_by_subject(
     for event in everything:
         record, decision = by_id[event.event_id]
         assert record.key == subject_of(event).key.encode()
-        assert decision.rule_version == "2026.11.1"
+        assert decision.rule_version == load_rules().version
     assert by_id[over_limit.event_id][1].decision is Verdict.BLOCK
     assert [r.code for r in by_id[over_limit.event_id][1].reasons] == ["GIFT_AMOUNT_OVER_LIMIT"]
     assert by_id[failed_pix.event_id][1].score == 20
@@ -89,16 +98,31 @@ def test_garbage_goes_to_the_dlq_with_its_reason_and_the_worker_keeps_going(
     )
 
 
-def test_kill_9_mid_stream_then_restart_decides_every_event(
+def _decide_and_check(
+    out_decisions: list[Decision], events: list[TransactionEvent]
+) -> Counter[Seen]:
+    """Every event decided, re-deliveries identical, window values exact."""
+    wanted = {e.event_id for e in events}
+    ours = [d for d in out_decisions if d.event_id in wanted]
+    ledger = DecisionLedger()
+    outcomes = Counter(ledger.observe(d) for d in ours)
+    assert {d.event_id for d in ours} == wanted
+    assert outcomes[Seen.FIRST] == len(events)
+    assert outcomes[Seen.CONFLICT] == 0
+    assert outcomes[Seen.DUPLICATE] == len(ours) - len(events)
+    expected = recomputed_windows(events, load_rules().velocity.windows)
+    assert window_mismatches(ours, expected) == []
+    return outcomes
+
+
+def test_kill_9_mid_stream_then_restart_decides_every_event_with_exact_windows(
     engine_settings: Settings, start_worker: Callable[[], WorkerProcess]
 ) -> None:
-    """At-least-once: nothing lost; re-deliveries are identical and collapse by event_id."""
+    """At-least-once: nothing lost; re-deliveries are identical and collapse by event_id;
+    velocity state recovered from RocksDB + changelog still counts every event once."""
     topics = Topics(engine_settings.topic_prefix)
     bootstrap = engine_settings.bootstrap_servers
-    events = [
-        factories.transaction() if n % 3 else factories.gift(amount_cents=50_000 + n * 97)
-        for n in range(3000)
-    ]
+    events = timed_transactions(3000, users=12)
     first = start_worker()
     warmup = factories.gift()
     asyncio.run(send_events(bootstrap, topics, [warmup]))
@@ -118,12 +142,31 @@ def test_kill_9_mid_stream_then_restart_decides_every_event(
     start_worker()
     wanted = {e.event_id for e in events}
     out = asyncio.run(collect(bootstrap, topics, wanted, idle_timeout_s=90))
+    _decide_and_check([d for _, d in out.decisions], events)
 
-    ours = [d for _, d in out.decisions if d.event_id in wanted]
-    ledger = DecisionLedger()
-    outcomes = Counter(ledger.observe(d) for d in ours)
-    # Every event decided; whatever was re-delivered collapses to one verdict per event_id.
-    assert out.decided_ids() >= wanted
-    assert outcomes[Seen.FIRST] == len(events)
-    assert outcomes[Seen.CONFLICT] == 0
-    assert outcomes[Seen.DUPLICATE] == len(ours) - len(events)
+
+def test_second_worker_joining_mid_stream_keeps_windows_exact(
+    engine_settings: Settings, start_worker: Callable[[], WorkerProcess]
+) -> None:
+    """A rebalance moves partitions (and their state, via the changelog) to a new worker."""
+    topics = Topics(engine_settings.topic_prefix)
+    bootstrap = engine_settings.bootstrap_servers
+    events = timed_transactions(3000, users=12)
+    start_worker()
+
+    async def send_while_joining() -> WorkerProcess:
+        sending = asyncio.create_task(send_events(bootstrap, topics, events, rate=500))
+        await asyncio.sleep(2)
+        joiner = start_worker()  # joins the group: partitions are reassigned mid-stream
+        await sending
+        return joiner
+
+    second = asyncio.run(send_while_joining())
+    wanted = {e.event_id for e in events}
+    out = asyncio.run(collect(bootstrap, topics, wanted, idle_timeout_s=90))
+    _decide_and_check([d for _, d in out.decisions], events)
+    # The newcomer really took over part of the stream (and recovered its state).
+    log = second.log_file.read_text()
+    assignment = log[log.rindex("Setting newly assigned partitions") :]
+    assert re.search(rf"\| {re.escape(topics.validated)}\s+\| \{{\d", assignment), assignment
+    assert second.alive
