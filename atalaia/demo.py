@@ -25,7 +25,7 @@ from atalaia.sample import (
     read_handbook,
     synthetic_transactions,
 )
-from atalaia.supervise import WorkerProcess
+from atalaia.supervise import WorkerProcess, interrupt_on_sigterm
 from config.settings import Settings
 from engine.admission import subject_of
 from engine.decisions import DecisionLedger, Seen
@@ -256,6 +256,7 @@ def render_summary(result: DemoResult) -> str:
 
 
 def demo_main(settings: Settings, transactions: int, gifts: int, rate: float | None) -> int:
+    interrupt_on_sigterm()
     result = asyncio.run(run_demo(settings, transactions, gifts, rate))
     print(render_summary(result))
     missing = result.valid - result.decided

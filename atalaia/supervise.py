@@ -16,6 +16,15 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return {f"ATALAIA_{name.upper()}": str(value) for name, value in settings.model_dump().items()}
 
 
+def interrupt_on_sigterm() -> None:
+    """Turn SIGTERM into KeyboardInterrupt, so ``finally`` blocks stop our child processes."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 class WorkerProcess:
     def __init__(self, settings: Settings, log_file: Path) -> None:
         self.settings = settings

@@ -16,6 +16,7 @@ import platform
 import sys
 
 from atalaia.demo import DemoResult, run_demo
+from atalaia.supervise import interrupt_on_sigterm
 from config.settings import load_settings
 
 
@@ -36,6 +37,7 @@ def main() -> int:
     parser.add_argument("--gifts", type=int, default=2_000)
     parser.add_argument("--rate", type=int, default=500, help="pace of the latency run")
     args = parser.parse_args()
+    interrupt_on_sigterm()
     settings = load_settings()
     burst = asyncio.run(run_demo(settings, args.transactions, args.gifts, None))
     paced = asyncio.run(

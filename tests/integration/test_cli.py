@@ -105,3 +105,25 @@ def test_demo_runs_to_completion_and_shuts_down() -> None:
     assert port is not None
     assert not wait_for_port("127.0.0.1", int(port.group(1)), 0.5), "broker left running"
     assert _worker_pids() <= workers_before, "worker left running"
+
+
+def test_demo_stops_its_broker_and_worker_on_sigterm() -> None:
+    workers_before = _worker_pids()
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "atalaia", "demo", "--transactions", "5000"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert demo.stderr is not None
+    first_line = demo.stderr.readline()  # "broker on 127.0.0.1:PORT; starting worker..."
+    port = re.search(r"broker on 127\.0\.0\.1:(\d+)", first_line)
+    assert port is not None, first_line
+    assert demo.stderr.readline().startswith("worker ready after"), "worker did not start"
+    assert len(_worker_pids() - workers_before) == 1
+    demo.terminate()  # mid-replay
+    assert demo.wait(timeout=60) == 130
+    demo.stderr.close()
+    assert not wait_for_port("127.0.0.1", int(port.group(1)), 0.5), "broker left running"
+    assert _worker_pids() <= workers_before, "worker left running"
