@@ -87,7 +87,9 @@ def test_avro_produce_reports_invalid_rows_and_exits_non_zero(
 
 
 def _worker_pids() -> set[str]:
-    found = subprocess.run(["pgrep", "-f", "-m atalaia worker"], capture_output=True, text=True)
+    found = subprocess.run(
+        ["pgrep", "-f", "--", "-m atalaia worker"], capture_output=True, text=True
+    )
     return set(found.stdout.split())
 
 
