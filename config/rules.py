@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from schemas.errors import describe_validation_error
-from schemas.models import NetworkFlag
+from schemas.models import NetworkFlag, TransactionType
 
 
 class _Frozen(BaseModel):
@@ -107,6 +107,80 @@ class GiftRules(_Frozen):
     points: GiftPoints
 
 
+class CapyPayCaps(_Frozen):
+    blacklist: int = Field(ge=0, le=100)
+    velocity: int = Field(ge=0, le=100)
+    amount: int = Field(ge=0, le=100)
+    geolocation: int = Field(ge=0, le=100)
+    behavioral: int = Field(ge=0, le=100)
+
+
+class CapyPayVelocity(_Frozen):
+    hour_window: str
+    day_window: str
+    transactions_per_hour: int = Field(gt=0)
+    transactions_per_day: int = Field(gt=0)
+    volume_per_hour_cents: int = Field(gt=0)
+    volume_per_day_cents: int = Field(gt=0)
+    points_per_extra_transaction: int = Field(ge=0)
+    max_frequency_points: int = Field(ge=0)
+    points_per_volume_ratio: int = Field(ge=0)
+    max_volume_points: int = Field(ge=0)
+    rapid_succession_seconds: int = Field(gt=0)
+    rapid_succession_points: int = Field(ge=0)
+    unusual_hours: frozenset[int]
+    unusual_hours_points: int = Field(ge=0)
+    weekend_busy_transactions_per_day: int = Field(gt=0)
+    weekend_points: int = Field(ge=0)
+    local_utc_offset_hours: int = Field(ge=-12, le=14)
+
+
+class CapyPayAmount(_Frozen):
+    single_transaction_alert_cents: int = Field(gt=0)
+    high_value_points_per_threshold: int = Field(ge=0)
+    max_high_value_points: int = Field(ge=0)
+    unusual_amount_threshold: float = Field(gt=0)
+    points_per_unusual_ratio: int = Field(ge=0)
+    max_unusual_points: int = Field(ge=0)
+    min_history_for_average: int = Field(ge=1)
+    average_window: str
+    round_amount_unit_cents: int = Field(gt=0)
+    round_amount_points: int = Field(ge=0)
+    just_below_fraction: float = Field(gt=0, lt=1)
+    just_below_points: int = Field(ge=0)
+
+
+class CapyPayGeo(_Frozen):
+    high_risk_countries: frozenset[str]
+    high_risk_country_points: int = Field(ge=0)
+    new_country_points: int = Field(ge=0)
+    tor_vpn_points: int = Field(ge=0)
+    proxy_points: int = Field(ge=0)
+
+
+class CapyPayBehavioral(_Frozen):
+    bot_speed_seconds: int = Field(gt=0)
+    rapid_actions_points: int = Field(ge=0)
+    new_device_points: int = Field(ge=0)
+    unusual_hours_points: int = Field(ge=0)
+
+
+class ActionOptions(_Frozen):
+    """The seed middleware's per-action options."""
+
+    block_on_medium_risk: bool = False
+    high_value_review_cents: int | None = Field(default=None, gt=0)
+
+
+class CapyPay(_Frozen):
+    caps: CapyPayCaps
+    velocity: CapyPayVelocity
+    amount: CapyPayAmount
+    geo: CapyPayGeo
+    behavioral: CapyPayBehavioral
+    actions: dict[TransactionType, ActionOptions] = Field(default_factory=dict)
+
+
 class RuleSet(_Frozen):
     version: str = Field(min_length=1)
     validation: ValidationPolicy
@@ -114,10 +188,14 @@ class RuleSet(_Frozen):
     decision: DecisionThresholds
     velocity: Velocity
     gift: GiftRules
+    capypay: CapyPay
 
     @model_validator(mode="after")
     def _windows_exist(self) -> RuleSet:
         named = (
+            self.capypay.velocity.hour_window,
+            self.capypay.velocity.day_window,
+            self.capypay.amount.average_window,
             self.gift.limits.day_window,
             self.gift.patterns.rapid_creation_window,
             self.gift.patterns.code_attempts_window,

@@ -103,6 +103,29 @@ def velocity_features(state: VelocityState, event: InputEvent, windows: dict[str
     return features
 
 
+def history_features(state: VelocityState, event: InputEvent, horizon_s: int) -> Features:
+    """What the subject's history says about this event, read *before* it is recorded:
+    seconds since the previous event of the same metric (-1: none), and whether its country
+    and device are new (1) for a subject with history. Transactions and logins only."""
+    if isinstance(event, GiftEvent):
+        return {}
+    obs = observe(event)
+    metric = obs.metric
+    previous = state.previous_second(metric, obs.at_ms)
+    has_history = previous is not None
+    features = {
+        f"{metric}.seconds_since_previous": -1 if previous is None else obs.at_ms // 1000 - previous
+    }
+    for name, kind, value in (
+        ("country", "countries", obs.country),
+        ("device", "devices", obs.device),
+    ):
+        known = state.values(metric, kind, obs.at_ms, horizon_s)
+        is_new = has_history and value is not None and value not in known
+        features[f"{metric}.new_{name}"] = int(is_new)
+    return features
+
+
 def record_and_read(
     state: VelocityState, event: InputEvent, windows: dict[str, int], horizon_s: int
 ) -> Features:
@@ -111,12 +134,12 @@ def record_and_read(
     A re-delivered event is not counted again and gets the features it was first decided
     with, so its decision is the same.
     """
-    observation = observe(event)
-    if not state.record(observation, horizon_s):
-        known = state.features_of(event.event_id)
-        if known is not None:
-            return known
-    features = velocity_features(state, event, windows)
-    if event.event_id in state:
+    known = state.features_of(event.event_id)
+    if known is not None:
+        return known
+    history = history_features(state, event, horizon_s)
+    counted = state.record(observe(event), horizon_s)
+    features = {**velocity_features(state, event, windows), **history}
+    if counted:
         state.remember(event.event_id, features)
     return features

@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from config.rules import Bands, FlowThresholds, GiftRules, RuleSet
+from engine.capypay import login_reasons, transaction_reasons
+from engine.money import format_brl
 from engine.velocity import Features
 from schemas.models import (
     EVENT_KIND_OF,
@@ -28,8 +30,10 @@ from schemas.models import (
     GiftEvent,
     GiftEventType,
     InputEvent,
+    LoginEvent,
     Reason,
     RiskBand,
+    TransactionEvent,
     Verdict,
 )
 
@@ -43,16 +47,6 @@ class Assessment:
     verdict: Verdict
     reasons: tuple[Reason, ...]
     features: Features
-
-
-def format_brl(cents: int) -> str:
-    """Brazilian display of centavos: 123456 -> 'R$ 1.234,56'.
-
-    >>> format_brl(100_000)
-    'R$ 1.000,00'
-    """
-    reais, centavos = divmod(cents, 100)
-    return f"R$ {reais:,}".replace(",", ".") + f",{centavos:02d}"
 
 
 def band_for(score: int, bands: Bands) -> RiskBand:
@@ -150,19 +144,61 @@ def gift_reasons(event: GiftEvent, rules: GiftRules, features: Features) -> list
     return reasons
 
 
+def _action_options(
+    event: TransactionEvent, band: RiskBand, verdict: Verdict, rules: RuleSet
+) -> tuple[Verdict, list[Reason]]:
+    """The seed middleware's per-action options (e.g. crypto swaps): they can only tighten."""
+    options = rules.capypay.actions.get(event.tx_type)
+    if options is None:
+        return verdict, []
+    notes = []
+    if options.block_on_medium_risk and band is not RiskBand.LOW and verdict is not Verdict.BLOCK:
+        verdict = Verdict.BLOCK
+        notes.append(
+            Reason(
+                code="ACTION_BLOCK_ON_MEDIUM_RISK",
+                points=0,
+                detail=f"{event.tx_type.value} is blocked from {band.value} risk",
+            )
+        )
+    threshold = options.high_value_review_cents
+    if threshold is not None and event.amount_cents >= threshold and verdict is Verdict.ALLOW:
+        verdict = Verdict.REVIEW
+        notes.append(
+            Reason(
+                code="ACTION_HIGH_VALUE_REVIEW",
+                points=0,
+                detail=f"{event.tx_type.value} of {format_brl(event.amount_cents)} "
+                f"needs review from {format_brl(threshold)}",
+            )
+        )
+    return verdict, notes
+
+
 def assess(event: InputEvent, rules: RuleSet, features: Features) -> Assessment:
     kind = EVENT_KIND_OF[type(event)]
-    reasons = gift_reasons(event, rules.gift, features) if isinstance(event, GiftEvent) else []
-    score = min(MAX_SCORE, sum(r.points for r in reasons))
+    match event:
+        case GiftEvent():
+            reasons = gift_reasons(event, rules.gift, features)
+        case TransactionEvent():
+            reasons = transaction_reasons(event, features, rules.capypay)
+        case LoginEvent():
+            reasons = login_reasons(event, features, rules.capypay)
+    score = max(0, min(MAX_SCORE, sum(r.points for r in reasons)))
     thresholds = {
         EventKind.TRANSACTION: rules.decision.transaction,
         EventKind.LOGIN: rules.decision.login,
         EventKind.GIFT: rules.decision.gift,
     }[kind]
+    band = band_for(score, rules.bands)
+    verdict = verdict_for(score, thresholds)
+    if isinstance(event, TransactionEvent):
+        verdict, notes = _action_options(event, band, verdict, rules)
+        reasons = [*reasons, *notes]
     return Assessment(
         score=score,
-        band=band_for(score, rules.bands),
-        verdict=verdict_for(score, thresholds),
+        band=band,
+        verdict=verdict,
         reasons=tuple(reasons),
         features=dict(features),
     )

@@ -135,6 +135,21 @@ class VelocityState:
                 devices |= bucket.devices
         return WindowStats(count, amount, len(counterparties), len(countries), len(devices))
 
+    def previous_second(self, metric: str, at_ms: int) -> int | None:
+        """The latest second at or before ``at_ms`` holding an event of ``metric``."""
+        at_s = at_ms // 1000
+        earlier = [s for s in self._metrics.get(metric, {}) if s <= at_s]
+        return max(earlier) if earlier else None
+
+    def values(self, metric: str, kind: str, at_ms: int, length_s: int) -> set[str]:
+        """Distinct ``countries``, ``devices`` or ``counterparties`` seen in the window."""
+        at_s = at_ms // 1000
+        found: set[str] = set()
+        for second, bucket in self._metrics.get(metric, {}).items():
+            if at_s - length_s < second <= at_s:
+                found |= getattr(bucket, kind)
+        return found
+
     def bucket_count(self) -> int:
         return sum(len(buckets) for buckets in self._metrics.values())
 

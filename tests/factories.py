@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from schemas.models import GiftEvent, LoginEvent, TransactionEvent
+from config.rules import load_rules
+from engine.admission import subject_of
+from engine.features import record_and_read
+from engine.scoring import Assessment, assess
+from engine.velocity import VelocityState
+from schemas.models import GiftEvent, InputEvent, LoginEvent, TransactionEvent
 
 _counter = itertools.count()
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -75,3 +81,20 @@ def gift(**overrides: Any) -> GiftEvent:
         "country": "BR",
     }
     return GiftEvent.model_validate({**fields, **overrides})
+
+
+def decide_all(events: list[InputEvent]) -> list[Assessment]:
+    """Score a stream in order with the shipped rules, each subject with its own state."""
+    rules = load_rules()
+    states: dict[str, VelocityState] = defaultdict(VelocityState)
+    out = []
+    for event in events:
+        features = record_and_read(
+            states[subject_of(event).key], event, rules.velocity.windows, rules.velocity.horizon_s
+        )
+        out.append(assess(event, rules, features))
+    return out
+
+
+def decide(event: InputEvent) -> Assessment:
+    return decide_all([event])[0]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,30 +10,13 @@ import pytest
 from config.rules import FlowThresholds, RulesError, default_rules_path, load_rules
 from engine.admission import subject_of
 from engine.decisions import DecisionLedger, Seen, build_decision
-from engine.features import record_and_read
 from engine.scoring import Assessment, assess, band_for, verdict_for
-from engine.velocity import VelocityState
 from schemas.models import InputEvent, RiskBand, SubjectType, Verdict
 from tests import factories
+from tests.factories import decide, decide_all
 
 RULES = load_rules()
 RULES_PATH = default_rules_path()
-
-
-def decide_all(events: list[InputEvent]) -> list[Assessment]:
-    """Score a stream in order, each subject with its own velocity state."""
-    states: dict[str, VelocityState] = defaultdict(VelocityState)
-    out = []
-    for event in events:
-        features = record_and_read(
-            states[subject_of(event).key], event, RULES.velocity.windows, RULES.velocity.horizon_s
-        )
-        out.append(assess(event, RULES, features))
-    return out
-
-
-def decide(event: InputEvent) -> Assessment:
-    return decide_all([event])[0]
 
 
 def codes(assessment: Assessment) -> list[str]:
@@ -99,9 +81,11 @@ def test_failed_pix_adds_twenty_points() -> None:
     assert assessment.verdict is Verdict.ALLOW
 
 
-def test_transactions_and_logins_have_no_rule_yet() -> None:
-    for event in (factories.transaction(amount_cents=10**12), factories.login()):
-        assert decide(event).verdict is Verdict.ALLOW
+def test_plain_transactions_and_logins_are_allowed() -> None:
+    quiet_tx = factories.transaction(network_flags=[], occurred_at="2026-11-20T15:00:00Z")
+    quiet_login = factories.login(occurred_at="2026-11-20T15:00:00Z")
+    for event in (quiet_tx, quiet_login):
+        assert (decide(event).score, decide(event).verdict) == (0, Verdict.ALLOW)
 
 
 def test_assessment_is_deterministic_and_leaves_input_untouched() -> None:

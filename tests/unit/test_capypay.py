@@ -1,0 +1,210 @@
+"""The Capy Pay weighted model: every factor formula and constant of the seed."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from config.rules import load_rules
+from engine.capypay import login_reasons, transaction_reasons
+from schemas.models import Reason, RiskBand, Verdict
+from tests import factories
+from tests.factories import decide, decide_all
+
+MODEL = load_rules().capypay
+WEEKDAY_AFTERNOON = datetime.fromisoformat("2026-11-18T18:00:00+00:00")  # Wed 15h in Brasília
+
+
+def _points(reasons: list[Reason]) -> dict[str, int]:
+    return {r.code: r.points for r in reasons}
+
+
+def _tx(**fields: object) -> factories.TransactionEvent:
+    base = {"network_flags": [], "occurred_at": WEEKDAY_AFTERNOON, "amount_cents": 12_345}
+    return factories.transaction(**(base | fields))
+
+
+def _burst(user: str, count: int, spacing_s: int, amount: int = 10_000, **fields: object):
+    return [
+        _tx(
+            user_id=user,
+            amount_cents=amount,
+            occurred_at=WEEKDAY_AFTERNOON + timedelta(seconds=n * spacing_s),
+            **fields,
+        )
+        for n in range(count)
+    ]
+
+
+def test_frequency_excess_two_points_per_extra_transaction() -> None:
+    """'15 transações/hora = 10 pontos'."""
+    last = decide_all(_burst("freq", 15, spacing_s=240))[-1]
+    assert _points(list(last.reasons))["VELOCITY_FREQUENCY"] == 10
+    assert "15 transactions in 1h (limit 10)" in last.reasons[0].detail
+
+
+def test_frequency_points_stop_at_twenty_and_factor_is_capped() -> None:
+    last = decide_all(_burst("many", 30, spacing_s=1))[-1]
+    points = _points(list(last.reasons))
+    assert points["VELOCITY_FREQUENCY"] == 20
+    assert sum(r.points for r in last.reasons if r.code.startswith("VELOCITY")) == 20
+
+
+def test_volume_twice_the_hourly_limit_is_ten_points() -> None:
+    """'2x volume = 10 pontos': R$ 20.000 in an hour against R$ 10.000."""
+    results = decide_all(_burst("vol", 2, spacing_s=600, amount=1_000_000))
+    assert _points(list(results[1].reasons))["VELOCITY_VOLUME"] == 10
+    assert "VELOCITY_VOLUME" not in _points(list(results[0].reasons))
+
+
+def test_rapid_succession_under_five_minutes() -> None:
+    results = decide_all(_burst("rapid", 2, spacing_s=120))
+    assert _points(list(results[1].reasons)) == {"VELOCITY_RAPID_SUCCESSION": 5}
+    assert results[1].reasons[0].detail == "120s after the previous transaction"
+
+
+@pytest.mark.parametrize(("utc_hour", "fires"), [(2, False), (3, True), (8, True), (9, False)])
+def test_unusual_hours_are_local_zero_to_six(utc_hour: int, fires: bool) -> None:
+    at = WEEKDAY_AFTERNOON.replace(hour=utc_hour)
+    assert ("VELOCITY_UNUSUAL_HOUR" in _points(list(decide(_tx(occurred_at=at)).reasons))) is fires
+
+
+def test_busy_weekend_adds_two_points() -> None:
+    saturday = datetime.fromisoformat("2026-11-21T15:00:00+00:00")
+    results = decide_all(
+        [_tx(user_id="wkd", occurred_at=saturday + timedelta(hours=n)) for n in range(5)]
+    )
+    assert "VELOCITY_WEEKEND_ACTIVITY" not in _points(list(results[3].reasons))
+    assert _points(list(results[4].reasons))["VELOCITY_WEEKEND_ACTIVITY"] == 2
+
+
+@pytest.mark.parametrize(
+    ("reais", "points"), [(49_999, 0), (50_000, 5), (75_000, 8), (100_000, 10), (300_000, 10)]
+)
+def test_high_value_formula(reais: int, points: int) -> None:
+    """'min(amount / threshold * 5, 10)': R$ 100k = 10 points."""
+    reasons = transaction_reasons(_tx(amount_cents=reais * 100), {}, MODEL)
+    assert _points(reasons).get("AMOUNT_HIGH_VALUE", 0) == points
+
+
+def test_just_below_the_alert_threshold() -> None:
+    reasons = transaction_reasons(_tx(amount_cents=4_800_000), {}, MODEL)
+    assert _points(reasons)["AMOUNT_JUST_BELOW_LIMIT"] == 3
+
+
+def test_round_amounts() -> None:
+    assert "AMOUNT_ROUND" in _points(transaction_reasons(_tx(amount_cents=1_000_000), {}, MODEL))
+    assert "AMOUNT_ROUND" not in _points(
+        transaction_reasons(_tx(amount_cents=1_000_100), {}, MODEL)
+    )
+
+
+def test_unusual_for_user_three_times_the_average_is_six_points() -> None:
+    """'3x média do usuário = 6 pontos', after enough history to have an average."""
+    history = [
+        _tx(user_id="avg", amount_cents=10_000, occurred_at=WEEKDAY_AFTERNOON - timedelta(days=d))
+        for d in (5, 4, 3)
+    ]
+    spike = _tx(user_id="avg", amount_cents=30_000)
+    last = decide_all([*history, spike])[-1]
+    assert _points(list(last.reasons))["AMOUNT_UNUSUAL_FOR_USER"] == 6
+    assert "3.0x the user's 30d average of R$ 100,00" in last.reasons[0].detail
+
+
+def test_no_average_without_history() -> None:
+    history = [
+        _tx(user_id="new", amount_cents=10_000, occurred_at=WEEKDAY_AFTERNOON - timedelta(days=1))
+    ]
+    last = decide_all([*history, _tx(user_id="new", amount_cents=90_000)])[-1]
+    assert "AMOUNT_UNUSUAL_FOR_USER" not in _points(list(last.reasons))
+
+
+def test_geo_factor_is_capped_at_ten() -> None:
+    reasons = transaction_reasons(_tx(country="KP", network_flags=["VPN", "PROXY"]), {}, MODEL)
+    points = _points(reasons)
+    assert (points["GEO_HIGH_RISK_COUNTRY"], points["GEO_TOR_VPN"], points["GEO_PROXY"]) == (
+        8,
+        10,
+        6,
+    )
+    assert points["GEO_CAP"] == -14
+
+
+def test_new_country_and_new_device_need_history() -> None:
+    first = _tx(
+        user_id="geo",
+        country="BR",
+        device_id="d1",
+        occurred_at=WEEKDAY_AFTERNOON - timedelta(days=2),
+    )
+    moved = _tx(user_id="geo", country="PT", device_id="d2")
+    results = decide_all([first, moved])
+    assert _points(list(results[0].reasons)) == {}
+    points = _points(list(results[1].reasons))
+    assert (points["GEO_NEW_COUNTRY"], points["BEHAVIOR_NEW_DEVICE"]) == (5, 4)
+    assert "BEHAVIORAL_CAP" not in points
+
+
+def test_bot_speed_actions() -> None:
+    results = decide_all(_burst("bot", 2, spacing_s=1))
+    points = _points(list(results[1].reasons))
+    assert points["BEHAVIOR_BOT_SPEED"] == 2
+
+
+def test_score_is_the_sum_of_reasons_and_bands_follow() -> None:
+    risky = _tx(
+        user_id="sum",
+        amount_cents=10_000_000,
+        country="IR",
+        network_flags=["TOR"],
+        occurred_at=WEEKDAY_AFTERNOON.replace(hour=6),
+    )
+    assessment = decide(risky)
+    assert assessment.score == sum(r.points for r in assessment.reasons)
+    # velocity 15 + 3 (03h local), amount 12, geo 18 capped at 10, behaviour 0
+    assert assessment.score == 18 + 12 + 10
+    assert (assessment.band, assessment.verdict) == (RiskBand.MEDIUM, Verdict.REVIEW)
+
+
+def test_crypto_swap_blocks_from_medium_risk() -> None:
+    swap = _tx(
+        user_id="swap", tx_type="CRYPTO_SWAP", amount_cents=10_000_000, network_flags=["TOR"]
+    )
+    pix = _tx(user_id="pix", tx_type="PIX_TRANSFER", amount_cents=10_000_000, network_flags=["TOR"])
+    assert (decide(pix).band, decide(pix).verdict) == (RiskBand.MEDIUM, Verdict.REVIEW)
+    blocked = decide(swap)
+    assert blocked.verdict is Verdict.BLOCK
+    assert "ACTION_BLOCK_ON_MEDIUM_RISK" in _points(list(blocked.reasons))
+
+
+def test_high_value_crypto_swap_is_reviewed_even_at_low_risk() -> None:
+    swap = _tx(user_id="swap-hv", tx_type="CRYPTO_SWAP", amount_cents=10_000_000)
+    assessment = decide(swap)
+    assert (assessment.score, assessment.band) == (27, RiskBand.LOW)
+    assert assessment.verdict is Verdict.REVIEW
+    assert assessment.reasons[-1].code == "ACTION_HIGH_VALUE_REVIEW"
+    assert decide(_tx(user_id="pix-hv", amount_cents=10_000_000)).verdict is Verdict.ALLOW
+
+
+def test_login_at_night_from_a_new_device() -> None:
+    known = factories.login(
+        user_id="night",
+        success=True,
+        device_fingerprint="fp-a",
+        occurred_at=WEEKDAY_AFTERNOON - timedelta(days=3),
+    )
+    night = factories.login(
+        user_id="night",
+        success=True,
+        device_fingerprint="fp-b",
+        occurred_at=WEEKDAY_AFTERNOON.replace(hour=5),
+    )
+    points = _points(list(decide_all([known, night])[1].reasons))
+    assert points == {"BEHAVIOR_UNUSUAL_HOUR": 3, "BEHAVIOR_NEW_DEVICE": 4, "BEHAVIORAL_CAP": -2}
+
+
+def test_login_uses_geo_and_behaviour() -> None:
+    login = factories.login(network_flags=["TOR"], occurred_at=WEEKDAY_AFTERNOON)
+    assert _points(login_reasons(login, {}, MODEL)) == {"GEO_TOR_VPN": 10}
+    assert decide(login).verdict is Verdict.ALLOW
