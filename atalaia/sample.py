@@ -14,7 +14,7 @@ import json
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from itertools import islice
 from pathlib import Path
@@ -37,9 +37,12 @@ def demo_identity_hash(value: str) -> str:
 
 
 def handbook_transaction(row: dict[str, str]) -> TransactionEvent:
-    """One handbook CSV row as a card-payment TransactionEvent (amounts taken as BRL)."""
+    """One handbook CSV row as a card-payment TransactionEvent.
+
+    Amounts are taken as BRL and the naive timestamps as Brasília local time.
+    """
     customer, terminal = row["CUSTOMER_ID"], row["TERMINAL_ID"]
-    occurred = datetime.strptime(row["TX_DATETIME"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    occurred = datetime.strptime(row["TX_DATETIME"] + " -0300", "%Y-%m-%d %H:%M:%S %z")
     return TransactionEvent(
         event_id=f"hb-{row['TRANSACTION_ID']}",
         occurred_at=occurred,
