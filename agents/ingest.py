@@ -11,7 +11,7 @@ from typing import Any, cast
 import faust
 from faust.streams import Stream
 
-from config.rules import ValidationPolicy
+from config.rules import LiveRules
 from engine.admission import admit, subject_of
 from schemas.codec import DecodeError, WireCodec
 from schemas.models import DeadLetter
@@ -24,7 +24,7 @@ def register_ingest(
     app: faust.App,
     topics: Topics,
     codec: WireCodec,
-    policy: ValidationPolicy,
+    live: LiveRules,
     clock: Callable[[], datetime],
     batch_size: int,
     batch_window_s: float,
@@ -44,7 +44,9 @@ def register_ingest(
             for record in batch:
                 msg = record.message
                 try:
-                    event = admit(codec, msg.value, contracts[msg.topic], now, policy)
+                    event = admit(
+                        codec, msg.value, contracts[msg.topic], now, live.current.validation
+                    )
                 except DecodeError as exc:
                     log.warning(
                         "dead-lettered %s[%d]@%d: %s: %s",

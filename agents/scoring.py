@@ -14,7 +14,7 @@ from typing import Any
 
 import faust
 
-from config.rules import RuleSet
+from config.rules import LiveRules
 from engine.decisions import build_decision
 from engine.features import record_and_read
 from engine.scoring import assess
@@ -27,7 +27,7 @@ def register_scoring(
     app: faust.App,
     topics: Topics,
     codec: WireCodec,
-    rules: RuleSet,
+    live: LiveRules,
     clock: Callable[[], datetime],
     partitions: int,
 ) -> Any:
@@ -40,14 +40,16 @@ def register_scoring(
         value_type=bytes,
         help="per-subject velocity state (engine.velocity.VelocityState as JSON)",
     )
-    windows, horizon_s = rules.velocity.windows, rules.velocity.horizon_s
 
     async def score(stream: faust.StreamT[bytes]) -> None:
         async for record in stream.events():
             msg = record.message
             event = codec.decode_event(msg.value)
+            rules = live.current  # one version per decision, even if it changes meanwhile
             state = VelocityState.from_bytes(velocity.get(msg.key))
-            features = record_and_read(state, event, windows, horizon_s)
+            features = record_and_read(
+                state, event, rules.velocity.windows, rules.velocity.horizon_s
+            )
             velocity[msg.key] = state.to_bytes()
             decision = build_decision(
                 event,

@@ -17,11 +17,11 @@ from pathlib import Path
 from aiokafka.errors import KafkaConnectionError
 
 from atalaia.broker import BrokerError
-from atalaia.consume import MissingTopicError
 from atalaia.demo import DemoError
 from atalaia.replay import ReplayError
 from config.rules import RulesError, load_rules
 from config.settings import Settings, SettingsError, load_settings
+from streams.reader import MissingTopicError
 
 USAGE_ERROR = 2
 
@@ -65,6 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--from-beginning", action="store_true")
     tail.add_argument("--limit", type=_positive, help="stop after N decisions")
     tail.add_argument("--idle-timeout", type=float, help="stop after S seconds without news")
+
+    config = commands.add_parser("config", help="runtime configuration")
+    config_commands = config.add_subparsers(
+        dest="config_command", required=True, parser_class=_Parser
+    )
+    push = config_commands.add_parser(
+        "push", help="validate a rules file and publish it: workers apply it without restart"
+    )
+    push.add_argument("file", type=Path)
 
     demo = commands.add_parser("demo", help="broker + worker + sample replay + summary")
     demo.add_argument("--transactions", type=_positive, default=5000)
@@ -117,9 +126,27 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             )
         )
         return 0
+    if args.command == "config":
+        return _push_rules(settings, args.file)
     from atalaia.demo import demo_main
 
     return demo_main(settings, args.transactions, args.gifts, None if args.burst else args.rate)
+
+
+def _push_rules(settings: Settings, path: Path) -> int:
+    from atalaia.publish import OutRecord, publish
+    from config.rules import parse_rules
+    from streams.live_config import RULES_KEY
+    from streams.topics import Topics
+
+    if not path.is_file():
+        raise CliError(f"no such file: {path}")
+    text = path.read_text()
+    rules = parse_rules(text, str(path))  # refuse locally what workers would reject
+    topic = Topics(settings.topic_prefix).config
+    asyncio.run(publish(settings.bootstrap_servers, [OutRecord(topic, RULES_KEY, text.encode())]))
+    print(f"pushed rules version {rules.version} to {topic}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

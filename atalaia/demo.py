@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TextIO
 
 from atalaia.broker import EmbeddedBroker
-from atalaia.consume import read_topics
 from atalaia.progress import Progress
 from atalaia.publish import OutRecord, publish
 from atalaia.sample import (
@@ -40,6 +39,7 @@ from schemas.models import (
     TransactionEvent,
 )
 from streams.admin import ensure_topics
+from streams.reader import read_topics
 from streams.topics import Topics
 
 WORKER_READY_TIMEOUT_S = 120.0

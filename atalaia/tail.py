@@ -6,10 +6,10 @@ import sys
 from contextlib import aclosing
 from typing import TextIO
 
-from atalaia.consume import read_topics
 from engine.decisions import DecisionLedger, Seen
 from schemas.codec import DecodeError, WireCodec
 from schemas.models import Decision, Verdict
+from streams.reader import read_topics
 
 _VERDICT_MARK = {Verdict.ALLOW: "  ALLOW", Verdict.REVIEW: " REVIEW", Verdict.BLOCK: "  BLOCK"}
 

@@ -10,11 +10,13 @@ from config.rules import RuleSet
 from config.settings import Settings
 from streams.admin import ensure_topics
 from streams.app import build_app
+from streams.live_config import latest_rules
 
 
 def run_worker(settings: Settings, rules: RuleSet) -> None:
     asyncio.run(ensure_topics(settings))
-    app = build_app(settings, rules)
+    start = asyncio.run(latest_rules(settings, rules))
+    app = build_app(settings, start)
     # Faust's default "warn" level leaves the root logger at DEBUG, which costs ~25%.
     worker = faust.Worker(app, loglevel=settings.log_level, redirect_stdouts=False)
     worker.execute_from_commandline()

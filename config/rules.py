@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -214,15 +215,65 @@ def default_rules_path() -> Path:
     return Path(str(resources.files("config").joinpath("rules.toml")))
 
 
-def load_rules(path: Path | None = None) -> RuleSet:
-    path = path or default_rules_path()
+def parse_rules(text: str, source: str) -> RuleSet:
+    """Rules from TOML text; ``source`` names where it came from in error messages."""
     try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise RulesError(f"rules file not found: {path}") from None
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise RulesError(f"rules file {path} is not valid TOML: {exc}") from None
+        raise RulesError(f"rules file {source} is not valid TOML: {exc}") from None
     try:
         return RuleSet.model_validate(raw)
     except ValidationError as exc:
-        raise RulesError(f"rules file {path}: {describe_validation_error(exc)}") from None
+        raise RulesError(f"rules file {source}: {describe_validation_error(exc)}") from None
+
+
+def load_rules(path: Path | None = None) -> RuleSet:
+    path = path or default_rules_path()
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise RulesError(f"rules file not found: {path}") from None
+    return parse_rules(text, str(path))
+
+
+class LiveRules:
+    """The rules in force in a worker, replaced at runtime by config-topic records.
+
+    A new version replaces the current one; the same version with the same content is a
+    no-op (re-delivery, replay); the same version with other content, or anything invalid, is
+    rejected and the rules in force stay. Every decision names the version it used.
+
+    >>> live = LiveRules(load_rules())
+    >>> text = default_rules_path().read_text()
+    >>> live.apply(text.replace(live.current.version, "2099.1"), "topic").applied
+    True
+    >>> live.current.version
+    '2099.1'
+    >>> live.apply("version = ", "topic").error
+    'rules file topic is not valid TOML: Invalid value (at end of document)'
+    """
+
+    def __init__(self, rules: RuleSet) -> None:
+        self.current = rules
+
+    def apply(self, text: str, source: str) -> ApplyOutcome:
+        try:
+            candidate = parse_rules(text, source)
+        except RulesError as exc:
+            return ApplyOutcome(applied=False, error=str(exc))
+        if candidate.version == self.current.version:
+            if candidate == self.current:
+                return ApplyOutcome(applied=False, error=None)
+            return ApplyOutcome(
+                applied=False,
+                error=f"rules from {source} change content but keep version "
+                f"{candidate.version!r}: bump the version",
+            )
+        self.current = candidate
+        return ApplyOutcome(applied=True, error=None)
+
+
+@dataclass(frozen=True)
+class ApplyOutcome:
+    applied: bool
+    error: str | None

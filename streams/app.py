@@ -10,9 +10,10 @@ import faust
 
 from agents.ingest import register_ingest
 from agents.scoring import register_scoring
-from config.rules import RuleSet
+from config.rules import LiveRules
 from config.settings import Settings
 from schemas.codec import WireCodec
+from streams.live_config import StartingRules, register_config_follower
 from streams.topics import Topics
 from streams.transport import Transport
 
@@ -32,9 +33,10 @@ class AtalaiaApp(faust.App):
 
 def build_app(
     settings: Settings,
-    rules: RuleSet,
+    start: StartingRules,
     clock: Callable[[], datetime] = utc_now,
 ) -> AtalaiaApp:
+    """The worker's app; rules start from ``start`` and then follow the config topic."""
     profile = settings.broker_profile
     servers = ";".join(s.strip() for s in settings.bootstrap_servers.split(","))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -65,7 +67,9 @@ def build_app(
 
     topics = Topics(settings.topic_prefix)
     codec = WireCodec()
+    live = LiveRules(start.rules)
     window_s = settings.batch_window_ms / 1000
-    register_ingest(app, topics, codec, rules.validation, clock, settings.batch_size, window_s)
-    register_scoring(app, topics, codec, rules, clock, settings.partitions)
+    register_ingest(app, topics, codec, live, clock, settings.batch_size, window_s)
+    register_scoring(app, topics, codec, live, clock, settings.partitions)
+    register_config_follower(app, settings, live, codec, start.read_through)
     return app

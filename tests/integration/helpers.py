@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 from aiokafka import ConsumerRecord
 
-from atalaia.consume import read_topics
 from atalaia.publish import OutRecord, publish
 from engine.admission import subject_of
 from schemas.codec import WireCodec
 from schemas.models import DeadLetter, Decision, InputEvent, TransactionEvent
+from streams.reader import read_topics
 from streams.topics import Topics
 from tests import factories
 

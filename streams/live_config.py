@@ -1,0 +1,88 @@
+"""Runtime configuration: the rules in force follow the compacted config topic.
+
+Records are keyed ``rules`` and hold the same TOML as ``config/rules.toml``. A worker starts
+from the latest valid record (or the file), then keeps following the topic; a rejected record
+goes to the dead-letter topic with its reason and the rules in force stay.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+
+from config.rules import LiveRules, RuleSet
+from config.settings import Settings
+from schemas.codec import WireCodec
+from schemas.models import DeadLetter
+from streams.reader import read_topics
+from streams.topics import Topics
+
+RULES_KEY = b"rules"
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StartingRules:
+    rules: RuleSet
+    read_through: dict[int, int] = field(default_factory=dict)  # partition -> last offset read
+
+
+async def latest_rules(settings: Settings, fallback: RuleSet) -> StartingRules:
+    """The rules a worker starts with: the topic's latest valid record, else ``fallback``."""
+    live = LiveRules(fallback)
+    start = StartingRules(fallback)
+    records = read_topics(
+        settings.bootstrap_servers, [Topics(settings.topic_prefix).config], True, idle_timeout_s=1.0
+    )
+    async with aclosing(records):
+        async for record in records:
+            start.read_through[record.partition] = record.offset
+            if record.key == RULES_KEY and record.value is not None:
+                live.apply(record.value.decode("utf-8", "replace"), "config topic")
+    start.rules = live.current
+    return start
+
+
+def register_config_follower(
+    app: faust.App,
+    settings: Settings,
+    live: LiveRules,
+    codec: WireCodec,
+    read_through: dict[int, int],
+) -> Any:
+    """Follow the config topic past what the worker read at start-up."""
+    topics = Topics(settings.topic_prefix)
+    dead_letters = app.topic(topics.dead_letters, key_type=bytes, value_type=bytes)
+
+    async def follow_config() -> None:
+        records = read_topics(settings.bootstrap_servers, [topics.config], True, None)
+        async with aclosing(records):
+            async for record in records:
+                if record.offset <= read_through.get(record.partition, -1):
+                    continue  # already taken into account at start-up
+                if record.key != RULES_KEY or record.value is None:
+                    continue
+                source = f"{record.topic}[{record.partition}]@{record.offset}"
+                outcome = live.apply(record.value.decode("utf-8", "replace"), source)
+                if outcome.applied:
+                    log.info("rules version %s in force (from %s)", live.current.version, source)
+                elif outcome.error:
+                    log.warning("rejected rules from %s: %s", source, outcome.error)
+                    letter = DeadLetter(
+                        original_value=record.value,
+                        original_key=record.key,
+                        source_topic=record.topic,
+                        source_partition=record.partition,
+                        source_offset=record.offset,
+                        error_class="ConfigRejected",
+                        error_message=outcome.error,
+                        failed_at=datetime.now(UTC),
+                    )
+                    await dead_letters.send(key=source.encode(), value=codec.encode(letter))
+
+    return app.task(follow_config)
