@@ -15,9 +15,8 @@ from typing import Any
 import faust
 
 from config.rules import LiveRules
+from engine.decide import decide_event
 from engine.decisions import build_decision
-from engine.features import record_and_read
-from engine.scoring import assess
 from engine.velocity import VelocityState
 from schemas.codec import WireCodec
 from streams.topics import Topics
@@ -33,6 +32,8 @@ def register_scoring(
 ) -> Any:
     validated = app.topic(topics.validated, key_type=bytes, value_type=bytes)
     decisions = app.topic(topics.decisions, key_type=bytes, value_type=bytes)
+    fraud_events = app.topic(topics.fraud_events, key_type=bytes, value_type=bytes)
+    fraud_blocks = app.topic(topics.fraud_blocks, key_type=bytes, value_type=bytes)
     velocity = app.Table(
         "velocity",
         partitions=partitions,
@@ -47,13 +48,16 @@ def register_scoring(
             event = codec.decode_event(msg.value)
             rules = live.current  # one version per decision, even if it changes meanwhile
             state = VelocityState.from_bytes(velocity.get(msg.key))
-            features = record_and_read(
-                state, event, rules.velocity.windows, rules.velocity.horizon_s
-            )
+            outcome = decide_event(state, event, rules)
             velocity[msg.key] = state.to_bytes()
+            for block in outcome.blocks:
+                key = f"{block.entity_type.value}:{block.entity_id}".encode()
+                await fraud_blocks.send(key=key, value=codec.encode(block))
+            if outcome.fraud_event is not None:
+                await fraud_events.send(key=msg.key, value=codec.encode(outcome.fraud_event))
             decision = build_decision(
                 event,
-                assess(event, rules, features),
+                outcome.assessment,
                 rule_version=rules.version,
                 received_at=datetime.fromtimestamp(msg.timestamp, UTC),
                 decided_at=clock(),

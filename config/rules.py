@@ -90,7 +90,13 @@ class GiftPatterns(_Frozen):
     suspicious_network_flags: frozenset[NetworkFlag]
 
 
+class GiftBlocks(_Frozen):
+    giver_block_seconds: int = Field(gt=0)
+    redemption_block_seconds: int = Field(gt=0)
+
+
 class GiftPoints(_Frozen):
+    subject_blocked: int = Field(ge=0, le=100)
     amount_over_gift_limit: int = Field(ge=0, le=100)
     daily_count_exceeded: int = Field(ge=0, le=100)
     daily_amount_exceeded: int = Field(ge=0, le=100)
@@ -105,7 +111,12 @@ class GiftPoints(_Frozen):
 class GiftRules(_Frozen):
     limits: GiftLimits
     patterns: GiftPatterns
+    blocks: GiftBlocks
     points: GiftPoints
+
+
+class CapyPayBlacklist(_Frozen):
+    fraud_block_points: int = Field(ge=0, le=100)
 
 
 class CapyPayCaps(_Frozen):
@@ -174,6 +185,7 @@ class ActionOptions(_Frozen):
 
 
 class CapyPay(_Frozen):
+    blacklist: CapyPayBlacklist
     caps: CapyPayCaps
     velocity: CapyPayVelocity
     amount: CapyPayAmount

@@ -21,6 +21,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from config.rules import CapyPay
+from engine.features import BLOCKED_FEATURE
 from engine.money import format_brl
 from engine.velocity import Features
 from schemas.models import LoginEvent, NetworkFlag, Reason, TransactionEvent
@@ -193,10 +194,23 @@ def _amount(event: TransactionEvent, features: Features, model: CapyPay) -> list
     return factor.capped()
 
 
+def _blacklist(features: Features, model: CapyPay) -> list[Reason]:
+    """Until the lists exist: only the subject's active fraud blocks."""
+    factor = _Factor("BLACKLIST", model.caps.blacklist)
+    if features.get(BLOCKED_FEATURE):
+        factor.add(
+            "BLACKLIST_FRAUD_BLOCK",
+            model.blacklist.fraud_block_points,
+            "user is under an active fraud block",
+        )
+    return factor.capped()
+
+
 def transaction_reasons(
     event: TransactionEvent, features: Features, model: CapyPay
 ) -> list[Reason]:
     return [
+        *_blacklist(features, model),
         *_velocity(event, features, model),
         *_amount(event, features, model),
         *_geo(event, features, "tx", model),
@@ -206,4 +220,8 @@ def transaction_reasons(
 
 def login_reasons(event: LoginEvent, features: Features, model: CapyPay) -> list[Reason]:
     metric = "login_ok" if event.success else "login_failed"
-    return [*_geo(event, features, metric, model), *_behavioral(event, features, metric, model)]
+    return [
+        *_blacklist(features, model),
+        *_geo(event, features, metric, model),
+        *_behavioral(event, features, metric, model),
+    ]

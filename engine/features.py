@@ -26,6 +26,8 @@ from schemas.models import (
 _GIVER_METRICS = ("gift_created", "payment_failed")
 _GIFT_METRICS = ("redeem_failed", "redeem_ok")
 _STATS = ("count", "amount_cents", "counterparties", "countries", "devices")
+BLOCKED_FEATURE = "subject.blocked"
+"""1 when a fraud block on the subject was in force at the event's time."""
 
 
 def metric_of(event: InputEvent) -> str:
@@ -138,8 +140,10 @@ def record_and_read(
     if known is not None:
         return known
     history = history_features(state, event, horizon_s)
+    at_ms = int(event.occurred_at.timestamp() * 1000)
+    blocked = {BLOCKED_FEATURE: int(bool(state.active_blocks(at_ms)))}
     counted = state.record(observe(event), horizon_s)
-    features = {**velocity_features(state, event, windows), **history}
+    features = {**velocity_features(state, event, windows), **history, **blocked}
     if counted:
         state.remember(event.event_id, features)
     return features

@@ -21,7 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from config.rules import Bands, FlowThresholds, GiftRules, RuleSet
+from engine.admission import subject_of
 from engine.capypay import login_reasons, transaction_reasons
+from engine.features import BLOCKED_FEATURE
 from engine.money import format_brl
 from engine.velocity import Features
 from schemas.models import (
@@ -78,6 +80,12 @@ def gift_reasons(event: GiftEvent, rules: GiftRules, features: Features) -> list
         reasons.append(Reason(code=code, points=earned, detail=detail))
 
     kind = event.event_type
+    if features.get(BLOCKED_FEATURE):
+        fire(
+            "GIFT_SUBJECT_BLOCKED",
+            points.subject_blocked,
+            f"{subject_of(event).key} is under an active fraud block",
+        )
     if kind is GiftEventType.GIFT_CREATED and event.amount_cents is not None:
         if event.amount_cents > limits.max_amount_per_gift_cents:
             fire(

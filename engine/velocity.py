@@ -90,6 +90,7 @@ class VelocityState:
     def __init__(self) -> None:
         self._metrics: dict[str, dict[int, _Bucket]] = {}
         self._seen: dict[str, tuple[int, Features]] = {}
+        self._blocks: dict[str, int] = {}  # reason code -> expires at (epoch ms)
         self.watermark_s: int | None = None
 
     def record(self, obs: Observation, horizon_s: int) -> bool:
@@ -150,6 +151,14 @@ class VelocityState:
                 found |= getattr(bucket, kind)
         return found
 
+    def block(self, reason: str, until_ms: int) -> None:
+        """Block the entity until ``until_ms`` (a later expiry for the same reason wins)."""
+        self._blocks[reason] = max(until_ms, self._blocks.get(reason, 0))
+
+    def active_blocks(self, at_ms: int) -> dict[str, int]:
+        """Blocks in force at ``at_ms`` (event time), reason -> expiry."""
+        return {reason: until for reason, until in self._blocks.items() if until > at_ms}
+
     def bucket_count(self) -> int:
         return sum(len(buckets) for buckets in self._metrics.values())
 
@@ -161,6 +170,8 @@ class VelocityState:
                 del self._metrics[metric]
         for event_id in [e for e, (s, _) in self._seen.items() if s <= cutoff_s]:
             del self._seen[event_id]
+        for reason in [r for r, until in self._blocks.items() if until // 1000 <= cutoff_s]:
+            del self._blocks[reason]
 
     def to_bytes(self) -> bytes:
         return json.dumps(
@@ -171,6 +182,7 @@ class VelocityState:
                     for metric, buckets in self._metrics.items()
                 },
                 "s": {event_id: [s, f] for event_id, (s, f) in self._seen.items()},
+                "b": self._blocks,
             },
             separators=(",", ":"),
         ).encode()
@@ -189,4 +201,5 @@ class VelocityState:
                     count, amount, set(counterparties), set(countries), set(devices)
                 )
         state._seen = {event_id: (s, f) for event_id, (s, f) in raw["s"].items()}
+        state._blocks = dict(raw.get("b", {}))
         return state

@@ -263,11 +263,38 @@ class DeadLetter(WireModel):
     failed_at: UtcMillis
 
 
+class FraudEvent(WireModel):
+    avro_name: ClassVar[str] = "FraudEvent"
+
+    event_id: Identifier
+    user_id: Identifier
+    gift_id: Identifier
+    event_type: str
+    risk_score: Annotated[int, Field(ge=0, le=100)]
+    decision: Verdict
+    reason_codes: list[str] = Field(default_factory=list)
+    network_flags: list[str] = Field(default_factory=list)
+    created_at: UtcMillis
+
+
+class FraudBlock(WireModel):
+    avro_name: ClassVar[str] = "FraudBlock"
+
+    entity_type: SubjectType
+    entity_id: Identifier
+    reason: str
+    event_id: Identifier
+    created_at: UtcMillis
+    expires_at: UtcMillis
+
+
 WIRE_MODELS: tuple[type[WireModel], ...] = (
     TransactionEvent,
     LoginEvent,
     GiftEvent,
     Decision,
+    FraudEvent,
+    FraudBlock,
     DeadLetter,
 )
 

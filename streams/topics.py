@@ -54,6 +54,14 @@ class Topics:
         return self._name("dlq")
 
     @property
+    def fraud_events(self) -> str:
+        return self._name("fraud-events")
+
+    @property
+    def fraud_blocks(self) -> str:
+        return self._name("fraud-blocks")
+
+    @property
     def lists(self) -> str:
         return self._name("lists")
 
@@ -84,6 +92,8 @@ class Topics:
             TopicSpec(self.validated, "validated events, Avro, keyed by subject"),
             TopicSpec(self.decisions, "Decision output, Avro, keyed by subject"),
             TopicSpec(self.dead_letters, "DeadLetter: rejected input with the reason"),
+            TopicSpec(self.fraud_events, "FraudEvent: every scored GiftPix action"),
+            TopicSpec(self.fraud_blocks, "FraudBlock: blocked entities", compacted=True),
             TopicSpec(self.lists, "block/allow lists (hashed values)", compacted=True),
             TopicSpec(self.config, "runtime configuration changes", compacted=True),
             TopicSpec(self.audit, "write-once audit records", compacted=True),

@@ -10,8 +10,8 @@ from typing import Any
 
 from config.rules import load_rules
 from engine.admission import subject_of
-from engine.features import record_and_read
-from engine.scoring import Assessment, assess
+from engine.decide import Outcome, decide_event
+from engine.scoring import Assessment
 from engine.velocity import VelocityState
 from schemas.models import GiftEvent, InputEvent, LoginEvent, TransactionEvent
 
@@ -85,15 +85,14 @@ def gift(**overrides: Any) -> GiftEvent:
 
 def decide_all(events: list[InputEvent]) -> list[Assessment]:
     """Score a stream in order with the shipped rules, each subject with its own state."""
+    return [outcome.assessment for outcome in run_all(events)]
+
+
+def run_all(events: list[InputEvent]) -> list[Outcome]:
+    """Like the scoring agent: each subject with its own state, automatic actions applied."""
     rules = load_rules()
     states: dict[str, VelocityState] = defaultdict(VelocityState)
-    out = []
-    for event in events:
-        features = record_and_read(
-            states[subject_of(event).key], event, rules.velocity.windows, rules.velocity.horizon_s
-        )
-        out.append(assess(event, rules, features))
-    return out
+    return [decide_event(states[subject_of(event).key], event, rules) for event in events]
 
 
 def decide(event: InputEvent) -> Assessment:

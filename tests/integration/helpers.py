@@ -12,7 +12,14 @@ from aiokafka import ConsumerRecord
 from atalaia.publish import OutRecord, publish
 from engine.admission import subject_of
 from schemas.codec import WireCodec
-from schemas.models import DeadLetter, Decision, InputEvent, TransactionEvent
+from schemas.models import (
+    DeadLetter,
+    Decision,
+    FraudBlock,
+    FraudEvent,
+    InputEvent,
+    TransactionEvent,
+)
 from streams.reader import read_topics
 from streams.topics import Topics
 from tests import factories
@@ -124,3 +131,19 @@ def window_mismatches(decisions: list[Decision], expected: dict[str, dict[str, i
         if got != want:
             wrong.append(f"{decision.event_id}: got {got}, want {want}")
     return wrong
+
+
+async def read_giftpix_outputs(
+    bootstrap: str, topics: Topics
+) -> tuple[list[FraudBlock], list[FraudEvent]]:
+    """Everything on the fraud_blocks and fraud_events topics (until 2 s of silence)."""
+    blocks: list[FraudBlock] = []
+    events: list[FraudEvent] = []
+    records = read_topics(bootstrap, [topics.fraud_blocks, topics.fraud_events], True, 2.0)
+    async with aclosing(records):
+        async for record in records:
+            if record.topic == topics.fraud_blocks:
+                blocks.append(CODEC.decode(record.value, (FraudBlock,)))
+            else:
+                events.append(CODEC.decode(record.value, (FraudEvent,)))
+    return blocks, events

@@ -16,12 +16,13 @@ from config.rules import load_rules
 from config.settings import Settings
 from engine.admission import subject_of
 from engine.decisions import DecisionLedger, Seen
-from schemas.models import Decision, TransactionEvent, Verdict
+from schemas.models import Decision, GiftEvent, TransactionEvent, Verdict
 from streams.topics import Topics
 from tests import factories
 from tests.integration.helpers import (
     CODEC,
     collect,
+    read_giftpix_outputs,
     recomputed_windows,
     send_events,
     timed_transactions,
@@ -59,6 +60,13 @@ def test_every_valid_event_gets_one_decision_keyed_by_subject(
     assert [r.code for r in by_id[over_limit.event_id][1].reasons] == ["GIFT_AMOUNT_OVER_LIMIT"]
     assert by_id[failed_pix.event_id][1].score == 20
     assert out.dead_letters == []
+    # GiftPix automatic actions: the over-limit giver is blocked; every gift action is recorded.
+    blocks, fraud_events = asyncio.run(read_giftpix_outputs(bootstrap, topics))
+    assert [(b.entity_id, b.reason) for b in blocks] == [
+        (over_limit.giver_user_id, "GIFT_AMOUNT_OVER_LIMIT")
+    ]
+    gift_ids = {e.event_id for e in everything if isinstance(e, GiftEvent)}
+    assert {f.event_id for f in fraud_events} == gift_ids
     # No personal data leaves the engine on the decision topic.
     raw = b"".join(record.value for record, _ in out.decisions)
     for personal in ("203.0.113.7", "2001:db8::1", "198.51.100.4", factories.sha("a@b.c")):

@@ -1,0 +1,32 @@
+"""One event through the whole pure core: state update, assessment, automatic actions.
+
+The scoring agent and the tests both go through here, so what is tested is what runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from config.rules import RuleSet
+from engine.blocks import blocks_for, fraud_event_of
+from engine.features import record_and_read
+from engine.scoring import Assessment, assess
+from engine.velocity import VelocityState
+from schemas.models import FraudBlock, FraudEvent, InputEvent
+
+
+@dataclass(frozen=True)
+class Outcome:
+    assessment: Assessment
+    blocks: list[FraudBlock]
+    fraud_event: FraudEvent | None
+
+
+def decide_event(state: VelocityState, event: InputEvent, rules: RuleSet) -> Outcome:
+    """Update the subject's ``state`` with ``event`` and decide it."""
+    features = record_and_read(state, event, rules.velocity.windows, rules.velocity.horizon_s)
+    assessment = assess(event, rules, features)
+    blocks = blocks_for(event, assessment, rules.gift.blocks)
+    for block in blocks:
+        state.block(block.reason, int(block.expires_at.timestamp() * 1000))
+    return Outcome(assessment, blocks, fraud_event_of(event, assessment))

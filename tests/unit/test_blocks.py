@@ -1,0 +1,105 @@
+"""GiftPix automatic actions: blocks placed by BLOCK decisions, honoured, and expiring on time."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from engine.velocity import VelocityState
+from schemas.models import SubjectType, Verdict
+from tests import factories
+from tests.factories import run_all
+
+START = factories.NOW - timedelta(days=3)
+
+
+def _gift(giver: str, minutes: float, **fields: object) -> factories.GiftEvent:
+    return factories.gift(
+        giver_user_id=giver,
+        amount_cents=fields.pop("amount_cents", 1_000),
+        occurred_at=START + timedelta(minutes=minutes),
+        **fields,
+    )
+
+
+def test_a_blocked_creation_blocks_the_giver_for_a_day_then_expires() -> None:
+    over = _gift("b1", 0, amount_cents=150_000)
+    during = _gift("b1", 60)
+    after = _gift("b1", 24 * 60 + 1)
+    first, second, third = run_all([over, during, after])
+    (block,) = first.blocks
+    assert (block.entity_type, block.entity_id, block.reason) == (
+        SubjectType.USER,
+        "b1",
+        "GIFT_AMOUNT_OVER_LIMIT",
+    )
+    assert block.expires_at - block.created_at == timedelta(days=1)
+    assert [r.code for r in second.assessment.reasons] == ["GIFT_SUBJECT_BLOCKED"]
+    assert second.assessment.verdict is Verdict.BLOCK
+    assert second.blocks == []  # a block caused by a block does not extend itself
+    assert third.assessment.verdict is Verdict.ALLOW and not third.assessment.reasons
+
+
+def test_redemption_brute_force_blocks_the_gift_for_an_hour() -> None:
+    attempts = [
+        factories.gift(
+            gift_id="bf",
+            event_type="redeem_attempt",
+            amount_cents=None,
+            code_correct=False,
+            occurred_at=START + timedelta(seconds=n),
+        )
+        for n in range(6)
+    ]
+    later = factories.gift(
+        gift_id="bf",
+        event_type="redeem_attempt",
+        amount_cents=None,
+        code_correct=True,
+        occurred_at=START + timedelta(minutes=30),
+    )
+    much_later = later.model_copy(
+        update={"event_id": "much-later", "occurred_at": START + timedelta(hours=2)}
+    )
+    outcomes = run_all([*attempts, later, much_later])
+    (block,) = outcomes[5].blocks
+    assert (block.entity_type, block.reason) == (SubjectType.GIFT, "GIFT_CODE_ATTEMPTS_EXCEEDED")
+    assert block.expires_at - block.created_at == timedelta(hours=1)
+    assert "GIFT_SUBJECT_BLOCKED" in [r.code for r in outcomes[6].assessment.reasons]
+    assert "GIFT_SUBJECT_BLOCKED" not in [r.code for r in outcomes[7].assessment.reasons]
+
+
+def test_the_blacklist_factor_reads_fraud_blocks_for_transactions() -> None:
+    over = _gift("payer", 0, amount_cents=150_000)
+    pix = factories.transaction(
+        user_id="payer", network_flags=[], occurred_at=START + timedelta(minutes=5)
+    )
+    # Gifts and transactions of one user share the user's state (same subject key).
+    outcomes = run_all([over, pix])
+    reasons = {r.code: r.points for r in outcomes[1].assessment.reasons}
+    assert reasons["BLACKLIST_FRAUD_BLOCK"] == 60
+    assert outcomes[1].assessment.verdict is Verdict.REVIEW
+
+
+def test_every_gift_action_is_a_fraud_event_without_ip() -> None:
+    gift = _gift("fe", 0, network_flags=["TOR"])
+    (outcome,) = run_all([gift])
+    event = outcome.fraud_event
+    assert event is not None
+    assert (event.user_id, event.gift_id, event.risk_score) == ("fe", gift.gift_id, 50)
+    assert event.network_flags == ["TOR"]
+    assert gift.ip is not None and gift.ip not in event.model_dump_json()
+    assert run_all([factories.transaction()])[0].fraud_event is None
+
+
+def test_replays_place_the_same_block() -> None:
+    over = _gift("rp", 0, amount_cents=150_000)
+    first, again = run_all([over, over])
+    assert first.blocks == again.blocks
+
+
+def test_blocks_survive_serialisation_and_expire_by_event_time() -> None:
+    state = VelocityState()
+    state.block("X", until_ms=10_000)
+    copy = VelocityState.from_bytes(state.to_bytes())
+    assert copy.active_blocks(9_999) == {"X": 10_000}
+    assert copy.active_blocks(10_000) == {}
