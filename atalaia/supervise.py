@@ -13,7 +13,11 @@ from config.settings import Settings
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """Every setting as the environment variable a child ``atalaia`` reads it from."""
-    return {f"ATALAIA_{name.upper()}": str(value) for name, value in settings.model_dump().items()}
+    return {
+        f"ATALAIA_{name.upper()}": str(value)
+        for name, value in settings.model_dump().items()
+        if value is not None
+    }
 
 
 def interrupt_on_sigterm() -> None:

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     rules_path: Path = Field(default_factory=default_rules_path)
     batch_size: int = Field(default=500, ge=1, le=100_000)
     batch_window_ms: int = Field(default=5, ge=1, le=10_000)
+    redis_url: str | None = Field(
+        default=None, description="Mirror active fraud blocks to this Redis (off when unset)."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     web_enabled: bool = False
     web_host: str = "127.0.0.1"

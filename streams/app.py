@@ -7,12 +7,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from redis.asyncio import Redis
 
+from agents.block_mirror import register_block_mirror
 from agents.ingest import register_ingest
 from agents.scoring import register_scoring
 from config.rules import LiveRules
 from config.settings import Settings
 from schemas.codec import WireCodec
+from sinks.redis_blocks import RedisBlockMirror
 from streams.live_config import StartingRules, register_config_follower
 from streams.topics import Topics
 from streams.transport import Transport
@@ -72,4 +75,7 @@ def build_app(
     register_ingest(app, topics, codec, live, clock, settings.batch_size, window_s)
     register_scoring(app, topics, codec, live, clock, settings.partitions)
     register_config_follower(app, settings, live, codec, start.read_through)
+    if settings.redis_url:
+        mirror = RedisBlockMirror(Redis.from_url(settings.redis_url), settings.topic_prefix)
+        register_block_mirror(app, topics, codec, mirror, clock, settings.batch_size, window_s)
     return app
