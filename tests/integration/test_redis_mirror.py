@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -67,8 +66,6 @@ def _wait_for_key(client: Redis, key: str, timeout_s: float = 60) -> bytes:
 
 def test_worker_mirrors_blocks_and_survives_a_redis_outage(
     engine_settings: Settings,
-    start_worker: Callable[[], WorkerProcess],
-    redis_server: RedisServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     outage = RedisServer(tmp_path_factory.mktemp("redis-outage")).start()
