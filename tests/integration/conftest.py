@@ -89,12 +89,17 @@ def engine_settings(broker: EmbeddedBroker, tmp_path: Path) -> Settings:
 @pytest.fixture
 def start_worker(
     engine_settings: Settings, tmp_path: Path
-) -> Iterator[Callable[[], WorkerProcess]]:
-    """Factory: each call starts one more worker process; all are stopped at the end."""
+) -> Iterator[Callable[..., WorkerProcess]]:
+    """Factory: each call starts one more worker process; all are stopped at the end.
+
+    ``node`` picks the worker's machine: its own data directory (RocksDB files cannot be
+    shared by two live processes). A restart on the same node finds its local state again.
+    """
     started: list[WorkerProcess] = []
 
-    def start() -> WorkerProcess:
-        worker = WorkerProcess(engine_settings, tmp_path / f"worker-{len(started)}.log").start()
+    def start(node: int = 0) -> WorkerProcess:
+        settings = engine_settings.model_copy(update={"data_dir": tmp_path / f"node-{node}"})
+        worker = WorkerProcess(settings, tmp_path / f"worker-{len(started)}.log").start()
         started.append(worker)
         return worker
 

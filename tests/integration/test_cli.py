@@ -36,7 +36,7 @@ def _atalaia(
 
 
 def test_produce_csv_and_jsonl_then_tail(
-    engine_settings: Settings, start_worker: Callable[[], WorkerProcess], tmp_path: Path
+    engine_settings: Settings, start_worker: Callable[..., WorkerProcess], tmp_path: Path
 ) -> None:
     gifts = [factories.gift(amount_cents=250_000), factories.gift()]
     jsonl = tmp_path / "gifts.jsonl"

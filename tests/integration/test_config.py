@@ -54,7 +54,7 @@ def _wait_for_version(settings: Settings, version: str, giver: str) -> None:
 
 
 def test_pushed_rules_apply_without_restart_and_bad_ones_are_rejected(
-    engine_settings: Settings, start_worker: Callable[[], WorkerProcess], tmp_path: Path
+    engine_settings: Settings, start_worker: Callable[..., WorkerProcess], tmp_path: Path
 ) -> None:
     worker = start_worker()
     shipped = load_rules()
@@ -124,7 +124,7 @@ def test_pushed_rules_apply_without_restart_and_bad_ones_are_rejected(
 
 
 def test_a_restarted_worker_starts_with_the_latest_pushed_rules(
-    engine_settings: Settings, start_worker: Callable[[], WorkerProcess], tmp_path: Path
+    engine_settings: Settings, start_worker: Callable[..., WorkerProcess], tmp_path: Path
 ) -> None:
     rules = tmp_path / "rules.toml"
     rules.write_text(

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_every_valid_event_gets_one_decision_keyed_by_subject(
-    engine_settings: Settings, start_worker: Callable[[], WorkerProcess]
+    engine_settings: Settings, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     topics = Topics(engine_settings.topic_prefix)
     bootstrap = engine_settings.bootstrap_servers
@@ -74,7 +74,7 @@ def test_every_valid_event_gets_one_decision_keyed_by_subject(
 
 
 def test_garbage_goes_to_the_dlq_with_its_reason_and_the_worker_keeps_going(
-    engine_settings: Settings, start_worker: Callable[[], WorkerProcess]
+    engine_settings: Settings, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     topics = Topics(engine_settings.topic_prefix)
     bootstrap = engine_settings.bootstrap_servers
@@ -124,7 +124,7 @@ def _decide_and_check(
 
 
 def test_kill_9_mid_stream_then_restart_decides_every_event_with_exact_windows(
-    engine_settings: Settings, start_worker: Callable[[], WorkerProcess]
+    engine_settings: Settings, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     """At-least-once: nothing lost; re-deliveries are identical and collapse by event_id;
     velocity state recovered from RocksDB + changelog still counts every event once."""
@@ -154,7 +154,7 @@ def test_kill_9_mid_stream_then_restart_decides_every_event_with_exact_windows(
 
 
 def test_second_worker_joining_mid_stream_keeps_windows_exact(
-    engine_settings: Settings, start_worker: Callable[[], WorkerProcess]
+    engine_settings: Settings, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     """A rebalance moves partitions (and their state, via the changelog) to a new worker."""
     topics = Topics(engine_settings.topic_prefix)
@@ -165,7 +165,7 @@ def test_second_worker_joining_mid_stream_keeps_windows_exact(
     async def send_while_joining() -> WorkerProcess:
         sending = asyncio.create_task(send_events(bootstrap, topics, events, rate=500))
         await asyncio.sleep(2)
-        joiner = start_worker()  # joins the group: partitions are reassigned mid-stream
+        joiner = start_worker(node=1)  # joins the group: partitions move mid-stream
         await sending
         return joiner
 
