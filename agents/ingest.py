@@ -6,11 +6,14 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import Any, cast
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.streams import Stream
 
+from agents.retry import until_stored
 from config.rules import LiveRules
 from engine.admission import admit, subject_of
 from schemas.codec import DecodeError, WireCodec
@@ -18,6 +21,18 @@ from schemas.models import DeadLetter
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
+
+
+Output = tuple[faust.TopicT, bytes, bytes, float | None]
+
+
+async def _send_all(outputs: list[Output]) -> None:
+    """Send every output and wait until the broker acknowledged all of them."""
+    sends = [
+        await topic.send(key=key, value=value, timestamp=timestamp)
+        for topic, key, value, timestamp in outputs
+    ]
+    await asyncio.gather(*sends)
 
 
 def register_ingest(
@@ -40,7 +55,7 @@ def register_ingest(
             batch_size, within=batch_window_s
         ):
             now = clock()
-            sends = []
+            outputs: list[Output] = []
             for record in batch:
                 msg = record.message
                 try:
@@ -67,17 +82,16 @@ def register_ingest(
                         failed_at=now,
                     )
                     key = f"{msg.topic}:{msg.partition}:{msg.offset}".encode()
-                    sends.append(await dead_letters.send(key=key, value=codec.encode(letter)))
+                    outputs.append((dead_letters, key, codec.encode(letter), None))
                     continue
                 # Keep the input's broker timestamp: the scoring agent measures latency from it.
-                sends.append(
-                    await validated.send(
-                        key=subject_of(event).key.encode(),
-                        value=codec.encode(event),
-                        timestamp=msg.timestamp,
-                    )
+                outputs.append(
+                    (validated, subject_of(event).key.encode(), codec.encode(event), msg.timestamp)
                 )
-            # Wait for the whole batch to be acknowledged before its offsets can be committed.
-            await asyncio.gather(*sends)
+
+            # The batch is acknowledged when this loop moves on: only once all of it is stored.
+            await until_stored(
+                partial(_send_all, outputs), (KafkaError,), f"sending {len(outputs)} records"
+            )
 
     return app.agent(source, name="atalaia.ingest")(ingest)
