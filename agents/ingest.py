@@ -17,7 +17,7 @@ from agents.retry import until_stored
 from config.rules import LiveRules
 from engine.admission import admit, subject_of
 from schemas.codec import DecodeError, WireCodec
-from schemas.models import DeadLetter
+from schemas.dead_letters import dead_letter_of
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -71,17 +71,7 @@ def register_ingest(
                         exc.error_class,
                         exc.message,
                     )
-                    letter = DeadLetter(
-                        original_value=msg.value,
-                        original_key=msg.key,
-                        source_topic=msg.topic,
-                        source_partition=msg.partition,
-                        source_offset=msg.offset,
-                        error_class=exc.error_class,
-                        error_message=exc.message,
-                        failed_at=now,
-                    )
-                    key = f"{msg.topic}:{msg.partition}:{msg.offset}".encode()
+                    key, letter = dead_letter_of(msg, exc.error_class, exc.message, now)
                     outputs.append((dead_letters, key, codec.encode(letter), None))
                     continue
                 # Keep the input's broker timestamp: the scoring agent measures latency from it.

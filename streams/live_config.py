@@ -18,7 +18,7 @@ import faust
 from config.rules import LiveRules, RuleSet
 from config.settings import Settings
 from schemas.codec import WireCodec
-from schemas.models import DeadLetter
+from schemas.dead_letters import dead_letter_of
 from streams.reader import read_topics
 from streams.topics import Topics
 
@@ -73,16 +73,9 @@ def register_config_follower(
                     log.info("rules version %s in force (from %s)", live.current.version, source)
                 elif outcome.error:
                     log.warning("rejected rules from %s: %s", source, outcome.error)
-                    letter = DeadLetter(
-                        original_value=record.value,
-                        original_key=record.key,
-                        source_topic=record.topic,
-                        source_partition=record.partition,
-                        source_offset=record.offset,
-                        error_class="ConfigRejected",
-                        error_message=outcome.error,
-                        failed_at=datetime.now(UTC),
+                    key, letter = dead_letter_of(
+                        record, "ConfigRejected", outcome.error, datetime.now(UTC)
                     )
-                    await dead_letters.send(key=source.encode(), value=codec.encode(letter))
+                    await dead_letters.send(key=key, value=codec.encode(letter))
 
     return app.task(follow_config)
