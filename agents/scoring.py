@@ -61,6 +61,8 @@ def register_scoring(
                 rule_version=rules.version,
                 received_at=datetime.fromtimestamp(msg.timestamp, UTC),
                 decided_at=clock(),
+                actions=outcome.actions,
+                user_message=outcome.user_message,
             )
             # Buffered: Faust flushes the producer before it commits the offset.
             await decisions.send(key=msg.key, value=codec.encode(decision))

@@ -24,13 +24,14 @@ def format_decision(decision: Decision) -> str:
     >>> format_decision(d)
     '22:13:20.000   ALLOW LOW       20  user:u1  gift/payment_failed e1  4ms  GIFT_PIX_FAILED+20'
     """
-    reasons = ", ".join(f"{r.code}+{r.points}" for r in decision.reasons) or "-"
+    reasons = ", ".join(f"{r.code}{r.points:+d}" for r in decision.reasons) or "-"
+    actions = f"  [{', '.join(a.value for a in decision.actions)}]" if decision.actions else ""
     return (
         f"{decision.decided_at:%H:%M:%S.%f}"[:-3]
         + f" {_VERDICT_MARK[decision.decision]} {decision.band.value:<8} {decision.score:>3}"
         f"  {decision.subject_type.value}:{decision.subject_id}"
         f"  {decision.event_kind.value}/{decision.event_type} {decision.event_id}"
-        f"  {decision.latency_ms}ms  {reasons}"
+        f"  {decision.latency_ms}ms  {reasons}{actions}"
     )
 
 

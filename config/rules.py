@@ -95,6 +95,11 @@ class GiftBlocks(_Frozen):
     redemption_block_seconds: int = Field(gt=0)
 
 
+class GiftActions(_Frozen):
+    blocked_message: str = Field(min_length=1, max_length=512)
+    captcha_after: frozenset[str]
+
+
 class GiftPoints(_Frozen):
     subject_blocked: int = Field(ge=0, le=100)
     amount_over_gift_limit: int = Field(ge=0, le=100)
@@ -112,6 +117,7 @@ class GiftRules(_Frozen):
     limits: GiftLimits
     patterns: GiftPatterns
     blocks: GiftBlocks
+    actions: GiftActions
     points: GiftPoints
 
 

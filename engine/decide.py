@@ -8,11 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from config.rules import RuleSet
+from engine.actions import actions_for
 from engine.blocks import blocks_for, fraud_event_of
 from engine.features import record_and_read
 from engine.scoring import Assessment, assess
 from engine.velocity import VelocityState
-from schemas.models import FraudBlock, FraudEvent, InputEvent
+from schemas.models import DecisionAction, FraudBlock, FraudEvent, InputEvent
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,8 @@ class Outcome:
     assessment: Assessment
     blocks: list[FraudBlock]
     fraud_event: FraudEvent | None
+    actions: list[DecisionAction]
+    user_message: str | None
 
 
 def decide_event(state: VelocityState, event: InputEvent, rules: RuleSet) -> Outcome:
@@ -29,4 +32,5 @@ def decide_event(state: VelocityState, event: InputEvent, rules: RuleSet) -> Out
     blocks = blocks_for(event, assessment, rules.gift.blocks)
     for block in blocks:
         state.block(block.reason, int(block.expires_at.timestamp() * 1000))
-    return Outcome(assessment, blocks, fraud_event_of(event, assessment))
+    actions, message = actions_for(event, assessment, blocks, rules.gift.actions)
+    return Outcome(assessment, blocks, fraud_event_of(event, assessment), actions, message)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 
@@ -11,6 +12,7 @@ from engine.scoring import Assessment
 from schemas.models import (
     EVENT_KIND_OF,
     Decision,
+    DecisionAction,
     GiftEvent,
     InputEvent,
     LoginEvent,
@@ -35,6 +37,8 @@ def build_decision(
     rule_version: str,
     received_at: datetime,
     decided_at: datetime,
+    actions: Sequence[DecisionAction] = (),
+    user_message: str | None = None,
 ) -> Decision:
     """The Decision for ``event``; ``received_at`` is the input record's broker timestamp."""
     subject = subject_of(event)
@@ -50,6 +54,8 @@ def build_decision(
         decision=assessment.verdict,
         reasons=list(assessment.reasons),
         features=assessment.features,
+        actions=list(actions),
+        user_message=user_message,
         rule_version=rule_version,
         event_occurred_at=event.occurred_at,
         decided_at=decided_at,
@@ -69,6 +75,7 @@ def _verdict_of(decision: Decision) -> tuple[object, ...]:
         decision.score,
         tuple(decision.reasons),
         tuple(sorted(decision.features.items())),
+        tuple(decision.actions),
         decision.rule_version,
     )
 

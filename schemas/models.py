@@ -222,6 +222,14 @@ InputEvent = TransactionEvent | LoginEvent | GiftEvent
 INPUT_MODELS = (TransactionEvent, LoginEvent, GiftEvent)
 
 
+class DecisionAction(StrEnum):
+    CAPTCHA_REQUIRED = "CAPTCHA_REQUIRED"
+    FLAG_USER_FOR_REVIEW = "FLAG_USER_FOR_REVIEW"
+    BLOCK_GIFT_CREATION = "BLOCK_GIFT_CREATION"
+    BLOCK_REDEMPTION = "BLOCK_REDEMPTION"
+    INTERNAL_ALERT = "INTERNAL_ALERT"
+
+
 class Reason(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -244,6 +252,8 @@ class Decision(WireModel):
     decision: Verdict
     reasons: list[Reason] = Field(default_factory=list)
     features: dict[str, int] = Field(default_factory=dict)
+    actions: list[DecisionAction] = Field(default_factory=list)
+    user_message: Annotated[str, Field(max_length=512)] | None = None
     rule_version: str
     event_occurred_at: UtcMillis
     decided_at: UtcMillis

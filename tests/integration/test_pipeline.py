@@ -16,7 +16,7 @@ from config.rules import load_rules
 from config.settings import Settings
 from engine.admission import subject_of
 from engine.decisions import DecisionLedger, Seen
-from schemas.models import Decision, GiftEvent, TransactionEvent, Verdict
+from schemas.models import Decision, DecisionAction, GiftEvent, TransactionEvent, Verdict
 from streams.topics import Topics
 from tests import factories
 from tests.integration.helpers import (
@@ -58,6 +58,11 @@ def test_every_valid_event_gets_one_decision_keyed_by_subject(
         assert decision.rule_version == load_rules().version
     assert by_id[over_limit.event_id][1].decision is Verdict.BLOCK
     assert [r.code for r in by_id[over_limit.event_id][1].reasons] == ["GIFT_AMOUNT_OVER_LIMIT"]
+    assert by_id[over_limit.event_id][1].actions == [
+        DecisionAction.INTERNAL_ALERT,
+        DecisionAction.BLOCK_GIFT_CREATION,
+    ]
+    assert by_id[over_limit.event_id][1].user_message == load_rules().gift.actions.blocked_message
     assert by_id[failed_pix.event_id][1].score == 20
     assert out.dead_letters == []
     # GiftPix automatic actions: the over-limit giver is blocked; every gift action is recorded.
