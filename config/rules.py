@@ -174,6 +174,11 @@ class CapyPayGeo(_Frozen):
     new_country_points: int = Field(ge=0)
     tor_vpn_points: int = Field(ge=0)
     proxy_points: int = Field(ge=0)
+    impossible_travel_kmh: int = Field(gt=0)
+    impossible_travel_min_km: int = Field(ge=0)
+    impossible_travel_points: int = Field(ge=0)
+    country_hopping_countries: int = Field(gt=1)
+    country_hopping_points: int = Field(ge=0)
 
 
 class CapyPayBehavioral(_Frozen):

@@ -83,6 +83,20 @@ def _geo(
         factor.add(
             "GEO_TOR_VPN", geo.tor_vpn_points, f"IP flagged upstream as {'/'.join(anonymised)}"
         )
+    speed, km = features.get("travel.kmh", -1), features.get("travel.km", -1)
+    if speed > geo.impossible_travel_kmh and km >= geo.impossible_travel_min_km:
+        factor.add(
+            "GEO_IMPOSSIBLE_TRAVEL",
+            geo.impossible_travel_points,
+            f"{km} km from the last known place at {speed} km/h",
+        )
+    countries = features.get(f"{metric}.countries.{model.velocity.day_window}", 0)
+    if countries >= geo.country_hopping_countries:
+        factor.add(
+            "GEO_COUNTRY_HOPPING",
+            geo.country_hopping_points,
+            f"{countries} countries in {model.velocity.day_window}",
+        )
     if NetworkFlag.PROXY in event.network_flags:
         factor.add("GEO_PROXY", geo.proxy_points, "IP flagged upstream as a proxy")
     return factor.capped()

@@ -11,6 +11,7 @@ published with each decision so an analyst sees the values a verdict came from.
 from __future__ import annotations
 
 from engine.admission import subject_of
+from engine.geo import distance_km
 from engine.velocity import Features, Observation, VelocityState
 from schemas.models import (
     GiftEvent,
@@ -62,6 +63,8 @@ def observe(event: InputEvent) -> Observation:
                 counterparty,
                 event.country,
                 event.device_id,
+                event.lat,
+                event.lon,
             )
         case LoginEvent():
             return Observation(
@@ -72,6 +75,8 @@ def observe(event: InputEvent) -> Observation:
                 None,
                 event.country,
                 event.device_fingerprint,
+                event.lat,
+                event.lon,
             )
         case GiftEvent():
             return Observation(
@@ -125,7 +130,18 @@ def history_features(state: VelocityState, event: InputEvent, horizon_s: int) ->
         known = state.values(metric, kind, obs.at_ms, horizon_s)
         is_new = has_history and value is not None and value not in known
         features[f"{metric}.new_{name}"] = int(is_new)
+    features.update(travel_features(state, obs))
     return features
+
+
+def travel_features(state: VelocityState, obs: Observation) -> Features:
+    """Distance and speed from the subject's last known place (-1 when unknown)."""
+    last = state.last_place
+    if last is None or obs.lat is None or obs.lon is None or obs.at_ms <= last[0]:
+        return {"travel.km": -1, "travel.kmh": -1}
+    km = distance_km(last[1], last[2], obs.lat, obs.lon)
+    hours = (obs.at_ms - last[0]) / 3_600_000
+    return {"travel.km": round(km), "travel.kmh": round(km / hours)}
 
 
 def record_and_read(

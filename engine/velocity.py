@@ -40,6 +40,8 @@ class Observation:
     counterparty: str | None = None
     country: str | None = None
     device: str | None = None
+    lat: float | None = None
+    lon: float | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class VelocityState:
         self._metrics: dict[str, dict[int, _Bucket]] = {}
         self._seen: dict[str, tuple[int, Features]] = {}
         self._blocks: dict[str, int] = {}  # reason code -> expires at (epoch ms)
+        self.last_place: tuple[int, float, float] | None = None  # (at_ms, lat, lon), newest
         self.watermark_s: int | None = None
 
     def record(self, obs: Observation, horizon_s: int) -> bool:
@@ -101,6 +104,12 @@ class VelocityState:
         if self.watermark_s is not None and second <= self.watermark_s - horizon_s:
             return False
         self._metrics.setdefault(obs.metric, {}).setdefault(second, _Bucket()).add(obs)
+        if (
+            obs.lat is not None
+            and obs.lon is not None
+            and (self.last_place is None or obs.at_ms >= self.last_place[0])
+        ):
+            self.last_place = (obs.at_ms, obs.lat, obs.lon)
         self._seen[obs.event_id] = (second, {})
         if self.watermark_s is None or second > self.watermark_s:
             self.watermark_s = second
@@ -183,6 +192,7 @@ class VelocityState:
                 },
                 "s": {event_id: [s, f] for event_id, (s, f) in self._seen.items()},
                 "b": self._blocks,
+                "p": self.last_place,
             },
             separators=(",", ":"),
         ).encode()
@@ -202,4 +212,6 @@ class VelocityState:
                 )
         state._seen = {event_id: (s, f) for event_id, (s, f) in raw["s"].items()}
         state._blocks = dict(raw.get("b", {}))
+        place = raw.get("p")
+        state.last_place = (place[0], place[1], place[2]) if place else None
         return state

@@ -208,3 +208,61 @@ def test_login_uses_geo_and_behaviour() -> None:
     login = factories.login(network_flags=["TOR"], occurred_at=WEEKDAY_AFTERNOON)
     assert _points(login_reasons(login, {}, MODEL)) == {"GEO_TOR_VPN": 10}
     assert decide(login).verdict is Verdict.ALLOW
+
+
+def test_impossible_travel_from_the_last_known_place() -> None:
+    sao_paulo = _tx(user_id="trav", lat=-23.55, lon=-46.63, occurred_at=WEEKDAY_AFTERNOON)
+    lisbon = _tx(
+        user_id="trav",
+        lat=38.72,
+        lon=-9.14,
+        country="PT",
+        occurred_at=WEEKDAY_AFTERNOON + timedelta(hours=2),
+    )
+    rio_by_car = _tx(
+        user_id="car", lat=-22.91, lon=-43.17, occurred_at=WEEKDAY_AFTERNOON + timedelta(hours=6)
+    )
+    results = decide_all(
+        [
+            sao_paulo,
+            lisbon,
+            _tx(user_id="car", lat=-23.55, lon=-46.63, occurred_at=WEEKDAY_AFTERNOON),
+            rio_by_car,
+        ]
+    )
+    travel = results[1]
+    assert travel.features["travel.km"] > 7_000 and travel.features["travel.kmh"] > 3_000
+    assert _points(list(travel.reasons))["GEO_IMPOSSIBLE_TRAVEL"] == 10
+    assert "GEO_IMPOSSIBLE_TRAVEL" not in _points(list(results[3].reasons))
+    assert results[3].features["travel.km"] == 361
+
+
+def test_no_place_no_travel_reason() -> None:
+    result = decide_all(
+        [
+            _tx(user_id="noplace", lat=None, lon=None),
+            _tx(
+                user_id="noplace",
+                lat=None,
+                lon=None,
+                occurred_at=WEEKDAY_AFTERNOON + timedelta(minutes=1),
+            ),
+        ]
+    )[1]
+    assert (result.features["travel.km"], result.features["travel.kmh"]) == (-1, -1)
+
+
+def test_country_hopping_three_countries_in_a_day() -> None:
+    hops = [
+        _tx(
+            user_id="hop",
+            country=c,
+            lat=None,
+            lon=None,
+            occurred_at=WEEKDAY_AFTERNOON + timedelta(hours=n),
+        )
+        for n, c in enumerate(["BR", "AR", "UY"])
+    ]
+    results = decide_all(hops)
+    assert "GEO_COUNTRY_HOPPING" not in _points(list(results[1].reasons))
+    assert _points(list(results[2].reasons))["GEO_COUNTRY_HOPPING"] == 5

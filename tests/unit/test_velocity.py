@@ -101,3 +101,12 @@ def test_memory_is_bounded_by_the_horizon() -> None:
 
 def test_empty_state_from_nothing() -> None:
     assert VelocityState.from_bytes(None).window("tx", 0, 60) == WindowStats(0, 0, 0, 0, 0)
+
+
+def test_last_place_is_the_newest_located_event_and_survives_bytes() -> None:
+    state = VelocityState()
+    state.record(Observation("a", 2_000, "tx", lat=1.0, lon=2.0), HORIZON)
+    state.record(Observation("b", 1_000, "tx", lat=5.0, lon=6.0), HORIZON)  # older: ignored
+    state.record(Observation("c", 3_000, "tx"), HORIZON)  # no place: ignored
+    assert state.last_place == (2_000, 1.0, 2.0)
+    assert VelocityState.from_bytes(state.to_bytes()).last_place == (2_000, 1.0, 2.0)
