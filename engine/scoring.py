@@ -40,6 +40,10 @@ from schemas.models import (
 )
 
 MAX_SCORE = 100
+# What a fraud block stops: creating gifts (giver blocked) and redeeming them (gift blocked).
+_BLOCKED_STEPS = frozenset(
+    {GiftEventType.GIFT_CREATED, GiftEventType.REDEEM_ATTEMPT, GiftEventType.GIFT_REDEEMED}
+)
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ def gift_reasons(event: GiftEvent, rules: GiftRules, features: Features) -> list
         reasons.append(Reason(code=code, points=earned, detail=detail))
 
     kind = event.event_type
-    if features.get(BLOCKED_FEATURE):
+    if features.get(BLOCKED_FEATURE) and kind in _BLOCKED_STEPS:
         fire(
             "GIFT_SUBJECT_BLOCKED",
             points.subject_blocked,

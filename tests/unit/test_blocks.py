@@ -103,3 +103,12 @@ def test_blocks_survive_serialisation_and_expire_by_event_time() -> None:
     copy = VelocityState.from_bytes(state.to_bytes())
     assert copy.active_blocks(9_999) == {"X": 10_000}
     assert copy.active_blocks(10_000) == {}
+
+
+def test_a_block_stops_creation_not_the_giver_s_other_gift_steps() -> None:
+    over = _gift("steps", 0, amount_cents=150_000)
+    paid = _gift("steps", 10, event_type="gift_paid")
+    failed = _gift("steps", 20, event_type="payment_failed", amount_cents=None)
+    outcomes = run_all([over, paid, failed])
+    assert outcomes[1].assessment.verdict is Verdict.ALLOW
+    assert [r.code for r in outcomes[2].assessment.reasons] == ["GIFT_PIX_FAILED"]
