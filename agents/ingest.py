@@ -18,20 +18,18 @@ from config.rules import LiveRules
 from engine.admission import admit, subject_of
 from schemas.codec import DecodeError, WireCodec
 from schemas.dead_letters import dead_letter_of
+from streams.side_producer import SideProducer
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
 
 
-Output = tuple[faust.TopicT, bytes, bytes, float | None]
+Output = tuple[str, bytes, bytes, float | None]  # topic, key, value, timestamp (s)
 
 
-async def _send_all(outputs: list[Output]) -> None:
+async def _send_all(producer: SideProducer, outputs: list[Output]) -> None:
     """Send every output and wait until the broker acknowledged all of them."""
-    sends = [
-        await topic.send(key=key, value=value, timestamp=timestamp)
-        for topic, key, value, timestamp in outputs
-    ]
+    sends = [await producer.send(*output) for output in outputs]
     await asyncio.gather(*sends)
 
 
@@ -46,8 +44,7 @@ def register_ingest(
 ) -> Any:
     contracts = topics.input_models()
     source = app.topic(*contracts, key_type=bytes, value_type=bytes)
-    validated = app.topic(topics.validated, key_type=bytes, value_type=bytes)
-    dead_letters = app.topic(topics.dead_letters, key_type=bytes, value_type=bytes)
+    producer: SideProducer = app.side_producer  # type: ignore[attr-defined]
 
     async def ingest(stream: faust.StreamT[bytes]) -> None:
         # StreamT does not declare take_events; every Faust stream has it.
@@ -72,16 +69,23 @@ def register_ingest(
                         exc.message,
                     )
                     key, letter = dead_letter_of(msg, exc.error_class, exc.message, now)
-                    outputs.append((dead_letters, key, codec.encode(letter), None))
+                    outputs.append((topics.dead_letters, key, codec.encode(letter), None))
                     continue
                 # Keep the input's broker timestamp: the scoring agent measures latency from it.
                 outputs.append(
-                    (validated, subject_of(event).key.encode(), codec.encode(event), msg.timestamp)
+                    (
+                        topics.validated,
+                        subject_of(event).key.encode(),
+                        codec.encode(event),
+                        msg.timestamp,
+                    )
                 )
 
             # The batch is acknowledged when this loop moves on: only once all of it is stored.
             await until_stored(
-                partial(_send_all, outputs), (KafkaError,), f"sending {len(outputs)} records"
+                partial(_send_all, producer, outputs),
+                (KafkaError,),
+                f"sending {len(outputs)} records",
             )
 
     return app.agent(source, name="atalaia.ingest")(ingest)

@@ -19,6 +19,7 @@ from engine.decide import decide_event
 from engine.decisions import build_decision
 from engine.velocity import VelocityState
 from schemas.codec import WireCodec
+from streams.side_producer import SideProducer
 from streams.topics import Topics
 
 
@@ -31,9 +32,7 @@ def register_scoring(
     partitions: int,
 ) -> Any:
     validated = app.topic(topics.validated, key_type=bytes, value_type=bytes)
-    decisions = app.topic(topics.decisions, key_type=bytes, value_type=bytes)
-    fraud_events = app.topic(topics.fraud_events, key_type=bytes, value_type=bytes)
-    fraud_blocks = app.topic(topics.fraud_blocks, key_type=bytes, value_type=bytes)
+    producer: SideProducer = app.side_producer  # type: ignore[attr-defined]
     velocity = app.Table(
         "velocity",
         partitions=partitions,
@@ -52,9 +51,9 @@ def register_scoring(
             velocity[msg.key] = state.to_bytes()
             for block in outcome.blocks:
                 key = f"{block.entity_type.value}:{block.entity_id}".encode()
-                await fraud_blocks.send(key=key, value=codec.encode(block))
+                await producer.send(topics.fraud_blocks, key, codec.encode(block))
             if outcome.fraud_event is not None:
-                await fraud_events.send(key=msg.key, value=codec.encode(outcome.fraud_event))
+                await producer.send(topics.fraud_events, msg.key, codec.encode(outcome.fraud_event))
             decision = build_decision(
                 event,
                 outcome.assessment,
@@ -64,7 +63,7 @@ def register_scoring(
                 actions=outcome.actions,
                 user_message=outcome.user_message,
             )
-            # Buffered: Faust flushes the producer before it commits the offset.
-            await decisions.send(key=msg.key, value=codec.encode(decision))
+            # Not awaited: Faust's pre-commit flush waits for it (streams/transport.py).
+            await producer.send(topics.decisions, msg.key, codec.encode(decision))
 
     return app.agent(validated, name="atalaia.scoring")(score)

@@ -17,6 +17,7 @@ from config.settings import Settings
 from schemas.codec import WireCodec
 from sinks.redis_blocks import RedisBlockMirror
 from streams.live_config import StartingRules, register_config_follower
+from streams.side_producer import SideProducer
 from streams.topics import Topics
 from streams.transport import Transport
 
@@ -29,9 +30,17 @@ class AtalaiaApp(faust.App):
     """A Faust app whose consumer fetch wait comes from the broker profile."""
 
     fetch_max_wait_ms: int = 1500
+    side_producer: SideProducer
 
     def _new_transport(self) -> Any:
         return Transport(self.conf.broker_consumer, self)
+
+    def _new_producer_transport(self) -> Any:
+        return Transport(self.conf.broker_producer, self)
+
+    async def on_stop(self) -> None:
+        await super().on_stop()  # flushes both producers
+        await self.side_producer.stop()
 
 
 def build_app(
@@ -64,6 +73,7 @@ def build_app(
         web_bind=settings.web_host,
     )
     app.fetch_max_wait_ms = profile.fetch_max_wait_ms
+    app.side_producer = SideProducer(settings.bootstrap_servers)
     if profile.changelog_max_batch_size is not None:
         # Faust has one producer: the changelog workaround applies to every send.
         app.conf.producer_max_batch_size = profile.changelog_max_batch_size
