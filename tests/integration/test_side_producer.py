@@ -1,0 +1,33 @@
+"""The side producer's flush returns only when the broker has every queued record."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import aclosing
+
+import pytest
+
+from config.settings import Settings
+from streams.reader import read_topics
+from streams.side_producer import SideProducer
+from streams.topics import Topics
+
+pytestmark = pytest.mark.integration
+
+
+def test_flush_waits_for_every_queued_record(engine_settings: Settings) -> None:
+    topic = Topics(engine_settings.topic_prefix).decisions
+
+    async def scenario() -> list[bytes]:
+        producer = SideProducer(engine_settings.bootstrap_servers, linger_ms=50)
+        futures = [await producer.send(topic, b"k", f"v{n}".encode()) for n in range(500)]
+        assert not all(f.done() for f in futures)  # still in flight: linger holds them
+        await producer.flush()
+        assert all(f.done() and f.exception() is None for f in futures)
+        await producer.stop()
+        records = read_topics(engine_settings.bootstrap_servers, [topic], True, 1.0)
+        async with aclosing(records):
+            return [record.value async for record in records if record.value is not None]
+
+    values = asyncio.run(scenario())
+    assert sorted(values) == sorted(f"v{n}".encode() for n in range(500))
