@@ -75,7 +75,7 @@ def build_app(
     app.fetch_max_wait_ms = profile.fetch_max_wait_ms
     app.side_producer = SideProducer(settings.bootstrap_servers)
     if profile.changelog_max_batch_size is not None:
-        # Faust has one producer: the changelog workaround applies to every send.
+        # Faust's own producer now carries only changelogs (outputs use the side producer).
         app.conf.producer_max_batch_size = profile.changelog_max_batch_size
 
     topics = Topics(settings.topic_prefix)
