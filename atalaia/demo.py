@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from atalaia.broker import EmbeddedBroker
+from atalaia.measure import percentile
 from atalaia.progress import Progress
 from atalaia.publish import OutRecord, publish
 from atalaia.sample import (
@@ -74,8 +75,7 @@ class DemoResult:
         return self.decided / self.elapsed_s if self.elapsed_s else 0.0
 
     def latency_percentile(self, q: float) -> int:
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0
+        return percentile(self.latencies_ms, q)
 
 
 def _event_record(codec: WireCodec, topics: Topics, event: InputEvent) -> OutRecord:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from atalaia.broker import EmbeddedBroker
+from atalaia.measure import percentile
 from atalaia.publish import OutRecord, publish
 from atalaia.sample import synthetic_transactions
 from config.settings import Settings
@@ -35,9 +36,8 @@ class PassthroughResult:
     def events_per_s(self) -> float:
         return self.forwarded / self.elapsed_s if self.elapsed_s else 0.0
 
-    def percentile(self, q: float) -> int:
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0
+    def latency_percentile(self, q: float) -> int:
+        return percentile(self.latencies_ms, q)
 
 
 async def _forward(

@@ -23,25 +23,17 @@ from bench.passthrough import PassthroughResult, run_passthrough
 from config.settings import load_settings
 
 
-def _row(label: str, result: DemoResult) -> dict[str, object]:
-    return {
+def _row(label: str, result: DemoResult | PassthroughResult) -> dict[str, object]:
+    row: dict[str, object] = {
         "run": label,
-        "events": result.decided,
+        "events": result.decided if isinstance(result, DemoResult) else result.forwarded,
         "events_per_s": round(result.events_per_s),
         "p50_ms": result.latency_percentile(0.50),
         "p99_ms": result.latency_percentile(0.99),
-        "missing": result.valid - result.decided,
     }
-
-
-def _passthrough_row(label: str, result: PassthroughResult) -> dict[str, object]:
-    return {
-        "run": label,
-        "events": result.forwarded,
-        "events_per_s": round(result.events_per_s),
-        "p50_ms": result.percentile(0.50),
-        "p99_ms": result.percentile(0.99),
-    }
+    if isinstance(result, DemoResult):
+        row["missing"] = result.valid - result.decided
+    return row
 
 
 def main() -> int:
@@ -64,8 +56,8 @@ def main() -> int:
         "partitions": settings.partitions,
         "runs": [_row("burst", burst), _row(f"paced {args.rate}/s", paced)],
         "passthrough": [
-            _passthrough_row("burst", raw_burst),
-            _passthrough_row(f"paced {args.rate}/s", raw_paced),
+            _row("burst", raw_burst),
+            _row(f"paced {args.rate}/s", raw_paced),
         ],
         "burst_ratio_to_passthrough": round(burst.events_per_s / raw_burst.events_per_s, 3)
         if raw_burst.events_per_s

@@ -35,9 +35,6 @@ class AtalaiaApp(faust.App):
     def _new_transport(self) -> Any:
         return Transport(self.conf.broker_consumer, self)
 
-    def _new_producer_transport(self) -> Any:
-        return Transport(self.conf.broker_producer, self)
-
     async def on_stop(self) -> None:
         await super().on_stop()  # flushes both producers
         await self.side_producer.stop()
