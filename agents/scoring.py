@@ -1,26 +1,169 @@
-"""Scoring agent: one Decision per validated event, keyed by subject, on the decisions topic.
+"""The engine's agent: validate, route by subject, decide, publish. One Faust hop per event.
 
-Each subject's velocity state lives in a Faust table (RocksDB, changelog-backed) whose key is
-the subject: the validated topic is keyed the same way, so the partition that owns a subject
-owns its state. Events are handled one at a time so every table write goes to the changelog
-partition of the event that caused it.
+Input topics and the re-route topic are read together, in batches. An event that arrived on
+the partition owning its subject (upstream keyed it by subject, as our producers do) is decided
+at once; any other is re-routed to that partition through the ``validated`` topic and decided
+when it comes back. All these topics have the same partition count and Faust assigns partition
+*p* of each to one worker, so one worker owns a subject's state: a Faust table (RocksDB,
+changelog-backed) holding our own time buckets (``engine.velocity``), not a windowed table.
+
+Faust's tables find the changelog partition of a write from the "current event" context
+variable; in a batch we point it at the record being handled, so every write lands on its
+subject's partition. Only the context variable of this task: the stream's own
+``current_event`` attribute is what ``take_events`` reads for the next record arriving
+meanwhile, and overwriting it there would swap that record for a stale one.
+Faust acknowledges a batch even when its processing raises: outputs are retried until stored
+and an event that cannot be decided is dead-lettered with the reason, never dropped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import logging
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 import faust
+from aiokafka.errors import KafkaError
+from faust.streams import Stream
+from faust.streams import _current_event as current_event_var
+from faust.types import EventT
 
-from config.rules import LiveRules
+from agents.retry import until_stored
+from config.rules import LiveRules, RuleSet
+from engine.admission import admit, subject_of
 from engine.decide import decide_event
 from engine.decisions import build_decision
 from engine.velocity import VelocityState
-from schemas.codec import WireCodec
+from schemas.codec import DecodeError, WireCodec
+from schemas.dead_letters import dead_letter_of
+from schemas.models import InputEvent
+from streams.partitioning import owner_partition
 from streams.side_producer import SideProducer
 from streams.topics import Topics
+
+log = logging.getLogger(__name__)
+
+Output = tuple[str, bytes, bytes, float | None]  # topic, key, value, timestamp (s)
+SCORING_FAILED = "ScoringFailed"
+
+
+async def _send_all(producer: SideProducer, outputs: list[Output]) -> None:
+    """Send every output and wait until the broker acknowledged all of them."""
+    sends = [await producer.send(*output) for output in outputs]
+    await asyncio.gather(*sends)
+
+
+@contextmanager
+def _current(record: EventT[bytes]) -> Iterator[None]:
+    """Make ``record`` the current event of this task for Faust's table reads and writes."""
+    token = current_event_var.set(weakref.ref(record))
+    try:
+        yield
+    finally:
+        current_event_var.reset(token)
+
+
+@dataclass
+class _Batch:
+    """What one batch produces: records to send and the subject states it changed."""
+
+    outputs: list[Output]
+    states: dict[bytes, tuple[VelocityState, EventT[bytes]]]
+
+
+class _Scorer:
+    def __init__(
+        self,
+        topics: Topics,
+        codec: WireCodec,
+        live: LiveRules,
+        clock: Callable[[], datetime],
+        partitions: int,
+        velocity: Any,
+    ) -> None:
+        self.topics, self.codec, self.live, self.clock = topics, codec, live, clock
+        self.partitions, self.velocity = partitions, velocity
+        self.contracts = topics.input_models()
+
+    def dead_letter(self, batch: _Batch, record: EventT[bytes], error: str, detail: str) -> None:
+        msg = record.message
+        log.warning(
+            "dead-lettered %s[%d]@%d: %s: %s", msg.topic, msg.partition, msg.offset, error, detail
+        )
+        key, letter = dead_letter_of(msg, error, detail, self.clock())
+        batch.outputs.append((self.topics.dead_letters, key, self.codec.encode(letter), None))
+
+    def handle(self, batch: _Batch, record: EventT[bytes], rules: RuleSet) -> None:
+        msg = record.message
+        if msg.topic == self.topics.validated:
+            event = self.codec.decode_event(msg.value)  # written by us, already admitted
+        else:
+            try:
+                event = admit(
+                    self.codec, msg.value, self.contracts[msg.topic], self.clock(), rules.validation
+                )
+            except DecodeError as exc:
+                self.dead_letter(batch, record, exc.error_class, exc.message)
+                return
+        key = subject_of(event).key.encode()
+        if owner_partition(key, self.partitions) != msg.partition:
+            # Keep the input's broker timestamp: latency is measured from it.
+            batch.outputs.append(
+                (self.topics.validated, key, self.codec.encode(event), msg.timestamp)
+            )
+            return
+        known = batch.states.get(key)
+        if known:
+            state = known[0]
+        else:
+            with _current(record):  # the read uses the subject's partition
+                state = VelocityState.from_bytes(self.velocity.get(key))
+        try:
+            self.decide(batch, key, state, event, rules, msg.timestamp)
+        except Exception as exc:  # a bug must not lose the event: keep it with the reason
+            log.exception("scoring failed for %s", event.event_id)
+            self.dead_letter(batch, record, SCORING_FAILED, type(exc).__name__)
+            return
+        batch.states[key] = (state, record)
+
+    def decide(
+        self,
+        batch: _Batch,
+        key: bytes,
+        state: VelocityState,
+        event: InputEvent,
+        rules: RuleSet,
+        received_s: float,
+    ) -> None:
+        outcome = decide_event(state, event, rules)
+        encode = self.codec.encode
+        for block in outcome.blocks:
+            block_key = f"{block.entity_type.value}:{block.entity_id}".encode()
+            batch.outputs.append((self.topics.fraud_blocks, block_key, encode(block), None))
+        if outcome.fraud_event is not None:
+            batch.outputs.append((self.topics.fraud_events, key, encode(outcome.fraud_event), None))
+        decision = build_decision(
+            event,
+            outcome.assessment,
+            rule_version=rules.version,
+            received_at=datetime.fromtimestamp(received_s, UTC),
+            decided_at=self.clock(),
+            actions=outcome.actions,
+            user_message=outcome.user_message,
+        )
+        batch.outputs.append((self.topics.decisions, key, encode(decision), None))
+
+    def store(self, batch: _Batch) -> None:
+        """One table write per subject per batch, on the subject's changelog partition."""
+        for key, (state, record) in batch.states.items():
+            with _current(record):
+                self.velocity[key] = state.to_bytes()
 
 
 def register_scoring(
@@ -30,8 +173,10 @@ def register_scoring(
     live: LiveRules,
     clock: Callable[[], datetime],
     partitions: int,
+    batch_size: int,
+    batch_window_s: float,
 ) -> Any:
-    validated = app.topic(topics.validated, key_type=bytes, value_type=bytes)
+    source = app.topic(*topics.input_models(), topics.validated, key_type=bytes, value_type=bytes)
     producer: SideProducer = app.side_producer  # type: ignore[attr-defined]
     velocity = app.Table(
         "velocity",
@@ -40,30 +185,22 @@ def register_scoring(
         value_type=bytes,
         help="per-subject velocity state (engine.velocity.VelocityState as JSON)",
     )
+    scorer = _Scorer(topics, codec, live, clock, partitions, velocity)
 
     async def score(stream: faust.StreamT[bytes]) -> None:
-        async for record in stream.events():
-            msg = record.message
-            event = codec.decode_event(msg.value)
-            rules = live.current  # one version per decision, even if it changes meanwhile
-            state = VelocityState.from_bytes(velocity.get(msg.key))
-            outcome = decide_event(state, event, rules)
-            velocity[msg.key] = state.to_bytes()
-            for block in outcome.blocks:
-                key = f"{block.entity_type.value}:{block.entity_id}".encode()
-                await producer.send(topics.fraud_blocks, key, codec.encode(block))
-            if outcome.fraud_event is not None:
-                await producer.send(topics.fraud_events, msg.key, codec.encode(outcome.fraud_event))
-            decision = build_decision(
-                event,
-                outcome.assessment,
-                rule_version=rules.version,
-                received_at=datetime.fromtimestamp(msg.timestamp, UTC),
-                decided_at=clock(),
-                actions=outcome.actions,
-                user_message=outcome.user_message,
+        # StreamT does not declare take_events; every Faust stream has it.
+        events = cast(Stream[bytes], stream)
+        async for records in events.take_events(batch_size, within=batch_window_s):
+            rules = live.current  # one version per batch, even if it changes meanwhile
+            batch = _Batch([], {})
+            for record in records:
+                scorer.handle(batch, record, rules)
+            scorer.store(batch)
+            # The batch is acknowledged when this loop moves on: only once all of it is stored.
+            await until_stored(
+                partial(_send_all, producer, batch.outputs),
+                (KafkaError,),
+                f"sending {len(batch.outputs)} records",
             )
-            # Not awaited: Faust's pre-commit flush waits for it (streams/transport.py).
-            await producer.send(topics.decisions, msg.key, codec.encode(decision))
 
-    return app.agent(validated, name="atalaia.scoring")(score)
+    return app.agent(source, name="atalaia.scoring")(score)

@@ -1,4 +1,4 @@
-"""What the ingest agent checks beyond the schema, and who each event is about.
+"""What admission checks beyond the schema, and who each event is about.
 
 Pure functions: the clock is passed in, nothing is read from the outside.
 

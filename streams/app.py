@@ -10,7 +10,6 @@ import faust
 from redis.asyncio import Redis
 
 from agents.block_mirror import register_block_mirror
-from agents.ingest import register_ingest
 from agents.scoring import register_scoring
 from config.rules import LiveRules
 from config.settings import Settings
@@ -79,8 +78,9 @@ def build_app(
     codec = WireCodec()
     live = LiveRules(start.rules)
     window_s = settings.batch_window_ms / 1000
-    register_ingest(app, topics, codec, live, clock, settings.batch_size, window_s)
-    register_scoring(app, topics, codec, live, clock, settings.partitions)
+    register_scoring(
+        app, topics, codec, live, clock, settings.partitions, settings.batch_size, window_s
+    )
     register_config_follower(app, settings, live, codec, start.read_through)
     if settings.redis_url:
         mirror = RedisBlockMirror(Redis.from_url(settings.redis_url), settings.topic_prefix)

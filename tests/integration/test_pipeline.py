@@ -1,4 +1,4 @@
-"""Event -> ingest -> scoring -> decision topic, on the real Tansu broker with real workers."""
+"""Event -> scoring agent -> decision topic, on the real Tansu broker with real workers."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from config.settings import Settings
 from engine.admission import subject_of
 from engine.decisions import DecisionLedger, Seen
 from schemas.models import Decision, DecisionAction, GiftEvent, TransactionEvent, Verdict
+from streams.partitioning import owner_partition
 from streams.topics import Topics
 from tests import factories
 from tests.integration.helpers import (
@@ -128,6 +129,33 @@ def _decide_and_check(
     return outcomes
 
 
+def test_events_not_keyed_by_subject_are_rerouted_and_windows_stay_exact(
+    engine_settings: Settings, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    """Upstream may key by anything: an event off its subject's partition is re-routed there.
+
+    All events share one key (one partition, so each user's order is kept): users owned by
+    that partition are decided in place, the others after the re-route.
+    """
+    topics = Topics(engine_settings.topic_prefix)
+    bootstrap = engine_settings.bootstrap_servers
+    events = timed_transactions(600, users=6)
+    shared_key = b"not-a-subject"
+    arrival = owner_partition(shared_key, engine_settings.partitions)
+    owners = {
+        owner_partition(subject_of(e).key.encode(), engine_settings.partitions) for e in events
+    }
+    assert arrival in owners and len(owners) > 1  # both paths are exercised
+    records = [OutRecord(topics.transactions, shared_key, CODEC.encode(e)) for e in events]
+    start_worker()
+
+    asyncio.run(publish(bootstrap, records))
+    out = asyncio.run(collect(bootstrap, topics, {e.event_id for e in events}))
+
+    _decide_and_check([d for _, d in out.decisions], events)
+    assert {r.key for r, _ in out.decisions} == {subject_of(e).key.encode() for e in events}
+
+
 def test_kill_9_mid_stream_then_restart_decides_every_event_with_exact_windows(
     engine_settings: Settings, start_worker: Callable[..., WorkerProcess]
 ) -> None:
@@ -181,5 +209,5 @@ def test_second_worker_joining_mid_stream_keeps_windows_exact(
     # The newcomer really took over part of the stream (and recovered its state).
     log = second.log_file.read_text()
     assignment = log[log.rindex("Setting newly assigned partitions") :]
-    assert re.search(rf"\| {re.escape(topics.validated)}\s+\| \{{\d", assignment), assignment
+    assert re.search(rf"\| {re.escape(topics.transactions)}\s+\| \{{\d", assignment), assignment
     assert second.alive
