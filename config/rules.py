@@ -166,6 +166,14 @@ class CapyPayAmount(_Frozen):
     round_amount_points: int = Field(ge=0)
     just_below_fraction: float = Field(gt=0, lt=1)
     just_below_points: int = Field(ge=0)
+    daily_volume_alert_cents: int = Field(gt=0)
+    daily_volume_points: int = Field(ge=0)
+    pattern_window: str
+    repeated_amount_count: int = Field(gt=1)
+    repeated_amount_points: int = Field(ge=0)
+    structuring_count: int = Field(gt=1)
+    structuring_min_fraction: float = Field(gt=0, lt=1)
+    structuring_points: int = Field(ge=0)
 
 
 class CapyPayGeo(_Frozen):
@@ -186,6 +194,9 @@ class CapyPayBehavioral(_Frozen):
     rapid_actions_points: int = Field(ge=0)
     new_device_points: int = Field(ge=0)
     unusual_hours_points: int = Field(ge=0)
+    usual_hours_window: str
+    usual_hours_min_history: int = Field(ge=1)
+    usual_hours_tolerance: int = Field(ge=0, le=11)
 
 
 class ActionOptions(_Frozen):
@@ -220,6 +231,8 @@ class RuleSet(_Frozen):
             self.capypay.velocity.hour_window,
             self.capypay.velocity.day_window,
             self.capypay.amount.average_window,
+            self.capypay.amount.pattern_window,
+            self.capypay.behavioral.usual_hours_window,
             self.gift.limits.day_window,
             self.gift.patterns.rapid_creation_window,
             self.gift.patterns.code_attempts_window,

@@ -108,12 +108,20 @@ def _behavioral(
     rules = model.behavioral
     factor = _Factor("BEHAVIORAL", model.caps.behavioral)
     hour, _ = _local_hour(event, model.velocity.local_utc_offset_hours)
-    # For transactions the 0-6h signal already counts under velocity: count it once.
+    # For transactions the fixed 0-6h signal counts under velocity; here, the user's own hours.
     if isinstance(event, LoginEvent) and hour in model.velocity.unusual_hours:
         factor.add(
             "BEHAVIOR_UNUSUAL_HOUR",
             rules.unusual_hours_points,
             f"{metric} at {hour:02d}h local time",
+        )
+    history = features.get("tx.hour_history", 0)
+    if history >= rules.usual_hours_min_history and features.get("tx.near_hour", 0) == 0:
+        factor.add(
+            "BEHAVIOR_UNUSUAL_HOUR",
+            rules.unusual_hours_points,
+            f"transaction at {hour:02d}h local time: none of the user's {history} transactions "
+            f"in {rules.usual_hours_window} was within {rules.usual_hours_tolerance}h of it",
         )
     gap = features.get(f"{metric}.seconds_since_previous", -1)
     if 0 <= gap < rules.bot_speed_seconds:
@@ -205,6 +213,35 @@ def _amount(event: TransactionEvent, features: Features, model: CapyPay) -> list
             )
     if amount % rules.round_amount_unit_cents == 0:
         factor.add("AMOUNT_ROUND", rules.round_amount_points, f"round amount {format_brl(amount)}")
+    day, day_volume = (
+        model.velocity.day_window,
+        features.get(f"tx.amount_cents.{model.velocity.day_window}", amount),
+    )
+    if day_volume >= rules.daily_volume_alert_cents:
+        factor.add(
+            "AMOUNT_DAILY_VOLUME",
+            rules.daily_volume_points,
+            f"{format_brl(day_volume)} in {day}, at or above the "
+            f"{format_brl(rules.daily_volume_alert_cents)} alert",
+        )
+    repeats, window = features.get("tx.same_amount", 1), rules.pattern_window
+    if repeats >= rules.repeated_amount_count:
+        factor.add(
+            "AMOUNT_REPEATED",
+            rules.repeated_amount_points,
+            f"{format_brl(amount)} {repeats} times in {window}",
+        )
+    split, split_total = (
+        features.get("tx.structuring.count", 0),
+        features.get("tx.structuring.amount_cents", 0),
+    )
+    if split >= rules.structuring_count and split_total >= alert:
+        factor.add(
+            "AMOUNT_STRUCTURING",
+            rules.structuring_points,
+            f"{split} transactions below the {format_brl(alert)} alert in {window} "
+            f"add up to {format_brl(split_total)}",
+        )
     return factor.capped()
 
 

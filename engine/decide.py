@@ -27,7 +27,7 @@ class Outcome:
 
 def decide_event(state: VelocityState, event: InputEvent, rules: RuleSet) -> Outcome:
     """Update the subject's ``state`` with ``event`` and decide it."""
-    features = record_and_read(state, event, rules.velocity.windows, rules.velocity.horizon_s)
+    features = record_and_read(state, event, rules)
     assessment = assess(event, rules, features)
     blocks = blocks_for(event, assessment, rules.gift.blocks)
     for block in blocks:

@@ -10,6 +10,7 @@ published with each decision so an analyst sees the values a verdict came from.
 
 from __future__ import annotations
 
+from config.rules import CapyPay, RuleSet
 from engine.admission import subject_of
 from engine.geo import distance_km
 from engine.velocity import Features, Observation, VelocityState
@@ -134,6 +135,40 @@ def history_features(state: VelocityState, event: InputEvent, horizon_s: int) ->
     return features
 
 
+def pattern_features(
+    state: VelocityState, obs: Observation, model: CapyPay, windows: dict[str, int]
+) -> Features:
+    """The user's amount and hour patterns around a transaction, read before it is recorded.
+
+    ``tx.same_amount``: transactions of exactly this amount in the pattern window, this one
+    included. ``tx.structuring.count`` / ``.amount_cents``: transactions each below the
+    single-transaction alert and at least the configured fraction of it, this one included
+    when it qualifies. ``tx.hour_history``: earlier transactions in the usual-hours window;
+    ``tx.near_hour``: how many of them were within the tolerance of this one's clock hour.
+    """
+    amount, alert = obs.amount_cents, model.amount.single_transaction_alert_cents
+    pattern_s = windows[model.amount.pattern_window]
+    earlier = state.amounts(obs.metric, obs.at_ms, pattern_s)
+    floor = alert * model.amount.structuring_min_fraction
+    split = [a for a in [*earlier, amount] if floor <= a < alert] if floor <= amount < alert else []
+    behavioral = model.behavioral
+    seconds = state.seconds(obs.metric, obs.at_ms, windows[behavioral.usual_hours_window])
+    hour = obs.at_ms // 3_600_000 % 24
+    near = sum(
+        1
+        for second in seconds
+        if min(abs(second // 3600 % 24 - hour), 24 - abs(second // 3600 % 24 - hour))
+        <= behavioral.usual_hours_tolerance
+    )
+    return {
+        "tx.same_amount": 1 + earlier.count(amount),
+        "tx.structuring.count": len(split),
+        "tx.structuring.amount_cents": sum(split),
+        "tx.hour_history": len(seconds),
+        "tx.near_hour": near,
+    }
+
+
 def travel_features(state: VelocityState, obs: Observation) -> Features:
     """Distance and speed from the subject's last known place (-1 when unknown)."""
     last = state.last_place
@@ -144,9 +179,7 @@ def travel_features(state: VelocityState, obs: Observation) -> Features:
     return {"travel.km": round(km), "travel.kmh": round(km / hours)}
 
 
-def record_and_read(
-    state: VelocityState, event: InputEvent, windows: dict[str, int], horizon_s: int
-) -> Features:
+def record_and_read(state: VelocityState, event: InputEvent, rules: RuleSet) -> Features:
     """Count the event in its subject's state and return the features to decide it with.
 
     A re-delivered event is not counted again and gets the features it was first decided
@@ -155,7 +188,10 @@ def record_and_read(
     known = state.features_of(event.event_id)
     if known is not None:
         return known
+    windows, horizon_s = rules.velocity.windows, rules.velocity.horizon_s
     history = history_features(state, event, horizon_s)
+    if isinstance(event, TransactionEvent):
+        history |= pattern_features(state, observe(event), rules.capypay, windows)
     at_ms = int(event.occurred_at.timestamp() * 1000)
     blocked = {BLOCKED_FEATURE: int(bool(state.active_blocks(at_ms)))}
     counted = state.record(observe(event), horizon_s)

@@ -10,7 +10,7 @@ which is what makes re-delivered events produce identical decisions (idempotent 
 >>> rules = load_rules()
 >>> gift = GiftEvent(event_id="e1", occurred_at=0, event_type="gift_created",
 ...                  gift_id="g1", giver_user_id="u1", amount_cents=150_000)
->>> features = record_and_read(VelocityState(), gift, rules.velocity.windows, 86400)
+>>> features = record_and_read(VelocityState(), gift, rules)
 >>> a = assess(gift, rules, features)
 >>> (a.score, a.band.value, a.verdict.value, [r.code for r in a.reasons])
 (100, 'CRITICAL', 'BLOCK', ['GIFT_AMOUNT_OVER_LIMIT'])

@@ -1,10 +1,11 @@
 """Exact sliding-window velocity state for one entity, owned by the code, not by Faust.
 
-Events are kept as per-second buckets per metric (count, amount, distinct counterparties,
-countries and devices); buckets older than the horizon behind the newest event are dropped,
-so memory is bounded by the horizon. A window of length W for an event at second t covers the
-events *already recorded* whose second lies in (t - W, t], the event itself included: at first
-processing that is exactly "what had happened before, within W".
+Events are kept as per-second buckets per metric (count, amount and each event's amount,
+distinct counterparties, countries and devices); buckets older than the horizon behind the
+newest event are dropped, so memory is bounded by the horizon. A window of length W for an
+event at second t covers the events *already recorded* whose second lies in (t - W, t], the
+event itself included: at first processing that is exactly "what had happened before, within
+W".
 
 Re-delivered events (at-least-once) are recognised by event id: they are not counted again, and
 they get back the features computed the first time, so their decision is identical.
@@ -60,10 +61,12 @@ class _Bucket:
     counterparties: set[str] = field(default_factory=set)
     countries: set[str] = field(default_factory=set)
     devices: set[str] = field(default_factory=set)
+    amounts: list[int] = field(default_factory=list)  # one per event: repeated amounts
 
     def add(self, obs: Observation) -> None:
         self.count += 1
         self.amount_cents += obs.amount_cents
+        self.amounts.append(obs.amount_cents)
         for values, value in (
             (self.counterparties, obs.counterparty),
             (self.countries, obs.country),
@@ -80,6 +83,7 @@ class _Bucket:
             sorted(self.counterparties),
             sorted(self.countries),
             sorted(self.devices),
+            sorted(self.amounts),
         ]
 
 
@@ -151,6 +155,26 @@ class VelocityState:
         earlier = [s for s in self._metrics.get(metric, {}) if s <= at_s]
         return max(earlier) if earlier else None
 
+    def amounts(self, metric: str, at_ms: int, length_s: int) -> list[int]:
+        """Each recorded event's amount in the window (same window rule as ``window``)."""
+        at_s = at_ms // 1000
+        return [
+            amount
+            for second, bucket in self._metrics.get(metric, {}).items()
+            if at_s - length_s < second <= at_s
+            for amount in bucket.amounts
+        ]
+
+    def seconds(self, metric: str, at_ms: int, length_s: int) -> list[int]:
+        """The second of each recorded event in the window, one entry per event."""
+        at_s = at_ms // 1000
+        return [
+            second
+            for second, bucket in self._metrics.get(metric, {}).items()
+            if at_s - length_s < second <= at_s
+            for _ in range(bucket.count)
+        ]
+
     def values(self, metric: str, kind: str, at_ms: int, length_s: int) -> set[str]:
         """Distinct ``countries``, ``devices`` or ``counterparties`` seen in the window."""
         at_s = at_ms // 1000
@@ -206,9 +230,12 @@ class VelocityState:
         state.watermark_s = raw["w"]
         for metric, rows in raw["m"].items():
             buckets = state._metrics[metric] = {}
-            for second, count, amount, counterparties, countries, devices in rows:
+            for second, count, amount, counterparties, countries, devices, *rest in rows:
+                # States written before amounts were kept lack them: the total stands in
+                # for a single event, nothing for several (no false repeats).
+                amounts = rest[0] if rest else ([amount] if count == 1 else [])
                 buckets[second] = _Bucket(
-                    count, amount, set(counterparties), set(countries), set(devices)
+                    count, amount, set(counterparties), set(countries), set(devices), amounts
                 )
         state._seen = {event_id: (s, f) for event_id, (s, f) in raw["s"].items()}
         state._blocks = dict(raw.get("b", {}))

@@ -266,3 +266,91 @@ def test_country_hopping_three_countries_in_a_day() -> None:
     results = decide_all(hops)
     assert "GEO_COUNTRY_HOPPING" not in _points(list(results[1].reasons))
     assert _points(list(results[2].reasons))["GEO_COUNTRY_HOPPING"] == 5
+
+
+def _spread(user: str, amounts: list[int], spacing: timedelta) -> list[factories.TransactionEvent]:
+    return [
+        _tx(user_id=user, amount_cents=amount, occurred_at=WEEKDAY_AFTERNOON + n * spacing)
+        for n, amount in enumerate(amounts)
+    ]
+
+
+def test_repeated_amount_fires_on_the_third_equal_amount_within_the_day() -> None:
+    results = decide_all(_spread("rep", [77_700, 77_700, 12_300, 77_700], timedelta(hours=2)))
+    fired = ["AMOUNT_REPEATED" in _points(list(r.reasons)) for r in results]
+    assert fired == [False, False, False, True]
+    assert _points(list(results[3].reasons))["AMOUNT_REPEATED"] == 3
+    assert results[3].features["tx.same_amount"] == 3
+
+
+def test_repeated_amount_forgets_what_left_the_window() -> None:
+    results = decide_all(_spread("rep-old", [77_700] * 3, timedelta(hours=13)))
+    assert "AMOUNT_REPEATED" not in _points(list(results[2].reasons))
+
+
+def test_structuring_splits_below_the_alert_that_add_up_to_it() -> None:
+    """Three R$ 20.000 transfers in a day (each under the R$ 50.000 alert): +5."""
+    results = decide_all(_spread("split", [2_000_000, 2_000_001, 2_000_002], timedelta(hours=1)))
+    assert "AMOUNT_STRUCTURING" not in _points(list(results[1].reasons))
+    last = results[2]
+    assert _points(list(last.reasons))["AMOUNT_STRUCTURING"] == 5
+    assert "3 transactions below the R$ 50.000,00 alert in 24h add up to R$ 60.000,03" in next(
+        r.detail for r in last.reasons if r.code == "AMOUNT_STRUCTURING"
+    )
+
+
+@pytest.mark.parametrize(
+    "amounts",
+    [
+        [1_200_000, 1_200_001, 1_200_002],  # three splits, but they do not reach the alert
+        [900_000] * 3 + [900_001] * 4,  # each under 20% of the alert: not a split of it
+    ],
+)
+def test_no_structuring_without_splits_that_reach_the_alert(amounts: list[int]) -> None:
+    results = decide_all(_spread("nosplit", amounts, timedelta(minutes=30)))
+    assert all("AMOUNT_STRUCTURING" not in _points(list(r.reasons)) for r in results)
+
+
+def test_daily_volume_alert_at_two_hundred_thousand() -> None:
+    results = decide_all(_spread("whale", [4_500_000] * 5, timedelta(hours=1)))
+    fired = ["AMOUNT_DAILY_VOLUME" in _points(list(r.reasons)) for r in results]
+    assert fired == [False, False, False, False, True]
+
+
+def _habit(user: str, days: int) -> list[factories.TransactionEvent]:
+    """One transaction a day at 15h Brasília time, ending the day before WEEKDAY_AFTERNOON."""
+    return [
+        _tx(
+            user_id=user, amount_cents=10_000 + d, occurred_at=WEEKDAY_AFTERNOON - timedelta(days=d)
+        )
+        for d in range(days, 0, -1)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("days", "hours_later", "fires"),
+    [
+        (10, 7, True),  # 22h, for a user who always pays at 15h
+        (10, 1, False),  # 16h: within the one-hour tolerance
+        (10, -1, False),
+        (9, 7, False),  # not enough history to have usual hours
+    ],
+)
+def test_unusual_hour_for_the_user(days: int, hours_later: int, fires: bool) -> None:
+    odd = _tx(user_id="habit", occurred_at=WEEKDAY_AFTERNOON + timedelta(hours=hours_later))
+    last = decide_all([*_habit("habit", days), odd])[-1]
+    assert ("BEHAVIOR_UNUSUAL_HOUR" in _points(list(last.reasons))) is fires
+    assert last.features["tx.hour_history"] == days
+
+
+def test_usual_hours_wrap_around_midnight() -> None:
+    """23h and 0h are one hour apart on the clock."""
+    late = WEEKDAY_AFTERNOON.replace(hour=23)
+    history = [
+        _tx(user_id="owl", amount_cents=10_000 + d, occurred_at=late - timedelta(days=d))
+        for d in range(10, 0, -1)
+    ]
+    midnight = _tx(user_id="owl", occurred_at=late + timedelta(hours=1))
+    last = decide_all([*history, midnight])[-1]
+    assert last.features["tx.near_hour"] == 10
+    assert "BEHAVIOR_UNUSUAL_HOUR" not in _points(list(last.reasons))
