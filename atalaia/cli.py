@@ -42,15 +42,25 @@ def _positive(value: str) -> int:
     return int(value)
 
 
+def _port(value: str) -> int:
+    port = _positive(value)
+    if port > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number (1-65535), got {value!r}")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="atalaia", description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, help="TOML settings file (or $ATALAIA_CONFIG)")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     broker = commands.add_parser("broker", help="run the embedded Tansu broker on 127.0.0.1")
-    broker.add_argument("--port", type=_positive, help="port (default: from bootstrap_servers)")
+    broker.add_argument("--port", type=_port, help="port (default: from bootstrap_servers)")
 
     commands.add_parser("worker", help="run the engine (Faust worker)")
+
+    api = commands.add_parser("api", help="synchronous decisions over HTTP on 127.0.0.1")
+    api.add_argument("--port", type=_port, help="port (default: api_port setting)")
 
     produce = commands.add_parser("produce", help="replay a CSV/JSONL file to an input topic")
     produce.add_argument("file", type=Path)
@@ -108,6 +118,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         run_worker(settings, rules)
         return 0
+    if args.command == "api":
+        from atalaia.api import run_api
+
+        run_api(settings.model_copy(update={"api_port": args.port or settings.api_port}), rules)
+        return 0
     if args.command == "produce":
         from atalaia.replay import produce_main
 
@@ -152,7 +167,7 @@ def _push_rules(settings: Settings, path: Path) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        if args.command != "worker":
+        if args.command not in ("worker", "api"):
             # Client commands report broker failures themselves, in one line.
             logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
         settings = load_settings(args.config)

@@ -1,4 +1,4 @@
-"""Running ``atalaia worker`` as a child process (demo, tests, benchmarks)."""
+"""Running ``atalaia worker`` (or ``api``) as a child process (demo, tests, benchmarks)."""
 
 from __future__ import annotations
 
@@ -30,9 +30,10 @@ def interrupt_on_sigterm() -> None:
 
 
 class WorkerProcess:
-    def __init__(self, settings: Settings, log_file: Path) -> None:
+    def __init__(self, settings: Settings, log_file: Path, command: str = "worker") -> None:
         self.settings = settings
         self.log_file = log_file
+        self.command = command
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
@@ -40,7 +41,7 @@ class WorkerProcess:
         env.update(settings_env(self.settings))
         with self.log_file.open("ab") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "atalaia", "worker"],
+                [sys.executable, "-m", "atalaia", self.command],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,

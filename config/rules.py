@@ -6,11 +6,12 @@ import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from schemas.errors import describe_validation_error
-from schemas.models import NetworkFlag, TransactionType
+from schemas.models import EventKind, NetworkFlag, TransactionType
 
 
 class _Frozen(BaseModel):
@@ -216,6 +217,20 @@ class CapyPay(_Frozen):
     actions: dict[TransactionType, ActionOptions] = Field(default_factory=dict)
 
 
+class SyncPolicy(_Frozen):
+    """Synchronous callers: how long they wait, and what they get when the engine is late."""
+
+    timeout_ms: int = Field(gt=0, le=60_000)
+    on_timeout: dict[EventKind, Literal["fail_open", "fail_closed"]]
+
+    @model_validator(mode="after")
+    def _every_kind(self) -> SyncPolicy:
+        missing = sorted(set(EventKind) - set(self.on_timeout))
+        if missing:
+            raise ValueError(f"sync.on_timeout has no policy for: {', '.join(missing)}")
+        return self
+
+
 class RuleSet(_Frozen):
     version: str = Field(min_length=1)
     validation: ValidationPolicy
@@ -224,6 +239,7 @@ class RuleSet(_Frozen):
     velocity: Velocity
     gift: GiftRules
     capypay: CapyPay
+    sync: SyncPolicy
 
     @model_validator(mode="after")
     def _windows_exist(self) -> RuleSet:

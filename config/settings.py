@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     web_enabled: bool = False
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535)
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8088, ge=1, le=65535)
     handbook_path: Path = (
         _REPO_ROOT.parent
         / "shared"

@@ -8,12 +8,14 @@ goes to the dead-letter topic with its reason and the rules in force stay.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from aiokafka import ConsumerRecord
 
 from config.rules import LiveRules, RuleSet
 from config.settings import Settings
@@ -48,6 +50,33 @@ async def latest_rules(settings: Settings, fallback: RuleSet) -> StartingRules:
     return start
 
 
+RejectedRules = Callable[[ConsumerRecord[bytes, bytes], str], Awaitable[None]]
+
+
+async def follow_rules(
+    bootstrap_servers: str,
+    topics: Topics,
+    live: LiveRules,
+    read_through: dict[int, int],
+    on_rejected: RejectedRules,
+) -> None:
+    """Apply every rules record past ``read_through``, forever; report the rejected ones."""
+    records = read_topics(bootstrap_servers, [topics.config], True, None)
+    async with aclosing(records):
+        async for record in records:
+            if record.offset <= read_through.get(record.partition, -1):
+                continue  # already taken into account at start-up
+            if record.key != RULES_KEY or record.value is None:
+                continue
+            source = f"{record.topic}[{record.partition}]@{record.offset}"
+            outcome = live.apply(record.value.decode("utf-8", "replace"), source)
+            if outcome.applied:
+                log.info("rules version %s in force (from %s)", live.current.version, source)
+            elif outcome.error:
+                log.warning("rejected rules from %s: %s", source, outcome.error)
+                await on_rejected(record, outcome.error)
+
+
 def register_config_follower(
     app: faust.App,
     settings: Settings,
@@ -55,27 +84,15 @@ def register_config_follower(
     codec: WireCodec,
     read_through: dict[int, int],
 ) -> Any:
-    """Follow the config topic past what the worker read at start-up."""
+    """Follow the config topic past what the worker read at start-up; dead-letter rejects."""
     topics = Topics(settings.topic_prefix)
     dead_letters = app.topic(topics.dead_letters, key_type=bytes, value_type=bytes)
 
+    async def dead_letter(record: ConsumerRecord[bytes, bytes], error: str) -> None:
+        key, letter = dead_letter_of(record, "ConfigRejected", error, datetime.now(UTC))
+        await dead_letters.send(key=key, value=codec.encode(letter))
+
     async def follow_config() -> None:
-        records = read_topics(settings.bootstrap_servers, [topics.config], True, None)
-        async with aclosing(records):
-            async for record in records:
-                if record.offset <= read_through.get(record.partition, -1):
-                    continue  # already taken into account at start-up
-                if record.key != RULES_KEY or record.value is None:
-                    continue
-                source = f"{record.topic}[{record.partition}]@{record.offset}"
-                outcome = live.apply(record.value.decode("utf-8", "replace"), source)
-                if outcome.applied:
-                    log.info("rules version %s in force (from %s)", live.current.version, source)
-                elif outcome.error:
-                    log.warning("rejected rules from %s: %s", source, outcome.error)
-                    key, letter = dead_letter_of(
-                        record, "ConfigRejected", outcome.error, datetime.now(UTC)
-                    )
-                    await dead_letters.send(key=key, value=codec.encode(letter))
+        await follow_rules(settings.bootstrap_servers, topics, live, read_through, dead_letter)
 
     return app.task(follow_config)

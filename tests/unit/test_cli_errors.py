@@ -28,6 +28,8 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
         (["bogus"], {}, "invalid choice: 'bogus'"),
         (["produce", "x.csv"], {}, "the following arguments are required: --kind"),
         (["demo", "--transactions", "-3"], {}, "expected a positive integer, got '-3'"),
+        (["api", "--port", "99999"], {}, "expected a port number (1-65535), got '99999'"),
+        (["api"], {"ATALAIA_API_PORT": "0"}, "api_port: Input should be greater than or equal"),
         (
             ["tail"],
             {"ATALAIA_PARTITIONS": "0"},

@@ -1,0 +1,200 @@
+"""``atalaia api``: the synchronous path. POST one event, get its decision within a bound.
+
+``POST /v1/decide/{transaction|login|gift}`` with the event as JSON (the input contract):
+
+- invalid: 422 with the error class and a one-line detail; nothing is published;
+- valid: published to its input topic keyed by subject (decided in place by the owning
+  worker), then the engine's decision is awaited up to ``sync.timeout_ms`` of the rules in
+  force; 200 with ``"source": "engine"`` and the decision;
+- late (or broker unreachable): 200 with ``"source": "timeout_policy"``, the configured
+  fail-open/fail-closed verdict and why, BLOCK whatever the policy when Redis holds an active
+  block on the subject. The engine's own decision is still published when it comes.
+
+Binds 127.0.0.1 by default. Rules follow the config topic like the workers'.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from config.rules import LiveRules, RuleSet
+from config.settings import Settings
+from engine.admission import admit, subject_of
+from engine.late_answer import ActiveBlock, late_answer
+from schemas.codec import DecodeError, WireCodec
+from schemas.models import EVENT_KIND_OF, EventKind, InputEvent
+from sinks.redis_blocks import RedisBlockMirror
+from streams.admin import ensure_topics
+from streams.decision_waiter import DecisionWaiter
+from streams.live_config import follow_rules, latest_rules
+from streams.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class DecideService:
+    """The handler's dependencies; clients are created on start, inside the event loop."""
+
+    producer: AIOKafkaProducer
+    waiter: DecisionWaiter
+    blocks: RedisBlockMirror | None
+
+    def __init__(
+        self, settings: Settings, rules: RuleSet, clock: Callable[[], datetime] = _now
+    ) -> None:
+        self.settings, self.clock = settings, clock
+        self.topics = Topics(settings.topic_prefix)
+        self.codec = WireCodec()
+        self.live = LiveRules(rules)
+        self.contracts = {
+            EVENT_KIND_OF[model]: model for model in self.topics.input_models().values()
+        }
+        self._follower: asyncio.Task[None] | None = None
+
+    async def start(self, _app: web.Application | None = None) -> None:
+        await ensure_topics(self.settings)
+        start = await latest_rules(self.settings, self.live.current)
+        self.live = LiveRules(start.rules)
+        settings = self.settings
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=settings.bootstrap_servers, linger_ms=0, acks=1
+        )
+        self.waiter = DecisionWaiter(settings.bootstrap_servers, self.topics.decisions, self.codec)
+        self.blocks = (
+            RedisBlockMirror(Redis.from_url(settings.redis_url), settings.topic_prefix)
+            if settings.redis_url
+            else None
+        )
+        self._follower = asyncio.create_task(
+            follow_rules(
+                self.settings.bootstrap_servers,
+                self.topics,
+                self.live,
+                start.read_through,
+                _ignore_rejected,
+            )
+        )
+        await self.waiter.start()
+        await self.producer.start()
+
+    async def stop(self, _app: web.Application | None = None) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follower
+        await self.waiter.stop()
+        await self.producer.stop()
+        if self.blocks is not None:
+            await self.blocks.client.aclose()
+
+    async def decide(self, request: web.Request) -> web.Response:
+        started = time.monotonic()
+        try:
+            kind = EventKind(request.match_info["kind"])
+        except ValueError:
+            return _error(
+                404, "UnknownEventKind", f"no such event kind: {request.match_info['kind']}"
+            )
+        rules = self.live.current
+        body = await request.read()
+        try:
+            event = admit(self.codec, body, self.contracts[kind], self.clock(), rules.validation)
+        except DecodeError as exc:
+            return _error(422, exc.error_class, exc.message)
+        subject = subject_of(event)
+        timeout_s = rules.sync.timeout_ms / 1000
+        pending = self.waiter.expect(event.event_id)
+        try:
+            await asyncio.wait_for(self._publish(event, subject.key), timeout_s)
+            remaining = max(0.0, timeout_s - (time.monotonic() - started))
+            decision = await asyncio.wait_for(asyncio.shield(pending), remaining)
+        except (TimeoutError, KafkaError) as exc:
+            cause = (
+                f"no decision within {rules.sync.timeout_ms} ms"
+                if isinstance(exc, TimeoutError)
+                else f"engine unreachable ({type(exc).__name__})"
+            )
+            return await self._late(event, rules, cause, started)
+        finally:
+            self.waiter.forget(event.event_id, pending)
+        payload = {"source": "engine", **decision.model_dump(mode="json")}
+        payload["answered_in_ms"] = _elapsed_ms(started)
+        return web.json_response(payload)
+
+    async def _publish(self, event: InputEvent, key: str) -> None:
+        topic = self.topics.input_topic_for(type(event))
+        await self.producer.send_and_wait(topic, self.codec.encode(event), key=key.encode())
+
+    async def _late(
+        self, event: InputEvent, rules: RuleSet, cause: str, started: float
+    ) -> web.Response:
+        subject = subject_of(event)
+        block = None
+        if self.blocks is not None:
+            try:
+                found = await self.blocks.active_block(subject.type.value, subject.id)
+            except RedisError as exc:  # unknown: the policy alone decides
+                log.warning("block mirror unreadable: %s", type(exc).__name__)
+                found = None
+            if found is not None:
+                block = ActiveBlock(str(found["reason"]), int(str(found["expires_at_ms"])))
+        answer = late_answer(event, rules.sync, block, cause)
+        return web.json_response(
+            {
+                "source": "timeout_policy",
+                "event_id": event.event_id,
+                "decision": answer.verdict.value,
+                "policy": answer.policy,
+                "reasons": [reason.model_dump() for reason in answer.reasons],
+                "rule_version": rules.version,
+                "answered_in_ms": _elapsed_ms(started),
+            }
+        )
+
+
+async def _ignore_rejected(_record: Any, _error: str) -> None:
+    """The workers dead-letter rejected rules; the API only keeps the rules in force."""
+
+
+def _elapsed_ms(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)
+
+
+def _error(status: int, error: str, detail: str) -> web.Response:
+    return web.json_response({"error": error, "detail": detail}, status=status)
+
+
+def build_api(service: DecideService) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024)
+    app.router.add_post("/v1/decide/{kind}", service.decide)
+    app.on_startup.append(service.start)
+    app.on_cleanup.append(service.stop)
+    return app
+
+
+def run_api(settings: Settings, rules: RuleSet) -> None:
+    service = DecideService(settings, rules)
+    print(f"decision API on http://{settings.api_host}:{settings.api_port}/v1/decide/{{kind}}")
+    web.run_app(
+        build_api(service),
+        host=settings.api_host,
+        port=settings.api_port,
+        print=None,
+        access_log=None,
+    )

@@ -1,0 +1,169 @@
+"""The synchronous path: ``atalaia api`` against a real broker, worker and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from atalaia.broker import free_port, wait_for_port
+from atalaia.supervise import WorkerProcess
+from config.rules import load_rules
+from config.settings import Settings
+from schemas.models import FraudBlock, InputEvent, SubjectType
+from sinks.redis_blocks import RedisBlockMirror
+from streams.topics import Topics
+from tests import factories
+from tests.integration.conftest import RedisServer
+from tests.integration.helpers import collect, send_events
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def api_settings(engine_settings: Settings, redis_server: RedisServer) -> Settings:
+    return engine_settings.model_copy(
+        update={"api_port": free_port(), "redis_url": redis_server.url}
+    )
+
+
+@pytest.fixture
+def start_api(api_settings: Settings, tmp_path: Path) -> Iterator[Callable[[], WorkerProcess]]:
+    started: list[WorkerProcess] = []
+
+    def start() -> WorkerProcess:
+        api = WorkerProcess(api_settings, tmp_path / "api.log", command="api").start()
+        started.append(api)
+        assert wait_for_port("127.0.0.1", api_settings.api_port, 30), "api did not listen"
+        return api
+
+    yield start
+    for api in started:
+        api.stop()
+
+
+def _post(settings: Settings, kind: str, body: bytes) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{settings.api_port}/v1/decide/{kind}",
+        data=body,
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def _decide(settings: Settings, event: InputEvent) -> dict[str, Any]:
+    kind = {"TransactionEvent": "transaction", "LoginEvent": "login", "GiftEvent": "gift"}
+    status, body = _post(settings, kind[type(event).__name__], event.model_dump_json().encode())
+    assert status == 200, body
+    return body
+
+
+def test_valid_events_get_the_engines_decision_within_the_bound(
+    api_settings: Settings,
+    start_worker: Callable[..., WorkerProcess],
+    start_api: Callable[[], WorkerProcess],
+) -> None:
+    topics = Topics(api_settings.topic_prefix)
+    start_worker()
+    warmup = factories.gift()
+    asyncio.run(send_events(api_settings.bootstrap_servers, topics, [warmup]))
+    asyncio.run(collect(api_settings.bootstrap_servers, topics, {warmup.event_id}))
+    start_api()
+
+    over_limit = factories.gift(amount_cents=150_000)
+    ordinary = factories.transaction(network_flags=[])
+    answers = [_decide(api_settings, event) for event in (over_limit, ordinary)]
+
+    bound = load_rules().sync.timeout_ms
+    for event, answer in zip((over_limit, ordinary), answers, strict=True):
+        assert answer["source"] == "engine", answer
+        assert answer["event_id"] == event.event_id
+        assert answer["answered_in_ms"] <= bound
+    assert answers[0]["decision"] == "BLOCK"
+    assert [r["code"] for r in answers[0]["reasons"]] == ["GIFT_AMOUNT_OVER_LIMIT"]
+    assert answers[0]["user_message"] == load_rules().gift.actions.blocked_message
+    assert answers[1]["decision"] == "ALLOW"
+    assert answers[1]["rule_version"] == load_rules().version
+
+
+def test_bad_requests_get_a_clear_4xx_and_publish_nothing(
+    api_settings: Settings, start_api: Callable[[], WorkerProcess]
+) -> None:
+    start_api()
+    negative = json.loads(factories.gift().model_dump_json()) | {"amount_cents": -1}
+    cases = [
+        ("gift", json.dumps(negative).encode(), 422, "ValidationError"),
+        ("transaction", b"{not json", 422, "MalformedPayload"),
+        ("login", factories.transaction().model_dump_json().encode(), 422, "ValidationError"),
+        ("refund", b"{}", 404, "UnknownEventKind"),
+    ]
+    for kind, body, status, error in cases:
+        got_status, answer = _post(api_settings, kind, body)
+        assert (got_status, answer["error"]) == (status, error), answer
+        assert answer["detail"] and "\n" not in answer["detail"]
+    topics = Topics(api_settings.topic_prefix)
+    published = asyncio.run(collect(api_settings.bootstrap_servers, topics, None, idle_timeout_s=1))
+    assert published.decisions == [] and published.dead_letters == []
+
+
+def test_no_engine_in_time_applies_the_policy_then_the_decision_still_comes(
+    api_settings: Settings,
+    start_worker: Callable[..., WorkerProcess],
+    start_api: Callable[[], WorkerProcess],
+) -> None:
+    """No worker running: each kind gets its configured policy; an active block in Redis
+    turns a fail-open into BLOCK. Once a worker runs, the events are decided all the same."""
+    blocked_user = f"blocked-{time.monotonic_ns()}"
+    now = datetime.now(UTC)
+    block = FraudBlock(
+        entity_type=SubjectType.USER,
+        entity_id=blocked_user,
+        reason="GIFT_DAILY_AMOUNT_EXCEEDED",
+        event_id="cause",
+        created_at=now,
+        expires_at=now + timedelta(hours=1),
+    )
+
+    async def place_block() -> None:
+        client = Redis.from_url(str(api_settings.redis_url))
+        mirror = RedisBlockMirror(client, api_settings.topic_prefix)
+        await mirror.write([block], int(now.timestamp() * 1000))
+        await client.aclose()
+
+    asyncio.run(place_block())
+    start_api()
+    payment = factories.transaction()
+    login = factories.login()
+    blocked_login = factories.login(user_id=blocked_user)
+
+    answers = {e.event_id: _decide(api_settings, e) for e in (payment, login, blocked_login)}
+
+    policy = load_rules().sync
+    expected = {
+        payment.event_id: ("BLOCK", ["SYNC_TIMEOUT_FAIL_CLOSED"]),
+        login.event_id: ("ALLOW", ["SYNC_TIMEOUT_FAIL_OPEN"]),
+        blocked_login.event_id: ("BLOCK", ["SYNC_TIMEOUT_FAIL_OPEN", "SYNC_SUBJECT_BLOCKED"]),
+    }
+    for event_id, (verdict, codes) in expected.items():
+        answer = answers[event_id]
+        assert answer["source"] == "timeout_policy"
+        assert (answer["decision"], [r["code"] for r in answer["reasons"]]) == (verdict, codes)
+        assert policy.timeout_ms <= answer["answered_in_ms"] < policy.timeout_ms + 1000
+    start_worker()
+    topics = Topics(api_settings.topic_prefix)
+    out = asyncio.run(collect(api_settings.bootstrap_servers, topics, set(answers)))
+    assert out.decided_ids() == set(answers)
