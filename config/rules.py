@@ -80,6 +80,7 @@ class GiftLimits(_Frozen):
     max_amount_per_day_cents: int = Field(gt=0)
     max_failed_payments_per_day: int = Field(gt=0)
     max_code_attempts: int = Field(gt=0)
+    max_refunds_per_day: int = Field(gt=0)
     day_window: str
 
 
@@ -112,6 +113,7 @@ class GiftPoints(_Frozen):
     rapid_creation: int = Field(ge=0, le=100)
     suspicious_ip: int = Field(ge=0, le=100)
     payment_failed: int = Field(ge=0, le=100)
+    mass_refund: int = Field(ge=0, le=100)
 
 
 class GiftRules(_Frozen):

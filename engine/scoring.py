@@ -40,9 +40,15 @@ from schemas.models import (
 )
 
 MAX_SCORE = 100
-# What a fraud block stops: creating gifts (giver blocked) and redeeming them (gift blocked).
+# What a fraud block stops: creating gifts and automatic refunds (giver blocked), redeeming
+# them (gift blocked).
 _BLOCKED_STEPS = frozenset(
-    {GiftEventType.GIFT_CREATED, GiftEventType.REDEEM_ATTEMPT, GiftEventType.GIFT_REDEEMED}
+    {
+        GiftEventType.GIFT_CREATED,
+        GiftEventType.REFUND_REQUESTED,
+        GiftEventType.REDEEM_ATTEMPT,
+        GiftEventType.GIFT_REDEEMED,
+    }
 )
 
 
@@ -127,6 +133,14 @@ def gift_reasons(event: GiftEvent, rules: GiftRules, features: Features) -> list
                 "GIFT_RAPID_CREATION",
                 points.rapid_creation,
                 f"{recent} gifts created in {patterns.rapid_creation_window}",
+            )
+    if kind is GiftEventType.REFUND_REQUESTED:
+        refunds = features[f"refund_requested.count.{day}"]
+        if refunds > limits.max_refunds_per_day:
+            fire(
+                "GIFT_MASS_REFUND",
+                points.mass_refund,
+                f"{refunds} refund requests in {day}, limit {limits.max_refunds_per_day}",
             )
     if kind is GiftEventType.PAYMENT_FAILED:
         fire("GIFT_PIX_FAILED", points.payment_failed, "PIX payment for the gift failed")

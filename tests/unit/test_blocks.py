@@ -112,3 +112,21 @@ def test_a_block_stops_creation_not_the_giver_s_other_gift_steps() -> None:
     outcomes = run_all([over, paid, failed])
     assert outcomes[1].assessment.verdict is Verdict.ALLOW
     assert [r.code for r in outcomes[2].assessment.reasons] == ["GIFT_PIX_FAILED"]
+
+
+def test_mass_refunds_block_the_giver_and_its_later_refunds() -> None:
+    """'Bloqueio de estornos em massa': the 4th refund request in a day is blocked, the giver
+    too (no more automatic refunds or new gifts for a day)."""
+    refunds = [_gift("refunder", n * 30, event_type="refund_requested") for n in range(5)]
+    outcomes = run_all([*refunds, _gift("refunder", 200)])
+    verdicts = [o.assessment.verdict for o in outcomes]
+    assert verdicts == [Verdict.ALLOW] * 3 + [Verdict.BLOCK] * 3
+    assert [r.code for r in outcomes[3].assessment.reasons] == ["GIFT_MASS_REFUND"]
+    assert "4 refund requests in 24h, limit 3" in outcomes[3].assessment.reasons[0].detail
+    (block,) = outcomes[3].blocks
+    assert (block.entity_id, block.reason) == ("refunder", "GIFT_MASS_REFUND")
+    assert [r.code for r in outcomes[4].assessment.reasons] == [
+        "GIFT_SUBJECT_BLOCKED",
+        "GIFT_MASS_REFUND",
+    ]
+    assert [r.code for r in outcomes[5].assessment.reasons] == ["GIFT_SUBJECT_BLOCKED"]
