@@ -22,7 +22,9 @@ class BrokerProfile:
     # Tansu holds an empty fetch for the whole wait even when data arrives: latency tracks it.
     fetch_max_wait_ms: int
     # Tansu reports a wrong end offset for multi-record batches, which breaks changelog
-    # recovery; one record per batch on changelog producers avoids it (None: client default).
+    # recovery. Either correct the end offsets recovery reads (streams.end_offsets) or write
+    # one record per batch on the changelog producer (a max batch size; None: client default).
+    correct_end_offsets: bool
     changelog_max_batch_size: int | None
 
 
@@ -33,7 +35,8 @@ PROFILES: dict[ProfileName, BrokerProfile] = {
         heartbeat_interval_s=2.5,
         rebalance_timeout_s=10.0,
         fetch_max_wait_ms=10,
-        changelog_max_batch_size=16,
+        correct_end_offsets=True,
+        changelog_max_batch_size=None,
     ),
     "kafka": BrokerProfile(
         name="kafka",
@@ -41,6 +44,7 @@ PROFILES: dict[ProfileName, BrokerProfile] = {
         heartbeat_interval_s=3.0,
         rebalance_timeout_s=60.0,
         fetch_max_wait_ms=100,
+        correct_end_offsets=False,
         changelog_max_batch_size=None,
     ),
 }

@@ -29,6 +29,8 @@ class AtalaiaApp(faust.App):
     """A Faust app whose consumer fetch wait comes from the broker profile."""
 
     fetch_max_wait_ms: int = 1500
+    correct_end_offsets: bool = False
+    bootstrap_servers: str
     side_producer: SideProducer
 
     def _new_transport(self) -> Any:
@@ -69,6 +71,8 @@ def build_app(
         web_bind=settings.web_host,
     )
     app.fetch_max_wait_ms = profile.fetch_max_wait_ms
+    app.correct_end_offsets = profile.correct_end_offsets
+    app.bootstrap_servers = settings.bootstrap_servers
     app.side_producer = SideProducer(settings.bootstrap_servers)
     if profile.changelog_max_batch_size is not None:
         # Faust's own producer now carries only changelogs (outputs use the side producer).

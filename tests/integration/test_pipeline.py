@@ -7,8 +7,11 @@ import json
 import re
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from atalaia.publish import OutRecord, publish
 from atalaia.supervise import WorkerProcess
@@ -16,6 +19,7 @@ from config.rules import load_rules
 from config.settings import Settings
 from engine.admission import subject_of
 from engine.decisions import DecisionLedger, Seen
+from engine.velocity import Observation, VelocityState
 from schemas.models import Decision, DecisionAction, GiftEvent, TransactionEvent, Verdict
 from streams.partitioning import owner_partition
 from streams.topics import Topics
@@ -211,3 +215,57 @@ def test_second_worker_joining_mid_stream_keeps_windows_exact(
     assignment = log[log.rindex("Setting newly assigned partitions") :]
     assert re.search(rf"\| {re.escape(topics.transactions)}\s+\| \{{\d", assignment), assignment
     assert second.alive
+
+
+def test_a_fresh_worker_recovers_state_written_in_multi_record_batches(
+    engine_settings: Settings, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    """The velocity changelog holds each subject's state in batches of many records (as a
+    busy worker writes it); a worker with an empty data directory recovers all of it: the
+    next event of every subject counts the history the changelog holds.
+
+    The events wait on the broker before the new group's first worker is ready: records
+    fetched during recovery must be read again after it, none lost (under load that race
+    lost some before ``streams.transport`` stopped the flow before seeking).
+    """
+    bootstrap = engine_settings.bootstrap_servers
+    topics = Topics(engine_settings.topic_prefix)
+    history = 4
+    users = [f"seeded-{n}" for n in range(60)]
+    now = datetime.now(UTC)
+    states = {}
+    for user in users:
+        state = VelocityState()
+        for n in range(history):
+            at_ms = int((now - timedelta(hours=n + 1)).timestamp() * 1000)
+            state.record(Observation(f"{user}-old-{n}", at_ms, "tx", 1_000), 2_592_000)
+        states[user] = state.to_bytes()
+    changelog = f"{engine_settings.app_id}-velocity-changelog"
+    asyncio.run(_write_in_batches(bootstrap, changelog, engine_settings.partitions, states))
+
+    start_worker()
+    nexts = [factories.transaction(user_id=user, occurred_at=now) for user in users]
+    asyncio.run(send_events(bootstrap, topics, nexts))
+    out = asyncio.run(collect(bootstrap, topics, {e.event_id for e in nexts}))
+
+    counts = {d.subject_id: d.features["tx.count.30d"] for _, d in out.decisions}
+    assert counts == {user: history + 1 for user in users}
+
+
+async def _write_in_batches(
+    bootstrap: str, topic: str, partitions: int, states: dict[str, bytes]
+) -> None:
+    """Each subject's state on its partition, sent together so that records share batches."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+    await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=200)
+    await producer.start()
+    sends = []
+    for user, value in states.items():
+        key = f"user:{user}".encode()
+        partition = owner_partition(key, partitions)
+        sends.append(await producer.send(topic, value, key=key, partition=partition))
+    await asyncio.gather(*sends)
+    await producer.stop()
