@@ -219,11 +219,17 @@ class CapyPay(_Frozen):
     actions: dict[TransactionType, ActionOptions] = Field(default_factory=dict)
 
 
+def feature_window(feature: str) -> str:
+    """The window a feature is counted over: ``gift_created.count.24h`` -> ``24h``."""
+    return feature.rsplit(".", 1)[-1]
+
+
 class SyncPolicy(_Frozen):
     """Synchronous callers: how long they wait, and what they get when the engine is late."""
 
     timeout_ms: int = Field(gt=0, le=60_000)
     on_timeout: dict[EventKind, Literal["fail_open", "fail_closed"]]
+    mirrored_counters: frozenset[str]
 
     @model_validator(mode="after")
     def _every_kind(self) -> SyncPolicy:
@@ -245,7 +251,7 @@ class RuleSet(_Frozen):
 
     @model_validator(mode="after")
     def _windows_exist(self) -> RuleSet:
-        named = (
+        named = {
             self.capypay.velocity.hour_window,
             self.capypay.velocity.day_window,
             self.capypay.amount.average_window,
@@ -254,7 +260,8 @@ class RuleSet(_Frozen):
             self.gift.limits.day_window,
             self.gift.patterns.rapid_creation_window,
             self.gift.patterns.code_attempts_window,
-        )
+            *(feature_window(f) for f in self.sync.mirrored_counters),
+        }
         unknown = sorted(set(named) - set(self.velocity.windows))
         if unknown:
             raise ValueError(f"unknown velocity window(s): {', '.join(unknown)}")

@@ -10,11 +10,13 @@ import faust
 from redis.asyncio import Redis
 
 from agents.block_mirror import register_block_mirror
+from agents.counter_mirror import register_counter_mirror
 from agents.scoring import register_scoring
 from config.rules import LiveRules
 from config.settings import Settings
 from schemas.codec import WireCodec
 from sinks.redis_blocks import RedisBlockMirror
+from sinks.redis_counters import RedisCounterMirror
 from streams.live_config import StartingRules, register_config_follower
 from streams.side_producer import SideProducer
 from streams.topics import Topics
@@ -87,6 +89,11 @@ def build_app(
     )
     register_config_follower(app, settings, live, codec, start.read_through)
     if settings.redis_url:
-        mirror = RedisBlockMirror(Redis.from_url(settings.redis_url), settings.topic_prefix)
-        register_block_mirror(app, topics, codec, mirror, clock, settings.batch_size, window_s)
+        redis = Redis.from_url(settings.redis_url)
+        blocks = RedisBlockMirror(redis, settings.topic_prefix)
+        register_block_mirror(app, topics, codec, blocks, clock, settings.batch_size, window_s)
+        counters = RedisCounterMirror(redis, settings.topic_prefix)
+        register_counter_mirror(
+            app, topics, codec, counters, live, clock, settings.batch_size, window_s
+        )
     return app
