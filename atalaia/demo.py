@@ -88,7 +88,7 @@ def _event_record(codec: WireCodec, topics: Topics, event: InputEvent) -> OutRec
     return OutRecord(topics.input_topic_for(type(event)), subject_of(event).key.encode(), value)
 
 
-async def _await_worker(bootstrap: str, codec: WireCodec, topics: Topics, started: float) -> float:
+async def await_worker(bootstrap: str, codec: WireCodec, topics: Topics, started: float) -> float:
     """Send one warm-up event and wait for its decision: the worker has joined its group."""
     warmup = GiftEvent(
         event_id=f"warmup-{int(started)}",
@@ -177,7 +177,7 @@ async def run_demo(
             worker = WorkerProcess(demo, workdir / "worker.log").start()
             try:
                 started = time.monotonic()
-                result.worker_ready_s = await _await_worker(
+                result.worker_ready_s = await await_worker(
                     demo.bootstrap_servers, codec, topics, started
                 )
                 print(f"worker ready after {result.worker_ready_s:.1f}s", file=out)
