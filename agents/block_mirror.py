@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from functools import partial
-from typing import Any, cast
+from typing import Any
 
 import faust
-from faust.streams import Stream
-from redis.exceptions import RedisError
 
-from agents.retry import until_stored
+from agents.redis_mirror import register_redis_mirror
 from schemas.codec import WireCodec
 from schemas.models import FraudBlock
 from sinks.redis_blocks import RedisBlockMirror
@@ -27,19 +24,10 @@ def register_block_mirror(
     batch_size: int,
     batch_window_s: float,
 ) -> Any:
-    source = app.topic(topics.fraud_blocks, key_type=bytes, value_type=bytes)
+    async def write_blocks(values: Sequence[bytes | None]) -> int:
+        blocks = [codec.decode(value, (FraudBlock,)) for value in values]
+        return await mirror.write(blocks, int(clock().timestamp() * 1000))
 
-    async def mirror_blocks(stream: faust.StreamT[bytes]) -> None:
-        # StreamT does not declare take_events; every Faust stream has it.
-        async for batch in cast(Stream[bytes], stream).take_events(
-            batch_size, within=batch_window_s
-        ):
-            blocks = [codec.decode(record.message.value, (FraudBlock,)) for record in batch]
-            now_ms = int(clock().timestamp() * 1000)
-            await until_stored(
-                partial(mirror.write, blocks, now_ms),
-                (RedisError,),
-                f"mirroring {len(blocks)} blocks to Redis",
-            )
-
-    return app.agent(source, name="atalaia.block-mirror")(mirror_blocks)
+    return register_redis_mirror(
+        app, topics.fraud_blocks, "atalaia.block-mirror", write_blocks, batch_size, batch_window_s
+    )

@@ -78,6 +78,21 @@ class DemoResult:
         return percentile(self.latencies_ms, q)
 
 
+def local_settings(
+    settings: Settings, bootstrap_servers: str, workdir: Path, name: str
+) -> Settings:
+    """A throw-away deployment on the embedded broker (demo, benchmarks)."""
+    return settings.model_copy(
+        update={
+            "profile": "tansu",
+            "bootstrap_servers": bootstrap_servers,
+            "topic_prefix": name,
+            "app_id": f"atalaia-{name}",
+            "data_dir": workdir / "data",
+        }
+    )
+
+
 def _event_record(codec: WireCodec, topics: Topics, event: InputEvent) -> OutRecord:
     """Transactions go as Avro, gifts as JSON: the demo exercises both input formats."""
     value = (
@@ -162,15 +177,7 @@ async def run_demo(
     with tempfile.TemporaryDirectory(prefix="atalaia-demo-") as tmp:
         workdir = Path(tmp)
         with EmbeddedBroker(log_file=workdir / "broker.log") as broker:
-            demo = settings.model_copy(
-                update={
-                    "profile": "tansu",
-                    "bootstrap_servers": broker.bootstrap_servers,
-                    "topic_prefix": "demo",
-                    "app_id": "atalaia-demo",
-                    "data_dir": workdir / "data",
-                }
-            )
+            demo = local_settings(settings, broker.bootstrap_servers, workdir, "demo")
             topics = Topics(demo.topic_prefix)
             await ensure_topics(demo)
             print(f"broker on {broker.bootstrap_servers}; starting worker...", file=out)

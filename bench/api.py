@@ -24,7 +24,7 @@ from pathlib import Path
 from aiohttp import ClientSession, ClientTimeout
 
 from atalaia.broker import EmbeddedBroker, free_port, wait_for_port
-from atalaia.demo import await_worker
+from atalaia.demo import await_worker, local_settings
 from atalaia.measure import percentile
 from atalaia.sample import generated_gifts, interleave, synthetic_transactions
 from atalaia.supervise import WorkerProcess, interrupt_on_sigterm
@@ -87,17 +87,8 @@ async def run(settings: Settings, requests: int, concurrency: int) -> dict[str, 
     with tempfile.TemporaryDirectory(prefix="atalaia-bench-api-") as tmp:
         workdir = Path(tmp)
         with EmbeddedBroker(log_file=workdir / "broker.log") as broker:
-            bench = settings.model_copy(
-                update={
-                    "profile": "tansu",
-                    "bootstrap_servers": broker.bootstrap_servers,
-                    "topic_prefix": "bench-api",
-                    "app_id": "atalaia-bench-api",
-                    "data_dir": workdir / "data",
-                    "api_port": free_port(),
-                    "redis_url": None,
-                }
-            )
+            local = local_settings(settings, broker.bootstrap_servers, workdir, "bench-api")
+            bench = local.model_copy(update={"api_port": free_port(), "redis_url": None})
             await ensure_topics(bench)
             worker = WorkerProcess(bench, workdir / "worker.log").start()
             api = WorkerProcess(bench, workdir / "api.log", command="api").start()
