@@ -202,6 +202,15 @@ class CapyPayBehavioral(_Frozen):
     usual_hours_tolerance: int = Field(ge=0, le=11)
 
 
+class CapyPayLoginVelocity(_Frozen):
+    window: str
+    failures_allowed: int = Field(ge=0)
+    points_per_extra_failure: int = Field(ge=0)
+    logins_allowed: int = Field(gt=0)
+    points_per_extra_login: int = Field(ge=0)
+    max_points: int = Field(ge=0)
+
+
 class ActionOptions(_Frozen):
     """The seed middleware's per-action options."""
 
@@ -216,6 +225,7 @@ class CapyPay(_Frozen):
     amount: CapyPayAmount
     geo: CapyPayGeo
     behavioral: CapyPayBehavioral
+    login_velocity: CapyPayLoginVelocity
     actions: dict[TransactionType, ActionOptions] = Field(default_factory=dict)
 
 
@@ -257,6 +267,7 @@ class RuleSet(_Frozen):
             self.capypay.amount.average_window,
             self.capypay.amount.pattern_window,
             self.capypay.behavioral.usual_hours_window,
+            self.capypay.login_velocity.window,
             self.gift.limits.day_window,
             self.gift.patterns.rapid_creation_window,
             self.gift.patterns.code_attempts_window,

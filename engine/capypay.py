@@ -269,10 +269,34 @@ def transaction_reasons(
     ]
 
 
+def _login_velocity(features: Features, model: CapyPay) -> list[Reason]:
+    rules = model.login_velocity
+    window = rules.window
+    factor = _Factor("VELOCITY", model.caps.velocity)
+    failed = features.get(f"login_failed.count.{window}", 0)
+    logins = failed + features.get(f"login_ok.count.{window}", 0)
+    if failed > rules.failures_allowed:
+        factor.add(
+            "VELOCITY_LOGIN_FAILURES",
+            min(
+                (failed - rules.failures_allowed) * rules.points_per_extra_failure, rules.max_points
+            ),
+            f"{failed} failed logins in {window} (allowed {rules.failures_allowed})",
+        )
+    if logins > rules.logins_allowed:
+        factor.add(
+            "VELOCITY_LOGIN_FREQUENCY",
+            min((logins - rules.logins_allowed) * rules.points_per_extra_login, rules.max_points),
+            f"{logins} logins in {window} (allowed {rules.logins_allowed})",
+        )
+    return factor.capped()
+
+
 def login_reasons(event: LoginEvent, features: Features, model: CapyPay) -> list[Reason]:
     metric = "login_ok" if event.success else "login_failed"
     return [
         *_blacklist(features, model),
+        *_login_velocity(features, model),
         *_geo(event, features, metric, model),
         *_behavioral(event, features, metric, model),
     ]

@@ -27,6 +27,7 @@ from schemas.models import (
 # judged on the giver's failed payments too, a redemption on the gift's earlier attempts.
 _GIVER_METRICS = ("gift_created", "payment_failed")
 _GIFT_METRICS = ("redeem_failed", "redeem_ok")
+_LOGIN_METRICS = ("login_failed", "login_ok")
 _STATS = ("count", "amount_cents", "counterparties", "countries", "devices")
 BLOCKED_FEATURE = "subject.blocked"
 """1 when a fraud block on the subject was in force at the event's time."""
@@ -102,6 +103,8 @@ def velocity_features(state: VelocityState, event: InputEvent, windows: dict[str
     related: tuple[str, ...] = ()
     if isinstance(event, GiftEvent):
         related = _GIFT_METRICS if subject_of(event).type is SubjectType.GIFT else _GIVER_METRICS
+    elif isinstance(event, LoginEvent):
+        related = _LOGIN_METRICS
     features: Features = {}
     for metric in dict.fromkeys((own, *related)):
         for name, seconds in windows.items():

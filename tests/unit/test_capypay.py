@@ -354,3 +354,35 @@ def test_usual_hours_wrap_around_midnight() -> None:
     last = decide_all([*history, midnight])[-1]
     assert last.features["tx.near_hour"] == 10
     assert "BEHAVIOR_UNUSUAL_HOUR" not in _points(list(last.reasons))
+
+
+def _logins(user: str, outcomes: list[bool], spacing: timedelta) -> list[factories.LoginEvent]:
+    return [
+        factories.login(
+            user_id=user,
+            success=ok,
+            device_fingerprint="fp",
+            network_flags=[],
+            occurred_at=WEEKDAY_AFTERNOON + n * spacing,
+        )
+        for n, ok in enumerate(outcomes)
+    ]
+
+
+def test_failed_logins_beyond_three_in_an_hour_add_five_each_up_to_twenty() -> None:
+    results = decide_all(_logins("guess", [False] * 8 + [True], timedelta(minutes=5)))
+    points = [_points(list(r.reasons)).get("VELOCITY_LOGIN_FAILURES", 0) for r in results]
+    assert points == [0, 0, 0, 5, 10, 15, 20, 20, 20]  # the success after 8 failures too
+    assert results[8].verdict is Verdict.ALLOW  # 20 points alone: flagged by reasons, allowed
+    assert "8 failed logins in 1h (allowed 3)" in results[8].reasons[0].detail
+
+
+def test_failed_logins_spread_over_hours_do_not_add_up() -> None:
+    results = decide_all(_logins("slow", [False] * 6, timedelta(minutes=25)))
+    assert all("VELOCITY_LOGIN_FAILURES" not in _points(list(r.reasons)) for r in results)
+
+
+def test_more_than_twenty_logins_in_an_hour() -> None:
+    results = decide_all(_logins("script", [True] * 22, timedelta(minutes=2)))
+    points = [_points(list(r.reasons)).get("VELOCITY_LOGIN_FREQUENCY", 0) for r in results]
+    assert points[:20] == [0] * 20 and points[20:] == [2, 4]
