@@ -39,10 +39,11 @@ from config.rules import LiveRules, RuleSet
 from engine.admission import admit, subject_of
 from engine.decide import decide_event
 from engine.decisions import build_decision
+from engine.entities import BlockView, entity_key, entity_keys, parse_entity_key, record_entity
 from engine.velocity import VelocityState
 from schemas.codec import DecodeError, WireCodec
 from schemas.dead_letters import dead_letter_of
-from schemas.models import InputEvent
+from schemas.models import BlockedEntityType, InputEvent
 from streams.partitioning import owner_partition
 from streams.side_producer import SideProducer
 from streams.topics import Topics
@@ -86,9 +87,12 @@ class _Scorer:
         clock: Callable[[], datetime],
         partitions: int,
         velocity: Any,
+        block_view: BlockView,
+        hash_key: bytes,
     ) -> None:
         self.topics, self.codec, self.live, self.clock = topics, codec, live, clock
         self.partitions, self.velocity = partitions, velocity
+        self.block_view, self.hash_key = block_view, hash_key
         self.contracts = topics.input_models()
 
     def dead_letter(self, batch: _Batch, record: EventT[bytes], error: str, detail: str) -> None:
@@ -111,7 +115,10 @@ class _Scorer:
             except DecodeError as exc:
                 self.dead_letter(batch, record, exc.error_class, exc.message)
                 return
-        key = subject_of(event).key.encode()
+        subject_key = subject_of(event).key.encode()
+        # On the re-route topic the key names whose state the event is for: its subject, or
+        # one of the entities it names (fanned out after its decision).
+        key = (msg.key or subject_key) if msg.topic == self.topics.validated else subject_key
         if owner_partition(key, self.partitions) != msg.partition:
             # Keep the input's broker timestamp: latency is measured from it.
             batch.outputs.append(
@@ -124,13 +131,32 @@ class _Scorer:
         else:
             with _current(record):  # the read uses the subject's partition
                 state = VelocityState.from_bytes(self.velocity.get(key))
+        entity = parse_entity_key(key.decode()) if key != subject_key else None
         try:
-            self.decide(batch, key, state, event, rules, msg.timestamp)
+            if entity is None:
+                self.decide(batch, key, state, event, rules, msg.timestamp)
+            else:
+                self.count_for_entity(batch, state, event, entity, rules)
         except Exception as exc:  # a bug must not lose the event: keep it with the reason
             log.exception("scoring failed for %s", event.event_id)
             self.dead_letter(batch, record, SCORING_FAILED, type(exc).__name__)
             return
         batch.states[key] = (state, record)
+
+    def count_for_entity(
+        self,
+        batch: _Batch,
+        state: VelocityState,
+        event: InputEvent,
+        entity: tuple[BlockedEntityType, str],
+        rules: RuleSet,
+    ) -> None:
+        windows, horizon_s = rules.velocity.windows, rules.velocity.horizon_s
+        for block in record_entity(state, event, *entity, rules.entities, windows, horizon_s):
+            block_key = entity_key(block.entity_type, block.entity_id).encode()
+            batch.outputs.append(
+                (self.topics.fraud_blocks, block_key, self.codec.encode(block), None)
+            )
 
     def decide(
         self,
@@ -141,7 +167,9 @@ class _Scorer:
         rules: RuleSet,
         received_s: float,
     ) -> None:
-        outcome = decide_event(state, event, rules)
+        entities = entity_keys(event, rules.entities, self.hash_key)
+        at_ms = int(event.occurred_at.timestamp() * 1000)
+        outcome = decide_event(state, event, rules, self.block_view.blocked(entities, at_ms))
         encode = self.codec.encode
         for block in outcome.blocks:
             block_key = f"{block.entity_type.value}:{block.entity_id}".encode()
@@ -158,6 +186,8 @@ class _Scorer:
             user_message=outcome.user_message,
         )
         batch.outputs.append((self.topics.decisions, key, encode(decision), None))
+        for entity in entities:  # each entity counts the event on its own partition
+            batch.outputs.append((self.topics.validated, entity.encode(), encode(event), None))
 
     def store(self, batch: _Batch) -> None:
         """One table write per subject per batch, on the subject's changelog partition."""
@@ -175,6 +205,8 @@ def register_scoring(
     partitions: int,
     batch_size: int,
     batch_window_s: float,
+    block_view: BlockView,
+    hash_key: bytes,
 ) -> Any:
     source = app.topic(*topics.input_models(), topics.validated, key_type=bytes, value_type=bytes)
     producer: SideProducer = app.side_producer  # type: ignore[attr-defined]
@@ -185,7 +217,7 @@ def register_scoring(
         value_type=bytes,
         help="per-subject velocity state (engine.velocity.VelocityState as JSON)",
     )
-    scorer = _Scorer(topics, codec, live, clock, partitions, velocity)
+    scorer = _Scorer(topics, codec, live, clock, partitions, velocity, block_view, hash_key)
 
     async def score(stream: faust.StreamT[bytes]) -> None:
         # StreamT does not declare take_events; every Faust stream has it.

@@ -8,13 +8,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from config.settings import Settings
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """Every setting as the environment variable a child ``atalaia`` reads it from."""
     return {
-        f"ATALAIA_{name.upper()}": str(value)
+        f"ATALAIA_{name.upper()}": (
+            value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        )
         for name, value in settings.model_dump().items()
         if value is not None
     }

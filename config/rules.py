@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from schemas.errors import describe_validation_error
-from schemas.models import EventKind, NetworkFlag, TransactionType
+from schemas.models import BlockedEntityType, EventKind, NetworkFlag, TransactionType
 
 
 class _Frozen(BaseModel):
@@ -114,6 +114,7 @@ class GiftPoints(_Frozen):
     suspicious_ip: int = Field(ge=0, le=100)
     payment_failed: int = Field(ge=0, le=100)
     mass_refund: int = Field(ge=0, le=100)
+    entity_blocked: int = Field(ge=0, le=100)
 
 
 class GiftRules(_Frozen):
@@ -229,6 +230,29 @@ class CapyPay(_Frozen):
     actions: dict[TransactionType, ActionOptions] = Field(default_factory=dict)
 
 
+class EntityLimit(_Frozen):
+    """More than ``max_count`` events of ``metric`` by one entity in ``window``: block it."""
+
+    entity: Literal[BlockedEntityType.IP, BlockedEntityType.DEVICE]
+    metric: str = Field(min_length=1)
+    window: str
+    max_count: int = Field(ge=0)
+    block_seconds: int = Field(gt=0)
+    reason: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
+
+
+class Entities(_Frozen):
+    tracked: frozenset[Literal[BlockedEntityType.IP, BlockedEntityType.DEVICE]]
+    limits: tuple[EntityLimit, ...] = ()
+
+    @model_validator(mode="after")
+    def _limits_on_tracked(self) -> Entities:
+        untracked = sorted({limit.entity.value for limit in self.limits} - set(self.tracked))
+        if untracked:
+            raise ValueError(f"entity limits on untracked entities: {', '.join(untracked)}")
+        return self
+
+
 def feature_window(feature: str) -> str:
     """The window a feature is counted over: ``gift_created.count.24h`` -> ``24h``."""
     return feature.rsplit(".", 1)[-1]
@@ -258,6 +282,7 @@ class RuleSet(_Frozen):
     gift: GiftRules
     capypay: CapyPay
     sync: SyncPolicy
+    entities: Entities
 
     @model_validator(mode="after")
     def _windows_exist(self) -> RuleSet:
@@ -272,6 +297,7 @@ class RuleSet(_Frozen):
             self.gift.patterns.rapid_creation_window,
             self.gift.patterns.code_attempts_window,
             *(feature_window(f) for f in self.sync.mirrored_counters),
+            *(limit.window for limit in self.entities.limits),
         }
         unknown = sorted(set(named) - set(self.velocity.windows))
         if unknown:

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     web_enabled: bool = False
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535)
+    pii_hash_key: SecretStr = Field(
+        default=SecretStr("atalaia-development-key"),
+        description="HMAC key for identifiers kept only as hashes (IPs as entity keys). "
+        "Set your own in production; every worker and caller must share it.",
+    )
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8088, ge=1, le=65535)
     handbook_path: Path = (

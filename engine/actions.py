@@ -10,13 +10,13 @@ from __future__ import annotations
 from config.rules import GiftActions
 from engine.scoring import Assessment
 from schemas.models import (
+    BlockedEntityType,
     DecisionAction,
     FraudBlock,
     GiftEvent,
     GiftEventType,
     InputEvent,
     LoginEvent,
-    SubjectType,
     Verdict,
 )
 
@@ -38,7 +38,7 @@ def actions_for(
         for block in blocks:
             actions.append(
                 DecisionAction.BLOCK_REDEMPTION
-                if block.entity_type is SubjectType.GIFT
+                if block.entity_type is BlockedEntityType.GIFT
                 else DecisionAction.BLOCK_GIFT_CREATION
             )
     elif event.event_type is GiftEventType.REDEEM_ATTEMPT and fired & policy.captcha_after:

@@ -12,10 +12,20 @@ from datetime import timedelta
 from config.rules import GiftBlocks
 from engine.admission import subject_of
 from engine.scoring import Assessment
-from schemas.models import FraudBlock, FraudEvent, GiftEvent, InputEvent, SubjectType, Verdict
+from schemas.models import (
+    BlockedEntityType,
+    FraudBlock,
+    FraudEvent,
+    GiftEvent,
+    InputEvent,
+    SubjectType,
+    Verdict,
+)
 
 # A block caused only by an earlier block must not extend itself forever.
-_NOT_A_NEW_CAUSE = frozenset({"GIFT_SUBJECT_BLOCKED"})
+# A block on a shared IP or device says nothing about this giver or gift: it blocks the action,
+# not the subject.
+_NOT_A_NEW_CAUSE = frozenset({"GIFT_SUBJECT_BLOCKED", "GIFT_ENTITY_BLOCKED"})
 
 
 def blocks_for(event: InputEvent, assessment: Assessment, policy: GiftBlocks) -> list[FraudBlock]:
@@ -32,7 +42,7 @@ def blocks_for(event: InputEvent, assessment: Assessment, policy: GiftBlocks) ->
     )
     return [
         FraudBlock(
-            entity_type=subject.type,
+            entity_type=BlockedEntityType(subject.type.value),
             entity_id=subject.id,
             reason=causes[0],
             event_id=event.event_id,

@@ -21,7 +21,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from config.rules import CapyPay
-from engine.features import BLOCKED_FEATURE
+from engine.features import BLOCKED_FEATURE, ENTITY_BLOCKED_FEATURE
 from engine.money import format_brl
 from engine.velocity import Features
 from schemas.models import LoginEvent, NetworkFlag, Reason, TransactionEvent
@@ -253,6 +253,12 @@ def _blacklist(features: Features, model: CapyPay) -> list[Reason]:
             "BLACKLIST_FRAUD_BLOCK",
             model.blacklist.fraud_block_points,
             "user is under an active fraud block",
+        )
+    if features.get(ENTITY_BLOCKED_FEATURE):
+        factor.add(
+            "BLACKLIST_ENTITY_BLOCK",
+            model.blacklist.fraud_block_points,
+            "the IP or device is under an active fraud block",
         )
     return factor.capped()
 

@@ -25,9 +25,12 @@ class Outcome:
     user_message: str | None
 
 
-def decide_event(state: VelocityState, event: InputEvent, rules: RuleSet) -> Outcome:
-    """Update the subject's ``state`` with ``event`` and decide it."""
-    features = record_and_read(state, event, rules)
+def decide_event(
+    state: VelocityState, event: InputEvent, rules: RuleSet, entity_blocked: bool = False
+) -> Outcome:
+    """Update the subject's ``state`` with ``event`` and decide it; ``entity_blocked`` says
+    whether its IP or device is under a block known at this time."""
+    features = record_and_read(state, event, rules, entity_blocked)
     assessment = assess(event, rules, features)
     blocks = blocks_for(event, assessment, rules.gift.blocks)
     for block in blocks:

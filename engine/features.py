@@ -31,6 +31,8 @@ _LOGIN_METRICS = ("login_failed", "login_ok")
 _STATS = ("count", "amount_cents", "counterparties", "countries", "devices")
 BLOCKED_FEATURE = "subject.blocked"
 """1 when a fraud block on the subject was in force at the event's time."""
+ENTITY_BLOCKED_FEATURE = "entity.blocked"
+"""1 when a fraud block on the event's IP or device was known to be in force at its time."""
 
 
 def metric_of(event: InputEvent) -> str:
@@ -182,7 +184,9 @@ def travel_features(state: VelocityState, obs: Observation) -> Features:
     return {"travel.km": round(km), "travel.kmh": round(km / hours)}
 
 
-def record_and_read(state: VelocityState, event: InputEvent, rules: RuleSet) -> Features:
+def record_and_read(
+    state: VelocityState, event: InputEvent, rules: RuleSet, entity_blocked: bool = False
+) -> Features:
     """Count the event in its subject's state and return the features to decide it with.
 
     A re-delivered event is not counted again and gets the features it was first decided
@@ -196,7 +200,10 @@ def record_and_read(state: VelocityState, event: InputEvent, rules: RuleSet) -> 
     if isinstance(event, TransactionEvent):
         history |= pattern_features(state, observe(event), rules.capypay, windows)
     at_ms = int(event.occurred_at.timestamp() * 1000)
-    blocked = {BLOCKED_FEATURE: int(bool(state.active_blocks(at_ms)))}
+    blocked = {
+        BLOCKED_FEATURE: int(bool(state.active_blocks(at_ms))),
+        ENTITY_BLOCKED_FEATURE: int(entity_blocked),
+    }
     counted = state.record(observe(event), horizon_s)
     features = {**velocity_features(state, event, windows), **history, **blocked}
     if counted:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from config.rules import Bands, FlowThresholds, GiftRules, RuleSet
 from engine.admission import subject_of
 from engine.capypay import login_reasons, transaction_reasons
-from engine.features import BLOCKED_FEATURE
+from engine.features import BLOCKED_FEATURE, ENTITY_BLOCKED_FEATURE
 from engine.money import format_brl
 from engine.velocity import Features
 from schemas.models import (
@@ -95,6 +95,12 @@ def gift_reasons(event: GiftEvent, rules: GiftRules, features: Features) -> list
             "GIFT_SUBJECT_BLOCKED",
             points.subject_blocked,
             f"{subject_of(event).key} is under an active fraud block",
+        )
+    if features.get(ENTITY_BLOCKED_FEATURE) and kind in _BLOCKED_STEPS:
+        fire(
+            "GIFT_ENTITY_BLOCKED",
+            points.entity_blocked,
+            "the IP or device of this action is under an active fraud block",
         )
     if kind is GiftEventType.GIFT_CREATED and event.amount_cents is not None:
         if event.amount_cents > limits.max_amount_per_gift_cents:

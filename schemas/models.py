@@ -119,6 +119,15 @@ class SubjectType(StrEnum):
     GIFT = "gift"
 
 
+class BlockedEntityType(StrEnum):
+    """What a fraud block can hold: a subject, or an entity seen across subjects."""
+
+    USER = "user"
+    GIFT = "gift"
+    IP = "ip"
+    DEVICE = "device"
+
+
 class RiskBand(StrEnum):
     LOW = "LOW"
     MEDIUM = "MEDIUM"
@@ -290,7 +299,7 @@ class FraudEvent(WireModel):
 class FraudBlock(WireModel):
     avro_name: ClassVar[str] = "FraudBlock"
 
-    entity_type: SubjectType
+    entity_type: BlockedEntityType
     entity_id: Identifier
     reason: str
     event_id: Identifier

@@ -14,9 +14,11 @@ from agents.counter_mirror import register_counter_mirror
 from agents.scoring import register_scoring
 from config.rules import LiveRules
 from config.settings import Settings
+from engine.entities import BlockView
 from schemas.codec import WireCodec
 from sinks.redis_blocks import RedisBlockMirror
 from sinks.redis_counters import RedisCounterMirror
+from streams.block_view import follow_blocks
 from streams.live_config import StartingRules, register_config_follower
 from streams.side_producer import SideProducer
 from streams.topics import Topics
@@ -83,10 +85,26 @@ def build_app(
     topics = Topics(settings.topic_prefix)
     codec = WireCodec()
     live = LiveRules(start.rules)
+    block_view = BlockView()
     window_s = settings.batch_window_ms / 1000
+    hash_key = settings.pii_hash_key.get_secret_value().encode()
     register_scoring(
-        app, topics, codec, live, clock, settings.partitions, settings.batch_size, window_s
+        app,
+        topics,
+        codec,
+        live,
+        clock,
+        settings.partitions,
+        settings.batch_size,
+        window_s,
+        block_view,
+        hash_key,
     )
+
+    async def follow_entity_blocks() -> None:
+        await follow_blocks(settings.bootstrap_servers, topics.fraud_blocks, block_view)
+
+    app.task(follow_entity_blocks)
     register_config_follower(app, settings, live, codec, start.read_through)
     if settings.redis_url:
         redis = Redis.from_url(settings.redis_url)

@@ -1,0 +1,140 @@
+"""Entities seen across subjects (IPs, devices): their keys, windows and rate limits (pure).
+
+An event is decided with its subject's state; each tracked entity it names also gets the event
+recorded in a state of its own, keyed ``ip:<keyed hash>`` or ``device:<id>`` (an IP is never
+kept in clear). Crossing a configured limit blocks the entity from the event's time on; the
+block is placed once, not again while it lasts.
+
+>>> from config.rules import load_rules
+>>> from tests.factories import gift
+>>> keys = entity_keys(gift(ip="203.0.113.7", device_id="d1"), load_rules().entities, b"k")
+>>> sorted(k.split(":")[0] for k in keys), "203.0.113.7" in "".join(keys)
+(['device', 'ip'], False)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import UTC, datetime, timedelta
+
+from config.rules import Entities
+from engine.features import observe
+from engine.velocity import VelocityState
+from schemas.models import BlockedEntityType, FraudBlock, InputEvent, LoginEvent
+
+SEPARATOR = ":"
+
+
+def hashed_ip(ip: str, key: bytes) -> str:
+    """The keyed hash an IP is known by (HMAC-SHA256, first 32 hex digits)."""
+    return hmac.new(key, ip.strip().lower().encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def entity_key(entity: BlockedEntityType, entity_id: str) -> str:
+    return f"{entity.value}{SEPARATOR}{entity_id}"
+
+
+def entity_keys(event: InputEvent, entities: Entities, hash_key: bytes) -> list[str]:
+    """Keys of the tracked entities the event names (none when it names none)."""
+    device = event.device_fingerprint if isinstance(event, LoginEvent) else event.device_id
+    found = {
+        BlockedEntityType.IP: hashed_ip(event.ip, hash_key) if event.ip else None,
+        BlockedEntityType.DEVICE: device,
+    }
+    return [
+        entity_key(entity, value)
+        for entity, value in found.items()
+        if value is not None and entity in entities.tracked
+    ]
+
+
+def parse_entity_key(key: str) -> tuple[BlockedEntityType, str] | None:
+    """``ip:ab12`` -> (IP, ``ab12``); None for a key that is not a tracked-entity key."""
+    kind, separator, entity_id = key.partition(SEPARATOR)
+    if not separator or kind not in (BlockedEntityType.IP, BlockedEntityType.DEVICE):
+        return None
+    return BlockedEntityType(kind), entity_id
+
+
+def record_entity(
+    state: VelocityState,
+    event: InputEvent,
+    entity: BlockedEntityType,
+    entity_id: str,
+    entities: Entities,
+    windows: dict[str, int],
+    horizon_s: int,
+) -> list[FraudBlock]:
+    """Count ``event`` for the entity; the blocks its limits place (at most once each while
+    they last).
+
+    Events reach an entity out of order (each was decided on its own subject's partition
+    first), so a limit is checked over the window ending at the newest event the entity has
+    seen, not at this event's time. A re-delivered event is not counted again but gets back
+    the blocks it placed the first time, in case they were not published then.
+    """
+    obs = observe(event)
+    durations = {limit.reason: limit.block_seconds for limit in entities.limits}
+    if not state.record(obs, horizon_s):
+        placed = state.features_of(event.event_id) or {}
+        return [
+            _block(entity, entity_id, reason, event, at_ms, durations[reason])
+            for reason, at_ms in ((r.removeprefix(_PLACED), ms) for r, ms in placed.items())
+            if reason in durations  # a limit since removed places nothing again
+        ]
+    newest_ms = (state.watermark_s or 0) * 1000
+    blocks, placed = [], {}
+    for limit in entities.limits:
+        if limit.entity is not entity or limit.metric != obs.metric:
+            continue
+        count = state.window(obs.metric, newest_ms, windows[limit.window]).count
+        if count <= limit.max_count or limit.reason in state.active_blocks(newest_ms):
+            continue
+        block = _block(entity, entity_id, limit.reason, event, newest_ms, limit.block_seconds)
+        state.block(limit.reason, int(block.expires_at.timestamp() * 1000))
+        placed[_PLACED + limit.reason] = newest_ms
+        blocks.append(block)
+    state.remember(event.event_id, placed)
+    return blocks
+
+
+_PLACED = "placed:"
+
+
+def _block(
+    entity: BlockedEntityType,
+    entity_id: str,
+    reason: str,
+    event: InputEvent,
+    at_ms: int,
+    seconds: int,
+) -> FraudBlock:
+    created_at = datetime.fromtimestamp(at_ms / 1000, UTC)
+    return FraudBlock(
+        entity_type=entity,
+        entity_id=entity_id,
+        reason=reason,
+        event_id=event.event_id,
+        created_at=created_at,
+        expires_at=created_at + timedelta(seconds=seconds),
+    )
+
+
+class BlockView:
+    """A worker's view of the blocks on entities (IPs, devices), fed from the fraud-blocks
+    topic, which every worker reads whole: an entity's block is placed by the worker owning
+    the entity, and enforced by whichever worker decides the next event naming it."""
+
+    def __init__(self) -> None:
+        self._until: dict[str, int] = {}
+
+    def apply(self, block: FraudBlock) -> None:
+        if block.entity_type not in (BlockedEntityType.IP, BlockedEntityType.DEVICE):
+            return  # subjects' blocks live in their own state
+        key = entity_key(block.entity_type, block.entity_id)
+        until_ms = int(block.expires_at.timestamp() * 1000)
+        self._until[key] = max(until_ms, self._until.get(key, 0))
+
+    def blocked(self, keys: list[str], at_ms: int) -> bool:
+        return any(self._until.get(key, 0) > at_ms for key in keys)
