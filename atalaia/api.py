@@ -32,6 +32,7 @@ from redis.exceptions import RedisError
 from config.rules import LiveRules, RuleSet
 from config.settings import Settings
 from engine.admission import admit, subject_of
+from engine.entities import entity_keys
 from engine.late_answer import ActiveBlock, late_answer
 from schemas.codec import DecodeError, WireCodec
 from schemas.models import EVENT_KIND_OF, EventKind, InputEvent
@@ -62,6 +63,7 @@ class DecideService:
         self.topics = Topics(settings.topic_prefix)
         self.codec = WireCodec()
         self.live = LiveRules(rules)
+        self.hash_key = settings.pii_hash_key.get_secret_value().encode()
         self.contracts = {
             EVENT_KIND_OF[model]: model for model in self.topics.input_models().values()
         }
@@ -141,20 +143,30 @@ class DecideService:
         topic = self.topics.input_topic_for(type(event))
         await self.producer.send_and_wait(topic, self.codec.encode(event), key=key.encode())
 
+    async def _active_block(self, event: InputEvent, rules: RuleSet) -> ActiveBlock | None:
+        """A block in the Redis mirror on the event's subject, IP or device, if any."""
+        if self.blocks is None:
+            return None
+        subject = subject_of(event)
+        entities = [(subject.type.value, subject.id)] + [
+            (kind, entity_id)
+            for kind, _, entity_id in (
+                key.partition(":") for key in entity_keys(event, rules.entities, self.hash_key)
+            )
+        ]
+        try:
+            for kind, entity_id in entities:
+                found = await self.blocks.active_block(kind, entity_id)
+                if found is not None:
+                    return ActiveBlock(str(found["reason"]), int(str(found["expires_at_ms"])))
+        except RedisError as exc:  # unknown: the policy alone decides
+            log.warning("block mirror unreadable: %s", type(exc).__name__)
+        return None
+
     async def _late(
         self, event: InputEvent, rules: RuleSet, cause: str, started: float
     ) -> web.Response:
-        subject = subject_of(event)
-        block = None
-        if self.blocks is not None:
-            try:
-                found = await self.blocks.active_block(subject.type.value, subject.id)
-            except RedisError as exc:  # unknown: the policy alone decides
-                log.warning("block mirror unreadable: %s", type(exc).__name__)
-                found = None
-            if found is not None:
-                block = ActiveBlock(str(found["reason"]), int(str(found["expires_at_ms"])))
-        answer = late_answer(event, rules.sync, block, cause)
+        answer = late_answer(event, rules.sync, await self._active_block(event, rules), cause)
         return web.json_response(
             {
                 "source": "timeout_policy",

@@ -1,8 +1,8 @@
 """What a synchronous caller is told when the engine's decision does not come in time (pure).
 
 The configured policy per event kind answers ALLOW (fail-open) or BLOCK (fail-closed), and
-says so in its reasons; a subject under an active fraud block is BLOCK whatever the policy,
-since the block is known without the engine.
+says so in its reasons; an event whose subject, IP or device is under an active fraud block
+is BLOCK whatever the policy, since the block is known without the engine.
 
 >>> from config.rules import load_rules
 >>> from tests.factories import login
@@ -21,7 +21,8 @@ from schemas.models import EVENT_KIND_OF, InputEvent, Reason, Verdict
 
 @dataclass(frozen=True)
 class ActiveBlock:
-    """A fraud block in force on the event's subject, as the Redis mirror holds it."""
+    """A fraud block in force on the event's subject, IP or device, as the Redis mirror
+    holds it."""
 
     reason: str
     expires_at_ms: int
@@ -51,9 +52,9 @@ def late_answer(
         verdict = Verdict.BLOCK
         reasons.append(
             Reason(
-                code="SYNC_SUBJECT_BLOCKED",
+                code="SYNC_ACTIVE_BLOCK",
                 points=0,
-                detail=f"subject under an active fraud block ({block.reason}) "
+                detail=f"subject, IP or device under an active fraud block ({block.reason}) "
                 f"until epoch ms {block.expires_at_ms}",
             )
         )

@@ -19,7 +19,8 @@ from atalaia.broker import free_port, wait_for_port
 from atalaia.supervise import WorkerProcess
 from config.rules import load_rules
 from config.settings import Settings
-from schemas.models import FraudBlock, InputEvent, SubjectType
+from engine.entities import hashed_ip
+from schemas.models import BlockedEntityType, FraudBlock, InputEvent
 from sinks.redis_blocks import RedisBlockMirror
 from streams.topics import Topics
 from tests import factories
@@ -125,23 +126,32 @@ def test_no_engine_in_time_applies_the_policy_then_the_decision_still_comes(
     start_worker: Callable[..., WorkerProcess],
     start_api: Callable[[], WorkerProcess],
 ) -> None:
-    """No worker running: each kind gets its configured policy; an active block in Redis
-    turns a fail-open into BLOCK. Once a worker runs, the events are decided all the same."""
+    """No worker running: each kind gets its configured policy; an active block in Redis on
+    the subject or its IP turns a fail-open into BLOCK. Once a worker runs, the events are
+    decided all the same."""
     blocked_user = f"blocked-{time.monotonic_ns()}"
+    blocked_ip = "192.0.2.99"
     now = datetime.now(UTC)
-    block = FraudBlock(
-        entity_type=SubjectType.USER,
-        entity_id=blocked_user,
-        reason="GIFT_DAILY_AMOUNT_EXCEEDED",
-        event_id="cause",
-        created_at=now,
-        expires_at=now + timedelta(hours=1),
-    )
+    secret = api_settings.pii_hash_key.get_secret_value().encode()
+    blocks = [
+        FraudBlock(
+            entity_type=entity_type,
+            entity_id=entity_id,
+            reason=reason,
+            event_id="cause",
+            created_at=now,
+            expires_at=now + timedelta(hours=1),
+        )
+        for entity_type, entity_id, reason in (
+            (BlockedEntityType.USER, blocked_user, "GIFT_DAILY_AMOUNT_EXCEEDED"),
+            (BlockedEntityType.IP, hashed_ip(blocked_ip, secret), "IP_REDEMPTION_RATE_LIMIT"),
+        )
+    ]
 
     async def place_block() -> None:
         client = Redis.from_url(str(api_settings.redis_url))
         mirror = RedisBlockMirror(client, api_settings.topic_prefix)
-        await mirror.write([block], int(now.timestamp() * 1000))
+        await mirror.write(blocks, int(now.timestamp() * 1000))
         await client.aclose()
 
     asyncio.run(place_block())
@@ -149,14 +159,17 @@ def test_no_engine_in_time_applies_the_policy_then_the_decision_still_comes(
     payment = factories.transaction()
     login = factories.login()
     blocked_login = factories.login(user_id=blocked_user)
+    from_blocked_ip = factories.login(ip=blocked_ip)
+    events = (payment, login, blocked_login, from_blocked_ip)
 
-    answers = {e.event_id: _decide(api_settings, e) for e in (payment, login, blocked_login)}
+    answers = {e.event_id: _decide(api_settings, e) for e in events}
 
     policy = load_rules().sync
     expected = {
         payment.event_id: ("BLOCK", ["SYNC_TIMEOUT_FAIL_CLOSED"]),
         login.event_id: ("ALLOW", ["SYNC_TIMEOUT_FAIL_OPEN"]),
-        blocked_login.event_id: ("BLOCK", ["SYNC_TIMEOUT_FAIL_OPEN", "SYNC_SUBJECT_BLOCKED"]),
+        blocked_login.event_id: ("BLOCK", ["SYNC_TIMEOUT_FAIL_OPEN", "SYNC_ACTIVE_BLOCK"]),
+        from_blocked_ip.event_id: ("BLOCK", ["SYNC_TIMEOUT_FAIL_OPEN", "SYNC_ACTIVE_BLOCK"]),
     }
     for event_id, (verdict, codes) in expected.items():
         answer = answers[event_id]
