@@ -40,10 +40,11 @@ from engine.admission import admit, subject_of
 from engine.decide import decide_event
 from engine.decisions import build_decision
 from engine.entities import BlockView, entity_key, entity_keys, parse_entity_key, record_entity
+from engine.features import giver_key_of_redemption, record_redemption
 from engine.velocity import VelocityState
 from schemas.codec import DecodeError, WireCodec
 from schemas.dead_letters import dead_letter_of
-from schemas.models import BlockedEntityType, InputEvent
+from schemas.models import BlockedEntityType, GiftEvent, InputEvent
 from streams.partitioning import owner_partition
 from streams.side_producer import SideProducer
 from streams.topics import Topics
@@ -131,12 +132,16 @@ class _Scorer:
         else:
             with _current(record):  # the read uses the subject's partition
                 state = VelocityState.from_bytes(self.velocity.get(key))
-        entity = parse_entity_key(key.decode()) if key != subject_key else None
         try:
-            if entity is None:
+            if key == subject_key:
                 self.decide(batch, key, state, event, rules, msg.timestamp)
-            else:
+            elif (entity := parse_entity_key(key.decode())) is not None:
                 self.count_for_entity(batch, state, event, entity, rules)
+            elif isinstance(event, GiftEvent) and key.decode() == giver_key_of_redemption(event):
+                record_redemption(state, event, rules.velocity.horizon_s)
+            else:
+                self.dead_letter(batch, record, "UnexpectedStateKey", "not the event's subject")
+                return
         except Exception as exc:  # a bug must not lose the event: keep it with the reason
             log.exception("scoring failed for %s", event.event_id)
             self.dead_letter(batch, record, SCORING_FAILED, type(exc).__name__)
@@ -186,8 +191,10 @@ class _Scorer:
             user_message=outcome.user_message,
         )
         batch.outputs.append((self.topics.decisions, key, encode(decision), None))
-        for entity in entities:  # each entity counts the event on its own partition
-            batch.outputs.append((self.topics.validated, entity.encode(), encode(event), None))
+        # Each entity counts the event on its own partition; a giver learns of a redemption.
+        for other in [*entities, giver_key_of_redemption(event)]:
+            if other is not None:
+                batch.outputs.append((self.topics.validated, other.encode(), encode(event), None))
 
     def store(self, batch: _Batch) -> None:
         """One table write per subject per batch, on the subject's changelog partition."""

@@ -114,6 +114,7 @@ class GiftPoints(_Frozen):
     suspicious_ip: int = Field(ge=0, le=100)
     payment_failed: int = Field(ge=0, le=100)
     mass_refund: int = Field(ge=0, le=100)
+    refund_after_redemption: int = Field(ge=0, le=100)
     entity_blocked: int = Field(ge=0, le=100)
 
 

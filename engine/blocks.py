@@ -23,9 +23,11 @@ from schemas.models import (
 )
 
 # A block caused only by an earlier block must not extend itself forever.
-# A block on a shared IP or device says nothing about this giver or gift: it blocks the action,
-# not the subject.
-_NOT_A_NEW_CAUSE = frozenset({"GIFT_SUBJECT_BLOCKED", "GIFT_ENTITY_BLOCKED"})
+# Causes that stop the action without blocking its subject: a block already in force, a shared
+# IP or device under a block, and a refund refused because the gift was redeemed (policy).
+_NOT_A_NEW_CAUSE = frozenset(
+    {"GIFT_SUBJECT_BLOCKED", "GIFT_ENTITY_BLOCKED", "GIFT_REFUND_AFTER_REDEMPTION"}
+)
 
 
 def blocks_for(event: InputEvent, assessment: Assessment, policy: GiftBlocks) -> list[FraudBlock]:

@@ -48,8 +48,12 @@ def metric_of(event: InputEvent) -> str:
     raise TypeError(f"not an input event: {type(event).__name__}")
 
 
+def at_ms_of(event: InputEvent) -> int:
+    return int(event.occurred_at.timestamp() * 1000)
+
+
 def observe(event: InputEvent) -> Observation:
-    at_ms = int(event.occurred_at.timestamp() * 1000)
+    at_ms = at_ms_of(event)
     match event:
         case TransactionEvent():
             counterparty = (
@@ -140,6 +144,27 @@ def history_features(state: VelocityState, event: InputEvent, horizon_s: int) ->
     return features
 
 
+REDEEMED_METRIC = "redeemed_gift"
+"""In a giver's state: the gifts of theirs that were redeemed (gift id as counterparty)."""
+REFUND_OF_REDEEMED_FEATURE = "refund.gift_redeemed"
+"""1 when a refund is requested for a gift its giver's state knows was redeemed."""
+
+
+def giver_key_of_redemption(event: InputEvent) -> str | None:
+    """For a ``gift_redeemed`` event (decided with the gift), the giver's state key, which
+    learns of the redemption so that a later refund of that gift can be refused."""
+    if isinstance(event, GiftEvent) and event.event_type is GiftEventType.GIFT_REDEEMED:
+        return f"{SubjectType.USER.value}:{event.giver_user_id}"
+    return None
+
+
+def record_redemption(state: VelocityState, event: GiftEvent, horizon_s: int) -> bool:
+    """Remember in the giver's state that ``event``'s gift was redeemed (False: known)."""
+    at_ms = int(event.occurred_at.timestamp() * 1000)
+    fact = Observation(event.event_id, at_ms, REDEEMED_METRIC, counterparty=event.gift_id)
+    return state.record(fact, horizon_s)
+
+
 def pattern_features(
     state: VelocityState, obs: Observation, model: CapyPay, windows: dict[str, int]
 ) -> Features:
@@ -199,6 +224,9 @@ def record_and_read(
     history = history_features(state, event, horizon_s)
     if isinstance(event, TransactionEvent):
         history |= pattern_features(state, observe(event), rules.capypay, windows)
+    if isinstance(event, GiftEvent) and event.event_type is GiftEventType.REFUND_REQUESTED:
+        redeemed = state.values(REDEEMED_METRIC, "counterparties", at_ms_of(event), horizon_s)
+        history[REFUND_OF_REDEEMED_FEATURE] = int(event.gift_id in redeemed)
     at_ms = int(event.occurred_at.timestamp() * 1000)
     blocked = {
         BLOCKED_FEATURE: int(bool(state.active_blocks(at_ms))),

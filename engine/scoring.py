@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from config.rules import Bands, FlowThresholds, GiftRules, RuleSet
 from engine.admission import subject_of
 from engine.capypay import login_reasons, transaction_reasons
-from engine.features import BLOCKED_FEATURE, ENTITY_BLOCKED_FEATURE
+from engine.features import BLOCKED_FEATURE, ENTITY_BLOCKED_FEATURE, REFUND_OF_REDEEMED_FEATURE
 from engine.money import format_brl
 from engine.velocity import Features
 from schemas.models import (
@@ -140,6 +140,12 @@ def gift_reasons(event: GiftEvent, rules: GiftRules, features: Features) -> list
                 points.rapid_creation,
                 f"{recent} gifts created in {patterns.rapid_creation_window}",
             )
+    if kind is GiftEventType.REFUND_REQUESTED and features.get(REFUND_OF_REDEEMED_FEATURE):
+        fire(
+            "GIFT_REFUND_AFTER_REDEMPTION",
+            points.refund_after_redemption,
+            "the gift was already redeemed: no automatic refund",
+        )
     if kind is GiftEventType.REFUND_REQUESTED:
         refunds = features[f"refund_requested.count.{day}"]
         if refunds > limits.max_refunds_per_day:

@@ -76,3 +76,37 @@ def test_wrong_codes_from_one_ip_across_gifts_block_that_ip(
     assert decision.decision is Verdict.BLOCK
     assert [r.code for r in decision.reasons] == ["GIFT_ENTITY_BLOCKED"]
     assert IP.encode() not in b"".join(r.value for r, _ in out.decisions)
+
+
+def test_a_redeemed_gift_is_not_refunded(
+    engine_settings: Settings, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    """The redemption is decided with the gift; its giver's state learns of it, so the
+    giver's later refund request for that gift is blocked, another gift's is not."""
+    topics = Topics(engine_settings.topic_prefix)
+    bootstrap = engine_settings.bootstrap_servers
+    at = datetime.now(UTC) - timedelta(minutes=5)
+    redeemed = factories.gift(
+        event_type="gift_redeemed", gift_id="used", giver_user_id="giver-r", occurred_at=at
+    )
+    start_worker()
+    asyncio.run(send_events(bootstrap, topics, [redeemed]))
+    asyncio.run(collect(bootstrap, topics, {redeemed.event_id}))
+    time.sleep(1)  # the giver's partition learns of it right after the gift's decision
+    refunds = [
+        factories.gift(
+            event_type="refund_requested",
+            gift_id=gift_id,
+            giver_user_id="giver-r",
+            amount_cents=5_000,
+            occurred_at=at + timedelta(minutes=n + 1),
+        )
+        for n, gift_id in enumerate(("used", "unused"))
+    ]
+    asyncio.run(send_events(bootstrap, topics, refunds))
+    out = asyncio.run(collect(bootstrap, topics, {e.event_id for e in refunds}))
+    by_id = {d.event_id: d for _, d in out.decisions}
+    refused, granted = (by_id[e.event_id] for e in refunds)
+    assert refused.decision is Verdict.BLOCK
+    assert [r.code for r in refused.reasons] == ["GIFT_REFUND_AFTER_REDEMPTION"]
+    assert granted.decision is Verdict.ALLOW

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from config.rules import load_rules
+from engine.decide import decide_event
+from engine.features import record_redemption
 from engine.velocity import VelocityState
 from schemas.models import SubjectType, Verdict
 from tests import factories
@@ -130,3 +133,29 @@ def test_mass_refunds_block_the_giver_and_its_later_refunds() -> None:
         "GIFT_MASS_REFUND",
     ]
     assert [r.code for r in outcomes[5].assessment.reasons] == ["GIFT_SUBJECT_BLOCKED"]
+
+
+def test_a_refund_of_a_redeemed_gift_is_refused_without_blocking_the_giver() -> None:
+    """'Estorno automático apenas se o gift nunca foi resgatado': the giver's state learns of
+    the redemption (sent there by the agent after the gift's decision)."""
+    rules = load_rules()
+    giver = VelocityState()
+    redeemed = _gift("refunds", 10, event_type="gift_redeemed", gift_id="g-used")
+    assert record_redemption(giver, redeemed, rules.velocity.horizon_s)
+    assert not record_redemption(giver, redeemed, rules.velocity.horizon_s)  # re-delivery
+    used = decide_event(
+        giver, _gift("refunds", 20, event_type="refund_requested", gift_id="g-used"), rules
+    )
+    assert used.assessment.verdict is Verdict.BLOCK
+    assert [r.code for r in used.assessment.reasons] == ["GIFT_REFUND_AFTER_REDEMPTION"]
+    assert used.blocks == []
+    unused = decide_event(
+        giver, _gift("refunds", 30, event_type="refund_requested", gift_id="g-new"), rules
+    )
+    assert unused.assessment.verdict is Verdict.ALLOW
+    early = decide_event(
+        VelocityState(),
+        _gift("refunds", 5, event_type="refund_requested", gift_id="g-used"),
+        rules,
+    )
+    assert early.assessment.verdict is Verdict.ALLOW  # no redemption known at that time
