@@ -40,7 +40,7 @@ from engine.admission import admit, subject_of
 from engine.decide import decide_event
 from engine.decisions import build_decision
 from engine.entities import BlockView, entity_key, entity_keys, parse_entity_key, record_entity
-from engine.features import giver_key_of_redemption, record_redemption
+from engine.features import at_ms_of, giver_key_of_redemption, record_redemption
 from engine.velocity import VelocityState
 from schemas.codec import DecodeError, WireCodec
 from schemas.dead_letters import dead_letter_of
@@ -84,14 +84,13 @@ class _Scorer:
         self,
         topics: Topics,
         codec: WireCodec,
-        live: LiveRules,
         clock: Callable[[], datetime],
         partitions: int,
         velocity: Any,
         block_view: BlockView,
         hash_key: bytes,
     ) -> None:
-        self.topics, self.codec, self.live, self.clock = topics, codec, live, clock
+        self.topics, self.codec, self.clock = topics, codec, clock
         self.partitions, self.velocity = partitions, velocity
         self.block_view, self.hash_key = block_view, hash_key
         self.contracts = topics.input_models()
@@ -173,11 +172,11 @@ class _Scorer:
         received_s: float,
     ) -> None:
         entities = entity_keys(event, rules.entities, self.hash_key)
-        at_ms = int(event.occurred_at.timestamp() * 1000)
-        outcome = decide_event(state, event, rules, self.block_view.blocked(entities, at_ms))
+        blocked = self.block_view.blocked(entities, at_ms_of(event))
+        outcome = decide_event(state, event, rules, blocked)
         encode = self.codec.encode
         for block in outcome.blocks:
-            block_key = f"{block.entity_type.value}:{block.entity_id}".encode()
+            block_key = entity_key(block.entity_type, block.entity_id).encode()
             batch.outputs.append((self.topics.fraud_blocks, block_key, encode(block), None))
         if outcome.fraud_event is not None:
             batch.outputs.append((self.topics.fraud_events, key, encode(outcome.fraud_event), None))
@@ -224,7 +223,7 @@ def register_scoring(
         value_type=bytes,
         help="per-subject velocity state (engine.velocity.VelocityState as JSON)",
     )
-    scorer = _Scorer(topics, codec, live, clock, partitions, velocity, block_view, hash_key)
+    scorer = _Scorer(topics, codec, clock, partitions, velocity, block_view, hash_key)
 
     async def score(stream: faust.StreamT[bytes]) -> None:
         # StreamT does not declare take_events; every Faust stream has it.

@@ -32,7 +32,7 @@ from redis.exceptions import RedisError
 from config.rules import LiveRules, RuleSet
 from config.settings import Settings
 from engine.admission import admit, subject_of
-from engine.entities import entity_keys
+from engine.entities import entity_keys, parse_entity_key
 from engine.late_answer import ActiveBlock, late_answer
 from schemas.codec import DecodeError, WireCodec
 from schemas.models import EVENT_KIND_OF, EventKind, InputEvent
@@ -148,11 +148,9 @@ class DecideService:
         if self.blocks is None:
             return None
         subject = subject_of(event)
+        named = [parse_entity_key(key) for key in entity_keys(event, rules.entities, self.hash_key)]
         entities = [(subject.type.value, subject.id)] + [
-            (kind, entity_id)
-            for kind, _, entity_id in (
-                key.partition(":") for key in entity_keys(event, rules.entities, self.hash_key)
-            )
+            (kind.value, entity_id) for kind, entity_id in filter(None, named)
         ]
         try:
             for kind, entity_id in entities:

@@ -22,10 +22,8 @@ class BrokerProfile:
     # Tansu holds an empty fetch for the whole wait even when data arrives: latency tracks it.
     fetch_max_wait_ms: int
     # Tansu reports a wrong end offset for multi-record batches, which breaks changelog
-    # recovery. Either correct the end offsets recovery reads (streams.end_offsets) or write
-    # one record per batch on the changelog producer (a max batch size; None: client default).
+    # recovery: correct the end offsets recovery reads (streams.end_offsets).
     correct_end_offsets: bool
-    changelog_max_batch_size: int | None
 
 
 PROFILES: dict[ProfileName, BrokerProfile] = {
@@ -36,7 +34,6 @@ PROFILES: dict[ProfileName, BrokerProfile] = {
         rebalance_timeout_s=10.0,
         fetch_max_wait_ms=10,
         correct_end_offsets=True,
-        changelog_max_batch_size=None,
     ),
     "kafka": BrokerProfile(
         name="kafka",
@@ -45,6 +42,5 @@ PROFILES: dict[ProfileName, BrokerProfile] = {
         rebalance_timeout_s=60.0,
         fetch_max_wait_ms=100,
         correct_end_offsets=False,
-        changelog_max_batch_size=None,
     ),
 }

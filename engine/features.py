@@ -11,7 +11,7 @@ published with each decision so an analyst sees the values a verdict came from.
 from __future__ import annotations
 
 from config.rules import CapyPay, RuleSet
-from engine.admission import subject_of
+from engine.admission import Subject, subject_of
 from engine.geo import distance_km
 from engine.velocity import Features, Observation, VelocityState
 from schemas.models import (
@@ -104,7 +104,7 @@ def velocity_features(state: VelocityState, event: InputEvent, windows: dict[str
 
     All statistics of the event's own metric; counts of the related metrics its rules read.
     """
-    at_ms = int(event.occurred_at.timestamp() * 1000)
+    at_ms = at_ms_of(event)
     own = metric_of(event)
     related: tuple[str, ...] = ()
     if isinstance(event, GiftEvent):
@@ -154,13 +154,13 @@ def giver_key_of_redemption(event: InputEvent) -> str | None:
     """For a ``gift_redeemed`` event (decided with the gift), the giver's state key, which
     learns of the redemption so that a later refund of that gift can be refused."""
     if isinstance(event, GiftEvent) and event.event_type is GiftEventType.GIFT_REDEEMED:
-        return f"{SubjectType.USER.value}:{event.giver_user_id}"
+        return Subject(SubjectType.USER, event.giver_user_id).key
     return None
 
 
 def record_redemption(state: VelocityState, event: GiftEvent, horizon_s: int) -> bool:
     """Remember in the giver's state that ``event``'s gift was redeemed (False: known)."""
-    at_ms = int(event.occurred_at.timestamp() * 1000)
+    at_ms = at_ms_of(event)
     fact = Observation(event.event_id, at_ms, REDEEMED_METRIC, counterparty=event.gift_id)
     return state.record(fact, horizon_s)
 
@@ -227,7 +227,7 @@ def record_and_read(
     if isinstance(event, GiftEvent) and event.event_type is GiftEventType.REFUND_REQUESTED:
         redeemed = state.values(REDEEMED_METRIC, "counterparties", at_ms_of(event), horizon_s)
         history[REFUND_OF_REDEEMED_FEATURE] = int(event.gift_id in redeemed)
-    at_ms = int(event.occurred_at.timestamp() * 1000)
+    at_ms = at_ms_of(event)
     blocked = {
         BLOCKED_FEATURE: int(bool(state.active_blocks(at_ms))),
         ENTITY_BLOCKED_FEATURE: int(entity_blocked),

@@ -78,9 +78,6 @@ def build_app(
     app.correct_end_offsets = profile.correct_end_offsets
     app.bootstrap_servers = settings.bootstrap_servers
     app.side_producer = SideProducer(settings.bootstrap_servers)
-    if profile.changelog_max_batch_size is not None:
-        # Faust's own producer now carries only changelogs (outputs use the side producer).
-        app.conf.producer_max_batch_size = profile.changelog_max_batch_size
 
     topics = Topics(settings.topic_prefix)
     codec = WireCodec()
