@@ -82,6 +82,7 @@ class GiftLimits(_Frozen):
     max_code_attempts: int = Field(gt=0)
     max_refunds_per_day: int = Field(gt=0)
     day_window: str
+    refund_window: str
 
 
 class GiftPatterns(_Frozen):
@@ -115,6 +116,7 @@ class GiftPoints(_Frozen):
     payment_failed: int = Field(ge=0, le=100)
     mass_refund: int = Field(ge=0, le=100)
     refund_after_redemption: int = Field(ge=0, le=100)
+    refund_outside_policy: int = Field(ge=0, le=100)
     entity_blocked: int = Field(ge=0, le=100)
 
 
@@ -295,6 +297,7 @@ class RuleSet(_Frozen):
             self.capypay.behavioral.usual_hours_window,
             self.capypay.login_velocity.window,
             self.gift.limits.day_window,
+            self.gift.limits.refund_window,
             self.gift.patterns.rapid_creation_window,
             self.gift.patterns.code_attempts_window,
             *(feature_window(f) for f in self.sync.mirrored_counters),

@@ -24,9 +24,15 @@ from schemas.models import (
 
 # A block caused only by an earlier block must not extend itself forever.
 # Causes that stop the action without blocking its subject: a block already in force, a shared
-# IP or device under a block, and a refund refused because the gift was redeemed (policy).
+# IP or device under a block, and a refund refused by the policy (gift redeemed, or not
+# created by this giver within the refund window).
 _NOT_A_NEW_CAUSE = frozenset(
-    {"GIFT_SUBJECT_BLOCKED", "GIFT_ENTITY_BLOCKED", "GIFT_REFUND_AFTER_REDEMPTION"}
+    {
+        "GIFT_SUBJECT_BLOCKED",
+        "GIFT_ENTITY_BLOCKED",
+        "GIFT_REFUND_AFTER_REDEMPTION",
+        "GIFT_REFUND_OUTSIDE_POLICY",
+    }
 )
 
 

@@ -150,6 +150,12 @@ REFUND_OF_REDEEMED_FEATURE = "refund.gift_redeemed"
 """1 when a refund is requested for a gift its giver's state knows was redeemed."""
 
 
+CREATED_GIFT_METRIC = "created_gift"
+"""In a giver's state: the gifts they created (gift id as counterparty), for the refund policy."""
+REFUND_IN_POLICY_FEATURE = "refund.gift_in_policy"
+"""1 when a refund is requested for a gift its giver created within the refund window."""
+
+
 def giver_key_of_redemption(event: InputEvent) -> str | None:
     """For a ``gift_redeemed`` event (decided with the gift), the giver's state key, which
     learns of the redemption so that a later refund of that gift can be refused."""
@@ -227,12 +233,20 @@ def record_and_read(
     if isinstance(event, GiftEvent) and event.event_type is GiftEventType.REFUND_REQUESTED:
         redeemed = state.values(REDEEMED_METRIC, "counterparties", at_ms_of(event), horizon_s)
         history[REFUND_OF_REDEEMED_FEATURE] = int(event.gift_id in redeemed)
+        policy_s = windows[rules.gift.limits.refund_window]
+        created = state.values(CREATED_GIFT_METRIC, "counterparties", at_ms_of(event), policy_s)
+        history[REFUND_IN_POLICY_FEATURE] = int(event.gift_id in created)
     at_ms = at_ms_of(event)
     blocked = {
         BLOCKED_FEATURE: int(bool(state.active_blocks(at_ms))),
         ENTITY_BLOCKED_FEATURE: int(entity_blocked),
     }
     counted = state.record(observe(event), horizon_s)
+    if counted and isinstance(event, GiftEvent) and event.event_type is GiftEventType.GIFT_CREATED:
+        gift = Observation(
+            f"{event.event_id}#gift", at_ms, CREATED_GIFT_METRIC, counterparty=event.gift_id
+        )
+        state.record(gift, horizon_s)
     features = {**velocity_features(state, event, windows), **history, **blocked}
     if counted:
         state.remember(event.event_id, features)

@@ -23,7 +23,12 @@ from dataclasses import dataclass
 from config.rules import Bands, FlowThresholds, GiftRules, RuleSet
 from engine.admission import subject_of
 from engine.capypay import login_reasons, transaction_reasons
-from engine.features import BLOCKED_FEATURE, ENTITY_BLOCKED_FEATURE, REFUND_OF_REDEEMED_FEATURE
+from engine.features import (
+    BLOCKED_FEATURE,
+    ENTITY_BLOCKED_FEATURE,
+    REFUND_IN_POLICY_FEATURE,
+    REFUND_OF_REDEEMED_FEATURE,
+)
 from engine.money import format_brl
 from engine.velocity import Features
 from schemas.models import (
@@ -145,6 +150,13 @@ def gift_reasons(event: GiftEvent, rules: GiftRules, features: Features) -> list
             "GIFT_REFUND_AFTER_REDEMPTION",
             points.refund_after_redemption,
             "the gift was already redeemed: no automatic refund",
+        )
+    if kind is GiftEventType.REFUND_REQUESTED and not features.get(REFUND_IN_POLICY_FEATURE):
+        fire(
+            "GIFT_REFUND_OUTSIDE_POLICY",
+            points.refund_outside_policy,
+            f"no creation of this gift by its giver in the last {limits.refund_window}: "
+            "refund through support",
         )
     if kind is GiftEventType.REFUND_REQUESTED:
         refunds = features[f"refund_requested.count.{day}"]

@@ -89,9 +89,15 @@ def test_a_redeemed_gift_is_not_refunded(
     redeemed = factories.gift(
         event_type="gift_redeemed", gift_id="used", giver_user_id="giver-r", occurred_at=at
     )
+    created = [
+        factories.gift(
+            gift_id=gift_id, giver_user_id="giver-r", occurred_at=at - timedelta(hours=1)
+        )
+        for gift_id in ("used", "unused")
+    ]
     start_worker()
-    asyncio.run(send_events(bootstrap, topics, [redeemed]))
-    asyncio.run(collect(bootstrap, topics, {redeemed.event_id}))
+    asyncio.run(send_events(bootstrap, topics, [*created, redeemed]))
+    asyncio.run(collect(bootstrap, topics, {e.event_id for e in (*created, redeemed)}))
     time.sleep(1)  # the giver's partition learns of it right after the gift's decision
     refunds = [
         factories.gift(

@@ -120,8 +120,11 @@ def test_a_block_stops_creation_not_the_giver_s_other_gift_steps() -> None:
 def test_mass_refunds_block_the_giver_and_its_later_refunds() -> None:
     """'Bloqueio de estornos em massa': the 4th refund request in a day is blocked, the giver
     too (no more automatic refunds or new gifts for a day)."""
-    refunds = [_gift("refunder", n * 30, event_type="refund_requested") for n in range(5)]
-    outcomes = run_all([*refunds, _gift("refunder", 200)])
+    created = [_gift("refunder", n * 60 - 2 * 1440, gift_id=f"g{n}") for n in range(5)]
+    refunds = [
+        _gift("refunder", n * 30, event_type="refund_requested", gift_id=f"g{n}") for n in range(5)
+    ]
+    outcomes = run_all([*created, *refunds, _gift("refunder", 200)])[len(created) :]
     verdicts = [o.assessment.verdict for o in outcomes]
     assert verdicts == [Verdict.ALLOW] * 3 + [Verdict.BLOCK] * 3
     assert [r.code for r in outcomes[3].assessment.reasons] == ["GIFT_MASS_REFUND"]
@@ -135,11 +138,33 @@ def test_mass_refunds_block_the_giver_and_its_later_refunds() -> None:
     assert [r.code for r in outcomes[5].assessment.reasons] == ["GIFT_SUBJECT_BLOCKED"]
 
 
+def test_a_refund_only_for_a_gift_the_giver_created_within_the_policy_window() -> None:
+    """'Estorno automático apenas ... dentro da política configurada': refund_window (7d) after
+    the giver created the gift; older or unknown gifts go to support, the giver stays free."""
+    old = _gift("policy", -8 * 1440, gift_id="g-old")
+    recent = _gift("policy", -6 * 1440, gift_id="g-recent")
+    refunds = [
+        _gift("policy", n, event_type="refund_requested", gift_id=gift_id)
+        for n, gift_id in enumerate(("g-old", "g-unknown", "g-recent"))
+    ]
+    *_, too_old, unknown, granted, later = run_all([old, recent, *refunds, _gift("policy", 10)])
+    for refused in (too_old, unknown):
+        assert refused.assessment.verdict is Verdict.BLOCK
+        (reason,) = refused.assessment.reasons
+        assert reason.code == "GIFT_REFUND_OUTSIDE_POLICY"
+        assert "in the last 7d" in reason.detail
+        assert refused.blocks == []
+    assert granted.assessment.verdict is Verdict.ALLOW
+    assert later.assessment.verdict is Verdict.ALLOW
+
+
 def test_a_refund_of_a_redeemed_gift_is_refused_without_blocking_the_giver() -> None:
     """'Estorno automático apenas se o gift nunca foi resgatado': the giver's state learns of
     the redemption (sent there by the agent after the gift's decision)."""
     rules = load_rules()
     giver = VelocityState()
+    for gift_id in ("g-used", "g-new"):
+        decide_event(giver, _gift("refunds", 0, gift_id=gift_id), rules)
     redeemed = _gift("refunds", 10, event_type="gift_redeemed", gift_id="g-used")
     assert record_redemption(giver, redeemed, rules.velocity.horizon_s)
     assert not record_redemption(giver, redeemed, rules.velocity.horizon_s)  # re-delivery
@@ -153,9 +178,9 @@ def test_a_refund_of_a_redeemed_gift_is_refused_without_blocking_the_giver() -> 
         giver, _gift("refunds", 30, event_type="refund_requested", gift_id="g-new"), rules
     )
     assert unused.assessment.verdict is Verdict.ALLOW
+    early_giver = VelocityState()
+    decide_event(early_giver, _gift("refunds", 0, gift_id="g-used"), rules)
     early = decide_event(
-        VelocityState(),
-        _gift("refunds", 5, event_type="refund_requested", gift_id="g-used"),
-        rules,
+        early_giver, _gift("refunds", 5, event_type="refund_requested", gift_id="g-used"), rules
     )
     assert early.assessment.verdict is Verdict.ALLOW  # no redemption known at that time
