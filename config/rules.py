@@ -6,12 +6,18 @@ import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from schemas.errors import describe_validation_error
-from schemas.models import BlockedEntityType, EventKind, NetworkFlag, TransactionType
+from schemas.models import (
+    SUBJECT_ENTITY_TYPES,
+    BlockedEntityType,
+    EventKind,
+    NetworkFlag,
+    TransactionType,
+)
 
 
 class _Frozen(BaseModel):
@@ -233,19 +239,31 @@ class CapyPay(_Frozen):
     actions: dict[TransactionType, ActionOptions] = Field(default_factory=dict)
 
 
-class EntityLimit(_Frozen):
-    """More than ``max_count`` events of ``metric`` by one entity in ``window``: block it."""
+def _not_a_subject(entity: BlockedEntityType) -> BlockedEntityType:
+    if entity in SUBJECT_ENTITY_TYPES:
+        raise ValueError(f"{entity.value} is a subject, not an entity seen across subjects")
+    return entity
 
-    entity: Literal[BlockedEntityType.IP, BlockedEntityType.DEVICE]
+
+TrackedEntity = Annotated[BlockedEntityType, AfterValidator(_not_a_subject)]
+
+
+class EntityLimit(_Frozen):
+    """More than ``max`` of ``measure`` over the ``metric`` events one entity took part in,
+    within ``window``: block the entity. ``counterparties`` counts the distinct subjects
+    (users, gifts) that used it."""
+
+    entity: TrackedEntity
     metric: str = Field(min_length=1)
     window: str
-    max_count: int = Field(ge=0)
+    measure: Literal["count", "amount_cents", "counterparties"] = "count"
+    max: int = Field(ge=0)
     block_seconds: int = Field(gt=0)
     reason: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
 
 
 class Entities(_Frozen):
-    tracked: frozenset[Literal[BlockedEntityType.IP, BlockedEntityType.DEVICE]]
+    tracked: frozenset[TrackedEntity]
     limits: tuple[EntityLimit, ...] = ()
 
     @model_validator(mode="after")

@@ -126,6 +126,16 @@ class BlockedEntityType(StrEnum):
     GIFT = "gift"
     IP = "ip"
     DEVICE = "device"
+    CARD = "card"
+    ACCOUNT = "account"
+    DOCUMENT = "document"
+    TERMINAL = "terminal"
+    COUNTERPARTY = "counterparty"
+
+
+SUBJECT_ENTITY_TYPES = frozenset({BlockedEntityType.USER, BlockedEntityType.GIFT})
+"""Block types that are subjects (decided with their own state); the rest are entities seen
+across subjects, which get windows of their own."""
 
 
 class RiskBand(StrEnum):
@@ -307,6 +317,64 @@ class FraudBlock(WireModel):
     expires_at: UtcMillis
 
 
+class ListKind(StrEnum):
+    BLOCK = "BLOCK"
+    ALLOW = "ALLOW"
+
+
+class ListEntityType(StrEnum):
+    """What a list value is ("BlacklistService" entity types, plus domains, ranges, PIX keys)."""
+
+    USER = "user"
+    WALLET = "wallet"
+    EMAIL = "email"
+    EMAIL_DOMAIN = "email_domain"
+    IP = "ip"
+    IP_RANGE = "ip_range"
+    PHONE = "phone"
+    DOCUMENT = "document"
+    BANK_ACCOUNT = "bank_account"
+    PIX_KEY = "pix_key"
+
+
+class ListSeverity(StrEnum):
+    LOW = "LOW"
+    MEDIUM = "MEDIUM"
+    HIGH = "HIGH"
+    CRITICAL = "CRITICAL"
+
+
+class ListSource(StrEnum):
+    MANUAL = "MANUAL"
+    AUTOMATED = "AUTOMATED"
+    EXTERNAL = "EXTERNAL"
+    CHAINALYSIS = "CHAINALYSIS"
+    OFAC = "OFAC"
+    BACEN = "BACEN"
+
+
+class ListEntry(WireModel):
+    avro_name: ClassVar[str] = "ListEntry"
+
+    entry_id: Annotated[str, Field(min_length=1, max_length=256)]
+    list_kind: ListKind
+    entity_type: ListEntityType
+    value_key: Annotated[str, Field(min_length=1, max_length=64)]
+    masked_value: ShortText
+    severity: ListSeverity
+    source: ListSource
+    reason: ShortText
+    created_at: UtcMillis
+    created_by: Identifier
+    expires_at: UtcMillis | None = None
+    removed_at: UtcMillis | None = None
+    removed_by: Identifier | None = None
+
+    def active_at(self, at: datetime) -> bool:
+        """In force at ``at``: not removed, not expired."""
+        return self.removed_at is None and (self.expires_at is None or at < self.expires_at)
+
+
 WIRE_MODELS: tuple[type[WireModel], ...] = (
     TransactionEvent,
     LoginEvent,
@@ -314,6 +382,7 @@ WIRE_MODELS: tuple[type[WireModel], ...] = (
     Decision,
     FraudEvent,
     FraudBlock,
+    ListEntry,
     DeadLetter,
 )
 

@@ -43,9 +43,11 @@ def transaction(**overrides: Any) -> TransactionEvent:
         "network_flags": ["VPN"],
         "email_hash": sha("a@b.c"),
         "phone_hash": sha("+5511999999999"),
-        "document_hash": sha("12345678909"),
     }
-    return TransactionEvent.model_validate({**fields, **overrides})
+    merged = {**fields, **overrides}
+    # One CPF per user, as upstream: a document shared by users is a fraud signal.
+    merged.setdefault("document_hash", sha(f"cpf-{merged['user_id']}"))
+    return TransactionEvent.model_validate(merged)
 
 
 def login(**overrides: Any) -> LoginEvent:

@@ -19,7 +19,7 @@ from atalaia.broker import free_port, wait_for_port
 from atalaia.supervise import WorkerProcess
 from config.rules import load_rules
 from config.settings import Settings
-from engine.entities import hashed_ip
+from engine.entities import keyed_id
 from schemas.models import BlockedEntityType, FraudBlock, InputEvent
 from sinks.redis_blocks import RedisBlockMirror
 from streams.topics import Topics
@@ -144,7 +144,7 @@ def test_no_engine_in_time_applies_the_policy_then_the_decision_still_comes(
         )
         for entity_type, entity_id, reason in (
             (BlockedEntityType.USER, blocked_user, "GIFT_DAILY_AMOUNT_EXCEEDED"),
-            (BlockedEntityType.IP, hashed_ip(blocked_ip, secret), "IP_REDEMPTION_RATE_LIMIT"),
+            (BlockedEntityType.IP, keyed_id(blocked_ip, secret), "IP_REDEMPTION_RATE_LIMIT"),
         )
     ]
 

@@ -1,4 +1,5 @@
-"""Entities across subjects on the real pipeline: the per-IP redemption rate limit."""
+"""Entities across subjects on the real pipeline: the per-IP redemption rate limit, a card
+shared by users, a refund policy that needs the giver's history."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from atalaia.supervise import WorkerProcess
 from config.rules import load_rules
 from config.settings import Settings
-from engine.entities import hashed_ip
+from engine.entities import keyed_id
 from schemas.models import BlockedEntityType, FraudBlock, Verdict
 from streams.topics import Topics
 from tests import factories
@@ -34,14 +35,16 @@ def _redemption(n: int, at: datetime, correct: bool) -> factories.GiftEvent:
     )
 
 
-def _ip_blocks(settings: Settings, topics: Topics, timeout_s: float = 60) -> list[FraudBlock]:
+def _entity_blocks(
+    settings: Settings, topics: Topics, entity: BlockedEntityType, timeout_s: float = 60
+) -> list[FraudBlock]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         blocks, _ = asyncio.run(read_giftpix_outputs(settings.bootstrap_servers, topics))
-        found = [b for b in blocks if b.entity_type is BlockedEntityType.IP]
+        found = [b for b in blocks if b.entity_type is entity]
         if found:
             return found
-    raise AssertionError("no IP block was placed")
+    raise AssertionError(f"no {entity.value} block was placed")
 
 
 def test_wrong_codes_from_one_ip_across_gifts_block_that_ip(
@@ -55,16 +58,15 @@ def test_wrong_codes_from_one_ip_across_gifts_block_that_ip(
     limit = next(lim for lim in load_rules().entities.limits if lim.entity == "ip")
     start = datetime.now(UTC) - timedelta(minutes=20)
     wrong = [
-        _redemption(n, start + timedelta(seconds=n), correct=False)
-        for n in range(limit.max_count + 1)
+        _redemption(n, start + timedelta(seconds=n), correct=False) for n in range(limit.max + 1)
     ]
     start_worker()
     asyncio.run(send_events(bootstrap, topics, wrong))
     asyncio.run(collect(bootstrap, topics, {e.event_id for e in wrong}))
 
-    (block,) = _ip_blocks(engine_settings, topics)
+    (block,) = _entity_blocks(engine_settings, topics, BlockedEntityType.IP)
     secret = engine_settings.pii_hash_key.get_secret_value().encode()
-    assert (block.entity_id, block.reason) == (hashed_ip(IP, secret), limit.reason)
+    assert (block.entity_id, block.reason) == (keyed_id(IP, secret), limit.reason)
     assert block.event_id in {e.event_id for e in wrong}  # placed once, by whichever came 11th
     assert block.expires_at - block.created_at == timedelta(seconds=limit.block_seconds)
 
@@ -116,3 +118,47 @@ def test_a_redeemed_gift_is_not_refunded(
     assert refused.decision is Verdict.BLOCK
     assert [r.code for r in refused.reasons] == ["GIFT_REFUND_AFTER_REDEMPTION"]
     assert granted.decision is Verdict.ALLOW
+
+
+def test_a_card_used_by_too_many_users_is_blocked_for_its_next_payment(
+    engine_settings: Settings, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    """Each user is a different subject; only the card's own windows see them together."""
+    topics = Topics(engine_settings.topic_prefix)
+    bootstrap = engine_settings.bootstrap_servers
+    limit = next(lim for lim in load_rules().entities.limits if lim.entity == "card")
+    start = datetime.now(UTC) - timedelta(minutes=30)
+    uses = [
+        factories.transaction(
+            user_id=f"holder-{n}",
+            card_id="card-shared",
+            network_flags=[],
+            occurred_at=start + timedelta(minutes=n),
+        )
+        for n in range(limit.max + 1)
+    ]
+    start_worker(node=1)
+    start_worker(node=2)
+    asyncio.run(send_events(bootstrap, topics, uses))
+    asyncio.run(collect(bootstrap, topics, {e.event_id for e in uses}))
+
+    (block,) = _entity_blocks(engine_settings, topics, BlockedEntityType.CARD)
+    assert (block.entity_id, block.reason) == ("card-shared", "CARD_SHARED_BY_USERS")
+    assert block.event_id in {e.event_id for e in uses}  # by whichever reached the card last
+
+    time.sleep(1)  # every worker follows the fraud-blocks topic
+    later = [
+        factories.transaction(
+            user_id=f"holder-{n}",
+            card_id=card,
+            network_flags=[],
+            occurred_at=datetime.now(UTC) - timedelta(seconds=5),
+        )
+        for n, card in ((0, "card-shared"), (0, "card-own"))
+    ]
+    asyncio.run(send_events(bootstrap, topics, later))
+    out = asyncio.run(collect(bootstrap, topics, {e.event_id for e in later}))
+    by_id = {d.event_id: d for _, d in out.decisions}
+    shared, own = (by_id[e.event_id] for e in later)
+    assert "BLACKLIST_ENTITY_BLOCK" in [r.code for r in shared.reasons]
+    assert "BLACKLIST_ENTITY_BLOCK" not in [r.code for r in own.reasons]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from config.rules import load_rules
+import pytest
+
+from config.rules import Entities, load_rules
 from engine.decide import decide_event
-from engine.entities import BlockView, entity_keys, hashed_ip, record_entity
+from engine.entities import BlockView, entity_keys, keyed_id, record_entity
 from engine.velocity import VelocityState
-from schemas.models import BlockedEntityType, GiftEvent, Verdict
+from schemas.models import BlockedEntityType, GiftEvent, TransactionEvent, Verdict
 from tests import factories
 
 RULES = load_rules()
@@ -36,7 +38,7 @@ def _count(state: VelocityState, events: list[GiftEvent]) -> list[list[str]]:
                 state,
                 event,
                 BlockedEntityType.IP,
-                hashed_ip(IP, KEY),
+                keyed_id(IP, KEY),
                 RULES.entities,
                 RULES.velocity.windows,
                 RULES.velocity.horizon_s,
@@ -47,12 +49,74 @@ def _count(state: VelocityState, events: list[GiftEvent]) -> list[list[str]]:
 
 
 def test_entity_keys_hash_ips_with_the_configured_key() -> None:
-    event = factories.gift(ip=IP, device_id="dev-1")
+    event = factories.gift(ip=IP, device_id="dev-1", recipient_key_hash=None)
     keys = entity_keys(event, RULES.entities, KEY)
-    assert sorted(keys) == sorted([f"ip:{hashed_ip(IP, KEY)}", "device:dev-1"])
+    assert sorted(keys) == sorted([f"ip:{keyed_id(IP, KEY)}", "device:dev-1"])
     assert IP not in "".join(keys)
     assert entity_keys(event, RULES.entities, b"other-key") != keys
-    assert entity_keys(factories.gift(ip=None, device_id=None), RULES.entities, KEY) == []
+    bare = factories.gift(ip=None, device_id=None, recipient_key_hash=None)
+    assert entity_keys(bare, RULES.entities, KEY) == []
+
+
+def test_a_transaction_names_its_card_account_document_terminal_and_counterparty() -> None:
+    tx = factories.transaction(
+        card_id="card-9", account_id="acc-9", terminal_id="t-9", ip=None, device_id=None
+    )
+    assert sorted(entity_keys(tx, RULES.entities, KEY)) == sorted(
+        [
+            "card:card-9",
+            "account:acc-9",
+            f"document:{tx.document_hash}",
+            "terminal:t-9",
+            f"counterparty:pix:{tx.counterparty_pix_key_hash}",
+        ]
+    )
+    wallet = "0xAbC0000000000000000000000000000000000001"
+    to_wallet = factories.transaction(counterparty_pix_key_hash=None, counterparty_wallet=wallet)
+    keys = "".join(entity_keys(to_wallet, RULES.entities, KEY))
+    assert f"counterparty:wallet:{keyed_id(wallet, KEY)}" in keys
+    assert wallet.lower() not in keys.lower()  # a wallet is known by its keyed hash only
+    gift = factories.gift(ip=None, device_id=None)
+    assert entity_keys(gift, RULES.entities, KEY) == [f"counterparty:pix:{gift.recipient_key_hash}"]
+    only_ip = RULES.entities.model_copy(update={"tracked": frozenset({BlockedEntityType.IP})})
+    assert entity_keys(tx, only_ip, KEY) == []  # untracked entities get no windows
+
+
+def _card_use(user: str, minute: int) -> TransactionEvent:
+    return factories.transaction(
+        user_id=user, card_id="card-x", occurred_at=factories.NOW - timedelta(minutes=60 - minute)
+    )
+
+
+def test_a_card_used_by_a_fourth_user_in_a_day_is_blocked_repeat_use_is_not() -> None:
+    state = VelocityState()
+    uses = [_card_use(user, n) for n, user in enumerate(["u1", "u2", "u1", "u3", "u3", "u4", "u5"])]
+    placed = [
+        [
+            (b.entity_type, b.entity_id, b.reason, b.expires_at - b.created_at)
+            for b in record_entity(
+                state,
+                use,
+                BlockedEntityType.CARD,
+                "card-x",
+                RULES.entities,
+                RULES.velocity.windows,
+                RULES.velocity.horizon_s,
+            )
+        ]
+        for use in uses
+    ]
+    block = (BlockedEntityType.CARD, "card-x", "CARD_SHARED_BY_USERS", timedelta(days=1))
+    assert placed == [[]] * 5 + [[block]] + [[]]
+    at_ms = int(uses[-1].occurred_at.timestamp() * 1000)
+    stats = state.window("tx", at_ms, 86400)
+    assert (stats.count, stats.counterparties) == (7, 5)
+    assert stats.amount_cents == sum(use.amount_cents for use in uses)
+
+
+def test_limits_only_on_entities_seen_across_subjects() -> None:
+    with pytest.raises(ValueError, match="user is a subject"):
+        Entities.model_validate({"tracked": ["ip", "user"]})
 
 
 def test_the_eleventh_wrong_code_from_one_ip_blocks_it_once() -> None:
