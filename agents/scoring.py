@@ -23,7 +23,7 @@ import logging
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, cast
@@ -41,6 +41,7 @@ from engine.decide import decide_event
 from engine.decisions import build_decision
 from engine.entities import BlockView, entity_key, entity_keys, parse_entity_key, record_entity
 from engine.features import at_ms_of, giver_key_of_redemption, record_redemption
+from engine.lists import ListView, list_features
 from engine.velocity import VelocityState
 from schemas.codec import DecodeError, WireCodec
 from schemas.dead_letters import dead_letter_of
@@ -61,6 +62,9 @@ async def _send_all(producer: SideProducer, outputs: list[Output]) -> None:
     await asyncio.gather(*sends)
 
 
+LOAD_WARNING_S = 10.0
+
+
 @contextmanager
 def _current(record: EventT[bytes]) -> Iterator[None]:
     """Make ``record`` the current event of this task for Faust's table reads and writes."""
@@ -69,6 +73,27 @@ def _current(record: EventT[bytes]) -> Iterator[None]:
         yield
     finally:
         current_event_var.reset(token)
+
+
+@dataclass(frozen=True)
+class SharedViews:
+    """What every worker keeps whole, followed from compacted topics: the blocks on
+    entities and the block/allow lists. Scoring starts once both have read what their topic
+    held at startup: a decision must not miss a list entry because the view was loading."""
+
+    blocks: BlockView
+    lists: ListView
+    blocks_loaded: asyncio.Event = field(default_factory=asyncio.Event)
+    lists_loaded: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def wait_loaded(self) -> None:
+        loaded = asyncio.gather(self.blocks_loaded.wait(), self.lists_loaded.wait())
+        while True:
+            try:
+                await asyncio.wait_for(asyncio.shield(loaded), LOAD_WARNING_S)
+                return
+            except TimeoutError:
+                log.warning("scoring waits: fraud blocks or lists not loaded yet")
 
 
 @dataclass
@@ -87,12 +112,12 @@ class _Scorer:
         clock: Callable[[], datetime],
         partitions: int,
         velocity: Any,
-        block_view: BlockView,
+        views: SharedViews,
         hash_key: bytes,
     ) -> None:
         self.topics, self.codec, self.clock = topics, codec, clock
         self.partitions, self.velocity = partitions, velocity
-        self.block_view, self.hash_key = block_view, hash_key
+        self.views, self.hash_key = views, hash_key
         self.contracts = topics.input_models()
 
     def dead_letter(self, batch: _Batch, record: EventT[bytes], error: str, detail: str) -> None:
@@ -172,8 +197,9 @@ class _Scorer:
         received_s: float,
     ) -> None:
         entities = entity_keys(event, rules.entities, self.hash_key)
-        blocked = self.block_view.blocked(entities, at_ms_of(event))
-        outcome = decide_event(state, event, rules, blocked)
+        blocked = self.views.blocks.blocked(entities, at_ms_of(event))
+        lists = list_features(self.views.lists.hits(event, self.hash_key))
+        outcome = decide_event(state, event, rules, blocked, lists)
         encode = self.codec.encode
         for block in outcome.blocks:
             block_key = entity_key(block.entity_type, block.entity_id).encode()
@@ -211,7 +237,7 @@ def register_scoring(
     partitions: int,
     batch_size: int,
     batch_window_s: float,
-    block_view: BlockView,
+    views: SharedViews,
     hash_key: bytes,
 ) -> Any:
     source = app.topic(*topics.input_models(), topics.validated, key_type=bytes, value_type=bytes)
@@ -223,9 +249,10 @@ def register_scoring(
         value_type=bytes,
         help="per-subject velocity state (engine.velocity.VelocityState as JSON)",
     )
-    scorer = _Scorer(topics, codec, clock, partitions, velocity, block_view, hash_key)
+    scorer = _Scorer(topics, codec, clock, partitions, velocity, views, hash_key)
 
     async def score(stream: faust.StreamT[bytes]) -> None:
+        await views.wait_loaded()
         # StreamT does not declare take_events; every Faust stream has it.
         events = cast(Stream[bytes], stream)
         async for records in events.take_events(batch_size, within=batch_window_s):

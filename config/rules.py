@@ -15,6 +15,7 @@ from schemas.models import (
     SUBJECT_ENTITY_TYPES,
     BlockedEntityType,
     EventKind,
+    ListSeverity,
     NetworkFlag,
     TransactionType,
 )
@@ -294,6 +295,26 @@ class SyncPolicy(_Frozen):
         return self
 
 
+class ListRules(_Frozen):
+    severity_points: dict[ListSeverity, int]
+    additional_match_points: int = Field(ge=0, le=100)
+    max_points: int = Field(ge=0, le=100)
+    block_from: dict[EventKind, ListSeverity]
+    alert_from: ListSeverity
+    freeze_from: ListSeverity
+
+    @model_validator(mode="after")
+    def _every_severity_scored(self) -> ListRules:
+        missing = sorted(set(ListSeverity) - set(self.severity_points))
+        if missing:
+            raise ValueError(f"lists.severity_points lacks {', '.join(missing)}")
+        return self
+
+
+class ScreeningRules(_Frozen):
+    min_score: float = Field(gt=0, le=1)
+
+
 class RuleSet(_Frozen):
     version: str = Field(min_length=1)
     validation: ValidationPolicy
@@ -304,6 +325,8 @@ class RuleSet(_Frozen):
     capypay: CapyPay
     sync: SyncPolicy
     entities: Entities
+    lists: ListRules
+    screening: ScreeningRules
 
     @model_validator(mode="after")
     def _windows_exist(self) -> RuleSet:

@@ -24,11 +24,13 @@ from schemas.models import (
 
 # A block caused only by an earlier block must not extend itself forever.
 # Causes that stop the action without blocking its subject: a block already in force, a shared
-# IP or device under a block, and a refund refused by the policy (gift redeemed, or not
-# created by this giver within the refund window).
+# entity under a block, a list hit (the list itself blocks while the entry lasts), and a
+# refund refused by the policy (gift redeemed, or not created by this giver within the
+# refund window).
 _NOT_A_NEW_CAUSE = frozenset(
     {
         "GIFT_SUBJECT_BLOCKED",
+        "BLACKLIST_LIST_HIT",
         "GIFT_ENTITY_BLOCKED",
         "GIFT_REFUND_AFTER_REDEMPTION",
         "GIFT_REFUND_OUTSIDE_POLICY",

@@ -1,16 +1,16 @@
 """The Capy Pay weighted risk model for transactions and logins (pure).
 
 Each factor adds the points of the sub-rules that fire, capped at the factor's weight (the
-blacklist factor, not built yet, may go to 100). Reasons carry each sub-rule's points and a
+blacklist factor may go to 100). Reasons carry each sub-rule's points and a
 detail with the values; a capped factor adds a negative ``<FACTOR>_CAP`` reason so that the
 reasons always add up to the score.
 
 >>> from config.rules import load_rules
 >>> from tests.factories import transaction
->>> model = load_rules().capypay
+>>> model, lists = load_rules().capypay, load_rules().lists
 >>> tx = transaction(amount_cents=10_000_000, country="IR", network_flags=["TOR", "PROXY"],
 ...                  occurred_at="2026-11-20T15:00:00Z")
->>> [(r.code, r.points) for r in transaction_reasons(tx, {}, model)]
+>>> [(r.code, r.points) for r in transaction_reasons(tx, {}, model, lists)]
 ... # doctest: +NORMALIZE_WHITESPACE
 [('VELOCITY_VOLUME', 15), ('AMOUNT_HIGH_VALUE', 10), ('AMOUNT_ROUND', 2),
  ('GEO_HIGH_RISK_COUNTRY', 8), ('GEO_TOR_VPN', 10), ('GEO_PROXY', 6), ('GEO_CAP', -14)]
@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from config.rules import CapyPay
+from config.rules import CapyPay, ListRules
 from engine.features import BLOCKED_FEATURE, ENTITY_BLOCKED_FEATURE
+from engine.lists import judge_hits
 from engine.money import format_brl
 from engine.velocity import Features
 from schemas.models import LoginEvent, NetworkFlag, Reason, TransactionEvent
@@ -245,9 +246,13 @@ def _amount(event: TransactionEvent, features: Features, model: CapyPay) -> list
     return factor.capped()
 
 
-def _blacklist(features: Features, model: CapyPay) -> list[Reason]:
-    """Until the lists exist: only the subject's active fraud blocks."""
+def _blacklist(features: Features, model: CapyPay, lists: ListRules) -> list[Reason]:
+    """List hits (``engine.lists.judge_hits``), and active fraud blocks as HIGH hits; an
+    allow-list override shows as a reason of 0 points."""
     factor = _Factor("BLACKLIST", model.caps.blacklist)
+    judged = judge_hits(features, lists)
+    for reason in judged.reasons:
+        factor.add(reason.code, reason.points, reason.detail)
     if features.get(BLOCKED_FEATURE):
         factor.add(
             "BLACKLIST_FRAUD_BLOCK",
@@ -258,16 +263,17 @@ def _blacklist(features: Features, model: CapyPay) -> list[Reason]:
         factor.add(
             "BLACKLIST_ENTITY_BLOCK",
             model.blacklist.fraud_block_points,
-            "the IP or device is under an active fraud block",
+            "an entity the event names (IP, device, card...) is under an active fraud block",
         )
-    return factor.capped()
+    overrides = [reason for reason in judged.reasons if reason.points == 0]
+    return [*overrides, *factor.capped()]
 
 
 def transaction_reasons(
-    event: TransactionEvent, features: Features, model: CapyPay
+    event: TransactionEvent, features: Features, model: CapyPay, lists: ListRules
 ) -> list[Reason]:
     return [
-        *_blacklist(features, model),
+        *_blacklist(features, model, lists),
         *_velocity(event, features, model),
         *_amount(event, features, model),
         *_geo(event, features, "tx", model),
@@ -298,10 +304,12 @@ def _login_velocity(features: Features, model: CapyPay) -> list[Reason]:
     return factor.capped()
 
 
-def login_reasons(event: LoginEvent, features: Features, model: CapyPay) -> list[Reason]:
+def login_reasons(
+    event: LoginEvent, features: Features, model: CapyPay, lists: ListRules
+) -> list[Reason]:
     metric = "login_ok" if event.success else "login_failed"
     return [
-        *_blacklist(features, model),
+        *_blacklist(features, model, lists),
         *_login_velocity(features, model),
         *_geo(event, features, metric, model),
         *_behavioral(event, features, metric, model),

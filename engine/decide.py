@@ -12,7 +12,7 @@ from engine.actions import actions_for
 from engine.blocks import blocks_for, fraud_event_of
 from engine.features import record_and_read
 from engine.scoring import Assessment, assess
-from engine.velocity import VelocityState
+from engine.velocity import Features, VelocityState
 from schemas.models import DecisionAction, FraudBlock, FraudEvent, InputEvent
 
 
@@ -26,14 +26,19 @@ class Outcome:
 
 
 def decide_event(
-    state: VelocityState, event: InputEvent, rules: RuleSet, entity_blocked: bool = False
+    state: VelocityState,
+    event: InputEvent,
+    rules: RuleSet,
+    entity_blocked: bool = False,
+    lists: Features | None = None,
 ) -> Outcome:
     """Update the subject's ``state`` with ``event`` and decide it; ``entity_blocked`` says
-    whether its IP or device is under a block known at this time."""
-    features = record_and_read(state, event, rules, entity_blocked)
+    whether an entity it names is under a block known at this time, ``lists`` its list hits
+    (``engine.lists.list_features``)."""
+    features = record_and_read(state, event, rules, entity_blocked, lists or {})
     assessment = assess(event, rules, features)
     blocks = blocks_for(event, assessment, rules.gift.blocks)
     for block in blocks:
         state.block(block.reason, int(block.expires_at.timestamp() * 1000))
-    actions, message = actions_for(event, assessment, blocks, rules.gift.actions)
+    actions, message = actions_for(event, assessment, blocks, rules)
     return Outcome(assessment, blocks, fraud_event_of(event, assessment), actions, message)

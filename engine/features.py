@@ -216,7 +216,11 @@ def travel_features(state: VelocityState, obs: Observation) -> Features:
 
 
 def record_and_read(
-    state: VelocityState, event: InputEvent, rules: RuleSet, entity_blocked: bool = False
+    state: VelocityState,
+    event: InputEvent,
+    rules: RuleSet,
+    entity_blocked: bool = False,
+    lists: Features | None = None,
 ) -> Features:
     """Count the event in its subject's state and return the features to decide it with.
 
@@ -247,7 +251,7 @@ def record_and_read(
             f"{event.event_id}#gift", at_ms, CREATED_GIFT_METRIC, counterparty=event.gift_id
         )
         state.record(gift, horizon_s)
-    features = {**velocity_features(state, event, windows), **history, **blocked}
+    features = {**velocity_features(state, event, windows), **history, **blocked, **(lists or {})}
     if counted:
         state.remember(event.event_id, features)
     return features

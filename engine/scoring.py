@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from config.rules import Bands, FlowThresholds, GiftRules, RuleSet
+from config.rules import Bands, FlowThresholds, GiftRules, ListRules, RuleSet
 from engine.admission import subject_of
 from engine.capypay import login_reasons, transaction_reasons
 from engine.features import (
@@ -29,6 +29,7 @@ from engine.features import (
     REFUND_IN_POLICY_FEATURE,
     REFUND_OF_REDEEMED_FEATURE,
 )
+from engine.lists import judge_hits
 from engine.money import format_brl
 from engine.velocity import Features
 from schemas.models import (
@@ -37,6 +38,7 @@ from schemas.models import (
     GiftEvent,
     GiftEventType,
     InputEvent,
+    ListSeverity,
     LoginEvent,
     Reason,
     RiskBand,
@@ -45,6 +47,7 @@ from schemas.models import (
 )
 
 MAX_SCORE = 100
+_SEVERITIES = list(ListSeverity)
 # What a fraud block stops: creating gifts and automatic refunds (giver blocked), redeeming
 # them (gift blocked).
 _BLOCKED_STEPS = frozenset(
@@ -64,6 +67,8 @@ class Assessment:
     verdict: Verdict
     reasons: tuple[Reason, ...]
     features: Features
+    list_severity: ListSeverity | None = None
+    """The most severe block-list hit in force (None: none, or allow-listed)."""
 
 
 def band_for(score: int, bands: Bands) -> RiskBand:
@@ -84,12 +89,15 @@ def verdict_for(score: int, thresholds: FlowThresholds) -> Verdict:
     return Verdict.ALLOW
 
 
-def gift_reasons(event: GiftEvent, rules: GiftRules, features: Features) -> list[Reason]:
+def gift_reasons(
+    event: GiftEvent, rules: GiftRules, features: Features, lists: ListRules
+) -> list[Reason]:
     """GiftPix MVP rules: per-gift and per-day limits, failed payments, redemption attempts,
-    rapid creation and suspicious IPs. ``features`` are the subject's window values."""
+    rapid creation and suspicious IPs, plus list hits on the giver, redeemer, recipient key or
+    IP. ``features`` are the subject's window values."""
     limits, patterns, points = rules.limits, rules.patterns, rules.points
     day = limits.day_window
-    reasons: list[Reason] = []
+    reasons: list[Reason] = list(judge_hits(features, lists).reasons)
 
     def fire(code: str, earned: int, detail: str) -> None:
         reasons.append(Reason(code=code, points=earned, detail=detail))
@@ -105,7 +113,7 @@ def gift_reasons(event: GiftEvent, rules: GiftRules, features: Features) -> list
         fire(
             "GIFT_ENTITY_BLOCKED",
             points.entity_blocked,
-            "the IP or device of this action is under an active fraud block",
+            "an entity of this action (IP, device, recipient...) is under an active fraud block",
         )
     if kind is GiftEventType.GIFT_CREATED and event.amount_cents is not None:
         if event.amount_cents > limits.max_amount_per_gift_cents:
@@ -229,11 +237,11 @@ def assess(event: InputEvent, rules: RuleSet, features: Features) -> Assessment:
     kind = EVENT_KIND_OF[type(event)]
     match event:
         case GiftEvent():
-            reasons = gift_reasons(event, rules.gift, features)
+            reasons = gift_reasons(event, rules.gift, features, rules.lists)
         case TransactionEvent():
-            reasons = transaction_reasons(event, features, rules.capypay)
+            reasons = transaction_reasons(event, features, rules.capypay, rules.lists)
         case LoginEvent():
-            reasons = login_reasons(event, features, rules.capypay)
+            reasons = login_reasons(event, features, rules.capypay, rules.lists)
     score = max(0, min(MAX_SCORE, sum(r.points for r in reasons)))
     thresholds = {
         EventKind.TRANSACTION: rules.decision.transaction,
@@ -245,10 +253,24 @@ def assess(event: InputEvent, rules: RuleSet, features: Features) -> Assessment:
     if isinstance(event, TransactionEvent):
         verdict, notes = _action_options(event, band, verdict, rules)
         reasons = [*reasons, *notes]
+    severity = judge_hits(features, rules.lists).severity
+    block_from = rules.lists.block_from.get(kind)
+    if (
+        severity is not None
+        and block_from is not None
+        and _SEVERITIES.index(severity) >= _SEVERITIES.index(block_from)
+        and verdict is not Verdict.BLOCK
+    ):
+        verdict = Verdict.BLOCK
+        detail = (
+            f"a {severity.value} block-list hit blocks a {kind.value} (from {block_from.value})"
+        )
+        reasons = [*reasons, Reason(code="LIST_SEVERITY_BLOCK", points=0, detail=detail)]
     return Assessment(
         score=score,
         band=band,
         verdict=verdict,
         reasons=tuple(reasons),
         features=dict(features),
+        list_severity=severity,
     )

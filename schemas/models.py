@@ -247,6 +247,7 @@ class DecisionAction(StrEnum):
     BLOCK_GIFT_CREATION = "BLOCK_GIFT_CREATION"
     BLOCK_REDEMPTION = "BLOCK_REDEMPTION"
     INTERNAL_ALERT = "INTERNAL_ALERT"
+    FREEZE_ACCOUNT = "FREEZE_ACCOUNT"
 
 
 class Reason(BaseModel):
@@ -375,6 +376,72 @@ class ListEntry(WireModel):
         return self.removed_at is None and (self.expires_at is None or at < self.expires_at)
 
 
+class WatchlistName(WireModel):
+    avro_name: ClassVar[str] = "WatchlistName"
+
+    entry_id: Annotated[str, Field(min_length=1, max_length=128)]
+    list_name: Annotated[str, Field(min_length=1, max_length=64)]
+    name: ShortText
+    aliases: list[ShortText] = Field(default_factory=list)
+    kind: Annotated[str, Field(max_length=64)]
+    programs: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list)
+    listed_at: UtcMillis
+
+
+class ActorType(StrEnum):
+    ADMIN = "admin"
+    ANALYST = "analyst"
+    SYSTEM = "system"
+    USER = "user"
+
+
+class AuditActor(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: ActorType
+    id: Annotated[str, Field(min_length=1, max_length=128)]
+    email_masked: ShortText | None = None
+    ip_masked: ShortText | None = None
+    user_agent: ShortText | None = None
+
+
+class AuditDetails(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    entity_type: str | None = None
+    entity_value_masked: str | None = None
+    reason: str | None = None
+    severity: str | None = None
+    source: str | None = None
+    correlation_id: str | None = None
+    transaction_id: str | None = None
+    case_id: str | None = None
+    change_type: str | None = None
+    previous_state: str | None = None
+    new_state: str | None = None
+    request: str | None = None
+
+
+class AuditCompliance(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    regulation: str
+    retention_period: str
+    classification: str
+    data_subject: str | None = None
+
+
+class AuditRecord(WireModel):
+    avro_name: ClassVar[str] = "AuditRecord"
+
+    audit_id: Annotated[str, Field(min_length=1, max_length=256)]
+    timestamp: UtcMillis
+    action: Annotated[str, Field(min_length=1, max_length=64)]
+    actor: AuditActor
+    details: AuditDetails
+    compliance: AuditCompliance
+
+
 WIRE_MODELS: tuple[type[WireModel], ...] = (
     TransactionEvent,
     LoginEvent,
@@ -383,6 +450,8 @@ WIRE_MODELS: tuple[type[WireModel], ...] = (
     FraudEvent,
     FraudBlock,
     ListEntry,
+    WatchlistName,
+    AuditRecord,
     DeadLetter,
 )
 

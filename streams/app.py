@@ -11,18 +11,21 @@ from redis.asyncio import Redis
 
 from agents.block_mirror import register_block_mirror
 from agents.counter_mirror import register_counter_mirror
-from agents.scoring import register_scoring
+from agents.scoring import SharedViews, register_scoring
+from config.default_lists import default_list_rows
 from config.rules import LiveRules
 from config.settings import Settings
 from engine.entities import BlockView
+from engine.lists import ListView, default_entries
 from schemas.codec import WireCodec
+from schemas.models import FraudBlock, ListEntry
 from sinks.redis_blocks import RedisBlockMirror
 from sinks.redis_counters import RedisCounterMirror
-from streams.block_view import follow_blocks
 from streams.live_config import StartingRules, register_config_follower
 from streams.side_producer import SideProducer
 from streams.topics import Topics
 from streams.transport import Transport
+from streams.views import follow_into
 
 
 def utc_now() -> datetime:
@@ -82,9 +85,10 @@ def build_app(
     topics = Topics(settings.topic_prefix)
     codec = WireCodec()
     live = LiveRules(start.rules)
-    block_view = BlockView()
-    window_s = settings.batch_window_ms / 1000
     hash_key = settings.pii_hash_key.get_secret_value().encode()
+    defaults_at, default_rows = default_list_rows()
+    views = SharedViews(BlockView(), ListView(default_entries(default_rows, hash_key, defaults_at)))
+    window_s = settings.batch_window_ms / 1000
     register_scoring(
         app,
         topics,
@@ -94,14 +98,30 @@ def build_app(
         settings.partitions,
         settings.batch_size,
         window_s,
-        block_view,
+        views,
         hash_key,
     )
 
     async def follow_entity_blocks() -> None:
-        await follow_blocks(settings.bootstrap_servers, topics.fraud_blocks, block_view)
+        await follow_into(
+            settings.bootstrap_servers,
+            topics.fraud_blocks,
+            FraudBlock,
+            views.blocks.apply,
+            views.blocks_loaded.set,
+        )
+
+    async def follow_lists() -> None:
+        await follow_into(
+            settings.bootstrap_servers,
+            topics.lists,
+            ListEntry,
+            views.lists.apply,
+            views.lists_loaded.set,
+        )
 
     app.task(follow_entity_blocks)
+    app.task(follow_lists)
     register_config_follower(app, settings, live, codec, start.read_through)
     if settings.redis_url:
         redis = Redis.from_url(settings.redis_url)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from streams.end_offsets import true_end_offsets
 
 
 class MissingTopicError(Exception):
@@ -18,10 +20,13 @@ async def read_topics(
     from_beginning: bool = True,
     idle_timeout_s: float | None = None,
     fetch_max_wait_ms: int = 10,
+    caught_up: Callable[[], None] | None = None,
 ) -> AsyncGenerator[ConsumerRecord[bytes, bytes], None]:
     """Yield records of every partition of ``topics``; stop after ``idle_timeout_s`` of silence.
 
-    The caller breaks out when it has what it wants; the consumer is closed either way.
+    ``caught_up`` is called once, when every record that was on the topics when reading began
+    has been yielded (at once for empty topics). The caller breaks out when it has what it
+    wants; the consumer is closed either way.
     """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,
@@ -46,6 +51,9 @@ async def read_topics(
             await consumer.seek_to_beginning(*partitions)
         else:
             await consumer.seek_to_end(*partitions)
+        ends: dict[TopicPartition, int] = {}
+        if caught_up is not None:
+            ends = await true_end_offsets(bootstrap_servers, await consumer.end_offsets(partitions))
         last_record = time.monotonic()
         while idle_timeout_s is None or time.monotonic() - last_record < idle_timeout_s:
             batches = await consumer.getmany(timeout_ms=100)
@@ -53,5 +61,15 @@ async def read_topics(
                 for record in records:
                     last_record = time.monotonic()
                     yield record
+            if caught_up is not None and await _reached(consumer, ends):
+                caught_up()
+                caught_up = None
     finally:
         await consumer.stop()
+
+
+async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    for partition, end in ends.items():
+        if await consumer.position(partition) < end:
+            return False
+    return True

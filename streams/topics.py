@@ -66,6 +66,10 @@ class Topics:
         return self._name("lists")
 
     @property
+    def watchlist(self) -> str:
+        return self._name("watchlist")
+
+    @property
     def config(self) -> str:
         return self._name("config")
 
@@ -95,6 +99,7 @@ class Topics:
             TopicSpec(self.fraud_events, "FraudEvent: every scored GiftPix action"),
             TopicSpec(self.fraud_blocks, "FraudBlock: blocked entities", compacted=True),
             TopicSpec(self.lists, "block/allow lists (hashed values)", compacted=True),
+            TopicSpec(self.watchlist, "sanctioned/PEP names to screen", compacted=True),
             TopicSpec(self.config, "runtime configuration changes", compacted=True),
             TopicSpec(self.audit, "write-once audit records", compacted=True),
         ]

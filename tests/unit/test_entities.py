@@ -10,10 +10,17 @@ from config.rules import Entities, load_rules
 from engine.decide import decide_event
 from engine.entities import BlockView, entity_keys, keyed_id, record_entity
 from engine.velocity import VelocityState
-from schemas.models import BlockedEntityType, GiftEvent, TransactionEvent, Verdict
+from schemas.models import (
+    SUBJECT_ENTITY_TYPES,
+    BlockedEntityType,
+    GiftEvent,
+    TransactionEvent,
+    Verdict,
+)
 from tests import factories
 
 RULES = load_rules()
+ENTITY_TYPES = set(BlockedEntityType) - SUBJECT_ENTITY_TYPES
 KEY = b"test-key"
 IP = "198.51.100.23"
 
@@ -62,7 +69,8 @@ def test_a_transaction_names_its_card_account_document_terminal_and_counterparty
     tx = factories.transaction(
         card_id="card-9", account_id="acc-9", terminal_id="t-9", ip=None, device_id=None
     )
-    assert sorted(entity_keys(tx, RULES.entities, KEY)) == sorted(
+    everything = RULES.entities.model_copy(update={"tracked": frozenset(ENTITY_TYPES)})
+    assert sorted(entity_keys(tx, everything, KEY)) == sorted(
         [
             "card:card-9",
             "account:acc-9",
@@ -73,11 +81,12 @@ def test_a_transaction_names_its_card_account_document_terminal_and_counterparty
     )
     wallet = "0xAbC0000000000000000000000000000000000001"
     to_wallet = factories.transaction(counterparty_pix_key_hash=None, counterparty_wallet=wallet)
-    keys = "".join(entity_keys(to_wallet, RULES.entities, KEY))
+    keys = "".join(entity_keys(to_wallet, everything, KEY))
     assert f"counterparty:wallet:{keyed_id(wallet, KEY)}" in keys
     assert wallet.lower() not in keys.lower()  # a wallet is known by its keyed hash only
     gift = factories.gift(ip=None, device_id=None)
-    assert entity_keys(gift, RULES.entities, KEY) == [f"counterparty:pix:{gift.recipient_key_hash}"]
+    assert entity_keys(gift, everything, KEY) == [f"counterparty:pix:{gift.recipient_key_hash}"]
+    assert "terminal:t-9" not in entity_keys(tx, RULES.entities, KEY)  # not tracked by default
     only_ip = RULES.entities.model_copy(update={"tracked": frozenset({BlockedEntityType.IP})})
     assert entity_keys(tx, only_ip, KEY) == []  # untracked entities get no windows
 

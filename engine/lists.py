@@ -1,0 +1,271 @@
+"""Block and allow lists: which entries an event hits, and what the hits are worth (pure).
+
+Every worker keeps the whole of both lists in a :class:`ListView`, fed from the compacted
+lists topic, so a change reaches scoring without a restart. Entries hold keyed hashes, never
+values: an event is matched by hashing what it carries in clear (user id, IP, wallet, bank
+account) and by the hashes upstream already puts in its ``*_hash`` fields, which use the same
+key and normalisation (``engine.identities``). A hashed PIX key is also looked up as the
+e-mail, phone or document it may be. IP ranges are matched by prefix.
+
+The hits become integer features (``list.block.<type>.<SEVERITY>``, ``list.allow.<type>``),
+published with the decision and remembered with the event's other features, so a re-delivered
+event gets the same decision even if the lists changed meanwhile.
+
+>>> from datetime import UTC, datetime
+>>> from tests import factories
+>>> view = ListView()
+>>> key = b"k"
+>>> view.apply(new_entry(ListKind.BLOCK, ListEntityType.USER, "u-1", key, ListSeverity.HIGH,
+...     ListSource.MANUAL, "chargeback ring", "analyst-1", datetime(2026, 1, 1, tzinfo=UTC)))
+>>> hits = view.hits(factories.transaction(user_id="u-1"), key)
+>>> list_features(hits)
+{'list.block.user.HIGH': 1}
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from config.rules import ListRules
+from engine.identities import CidrIndex, InvalidListValue, keyed_hash, normalise
+from engine.list_import import ListRow
+from engine.masking import mask_value
+from engine.velocity import Features
+from schemas.models import (
+    GiftEvent,
+    InputEvent,
+    ListEntityType,
+    ListEntry,
+    ListKind,
+    ListSeverity,
+    ListSource,
+    LoginEvent,
+    Reason,
+    TransactionEvent,
+)
+
+BLOCK_PREFIX = "list.block."
+ALLOW_PREFIX = "list.allow."
+_SEVERITY_ORDER = list(ListSeverity)
+
+# A hash upstream computed for a PIX key may be the hash of an e-mail, phone or CPF/CNPJ
+# (one normalisation, one key, no type in the hash): look it up as each of them too.
+_PIX_KEY_ALSO = (ListEntityType.EMAIL, ListEntityType.PHONE, ListEntityType.DOCUMENT)
+
+
+def entry_id(kind: ListKind, entity_type: ListEntityType, value_key: str) -> str:
+    return f"{kind.value}:{entity_type.value}:{value_key}"
+
+
+def value_key_of(entity_type: ListEntityType, raw: str, key: bytes) -> str:
+    """How a raw value is known in the lists: its keyed hash, or the canonical CIDR of a
+    range. Raises ``InvalidListValue`` (one line, value masked) for an invalid value."""
+    return _key_of(entity_type, normalise(entity_type, raw), key)
+
+
+def _key_of(entity_type: ListEntityType, normalised: str, key: bytes) -> str:
+    return normalised if entity_type is ListEntityType.IP_RANGE else keyed_hash(normalised, key)
+
+
+def new_entry(
+    kind: ListKind,
+    entity_type: ListEntityType,
+    raw: str,
+    key: bytes,
+    severity: ListSeverity,
+    source: ListSource,
+    reason: str,
+    actor: str,
+    at: datetime,
+    expires_at: datetime | None = None,
+) -> ListEntry:
+    """An entry for ``raw``, which is hashed and masked here and kept nowhere."""
+    normalised = normalise(entity_type, raw)
+    value_key = _key_of(entity_type, normalised, key)
+    return ListEntry(
+        entry_id=entry_id(kind, entity_type, value_key),
+        list_kind=kind,
+        entity_type=entity_type,
+        value_key=value_key,
+        masked_value=mask_value(entity_type.value, normalised),
+        severity=severity,
+        source=source,
+        reason=reason,
+        created_at=at,
+        created_by=actor,
+        expires_at=expires_at,
+    )
+
+
+def entry_from_row(row: ListRow, kind: ListKind, key: bytes, actor: str, at: datetime) -> ListEntry:
+    """An entry for an imported (or posted) row."""
+    return new_entry(
+        kind,
+        row.entity_type,
+        row.value,
+        key,
+        row.severity,
+        row.source,
+        row.reason,
+        actor,
+        at,
+        row.expires_at,
+    )
+
+
+def removal_of(entry: ListEntry, actor: str, at: datetime) -> ListEntry:
+    """The entry as removed: kept, with who removed it and when, for the audit trail."""
+    return entry.model_copy(update={"removed_at": at, "removed_by": actor})
+
+
+def event_identities(event: InputEvent, key: bytes) -> list[tuple[ListEntityType, str]]:
+    """Every (type, value key) under which the event's parties may be listed."""
+    raw: list[tuple[ListEntityType, str | None]] = []
+    hashed: list[tuple[ListEntityType, str | None]] = []
+    match event:
+        case TransactionEvent():
+            raw = [
+                (ListEntityType.USER, event.user_id),
+                (ListEntityType.WALLET, event.counterparty_wallet),
+                (ListEntityType.BANK_ACCOUNT, event.counterparty_bank_account),
+                (ListEntityType.IP, event.ip),
+            ]
+            hashed = [
+                (ListEntityType.EMAIL, event.email_hash),
+                (ListEntityType.PHONE, event.phone_hash),
+                (ListEntityType.DOCUMENT, event.document_hash),
+                (ListEntityType.PIX_KEY, event.counterparty_pix_key_hash),
+            ]
+        case LoginEvent():
+            raw = [(ListEntityType.USER, event.user_id), (ListEntityType.IP, event.ip)]
+            hashed = [(ListEntityType.EMAIL, event.email_hash)]
+        case GiftEvent():
+            raw = [
+                (ListEntityType.USER, event.giver_user_id),
+                (ListEntityType.USER, event.redeemer_user_id),
+                (ListEntityType.IP, event.ip),
+            ]
+            hashed = [(ListEntityType.PIX_KEY, event.recipient_key_hash)]
+    found: list[tuple[ListEntityType, str]] = []
+    for entity_type, value in raw:
+        if value is not None:
+            try:
+                found.append((entity_type, value_key_of(entity_type, value, key)))
+            except InvalidListValue:
+                continue  # e.g. a wallet spelling no list could hold: nothing to match
+    for entity_type, value in hashed:
+        if value is not None:
+            found.append((entity_type, value))
+            if entity_type is ListEntityType.PIX_KEY:
+                found += [(also, value) for also in _PIX_KEY_ALSO]
+    return list(dict.fromkeys(found))
+
+
+DEFAULTS_ACTOR = "defaults"
+
+
+class ListView:
+    """A worker's copy of both lists: the latest record of every entry, by what it lists.
+
+    Starts from ``defaults`` (the shipped entries); records from the lists topic are applied
+    after them, so a default removed through the API stays removed.
+    """
+
+    def __init__(self, defaults: Iterable[ListEntry] = ()) -> None:
+        self._entries: dict[str, ListEntry] = {}
+        self._by_value: dict[tuple[ListEntityType, str], dict[str, ListEntry]] = {}
+        self._ranges = CidrIndex()
+        for entry in defaults:
+            self.apply(entry)
+
+    def apply(self, entry: ListEntry) -> None:
+        """Take the entry's latest record (a removal too: it stays visible as removed)."""
+        self._entries[entry.entry_id] = entry
+        self._by_value.setdefault((entry.entity_type, entry.value_key), {})[entry.entry_id] = entry
+        if entry.entity_type is ListEntityType.IP_RANGE:
+            self._ranges.add(entry.entry_id, entry.value_key)
+
+    def entries(self) -> list[ListEntry]:
+        return list(self._entries.values())
+
+    def get(self, entry_id: str) -> ListEntry | None:
+        return self._entries.get(entry_id)
+
+    def matching(
+        self, identities: Iterable[tuple[ListEntityType, str]], ip: str | None, at: datetime
+    ) -> list[ListEntry]:
+        """Entries in force at ``at`` listing any of ``identities``, or a range holding ``ip``."""
+        found: dict[str, ListEntry] = {}
+        for identity in identities:
+            found.update(self._by_value.get(identity, {}))
+        if ip is not None:
+            for range_id in self._ranges.contains(ip):
+                found[range_id] = self._entries[range_id]
+        return [entry for entry in found.values() if entry.active_at(at)]
+
+    def hits(self, event: InputEvent, key: bytes) -> list[ListEntry]:
+        return self.matching(event_identities(event, key), event.ip, event.occurred_at)
+
+
+def default_entries(rows: Iterable[ListRow], key: bytes, at: datetime) -> list[ListEntry]:
+    return [entry_from_row(row, ListKind.BLOCK, key, DEFAULTS_ACTOR, at) for row in rows]
+
+
+def list_features(hits: Iterable[ListEntry]) -> Features:
+    """Hits as features: block hits by type and severity, allow hits by type."""
+    counts: Counter[str] = Counter()
+    for hit in hits:
+        if hit.list_kind is ListKind.ALLOW:
+            counts[f"{ALLOW_PREFIX}{hit.entity_type.value}"] += 1
+        else:
+            counts[f"{BLOCK_PREFIX}{hit.entity_type.value}.{hit.severity.value}"] += 1
+    return dict(sorted(counts.items()))
+
+
+@dataclass(frozen=True)
+class ListVerdict:
+    """What the hits of one event amount to: the blacklist reason(s) and the most severe
+    block-list severity in force (None when nothing is blocked or an allow entry overrides)."""
+
+    reasons: list[Reason]
+    severity: ListSeverity | None
+
+
+def judge_hits(features: Features, rules: ListRules) -> ListVerdict:
+    """The seed's blacklist scoring: the most severe hit's points, plus a fixed amount per
+    additional hit, at most the maximum; any allow-list hit overrides all of it (and says so,
+    so the override is visible in the decision and its audit record)."""
+    blocks = sorted(
+        (
+            (ListSeverity(name.rsplit(".", 1)[1]), name.removeprefix(BLOCK_PREFIX), count)
+            for name, count in features.items()
+            if name.startswith(BLOCK_PREFIX) and count > 0
+        ),
+        key=lambda hit: _SEVERITY_ORDER.index(hit[0]),
+        reverse=True,
+    )
+    allowed = sorted(
+        name.removeprefix(ALLOW_PREFIX)
+        for name, count in features.items()
+        if name.startswith(ALLOW_PREFIX) and count > 0
+    )
+    if not blocks:
+        return ListVerdict([], None)
+    listed = ", ".join(f"{what} x{count}" if count > 1 else what for _, what, count in blocks)
+    if allowed:
+        detail = f"allow-listed {', '.join(allowed)} overrides block-list hits: {listed}"
+        return ListVerdict([Reason(code="WHITELIST_OVERRIDE", points=0, detail=detail)], None)
+    top = blocks[0][0]
+    total = sum(count for _, _, count in blocks)
+    points = min(
+        rules.severity_points[top] + (total - 1) * rules.additional_match_points, rules.max_points
+    )
+    detail = f"block-list hits: {listed}"
+    if total > 1:
+        detail += f" ({rules.severity_points[top]} + {total - 1} more x "
+        detail += f"{rules.additional_match_points}, max {rules.max_points})"
+    reason = Reason(code="BLACKLIST_LIST_HIT", points=points, detail=detail)
+    return ListVerdict([reason], top)

@@ -1,0 +1,174 @@
+"""Block/allow lists: matching events by keyed hash, scoring hits as the seed says, overrides."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from config.rules import load_rules
+from engine.decide import decide_event
+from engine.identities import keyed_hash, normalise
+from engine.lists import (
+    ListView,
+    event_identities,
+    judge_hits,
+    list_features,
+    new_entry,
+    removal_of,
+)
+from engine.velocity import VelocityState
+from schemas.models import (
+    DecisionAction,
+    ListEntityType,
+    ListEntry,
+    ListKind,
+    ListSeverity,
+    ListSource,
+    Verdict,
+)
+from tests import factories
+
+RULES = load_rules()
+KEY = b"list-test-key"
+AT = factories.NOW - timedelta(days=1)
+WALLET = "0x7F367cC41522cE07553e823bf3be79A889DEbe1B"
+
+
+def _entry(
+    entity_type: ListEntityType,
+    raw: str,
+    severity: ListSeverity = ListSeverity.HIGH,
+    kind: ListKind = ListKind.BLOCK,
+    expires_at: datetime | None = None,
+) -> ListEntry:
+    return new_entry(
+        kind, entity_type, raw, KEY, severity, ListSource.MANUAL, "test", "tester", AT, expires_at
+    )
+
+
+def _view(*entries: ListEntry) -> ListView:
+    view = ListView()
+    for entry in entries:
+        view.apply(entry)
+    return view
+
+
+def _upstream_hash(entity_type: ListEntityType, raw: str) -> str:
+    """What an upstream service puts in an event's *_hash field."""
+    return keyed_hash(normalise(entity_type, raw), KEY)
+
+
+def test_entries_hold_hashes_and_masks_never_the_value() -> None:
+    entry = _entry(ListEntityType.EMAIL, " Fraudster@Example.COM ")
+    dumped = entry.model_dump_json().lower()
+    assert "fraudster" not in dumped
+    assert entry.value_key == _upstream_hash(ListEntityType.EMAIL, "fraudster@example.com")
+    assert entry.masked_value.endswith("@example.com")
+
+
+def test_an_event_matches_by_clear_values_and_upstream_hashes() -> None:
+    view = _view(
+        _entry(ListEntityType.WALLET, WALLET.lower(), ListSeverity.CRITICAL),
+        _entry(ListEntityType.EMAIL, "ana@example.com", ListSeverity.LOW),
+        _entry(ListEntityType.DOCUMENT, "529.982.247-25", ListSeverity.MEDIUM),
+        _entry(ListEntityType.IP_RANGE, "185.220.101.0/24", ListSeverity.HIGH),
+    )
+    tx = factories.transaction(
+        counterparty_pix_key_hash=None,
+        counterparty_wallet=WALLET,
+        email_hash=_upstream_hash(ListEntityType.EMAIL, "ana@example.com"),
+        document_hash=_upstream_hash(ListEntityType.DOCUMENT, "52998224725"),
+        ip="185.220.101.9",
+    )
+    assert list_features(view.hits(tx, KEY)) == {
+        "list.block.document.MEDIUM": 1,
+        "list.block.email.LOW": 1,
+        "list.block.ip_range.HIGH": 1,
+        "list.block.wallet.CRITICAL": 1,
+    }
+    assert view.hits(factories.transaction(ip="8.8.8.8"), KEY) == []
+
+
+def test_a_hashed_pix_key_matches_the_listed_document_it_is() -> None:
+    view = _view(_entry(ListEntityType.DOCUMENT, "52998224725"))
+    gift = factories.gift(
+        recipient_key_hash=_upstream_hash(ListEntityType.PIX_KEY, "529.982.247-25")
+    )
+    assert list_features(view.hits(gift, KEY)) == {"list.block.document.HIGH": 1}
+
+
+def test_removed_and_expired_entries_no_longer_match() -> None:
+    entry = _entry(ListEntityType.USER, "u-9", expires_at=AT + timedelta(hours=1))
+    view = _view(entry)
+    early = factories.transaction(user_id="u-9", occurred_at=AT + timedelta(minutes=30))
+    late = factories.transaction(user_id="u-9", occurred_at=AT + timedelta(hours=2))
+    assert len(view.hits(early, KEY)) == 1 and view.hits(late, KEY) == []
+    view.apply(removal_of(entry, "tester", AT + timedelta(minutes=40)))
+    assert view.hits(early, KEY) == []
+    removed = view.get(entry.entry_id)
+    assert removed is not None and removed.removed_by == "tester"
+
+
+def test_an_invalid_clear_value_in_an_event_is_not_a_hit_nor_a_crash() -> None:
+    tx = factories.transaction(counterparty_pix_key_hash=None, counterparty_wallet="not a wallet!")
+    assert all(kind is not ListEntityType.WALLET for kind, _ in event_identities(tx, KEY))
+
+
+@pytest.mark.parametrize(
+    ("features", "points", "code"),
+    [
+        ({"list.block.user.LOW": 1}, 10, "BLACKLIST_LIST_HIT"),
+        ({"list.block.user.MEDIUM": 1}, 30, "BLACKLIST_LIST_HIT"),
+        ({"list.block.user.HIGH": 1}, 60, "BLACKLIST_LIST_HIT"),
+        ({"list.block.user.CRITICAL": 1}, 100, "BLACKLIST_LIST_HIT"),
+        ({"list.block.user.HIGH": 1, "list.block.email.LOW": 2}, 80, "BLACKLIST_LIST_HIT"),
+        ({"list.block.user.HIGH": 1, "list.block.email.HIGH": 5}, 100, "BLACKLIST_LIST_HIT"),
+        ({"list.block.user.CRITICAL": 1, "list.allow.email": 1}, 0, "WHITELIST_OVERRIDE"),
+    ],
+)
+def test_hits_score_as_the_seed_says(features: dict[str, int], points: int, code: str) -> None:
+    """10/30/60/100 by severity, + 10 per additional match, max 100; allow overrides."""
+    (reason,) = judge_hits(features, RULES.lists).reasons
+    assert (reason.code, reason.points) == (code, points)
+
+
+def test_a_whitelisted_user_is_not_blocked_by_a_critical_hit() -> None:
+    listed = {"list.block.wallet.CRITICAL": 1}
+    blocked = decide_event(
+        VelocityState(), factories.transaction(network_flags=[]), RULES, lists=listed
+    )
+    assert blocked.assessment.verdict is Verdict.BLOCK
+    assert DecisionAction.FREEZE_ACCOUNT in blocked.actions
+    allowed = decide_event(
+        VelocityState(),
+        factories.transaction(network_flags=[]),
+        RULES,
+        lists={**listed, "list.allow.user": 1},
+    )
+    assert allowed.assessment.verdict is Verdict.ALLOW
+    (override,) = [r for r in allowed.assessment.reasons if r.code == "WHITELIST_OVERRIDE"]
+    assert "allow-listed user overrides block-list hits: wallet.CRITICAL" in override.detail
+
+
+@pytest.mark.parametrize(
+    ("severity", "tx_verdict", "login_verdict"),
+    [
+        (ListSeverity.LOW, Verdict.ALLOW, Verdict.ALLOW),
+        (ListSeverity.MEDIUM, Verdict.BLOCK, Verdict.REVIEW),
+        (ListSeverity.HIGH, Verdict.BLOCK, Verdict.REVIEW),
+        (ListSeverity.CRITICAL, Verdict.BLOCK, Verdict.BLOCK),
+    ],
+)
+def test_severity_sets_what_a_hit_blocks(
+    severity: ListSeverity, tx_verdict: Verdict, login_verdict: Verdict
+) -> None:
+    """LOW monitors, MEDIUM blocks transactions, HIGH also alerts, CRITICAL blocks everything."""
+    hit = {f"list.block.user.{severity.value}": 1}
+    tx = decide_event(VelocityState(), factories.transaction(network_flags=[]), RULES, lists=hit)
+    login = decide_event(
+        VelocityState(), factories.login(network_flags=[], success=True), RULES, lists=hit
+    )
+    assert (tx.assessment.verdict, login.assessment.verdict) == (tx_verdict, login_verdict)
+    alerted = DecisionAction.INTERNAL_ALERT in tx.actions
+    assert alerted == (severity in (ListSeverity.HIGH, ListSeverity.CRITICAL))
