@@ -10,7 +10,8 @@
   fail-open/fail-closed verdict and why, BLOCK whatever the policy when Redis holds an active
   block on the subject. The engine's own decision is still published when it comes.
 
-Binds 127.0.0.1 by default. Rules follow the config topic like the workers'.
+Binds 127.0.0.1 by default. Rules follow the config topic like the workers'. The same server
+carries the admin API (``atalaia.admin_api``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from aiokafka.errors import KafkaError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from atalaia.admin_api import AdminApi
 from config.rules import LiveRules, RuleSet
 from config.settings import Settings
 from engine.admission import admit, subject_of
@@ -39,6 +41,7 @@ from schemas.models import EVENT_KIND_OF, EventKind, InputEvent
 from sinks.redis_blocks import RedisBlockMirror
 from streams.admin import ensure_topics
 from streams.decision_waiter import DecisionWaiter
+from streams.list_store import ListStore
 from streams.live_config import follow_rules, latest_rules
 from streams.topics import Topics
 
@@ -190,11 +193,27 @@ def _error(status: int, error: str, detail: str) -> web.Response:
     return web.json_response({"error": error, "detail": detail}, status=status)
 
 
+MAX_BODY_BYTES = 32 * 1024 * 1024
+"""Largest request body: a list import (an OFAC SDN XML is about 20 MB)."""
+
+
 def build_api(service: DecideService) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024)
+    """The decision endpoint and the admin API (``atalaia.admin_api``) on one server."""
+    settings = service.settings
+    store = ListStore(settings.bootstrap_servers, service.topics, service.hash_key)
+    admin = AdminApi(settings, store, lambda: service.live.current)
+
+    async def start_store(_app: web.Application) -> None:
+        await store.start()
+
+    async def stop_store(_app: web.Application) -> None:
+        await store.stop()
+
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
     app.router.add_post("/v1/decide/{kind}", service.decide)
-    app.on_startup.append(service.start)
-    app.on_cleanup.append(service.stop)
+    app.add_routes(admin.routes())
+    app.on_startup.extend([service.start, start_store])
+    app.on_cleanup.extend([stop_store, service.stop])
     return app
 
 

@@ -17,6 +17,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from config.auth import parse_api_keys
 from config.profiles import PROFILES, BrokerProfile, ProfileName
 from config.rules import default_rules_path
 from schemas.errors import describe_validation_error
@@ -59,6 +60,11 @@ class Settings(BaseSettings):
     )
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8088, ge=1, le=65535)
+    api_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description="Admin API keys: comma-separated name:role:sha256-hex-of-the-key entries "
+        "(role analyst or admin); `atalaia api-key` makes one. None: the admin API refuses all.",
+    )
     handbook_path: Path = (
         _REPO_ROOT.parent
         / "shared"
@@ -74,6 +80,12 @@ class Settings(BaseSettings):
             host, sep, port = server.strip().rpartition(":")
             if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError("must be a comma-separated list of host:port")
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _api_key_entries(cls, value: SecretStr) -> SecretStr:
+        parse_api_keys(value.get_secret_value())  # one-line ValueError naming the bad entry
         return value
 
     @property

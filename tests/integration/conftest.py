@@ -9,9 +9,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from atalaia.broker import EmbeddedBroker, free_port, wait_for_port
 from atalaia.supervise import WorkerProcess
+from config.auth import key_digest
 from config.settings import Settings, load_settings
 from streams.admin import ensure_topics
 
@@ -106,3 +108,35 @@ def start_worker(
     yield start
     for worker in started:
         worker.stop()
+
+
+API_KEYS = {"analyst": "analyst-secret", "admin": "admin-secret"}
+"""The API keys ``api_settings`` configures, by role."""
+
+
+@pytest.fixture
+def api_settings(engine_settings: Settings, redis_server: RedisServer) -> Settings:
+    """Settings of an ``atalaia api``: its own port, Redis, and one key per role."""
+    keys = ",".join(f"{role}-key:{role}:{key_digest(key)}" for role, key in API_KEYS.items())
+    return engine_settings.model_copy(
+        update={
+            "api_port": free_port(),
+            "redis_url": redis_server.url,
+            "api_keys": SecretStr(keys),
+        }
+    )
+
+
+@pytest.fixture
+def start_api(api_settings: Settings, tmp_path: Path) -> Iterator[Callable[[], WorkerProcess]]:
+    started: list[WorkerProcess] = []
+
+    def start() -> WorkerProcess:
+        api = WorkerProcess(api_settings, tmp_path / "api.log", command="api").start()
+        started.append(api)
+        assert wait_for_port("127.0.0.1", api_settings.api_port, 30), "api did not listen"
+        return api
+
+    yield start
+    for api in started:
+        api.stop()

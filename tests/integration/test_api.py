@@ -7,15 +7,13 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
-from atalaia.broker import free_port, wait_for_port
 from atalaia.supervise import WorkerProcess
 from config.rules import load_rules
 from config.settings import Settings
@@ -24,32 +22,9 @@ from schemas.models import BlockedEntityType, FraudBlock, InputEvent
 from sinks.redis_blocks import RedisBlockMirror
 from streams.topics import Topics
 from tests import factories
-from tests.integration.conftest import RedisServer
 from tests.integration.helpers import collect, send_events
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def api_settings(engine_settings: Settings, redis_server: RedisServer) -> Settings:
-    return engine_settings.model_copy(
-        update={"api_port": free_port(), "redis_url": redis_server.url}
-    )
-
-
-@pytest.fixture
-def start_api(api_settings: Settings, tmp_path: Path) -> Iterator[Callable[[], WorkerProcess]]:
-    started: list[WorkerProcess] = []
-
-    def start() -> WorkerProcess:
-        api = WorkerProcess(api_settings, tmp_path / "api.log", command="api").start()
-        started.append(api)
-        assert wait_for_port("127.0.0.1", api_settings.api_port, 30), "api did not listen"
-        return api
-
-    yield start
-    for api in started:
-        api.stop()
 
 
 def _post(settings: Settings, kind: str, body: bytes) -> tuple[int, dict[str, Any]]:

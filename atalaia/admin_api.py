@@ -1,0 +1,514 @@
+"""The admin API (seed "Interface de Administração"): block/allow lists, list checks, imports,
+exports, statistics, the lists' change log, and sanctions/PEP name screening.
+
+Served by ``atalaia api`` beside the decision endpoint (127.0.0.1 by default). Every endpoint
+needs ``Authorization: Bearer <key>`` with a key from ``ATALAIA_API_KEYS``: analysts read,
+check and screen; admins also change the lists. Unauthenticated calls get 401, wrong-role
+calls 403, and change nothing; invalid input gets 422 naming the field. Every call, refused
+or not, is written to the audit topic with its actor; list changes also with their previous
+and new state. Values go in (to be hashed) but never come out: responses show masks and
+keyed hashes only. ``GET /api/openapi.json`` describes it all.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from aiohttp import web
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from config.auth import Role, authenticate, parse_api_keys
+from config.rules import RuleSet
+from config.settings import Settings
+from engine.audit import actor_of, call_record
+from engine.identities import InvalidListValue, lookup_hashes
+from engine.list_import import (
+    LineError,
+    ListRow,
+    SanctionedParty,
+    parse_list_csv,
+    parse_list_jsonl,
+    parse_ofac_csv,
+    parse_ofac_xml,
+    read_row,
+)
+from engine.lists import judge_hits, list_features
+from engine.masking import mask_value
+from schemas.errors import describe_validation_error
+from schemas.models import (
+    AuditActor,
+    ListEntityType,
+    ListEntry,
+    ListKind,
+    ListSeverity,
+    ListSource,
+    WatchlistName,
+)
+from streams.list_store import ListStore
+
+Handler = Callable[[web.Request, AuditActor], Awaitable[web.Response]]
+MAX_PAGE = 1000
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EntryIn(_Body):
+    """A value to list. ``value`` is hashed on arrival and kept nowhere."""
+
+    kind: ListKind = ListKind.BLOCK
+    entity_type: ListEntityType
+    value: Annotated[str, Field(min_length=1, max_length=256)]
+    severity: ListSeverity
+    source: ListSource = ListSource.MANUAL
+    reason: Annotated[str, Field(min_length=1, max_length=512)]
+    expires_at: AwareDatetime | None = None
+
+
+class Entity(_Body):
+    entity_type: ListEntityType
+    value: Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class CheckIn(_Body):
+    entities: Annotated[list[Entity], Field(min_length=1, max_length=MAX_PAGE)]
+
+
+class ScreeningIn(_Body):
+    name: Annotated[str, Field(min_length=1, max_length=256)]
+    limit: Annotated[int, Field(ge=1, le=50)] = 5
+
+
+class _Unprocessable(Exception):
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(detail)
+        self.field, self.detail = field, detail
+
+
+def _error(status: int, error: str, detail: str, field: str | None = None) -> web.Response:
+    body: dict[str, str] = {"error": error, "detail": detail}
+    if field is not None:
+        body["field"] = field
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return web.json_response(body, status=status, headers=headers)
+
+
+async def _body(request: web.Request, model: type[_Body]) -> Any:
+    try:
+        return model.model_validate_json(await request.read())
+    except ValidationError as exc:
+        first = exc.errors(include_input=False, include_url=False)[0]
+        field = ".".join(str(p) for p in first["loc"]) or "body"
+        raise _Unprocessable(field, describe_validation_error(exc)) from None
+
+
+def _query_choice(request: web.Request, name: str, kind: type[StrEnum]) -> Any:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    try:
+        return kind(raw)
+    except ValueError:
+        choices = ", ".join(member.value for member in kind)
+        raise _Unprocessable(name, f"{name}: not one of {choices}") from None
+
+
+def _query_int(request: web.Request, name: str, default: int, high: int) -> int:
+    raw = request.query.get(name, str(default))
+    if not raw.isdigit() or not 0 <= int(raw) <= high:
+        raise _Unprocessable(name, f"{name}: must be an integer from 0 to {high}")
+    return int(raw)
+
+
+def _status(entry: ListEntry, at: datetime) -> str:
+    if entry.removed_at is not None:
+        return "removed"
+    return "active" if entry.active_at(at) else "expired"
+
+
+def _shown(entry: ListEntry, at: datetime) -> dict[str, Any]:
+    return {**entry.model_dump(mode="json"), "status": _status(entry, at)}
+
+
+class AdminApi:
+    def __init__(
+        self,
+        settings: Settings,
+        store: ListStore,
+        rules: Callable[[], RuleSet],
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self.store, self.rules, self.clock = store, rules, clock
+        self.keys = parse_api_keys(settings.api_keys.get_secret_value())
+
+    def routes(self) -> list[web.RouteDef]:
+        analyst, admin = Role.ANALYST, Role.ADMIN
+        base = "/api/admin/blacklist"
+        return [
+            web.get("/api/openapi.json", self._guard(analyst, self.openapi)),
+            web.get(base, self._guard(analyst, self.list_entries)),
+            web.post(base, self._guard(admin, self.add_entry)),
+            web.delete(base + "/{entity_type}/{value}", self._guard(admin, self.remove_entry)),
+            web.post(base + "/check", self._guard(analyst, self.check)),
+            web.post(base + "/import", self._guard(admin, self.import_entries)),
+            web.get(base + "/export", self._guard(admin, self.export)),
+            web.get(base + "/statistics", self._guard(analyst, self.statistics)),
+            web.get(base + "/audit-logs", self._guard(analyst, self.audit_logs)),
+            web.post("/api/admin/screening", self._guard(analyst, self.screen)),
+        ]
+
+    def _guard(self, needed: Role, handler: Handler) -> Callable[[web.Request], Awaitable[Any]]:
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            key = authenticate(request.headers.get("Authorization"), self.keys)
+            actor = actor_of(
+                key.name if key else None,
+                key.role.value if key else None,
+                request.remote,
+                request.headers.get("User-Agent"),
+            )
+            if key is None:
+                response = _error(401, "Unauthorized", "missing or unknown API key (Bearer)")
+            elif not key.role.allows(needed):
+                response = _error(403, "Forbidden", f"needs the {needed.value} role")
+            else:
+                try:
+                    response = await handler(request, actor)
+                except _Unprocessable as exc:
+                    response = _error(422, "InvalidRequest", exc.detail, exc.field)
+            route = request.match_info.route.resource
+            template = route.canonical if route is not None else request.path
+            line = f"{request.method} {template} {response.status}"
+            await self.store.audit([call_record(actor, line, self.clock())])
+            return response
+
+        return guarded
+
+    async def openapi(self, _request: web.Request, _actor: AuditActor) -> web.Response:
+        return web.json_response(openapi_document())
+
+    async def list_entries(self, request: web.Request, _actor: AuditActor) -> web.Response:
+        at = self.clock()
+        kind = _query_choice(request, "kind", ListKind)
+        entity_type = _query_choice(request, "entity_type", ListEntityType)
+        severity = _query_choice(request, "severity", ListSeverity)
+        source = _query_choice(request, "source", ListSource)
+        status = request.query.get("status", "active")
+        if status not in ("active", "removed", "expired", "all"):
+            raise _Unprocessable("status", "status: one of active, removed, expired, all")
+        limit = _query_int(request, "limit", 100, MAX_PAGE)
+        offset = _query_int(request, "offset", 0, 10**9)
+        chosen = [
+            e
+            for e in self.store.view.entries()
+            if (kind is None or e.list_kind is kind)
+            and (entity_type is None or e.entity_type is entity_type)
+            and (severity is None or e.severity is severity)
+            and (source is None or e.source is source)
+            and (status == "all" or _status(e, at) == status)
+        ]
+        chosen.sort(key=lambda e: (e.created_at, e.entry_id))
+        page = [_shown(e, at) for e in chosen[offset : offset + limit]]
+        return web.json_response({"total": len(chosen), "entries": page})
+
+    async def add_entry(self, request: web.Request, actor: AuditActor) -> web.Response:
+        body: EntryIn = await _body(request, EntryIn)
+        row = _row_of(body)
+        previous = self.store.find(body.kind, row.entity_type, row.value)
+        (entry,) = await self.store.add([row], body.kind, actor, self.clock())
+        created = previous is None or previous.removed_at is not None
+        return web.json_response(_shown(entry, self.clock()), status=201 if created else 200)
+
+    async def remove_entry(self, request: web.Request, actor: AuditActor) -> web.Response:
+        entity_type = _path_choice(request.match_info["entity_type"])
+        kind = _query_choice(request, "kind", ListKind) or ListKind.BLOCK
+        try:
+            entry = self.store.find(kind, entity_type, request.match_info["value"])
+        except InvalidListValue as exc:
+            raise _Unprocessable("value", str(exc)) from None
+        if entry is None or entry.removed_at is not None:
+            return _error(404, "NotListed", f"no {kind.value} entry for that {entity_type.value}")
+        removed = await self.store.remove(entry, actor, self.clock())
+        return web.json_response(_shown(removed, self.clock()))
+
+    async def check(self, request: web.Request, _actor: AuditActor) -> web.Response:
+        body: CheckIn = await _body(request, CheckIn)
+        at, rules = self.clock(), self.rules()
+        results = []
+        for number, item in enumerate(body.entities):
+            try:
+                identities = lookup_hashes(item.entity_type, item.value, self.store.hash_key)
+            except InvalidListValue as exc:
+                raise _Unprocessable(f"entities.{number}.value", str(exc)) from None
+            ip = item.value if item.entity_type is ListEntityType.IP else None
+            hits = self.store.view.matching(identities, ip, at)
+            judged = judge_hits(list_features(hits), rules.lists)
+            results.append(
+                {
+                    "entity_type": item.entity_type.value,
+                    "masked_value": mask_value(item.entity_type.value, item.value),
+                    "listed": any(h.list_kind is ListKind.BLOCK for h in hits),
+                    "allowed": any(h.list_kind is ListKind.ALLOW for h in hits),
+                    "score": sum(r.points for r in judged.reasons),
+                    "severity": judged.severity.value if judged.severity else None,
+                    "reasons": [r.model_dump() for r in judged.reasons],
+                    "hits": [_shown(h, at) for h in hits],
+                }
+            )
+        return web.json_response({"results": results})
+
+    async def import_entries(self, request: web.Request, actor: AuditActor) -> web.Response:
+        source_format = request.query.get("format", "csv")
+        kind = _query_choice(request, "kind", ListKind) or ListKind.BLOCK
+        text = (await request.read()).decode("utf-8", errors="replace")
+        lines = io.StringIO(text)
+        parties: list[SanctionedParty] = []
+        parsed: Iterator[ListRow | LineError | SanctionedParty]
+        if source_format == "csv":
+            parsed = parse_list_csv(lines)
+        elif source_format == "jsonl":
+            parsed = parse_list_jsonl(lines)
+        elif source_format == "ofac-xml":
+            parsed = parse_ofac_xml(line.encode() for line in lines)
+        elif source_format == "ofac-csv":
+            parsed = parse_ofac_csv(lines)
+        else:
+            raise _Unprocessable("format", "format: one of csv, jsonl, ofac-xml, ofac-csv")
+        rows: list[ListRow] = []
+        errors: list[dict[str, Any]] = []
+        for item in parsed:
+            if isinstance(item, LineError):
+                errors.append({"line": item.line, "reason": item.reason})
+            elif isinstance(item, SanctionedParty):
+                parties.append(item)
+                rows.extend(item.wallets)
+            else:
+                rows.append(item)
+        at, correlation = self.clock(), f"import-{uuid.uuid4().hex[:12]}"
+        await self.store.add(rows, kind, actor, at, correlation)
+        names = [_watchlist_name(party, at) for party in parties]
+        await self.store.add_names(names)
+        body = {
+            "correlation_id": correlation,
+            "imported": len(rows),
+            "names": len(names),
+            "errors": errors,
+        }
+        return web.json_response(body)
+
+    async def export(self, request: web.Request, _actor: AuditActor) -> web.Response:
+        at = self.clock()
+        entries = sorted(self.store.view.entries(), key=lambda e: (e.created_at, e.entry_id))
+        shown = [_shown(e, at) for e in entries if _status(e, at) == "active"]
+        if request.query.get("format", "jsonl") == "csv":
+            out = io.StringIO()
+            writer = csv.DictWriter(out, fieldnames=list(_shown_fields()))
+            writer.writeheader()
+            writer.writerows(shown)
+            return web.Response(text=out.getvalue(), content_type="text/csv")
+        lines = "".join(json.dumps(row, sort_keys=True) + "\n" for row in shown)
+        return web.Response(text=lines, content_type="application/x-ndjson")
+
+    async def statistics(self, _request: web.Request, _actor: AuditActor) -> web.Response:
+        at = self.clock()
+        entries = self.store.view.entries()
+        active = [e for e in entries if _status(e, at) == "active"]
+        return web.json_response(
+            {
+                "total": len(entries),
+                "by_status": dict(Counter(_status(e, at) for e in entries)),
+                "active_by_kind": dict(Counter(e.list_kind.value for e in active)),
+                "active_by_entity_type": dict(Counter(e.entity_type.value for e in active)),
+                "active_by_severity": dict(Counter(e.severity.value for e in active)),
+                "active_by_source": dict(Counter(e.source.value for e in active)),
+                "watchlist_names": len(self.store.watchlist),
+            }
+        )
+
+    async def audit_logs(self, request: web.Request, _actor: AuditActor) -> web.Response:
+        limit = _query_int(request, "limit", 100, MAX_PAGE)
+        changes = [
+            {
+                "entry_id": e.entry_id,
+                "change": "remove" if e.removed_at is not None else "add",
+                "actor": e.removed_by if e.removed_at is not None else e.created_by,
+                "at": (e.removed_at or e.created_at).isoformat(),
+                "entity_type": e.entity_type.value,
+                "masked_value": e.masked_value,
+                "severity": e.severity.value,
+                "source": e.source.value,
+                "reason": e.reason,
+            }
+            for e in self.store.history
+        ]
+        return web.json_response({"total": len(changes), "changes": changes[-limit:]})
+
+    async def screen(self, request: web.Request, _actor: AuditActor) -> web.Response:
+        body: ScreeningIn = await _body(request, ScreeningIn)
+        screener = self.store.screener(self.rules().screening.min_score)
+        matches = screener.screen(body.name, limit=body.limit)
+        return web.json_response(
+            {
+                "min_score": screener.min_score,
+                "matches": [
+                    {
+                        "entry_id": m.entry_id,
+                        "list_name": m.list_name,
+                        "matched_name": m.matched_name,
+                        "score": round(m.score, 4),
+                        "method": m.method,
+                        "breakdown": _breakdown(m.breakdown),
+                    }
+                    for m in matches
+                ],
+            }
+        )
+
+
+def _breakdown(breakdown: Any) -> dict[str, Any]:
+    return {
+        "normalised_query": breakdown.normalised_query,
+        "normalised_candidate": breakdown.normalised_candidate,
+        "method": breakdown.method,
+        "pairs": [
+            {
+                "query_token": p.query_token,
+                "candidate_token": p.candidate_token,
+                "similarity": round(p.similarity, 4),
+                "how": p.how,
+            }
+            for p in breakdown.pairs
+        ],
+        "unmatched_query": list(breakdown.unmatched_query),
+        "unmatched_candidate": list(breakdown.unmatched_candidate),
+    }
+
+
+def _row_of(body: EntryIn) -> ListRow:
+    fields = body.model_dump(mode="json", exclude={"kind"}, exclude_none=True)
+    row = read_row(1, fields)
+    if isinstance(row, LineError):  # the body's types are checked: only the value can fail
+        raise _Unprocessable("value", row.reason)
+    return row
+
+
+def _path_choice(raw: str) -> ListEntityType:
+    try:
+        return ListEntityType(raw)
+    except ValueError:
+        choices = ", ".join(ListEntityType)
+        raise _Unprocessable("entity_type", f"entity_type: one of {choices}") from None
+
+
+def _watchlist_name(party: SanctionedParty, at: datetime) -> WatchlistName:
+    return WatchlistName(
+        entry_id=f"OFAC:{party.entry_id}",
+        list_name="OFAC",
+        name=party.name,
+        aliases=list(party.aliases),
+        kind=party.party_type,
+        programs=list(party.programs),
+        listed_at=at,
+    )
+
+
+def _shown_fields() -> list[str]:
+    return [*ListEntry.model_fields, "status"]
+
+
+_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
+_PATH_PARAMS = ("entity_type", "value")
+
+
+def _operation(
+    summary: str, role: Role, body: type[_Body] | None = None, params: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "description": f"Role: {role.value} or above.",
+        "security": _SECURITY,
+        "parameters": [
+            {
+                "name": p,
+                "in": "path" if p in _PATH_PARAMS else "query",
+                "required": p in _PATH_PARAMS,
+                "schema": {"type": "string"},
+            }
+            for p in params
+        ],
+        "responses": {
+            "200": {"description": "OK"},
+            "401": {"description": "missing or unknown API key"},
+            "403": {"description": "role not allowed"},
+            "422": {"description": "invalid input; `field` names the one at fault"},
+        },
+    }
+    if body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": body.model_json_schema()}},
+        }
+    return operation
+
+
+def openapi_document() -> dict[str, Any]:
+    analyst, admin = Role.ANALYST, Role.ADMIN
+    base = "/api/admin/blacklist"
+    filters = ("kind", "entity_type", "severity", "source", "status", "limit", "offset")
+    paths: dict[str, Any] = {
+        base: {
+            "get": _operation("List entries with filters", analyst, params=filters),
+            "post": _operation("Add (or update) an entry", admin, EntryIn),
+        },
+        base + "/{entity_type}/{value}": {
+            "delete": _operation("Remove an entry", admin, params=("entity_type", "value", "kind"))
+        },
+        base + "/check": {"post": _operation("Check entities (batch)", analyst, CheckIn)},
+        base + "/import": {
+            "post": {
+                **_operation("Bulk import", admin, params=("format", "kind")),
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "text/csv": {"schema": {"type": "string"}},
+                        "application/x-ndjson": {"schema": {"type": "string"}},
+                        "application/xml": {"schema": {"type": "string"}},
+                    },
+                },
+            }
+        },
+        base + "/export": {"get": _operation("Export active entries", admin, params=("format",))},
+        base + "/statistics": {"get": _operation("Statistics", analyst)},
+        base + "/audit-logs": {
+            "get": _operation("Change log of the lists", analyst, params=("limit",))
+        },
+        "/api/admin/screening": {"post": _operation("Screen a name", analyst, ScreeningIn)},
+        "/api/openapi.json": {"get": _operation("This document", analyst)},
+        "/v1/decide/{kind}": {
+            "post": {
+                "summary": "Decide one event synchronously (no key needed: loopback callers)",
+                "responses": {
+                    "200": {"description": "decision"},
+                    "422": {"description": "invalid"},
+                },
+            }
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Atalaia admin API", "version": "1"},
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "paths": paths,
+    }

@@ -1,0 +1,98 @@
+"""Audit records for admin calls and list changes, in the seed's structure (pure).
+
+Values appear only masked or hashed: a list entry's state is its ``ListEntry`` record, which
+holds the keyed hash and the mask, never the value.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from engine.masking import mask_ip
+from schemas.models import (
+    ActorType,
+    AuditActor,
+    AuditCompliance,
+    AuditDetails,
+    AuditRecord,
+    ListEntry,
+    ListSource,
+)
+
+RETENTION = "7_years"
+CLASSIFICATION = "confidential"
+UNAUTHENTICATED = "unauthenticated"
+
+
+def _compliance(regulation: str, data_subject: str | None = None) -> AuditCompliance:
+    return AuditCompliance(
+        regulation=regulation,
+        retention_period=RETENTION,
+        classification=CLASSIFICATION,
+        data_subject=data_subject,
+    )
+
+
+def _regulation(source: ListSource) -> str:
+    return {ListSource.OFAC: "OFAC", ListSource.BACEN: "BACEN"}.get(source, "BACEN")
+
+
+def call_record(
+    actor: AuditActor, request: str, at: datetime, correlation_id: str | None = None
+) -> AuditRecord:
+    """One admin API call or CLI command: who, what (method, route template, status)."""
+    return AuditRecord(
+        audit_id=f"call-{uuid.uuid4().hex}",
+        timestamp=at,
+        action="admin_call",
+        actor=actor,
+        details=AuditDetails(change_type="read", request=request, correlation_id=correlation_id),
+        compliance=_compliance("LGPD"),
+    )
+
+
+def list_change_record(
+    actor: AuditActor,
+    previous: ListEntry | None,
+    new: ListEntry,
+    at: datetime,
+    correlation_id: str | None = None,
+) -> AuditRecord:
+    """An entry added (``previous`` None or removed), updated, or removed."""
+    if new.removed_at is not None:
+        action, change = "blacklist_remove", "delete"
+    elif previous is None or previous.removed_at is not None:
+        action, change = "blacklist_add", "create"
+    else:
+        action, change = "blacklist_update", "update"
+    return AuditRecord(
+        audit_id=f"list-{uuid.uuid4().hex}",
+        timestamp=at,
+        action=action,
+        actor=actor,
+        details=AuditDetails(
+            entity_type=new.entity_type.value,
+            entity_value_masked=new.masked_value,
+            reason=new.reason,
+            severity=new.severity.value,
+            source=new.source.value,
+            correlation_id=correlation_id,
+            change_type=change,
+            previous_state=previous.model_dump_json() if previous is not None else None,
+            new_state=new.model_dump_json(),
+        ),
+        compliance=_compliance(_regulation(new.source)),
+    )
+
+
+def actor_of(
+    name: str | None, role: str | None, ip: str | None, user_agent: str | None
+) -> AuditActor:
+    """The actor of an API call; an unauthenticated caller is recorded as such."""
+    return AuditActor(
+        type=ActorType(role) if role else ActorType.USER,
+        id=name or UNAUTHENTICATED,
+        ip_masked=mask_ip(ip) if ip else None,
+        user_agent=user_agent[:200] if user_agent else None,
+    )

@@ -1,0 +1,173 @@
+"""The lists as the admin API and CLI see them: a followed ``ListView`` plus the producer that
+publishes changes (and their audit records) to the compacted lists and audit topics.
+
+Writes are applied to the local view as soon as the broker has them, so a read right after a
+write sees it; the workers see it when their own follower reads the record (milliseconds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+from contextlib import aclosing
+from datetime import datetime
+
+from aiokafka import AIOKafkaProducer
+
+from config.default_lists import default_list_rows
+from engine.audit import list_change_record
+from engine.list_import import ListRow
+from engine.lists import (
+    ListView,
+    default_entries,
+    entry_from_row,
+    entry_id,
+    removal_of,
+    value_key_of,
+)
+from engine.screening import NameScreener, WatchlistEntry
+from schemas.codec import DecodeError, WireCodec
+from schemas.models import (
+    AuditActor,
+    AuditRecord,
+    ListEntityType,
+    ListEntry,
+    ListKind,
+    WatchlistName,
+)
+from streams.reader import read_topics
+from streams.topics import Topics
+
+
+class ListStore:
+    def __init__(self, bootstrap_servers: str, topics: Topics, hash_key: bytes) -> None:
+        self.bootstrap_servers, self.topics, self.hash_key = bootstrap_servers, topics, hash_key
+        defaults_at, rows = default_list_rows()
+        self.view = ListView(default_entries(rows, hash_key, defaults_at))
+        self.history: list[ListEntry] = []  # every record of the lists topic, in read order
+        self.watchlist: dict[str, WatchlistName] = {}
+        self._screener: NameScreener | None = None
+        self._read_positions: set[tuple[str, int, int]] = set()
+        self.codec = WireCodec()
+        self._producer: AIOKafkaProducer | None = None
+        self._follower: asyncio.Task[None] | None = None
+
+    async def start(self, follow: bool = True) -> None:
+        """Connect; read the lists topic to its end, then keep following it if ``follow``."""
+        self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
+        await self._producer.start()
+        await self._read(idle_timeout_s=1.0)
+        if follow:
+            self._follower = asyncio.create_task(self._read(idle_timeout_s=None))
+
+    async def stop(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follower
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def _read(self, idle_timeout_s: float | None) -> None:
+        topics = [self.topics.lists, self.topics.watchlist]
+        records = read_topics(self.bootstrap_servers, topics, True, idle_timeout_s)
+        async with aclosing(records):
+            async for record in records:
+                position = (record.topic, record.partition, record.offset)
+                if record.value is None or position in self._read_positions:
+                    continue  # the follower starts from the beginning again: skip what is known
+                self._read_positions.add(position)
+                try:
+                    if record.topic == self.topics.watchlist:
+                        self._listed(self.codec.decode(record.value, (WatchlistName,)))
+                        continue
+                    entry = self.codec.decode(record.value, (ListEntry,))
+                except DecodeError:
+                    continue  # the workers log unreadable records; nothing to show here
+                self.history.append(entry)
+                self.view.apply(entry)
+
+    def _listed(self, name: WatchlistName) -> None:
+        self.watchlist[name.entry_id] = name
+        self._screener = None  # rebuilt on the next screening
+
+    def screener(self, min_score: float) -> NameScreener:
+        """The name screener over the watchlist as it is now (built once per change)."""
+        if self._screener is None or self._screener.min_score != min_score:
+            self._screener = NameScreener(
+                [
+                    WatchlistEntry(n.entry_id, n.name, tuple(n.aliases), None, n.list_name, n.kind)
+                    for n in self.watchlist.values()
+                ],
+                min_score=min_score,
+            )
+        return self._screener
+
+    async def add_names(self, names: list[WatchlistName]) -> None:
+        producer = self._started()
+        sends = [
+            await producer.send(
+                self.topics.watchlist, self.codec.encode(name), key=name.entry_id.encode()
+            )
+            for name in names
+        ]
+        await asyncio.gather(*sends)
+        for name in names:
+            self._listed(name)
+
+    def find(self, kind: ListKind, entity_type: ListEntityType, raw: str) -> ListEntry | None:
+        """The entry listing ``raw`` (InvalidListValue for an invalid value)."""
+        value_key = value_key_of(entity_type, raw, self.hash_key)
+        return self.view.get(entry_id(kind, entity_type, value_key))
+
+    async def add(
+        self,
+        rows: Iterable[ListRow],
+        kind: ListKind,
+        actor: AuditActor,
+        at: datetime,
+        correlation_id: str | None = None,
+    ) -> list[ListEntry]:
+        entries = [entry_from_row(row, kind, self.hash_key, actor.id, at) for row in rows]
+        await self._publish(entries, actor, at, correlation_id)
+        return entries
+
+    async def remove(self, entry: ListEntry, actor: AuditActor, at: datetime) -> ListEntry:
+        removed = removal_of(entry, actor.id, at)
+        await self._publish([removed], actor, at, None)
+        return removed
+
+    async def audit(self, records: Iterable[AuditRecord]) -> None:
+        producer = self._started()
+        sends = [
+            await producer.send(
+                self.topics.audit, self.codec.encode(record), key=record.audit_id.encode()
+            )
+            for record in records
+        ]
+        await asyncio.gather(*sends)
+
+    async def _publish(
+        self, entries: list[ListEntry], actor: AuditActor, at: datetime, correlation_id: str | None
+    ) -> None:
+        producer = self._started()
+        audits = [
+            list_change_record(actor, self.view.get(e.entry_id), e, at, correlation_id)
+            for e in entries
+        ]
+        sends = [
+            await producer.send(
+                self.topics.lists, self.codec.encode(entry), key=entry.entry_id.encode()
+            )
+            for entry in entries
+        ]
+        await asyncio.gather(*sends)
+        await self.audit(audits)
+        for entry in entries:
+            self.view.apply(entry)
+
+    def _started(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError("ListStore.start() was not awaited")
+        return self._producer
