@@ -37,6 +37,7 @@ from faust.types import EventT
 from agents.retry import until_stored
 from config.rules import LiveRules, RuleSet
 from engine.admission import admit, subject_of
+from engine.cases import case_command_for
 from engine.decide import decide_event
 from engine.decisions import build_decision
 from engine.entities import BlockView, entity_key, entity_keys, parse_entity_key, record_entity
@@ -216,6 +217,9 @@ class _Scorer:
             user_message=outcome.user_message,
         )
         batch.outputs.append((self.topics.decisions, key, encode(decision), None))
+        command = case_command_for(decision, outcome.assessment.list_severity, rules.cases)
+        if command is not None:
+            batch.outputs.append((self.topics.case_commands, key, encode(command), None))
         # Each entity counts the event on its own partition; a giver learns of a redemption.
         for other in [*entities, giver_key_of_redemption(event)]:
             if other is not None:

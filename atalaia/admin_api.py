@@ -1,13 +1,15 @@
 """The admin API (seed "Interface de Administração"): block/allow lists, list checks, imports,
-exports, statistics, the lists' change log, and sanctions/PEP name screening.
+exports, statistics, the lists' change log, sanctions/PEP name screening, and investigation
+cases (changes go to the case agent, the cases' only writer).
 
 Served by ``atalaia api`` beside the decision endpoint (127.0.0.1 by default). Every endpoint
 needs ``Authorization: Bearer <key>`` with a key from ``ATALAIA_API_KEYS``: analysts read,
-check and screen; admins also change the lists. Unauthenticated calls get 401, wrong-role
-calls 403, and change nothing; invalid input gets 422 naming the field. Every call, refused
-or not, is written to the audit topic with its actor; list changes also with their previous
-and new state. Values go in (to be hashed) but never come out: responses show masks and
-keyed hashes only. ``GET /api/openapi.json`` describes it all.
+check, screen and add case notes; admins also change the lists and update and close cases.
+Unauthenticated calls get 401, wrong-role calls 403, and change nothing; invalid input gets
+422 naming the field. Every call, refused or not, is written to the audit topic with its
+actor; list and case changes also with their previous and new state. Values go in (to be
+hashed) but never come out: responses show masks and keyed hashes only.
+``GET /api/openapi.json`` describes it all.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -45,6 +47,11 @@ from engine.masking import mask_value
 from schemas.errors import describe_validation_error
 from schemas.models import (
     AuditActor,
+    CaseAction,
+    CaseCommand,
+    CaseOutcome,
+    CasePriority,
+    CaseStatus,
     ListEntityType,
     ListEntry,
     ListKind,
@@ -52,10 +59,13 @@ from schemas.models import (
     ListSource,
     WatchlistName,
 )
-from streams.list_store import ListStore
+from streams.admin_state import AdminState
 
 Handler = Callable[[web.Request, AuditActor], Awaitable[web.Response]]
 MAX_PAGE = 1000
+CASE_WAIT_S = 5.0
+"""How long a case change waits for the case agent before answering 202."""
+_PRIORITY_ORDER = list(CasePriority)
 
 
 def _now() -> datetime:
@@ -90,6 +100,21 @@ class CheckIn(_Body):
 class ScreeningIn(_Body):
     name: Annotated[str, Field(min_length=1, max_length=256)]
     limit: Annotated[int, Field(ge=1, le=50)] = 5
+
+
+class CaseUpdateIn(_Body):
+    status: Literal[CaseStatus.OPEN, CaseStatus.INVESTIGATING] | None = None
+    priority: CasePriority | None = None
+    assignee: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+
+
+class NoteIn(_Body):
+    text: Annotated[str, Field(min_length=1, max_length=4000)]
+
+
+class CloseIn(_Body):
+    outcome: CaseOutcome
+    note: Annotated[str, Field(min_length=1, max_length=4000)] | None = None
 
 
 class _Unprocessable(Exception):
@@ -147,7 +172,7 @@ class AdminApi:
     def __init__(
         self,
         settings: Settings,
-        store: ListStore,
+        store: AdminState,
         rules: Callable[[], RuleSet],
         clock: Callable[[], datetime] = _now,
     ) -> None:
@@ -168,6 +193,11 @@ class AdminApi:
             web.get(base + "/statistics", self._guard(analyst, self.statistics)),
             web.get(base + "/audit-logs", self._guard(analyst, self.audit_logs)),
             web.post("/api/admin/screening", self._guard(analyst, self.screen)),
+            web.get("/api/admin/cases", self._guard(analyst, self.list_cases)),
+            web.get("/api/admin/cases/{case_id}", self._guard(analyst, self.show_case)),
+            web.put("/api/admin/cases/{case_id}", self._guard(admin, self.update_case)),
+            web.post("/api/admin/cases/{case_id}/notes", self._guard(analyst, self.add_note)),
+            web.post("/api/admin/cases/{case_id}/close", self._guard(admin, self.close_case)),
         ]
 
     def _guard(self, needed: Role, handler: Handler) -> Callable[[web.Request], Awaitable[Any]]:
@@ -376,6 +406,74 @@ class AdminApi:
             }
         )
 
+    async def list_cases(self, request: web.Request, _actor: AuditActor) -> web.Response:
+        status = _query_choice(request, "status", CaseStatus)
+        priority = _query_choice(request, "priority", CasePriority)
+        assignee = request.query.get("assignee")
+        limit = _query_int(request, "limit", 100, MAX_PAGE)
+        chosen = [
+            c
+            for c in self.store.cases.values()
+            if (status is None or c.status is status)
+            and (priority is None or c.priority is priority)
+            and (assignee is None or c.assignee == assignee)
+        ]
+        chosen.sort(key=lambda c: (_PRIORITY_ORDER.index(c.priority), c.updated_at), reverse=True)
+        page = [c.model_dump(mode="json") for c in chosen[:limit]]
+        return web.json_response({"total": len(chosen), "cases": page})
+
+    async def show_case(self, request: web.Request, _actor: AuditActor) -> web.Response:
+        case = self.store.cases.get(request.match_info["case_id"])
+        if case is None:
+            return _error(404, "NoSuchCase", "no case with that id")
+        return web.json_response(case.model_dump(mode="json"))
+
+    async def update_case(self, request: web.Request, actor: AuditActor) -> web.Response:
+        body: CaseUpdateIn = await _body(request, CaseUpdateIn)
+        changes = body.model_dump(exclude_none=True)
+        if not changes:
+            raise _Unprocessable("body", "body: give status, priority or assignee")
+        return await self._command(request, actor, CaseAction.UPDATE, **changes)
+
+    async def add_note(self, request: web.Request, actor: AuditActor) -> web.Response:
+        body: NoteIn = await _body(request, NoteIn)
+        return await self._command(request, actor, CaseAction.NOTE, note=body.text)
+
+    async def close_case(self, request: web.Request, actor: AuditActor) -> web.Response:
+        body: CloseIn = await _body(request, CloseIn)
+        if body.note is not None:
+            noted = await self._command(request, actor, CaseAction.NOTE, note=body.note)
+            if noted.status != 200:
+                return noted
+        return await self._command(request, actor, CaseAction.CLOSE, outcome=body.outcome)
+
+    async def _command(
+        self, request: web.Request, actor: AuditActor, action: CaseAction, **fields: Any
+    ) -> web.Response:
+        """Send the change to the case agent (the case's only writer) and answer with the
+        case as it applied it: 200, or 202 with the command id when that takes too long."""
+        case = self.store.cases.get(request.match_info["case_id"])
+        if case is None:
+            return _error(404, "NoSuchCase", "no case with that id")
+        if case.status is CaseStatus.CLOSED:
+            return _error(409, "CaseClosed", "the case is closed")
+        command = CaseCommand(
+            command_id=f"api-{uuid.uuid4().hex}",
+            subject_type=case.subject_type,
+            subject_id=case.subject_id,
+            action=action,
+            actor=actor.id,
+            actor_type=actor.type,
+            at=self.clock(),
+            case_id=case.case_id,
+            **fields,
+        )
+        await self.store.send_case_command(command)
+        applied = await self.store.case_after(case.case_id, case.version, CASE_WAIT_S)
+        if applied is None:
+            return web.json_response({"command_id": command.command_id}, status=202)
+        return web.json_response(applied.model_dump(mode="json"))
+
 
 def _breakdown(breakdown: Any) -> dict[str, Any]:
     return {
@@ -429,7 +527,7 @@ def _shown_fields() -> list[str]:
 
 
 _SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
-_PATH_PARAMS = ("entity_type", "value")
+_PATH_PARAMS = ("entity_type", "value", "case_id")
 
 
 def _operation(
@@ -496,6 +594,21 @@ def openapi_document() -> dict[str, Any]:
         },
         "/api/admin/screening": {"post": _operation("Screen a name", analyst, ScreeningIn)},
         "/api/openapi.json": {"get": _operation("This document", analyst)},
+        "/api/admin/cases": {
+            "get": _operation("List cases", analyst, params=("status", "priority", "assignee"))
+        },
+        "/api/admin/cases/{case_id}": {
+            "get": _operation("Show a case", analyst, params=("case_id",)),
+            "put": _operation(
+                "Update status, priority, assignee", admin, CaseUpdateIn, ("case_id",)
+            ),
+        },
+        "/api/admin/cases/{case_id}/notes": {
+            "post": _operation("Add a note", analyst, NoteIn, ("case_id",))
+        },
+        "/api/admin/cases/{case_id}/close": {
+            "post": _operation("Close with an outcome (labels topic)", admin, CloseIn, ("case_id",))
+        },
         "/v1/decide/{kind}": {
             "post": {
                 "summary": "Decide one event synchronously (no key needed: loopback callers)",

@@ -40,8 +40,8 @@ from schemas.codec import DecodeError, WireCodec
 from schemas.models import EVENT_KIND_OF, EventKind, InputEvent
 from sinks.redis_blocks import RedisBlockMirror
 from streams.admin import ensure_topics
+from streams.admin_state import AdminState
 from streams.decision_waiter import DecisionWaiter
-from streams.list_store import ListStore
 from streams.live_config import follow_rules, latest_rules
 from streams.topics import Topics
 
@@ -200,7 +200,7 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 def build_api(service: DecideService) -> web.Application:
     """The decision endpoint and the admin API (``atalaia.admin_api``) on one server."""
     settings = service.settings
-    store = ListStore(settings.bootstrap_servers, service.topics, service.hash_key)
+    store = AdminState(settings.bootstrap_servers, service.topics, service.hash_key)
     admin = AdminApi(settings, store, lambda: service.live.current)
 
     async def start_store(_app: web.Application) -> None:

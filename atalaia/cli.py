@@ -1,4 +1,4 @@
-"""The ``atalaia`` command: broker, worker, produce, tail, demo.
+"""The ``atalaia`` command: broker, worker, api, produce, tail, config, lists, cases, demo.
 
 Operator mistakes (bad flags, settings, files) end with one line on stderr and exit code 2;
 they never print a traceback.
@@ -13,14 +13,25 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from aiokafka.errors import KafkaConnectionError
 
+from atalaia.admin_cli import AdminCallError
 from atalaia.broker import BrokerError
 from atalaia.demo import DemoError
 from atalaia.replay import ReplayError
+from config.auth import Role
 from config.rules import RulesError, load_rules
 from config.settings import Settings, SettingsError, load_settings
+from schemas.models import (
+    CaseOutcome,
+    CaseStatus,
+    ListEntityType,
+    ListKind,
+    ListSeverity,
+    ListSource,
+)
 from streams.reader import MissingTopicError
 
 USAGE_ERROR = 2
@@ -85,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     push.add_argument("file", type=Path)
 
+    _admin_parsers(commands)
+
     demo = commands.add_parser("demo", help="broker + worker + sample replay + summary")
     demo.add_argument("--transactions", type=_positive, default=5000)
     demo.add_argument("--gifts", type=_positive, default=1000)
@@ -103,6 +116,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _admin_parsers(commands: Any) -> None:
+    """``lists``, ``cases`` (clients of the admin API, key in $ATALAIA_API_KEY), ``api-key``."""
+    entity_types = [t.value for t in ListEntityType]
+    port = _Parser(add_help=False)
+    port.add_argument("--port", type=_port, help="API port (default: api_port setting)")
+    lists = commands.add_parser("lists", help="block/allow lists through the admin API")
+    sub = lists.add_subparsers(dest="lists_command", required=True, parser_class=_Parser)
+    add = sub.add_parser(
+        "add", help="list a value (hashed by the API, never stored)", parents=[port]
+    )
+    add.add_argument("entity_type", choices=entity_types)
+    add.add_argument("value")
+    add.add_argument("--severity", required=True, choices=[s.value for s in ListSeverity])
+    add.add_argument("--reason", required=True)
+    add.add_argument("--source", default="MANUAL", choices=[s.value for s in ListSource])
+    add.add_argument("--kind", default="BLOCK", choices=[k.value for k in ListKind])
+    add.add_argument("--expires-at", help="ISO-8601 with offset")
+    remove = sub.add_parser("remove", help="remove a listed value", parents=[port])
+    remove.add_argument("entity_type", choices=entity_types)
+    remove.add_argument("value")
+    remove.add_argument("--kind", default="BLOCK", choices=[k.value for k in ListKind])
+    check = sub.add_parser("check", help="check values (all of one type)", parents=[port])
+    check.add_argument("entity_type", choices=entity_types)
+    check.add_argument("values", nargs="+")
+    bulk = sub.add_parser("import", help="bulk import a file", parents=[port])
+    bulk.add_argument("file", type=Path)
+    bulk.add_argument("--format", default="csv", choices=["csv", "jsonl", "ofac-xml", "ofac-csv"])
+    bulk.add_argument("--kind", default="BLOCK", choices=[k.value for k in ListKind])
+    export = sub.add_parser(
+        "export", help="print the active entries (hashes and masks)", parents=[port]
+    )
+    export.add_argument("--format", default="jsonl", choices=["jsonl", "csv"])
+
+    cases = commands.add_parser("cases", help="investigation cases through the admin API")
+    sub = cases.add_subparsers(dest="cases_command", required=True, parser_class=_Parser)
+    listing = sub.add_parser("list", help="list cases", parents=[port])
+    listing.add_argument("--status", choices=[s.value for s in CaseStatus])
+    show = sub.add_parser("show", help="show one case", parents=[port])
+    show.add_argument("case_id")
+    close = sub.add_parser(
+        "close", help="close a case with its outcome (publishes a label)", parents=[port]
+    )
+    close.add_argument("case_id")
+    close.add_argument("--outcome", required=True, choices=[o.value for o in CaseOutcome])
+    close.add_argument("--note")
+
+    api_key = commands.add_parser("api-key", help="make an admin API key")
+    api_key.add_argument("--name", required=True)
+    api_key.add_argument("--role", required=True, choices=[r.value for r in Role])
+
+
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "broker":
         from atalaia.broker import EmbeddedBroker
@@ -112,6 +176,15 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"Tansu broker on {broker.bootstrap_servers} (memory storage); Ctrl-C stops it")
             signal.sigwait({signal.SIGINT, signal.SIGTERM})
         return 0
+    if args.command in ("lists", "cases"):
+        from atalaia.admin_cli import cases_command, lists_command
+
+        port = args.port or settings.api_port
+        return lists_command(port, args) if args.command == "lists" else cases_command(port, args)
+    if args.command == "api-key":
+        from atalaia.admin_cli import api_key_command
+
+        return api_key_command(args.name, args.role)
     rules = load_rules(settings.rules_path)
     if args.command == "worker":
         from atalaia.worker import run_worker
@@ -178,6 +251,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = str(exc)
         print(message if message.startswith("atalaia") else f"atalaia: {message}", file=sys.stderr)
         return USAGE_ERROR
+    except AdminCallError as exc:
+        print(f"atalaia: {exc}", file=sys.stderr)
+        return exc.exit_code
     except (BrokerError, DemoError, MissingTopicError) as exc:
         print(f"atalaia: {exc}", file=sys.stderr)
         return 1

@@ -18,6 +18,7 @@ from schemas.models import (
     ListSeverity,
     NetworkFlag,
     TransactionType,
+    Verdict,
 )
 
 
@@ -311,6 +312,11 @@ class ListRules(_Frozen):
         return self
 
 
+class CaseRules(_Frozen):
+    open_on_verdicts: frozenset[Verdict]
+    open_on_list_severities: frozenset[ListSeverity]
+
+
 class ScreeningRules(_Frozen):
     min_score: float = Field(gt=0, le=1)
 
@@ -327,6 +333,7 @@ class RuleSet(_Frozen):
     entities: Entities
     lists: ListRules
     screening: ScreeningRules
+    cases: CaseRules
 
     @model_validator(mode="after")
     def _windows_exist(self) -> RuleSet:

@@ -16,6 +16,9 @@ from schemas.models import (
     AuditCompliance,
     AuditDetails,
     AuditRecord,
+    Case,
+    CaseCommand,
+    CaseStatus,
     ListEntry,
     ListSource,
 )
@@ -95,4 +98,35 @@ def actor_of(
         id=name or UNAUTHENTICATED,
         ip_masked=mask_ip(ip) if ip else None,
         user_agent=user_agent[:200] if user_agent else None,
+    )
+
+
+def case_record(
+    command: CaseCommand, previous: Case | None, new: Case | None, refused: str | None
+) -> AuditRecord:
+    """A case change (or a refused change), under an id derived from the command, so a
+    re-applied command writes the same record again, not a second one."""
+    if refused is not None:
+        action, change = "case_command_refused", "none"
+    elif previous is None:
+        action, change = "case_created", "create"
+    elif new is not None and new.status is CaseStatus.CLOSED:
+        action, change = "case_closed", "update"
+    else:
+        action, change = "case_updated", "update"
+    return AuditRecord(
+        audit_id=f"case-{command.command_id}",
+        timestamp=command.at,
+        action=action,
+        actor=AuditActor(type=command.actor_type, id=command.actor),
+        details=AuditDetails(
+            entity_type=command.subject_type.value,
+            reason=refused or command.action.value,
+            transaction_id=command.event_id,
+            case_id=(new.case_id if new is not None else command.case_id),
+            change_type=change,
+            previous_state=previous.model_dump_json() if previous is not None else None,
+            new_state=new.model_dump_json() if new is not None else None,
+        ),
+        compliance=_compliance("BACEN", data_subject=command.subject_id),
     )

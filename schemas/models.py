@@ -395,6 +395,91 @@ class ActorType(StrEnum):
     USER = "user"
 
 
+class CaseStatus(StrEnum):
+    OPEN = "open"
+    INVESTIGATING = "investigating"
+    CLOSED = "closed"
+
+
+class CasePriority(StrEnum):
+    LOW = "LOW"
+    MEDIUM = "MEDIUM"
+    HIGH = "HIGH"
+    CRITICAL = "CRITICAL"
+
+
+class CaseOutcome(StrEnum):
+    FRAUD_CONFIRMED = "fraud_confirmed"
+    LEGITIMATE = "legitimate"
+
+
+class CaseAction(StrEnum):
+    LINK_DECISION = "link_decision"
+    UPDATE = "update"
+    NOTE = "note"
+    CLOSE = "close"
+
+
+class CaseNote(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    at: UtcMillis
+    author: Annotated[str, Field(min_length=1, max_length=128)]
+    text: Annotated[str, Field(min_length=1, max_length=4000)]
+
+
+class Case(WireModel):
+    avro_name: ClassVar[str] = "Case"
+
+    case_id: Annotated[str, Field(min_length=1, max_length=256)]
+    subject_type: SubjectType
+    subject_id: Identifier
+    status: CaseStatus
+    priority: CasePriority
+    assignee: Annotated[str, Field(max_length=128)] | None = None
+    notes: list[CaseNote] = Field(default_factory=list)
+    event_ids: list[str] = Field(default_factory=list)
+    reason_codes: list[str] = Field(default_factory=list)
+    opened_at: UtcMillis
+    updated_at: UtcMillis
+    closed_at: UtcMillis | None = None
+    closed_by: Annotated[str, Field(max_length=128)] | None = None
+    outcome: CaseOutcome | None = None
+    version: Annotated[int, Field(ge=1)]
+
+
+class CaseCommand(WireModel):
+    avro_name: ClassVar[str] = "CaseCommand"
+
+    command_id: Annotated[str, Field(min_length=1, max_length=256)]
+    subject_type: SubjectType
+    subject_id: Identifier
+    action: CaseAction
+    actor: Annotated[str, Field(min_length=1, max_length=128)]
+    actor_type: ActorType
+    at: UtcMillis
+    case_id: Annotated[str, Field(max_length=256)] | None = None
+    event_id: Identifier | None = None
+    priority: CasePriority | None = None
+    reason_codes: list[str] = Field(default_factory=list)
+    status: CaseStatus | None = None
+    assignee: Annotated[str, Field(max_length=128)] | None = None
+    note: Annotated[str, Field(min_length=1, max_length=4000)] | None = None
+    outcome: CaseOutcome | None = None
+
+
+class Label(WireModel):
+    avro_name: ClassVar[str] = "Label"
+
+    label_id: Annotated[str, Field(min_length=1, max_length=256)]
+    subject_type: SubjectType
+    subject_id: Identifier
+    is_fraud: Annotated[bool, Field(strict=True)]
+    event_ids: list[str] = Field(default_factory=list)
+    labelled_at: UtcMillis
+    source: Annotated[str, Field(min_length=1, max_length=32)]
+
+
 class AuditActor(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -452,6 +537,9 @@ WIRE_MODELS: tuple[type[WireModel], ...] = (
     ListEntry,
     WatchlistName,
     AuditRecord,
+    Case,
+    CaseCommand,
+    Label,
     DeadLetter,
 )
 

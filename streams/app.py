@@ -10,6 +10,7 @@ import faust
 from redis.asyncio import Redis
 
 from agents.block_mirror import register_block_mirror
+from agents.cases import register_cases
 from agents.counter_mirror import register_counter_mirror
 from agents.scoring import SharedViews, register_scoring
 from config.default_lists import default_list_rows
@@ -120,6 +121,7 @@ def build_app(
             views.lists_loaded.set,
         )
 
+    register_cases(app, topics, codec, settings.partitions)
     app.task(follow_entity_blocks)
     app.task(follow_lists)
     register_config_follower(app, settings, live, codec, start.read_through)

@@ -70,6 +70,18 @@ class Topics:
         return self._name("watchlist")
 
     @property
+    def case_commands(self) -> str:
+        return self._name("case-commands")
+
+    @property
+    def cases(self) -> str:
+        return self._name("cases")
+
+    @property
+    def labels(self) -> str:
+        return self._name("labels")
+
+    @property
     def config(self) -> str:
         return self._name("config")
 
@@ -100,6 +112,9 @@ class Topics:
             TopicSpec(self.fraud_blocks, "FraudBlock: blocked entities", compacted=True),
             TopicSpec(self.lists, "block/allow lists (hashed values)", compacted=True),
             TopicSpec(self.watchlist, "sanctioned/PEP names to screen", compacted=True),
+            TopicSpec(self.case_commands, "CaseCommand: changes to cases, keyed by subject"),
+            TopicSpec(self.cases, "Case: investigation cases, keyed by case id", compacted=True),
+            TopicSpec(self.labels, "Label: case outcomes for learning, keyed by case id"),
             TopicSpec(self.config, "runtime configuration changes", compacted=True),
             TopicSpec(self.audit, "write-once audit records", compacted=True),
         ]

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -18,7 +22,7 @@ import pytest
 from atalaia.supervise import WorkerProcess
 from config.settings import Settings
 from schemas.codec import WireCodec
-from schemas.models import AuditRecord, Decision, InputEvent, Verdict
+from schemas.models import AuditRecord, Decision, InputEvent, Label, Verdict
 from streams.reader import read_topics
 from streams.topics import Topics
 from tests import factories
@@ -130,6 +134,8 @@ def test_the_seeds_sanctioned_wallet_blocks_everything_and_freezes(
 JSONL_ROW = (
     b'{"entity_type":"user","value":"u-1","severity":"LOW","reason":"t","source":"MANUAL"}\n'
 )
+NO_CASE = "/api/admin/cases/case:user:nobody:1"
+"""Case routes are exercised on a case that does not exist: served means 404, not 401/403."""
 ROUTES: list[tuple[str, str, object, str]] = [
     ("GET", "/api/openapi.json", None, "analyst"),
     ("GET", "/api/admin/blacklist", None, "analyst"),
@@ -151,6 +157,11 @@ ROUTES: list[tuple[str, str, object, str]] = [
     ("GET", "/api/admin/blacklist/statistics", None, "analyst"),
     ("GET", "/api/admin/blacklist/audit-logs", None, "analyst"),
     ("POST", "/api/admin/screening", {"name": "Ana Souza"}, "analyst"),
+    ("GET", "/api/admin/cases", None, "analyst"),
+    ("GET", NO_CASE, None, "analyst"),
+    ("PUT", NO_CASE, {"assignee": "ana"}, "admin"),
+    ("POST", NO_CASE + "/notes", {"text": "n"}, "analyst"),
+    ("POST", NO_CASE + "/close", {"outcome": "legitimate"}, "admin"),
 ]
 
 
@@ -170,7 +181,8 @@ def test_auth_matrix_every_endpoint_and_every_call_is_audited(
                 continue  # served below, once the refusals are known to have changed nothing
             row[str(role)] = _call(api_settings, method, path, body, role, payload)[0]
         assert row["None"] == 401 and row["intruder"] == 401, (path, row)
-        assert row["analyst"] == (403 if needed == "admin" else 200), (path, row)
+        served = 404 if path.startswith(NO_CASE) else 200
+        assert row["analyst"] == (403 if needed == "admin" else served), (path, row)
     after = _call(api_settings, "GET", "/api/admin/blacklist?status=all", role="analyst")[1]
     assert after == before  # refused calls changed nothing
     for method, path, body, needed in ROUTES:
@@ -178,7 +190,7 @@ def test_auth_matrix_every_endpoint_and_every_call_is_audited(
             payload = JSONL_ROW if path.endswith("format=jsonl") else None
             status = _call(api_settings, method, path, body, "admin", payload)[0]
             matrix[f"{method} {path}"]["admin"] = status
-            assert status in (200, 201), (path, status)
+            assert status in ((404,) if path.startswith(NO_CASE) else (200, 201)), (path, status)
     print(json.dumps(matrix, indent=1))  # the closing note's auth matrix
 
     records = asyncio.run(_audit_records(api_settings))
@@ -295,3 +307,101 @@ def test_imports_checks_and_screening(
         _call(api_settings, "POST", "/api/admin/screening", nobody, role="analyst")[1]["matches"]
         == []
     )
+
+
+def test_a_review_opens_a_case_analysts_note_it_admins_close_it_into_a_label(
+    api_settings: Settings,
+    start_worker: Callable[..., WorkerProcess],
+    start_api: Callable[[], WorkerProcess],
+) -> None:
+    start_worker()
+    start_api()
+    entry = {"entity_type": "user", "value": "eve", "severity": "HIGH", "reason": "mule"}
+    assert _call(api_settings, "POST", "/api/admin/blacklist", entry)[0] == 201
+    login = factories.login(
+        user_id="eve", success=True, network_flags=[], occurred_at=datetime.now(UTC)
+    )
+    assert _decision(api_settings, login).decision is Verdict.REVIEW
+
+    case = _wait_for_case(api_settings, "case:user:eve:1")
+    assert case["status"] == "open" and case["priority"] == "HIGH"
+    assert case["event_ids"] == [login.event_id] and "BLACKLIST_LIST_HIT" in case["reason_codes"]
+    path = f"/api/admin/cases/{case['case_id']}"
+
+    status, noted = _call(
+        api_settings, "POST", path + "/notes", {"text": "KYC docs requested"}, "analyst"
+    )
+    assert status == 200 and [n["text"] for n in noted["notes"]] == ["KYC docs requested"]
+    assert noted["notes"][0]["author"] == "analyst-key"
+    close = {"outcome": "fraud_confirmed", "note": "confirmed with the bank"}
+    assert _call(api_settings, "POST", path + "/close", close, "analyst")[0] == 403
+    assert _call(api_settings, "PUT", path, {"status": "closed"}, "admin")[0] == 422
+    status, closed = _call(api_settings, "POST", path + "/close", close, "admin")
+    assert status == 200, closed
+    assert (closed["status"], closed["outcome"], closed["closed_by"]) == (
+        "closed",
+        "fraud_confirmed",
+        "admin-key",
+    )
+    assert _call(api_settings, "POST", path + "/notes", {"text": "late"}, "analyst")[0] == 409
+    listed = _call(api_settings, "GET", "/api/admin/cases?status=closed", role="analyst")[1]
+    assert [c["case_id"] for c in listed["cases"]] == [case["case_id"]]
+
+    labels = asyncio.run(_labels(api_settings))
+    assert [(lab.label_id, lab.is_fraud, lab.event_ids) for lab in labels] == [
+        (case["case_id"], True, [login.event_id])
+    ]
+    actions = [r.action for r in asyncio.run(_audit_records(api_settings))]
+    assert {"case_created", "case_updated", "case_closed"} <= set(actions)
+
+
+def _wait_for_case(settings: Settings, case_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status, case = _call(settings, "GET", f"/api/admin/cases/{case_id}", role="analyst")
+        if status == 200:
+            return dict(case)
+        time.sleep(0.2)
+    raise AssertionError(f"{case_id} was not opened")
+
+
+async def _labels(settings: Settings) -> list[Label]:
+    topics = Topics(settings.topic_prefix)
+    found: list[Label] = []
+    records = read_topics(settings.bootstrap_servers, [topics.labels], True, 2.0)
+    async with aclosing(records):
+        async for record in records:
+            found.append(CODEC.decode(record.value, (Label,)))
+    return found
+
+
+def _cli(settings: Settings, role: str | None, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "ATALAIA_API_KEY"}
+    if role is not None:
+        env["ATALAIA_API_KEY"] = API_KEYS[role]
+    command = [sys.executable, "-m", "atalaia", *args[:2], "--port", str(settings.api_port)]
+    return subprocess.run(
+        [*command, *args[2:]], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+
+
+def test_the_cli_drives_the_same_api_with_the_same_roles(
+    api_settings: Settings, start_api: Callable[[], WorkerProcess]
+) -> None:
+    start_api()
+    add = ("lists", "add", "email", "Crook@Example.com", "--severity", "HIGH", "--reason", "r")
+    refused = _cli(api_settings, "analyst", *add)
+    assert refused.returncode == 1 and "403" in refused.stderr and "Traceback" not in refused.stderr
+    nokey = _cli(api_settings, None, *add)
+    assert nokey.returncode == 2 and "ATALAIA_API_KEY" in nokey.stderr
+    added = _cli(api_settings, "admin", *add)
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["masked_value"].endswith("@example.com")
+    checked = _cli(api_settings, "analyst", "lists", "check", "email", "crook@example.com")
+    assert json.loads(checked.stdout)["results"][0]["listed"] is True
+    exported = _cli(api_settings, "admin", "lists", "export")
+    assert "crook" not in exported.stdout.lower() and exported.stdout.count("\n") >= 6
+    removed = _cli(api_settings, "admin", "lists", "remove", "email", "crook@example.com")
+    assert json.loads(removed.stdout)["status"] == "removed"
+    cases = _cli(api_settings, "analyst", "cases", "list")
+    assert json.loads(cases.stdout) == {"total": 0, "cases": []}

@@ -1,5 +1,6 @@
-"""The lists as the admin API and CLI see them: a followed ``ListView`` plus the producer that
-publishes changes (and their audit records) to the compacted lists and audit topics.
+"""What the admin API and CLI see: the lists (a followed ``ListView``), the watchlist of names
+to screen and the investigation cases, plus the producer that publishes list changes (and
+their audit records), watchlist names and case commands.
 
 Writes are applied to the local view as soon as the broker has them, so a read right after a
 write sees it; the workers see it when their own follower reads the record (milliseconds).
@@ -31,6 +32,8 @@ from schemas.codec import DecodeError, WireCodec
 from schemas.models import (
     AuditActor,
     AuditRecord,
+    Case,
+    CaseCommand,
     ListEntityType,
     ListEntry,
     ListKind,
@@ -40,13 +43,15 @@ from streams.reader import read_topics
 from streams.topics import Topics
 
 
-class ListStore:
+class AdminState:
     def __init__(self, bootstrap_servers: str, topics: Topics, hash_key: bytes) -> None:
         self.bootstrap_servers, self.topics, self.hash_key = bootstrap_servers, topics, hash_key
         defaults_at, rows = default_list_rows()
         self.view = ListView(default_entries(rows, hash_key, defaults_at))
         self.history: list[ListEntry] = []  # every record of the lists topic, in read order
         self.watchlist: dict[str, WatchlistName] = {}
+        self.cases: dict[str, Case] = {}
+        self._case_changed = asyncio.Condition()
         self._screener: NameScreener | None = None
         self._read_positions: set[tuple[str, int, int]] = set()
         self.codec = WireCodec()
@@ -70,7 +75,7 @@ class ListStore:
             await self._producer.stop()
 
     async def _read(self, idle_timeout_s: float | None) -> None:
-        topics = [self.topics.lists, self.topics.watchlist]
+        topics = [self.topics.lists, self.topics.watchlist, self.topics.cases]
         records = read_topics(self.bootstrap_servers, topics, True, idle_timeout_s)
         async with aclosing(records):
             async for record in records:
@@ -82,11 +87,42 @@ class ListStore:
                     if record.topic == self.topics.watchlist:
                         self._listed(self.codec.decode(record.value, (WatchlistName,)))
                         continue
+                    if record.topic == self.topics.cases:
+                        await self._case(self.codec.decode(record.value, (Case,)))
+                        continue
                     entry = self.codec.decode(record.value, (ListEntry,))
                 except DecodeError:
                     continue  # the workers log unreadable records; nothing to show here
                 self.history.append(entry)
                 self.view.apply(entry)
+
+    async def _case(self, case: Case) -> None:
+        known = self.cases.get(case.case_id)
+        if known is None or case.version >= known.version:
+            self.cases[case.case_id] = case
+            async with self._case_changed:
+                self._case_changed.notify_all()
+
+    async def send_case_command(self, command: CaseCommand) -> None:
+        subject_key = f"{command.subject_type.value}:{command.subject_id}".encode()
+        producer = self._started()
+        await producer.send_and_wait(
+            self.topics.case_commands, self.codec.encode(command), key=subject_key
+        )
+
+    async def case_after(self, case_id: str, version: int, timeout_s: float) -> Case | None:
+        """The case once a version newer than ``version`` is read (None: not in time)."""
+
+        def newer() -> bool:
+            case = self.cases.get(case_id)
+            return case is not None and case.version > version
+
+        async with self._case_changed:
+            try:
+                await asyncio.wait_for(self._case_changed.wait_for(newer), timeout_s)
+            except TimeoutError:
+                return None
+        return self.cases[case_id]
 
     def _listed(self, name: WatchlistName) -> None:
         self.watchlist[name.entry_id] = name
@@ -169,5 +205,5 @@ class ListStore:
 
     def _started(self) -> AIOKafkaProducer:
         if self._producer is None:
-            raise RuntimeError("ListStore.start() was not awaited")
+            raise RuntimeError("AdminState.start() was not awaited")
         return self._producer
