@@ -36,6 +36,10 @@ def demo_identity_hash(value: str) -> str:
     return hmac.new(_DEMO_HASH_KEY, value.encode(), hashlib.sha256).hexdigest()
 
 
+DISPOSABLE_EVERY = 97
+"""Every so many handbook customers get a disposable-mail domain in the demo."""
+
+
 def handbook_transaction(row: dict[str, str]) -> TransactionEvent:
     """One handbook CSV row as a card-payment TransactionEvent.
 
@@ -54,6 +58,10 @@ def handbook_transaction(row: dict[str, str]) -> TransactionEvent:
         terminal_id=f"t{terminal}",
         country="BR",
         email_hash=demo_identity_hash(f"customer-{customer}@example.com"),
+        # A few customers sign up with a disposable-mail domain (a default LOW list entry).
+        email_domain="guerrillamail.com"
+        if int(customer) % DISPOSABLE_EVERY == 0
+        else "example.com",
     )
 
 

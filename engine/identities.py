@@ -305,7 +305,7 @@ def keyed_hash(normalised: str, key: bytes) -> str:
     return hmac.new(key, normalised.encode(), hashlib.sha256).hexdigest()
 
 
-def _domains_within(domain: str) -> list[str]:
+def domains_within(domain: str) -> list[str]:
     """``a.tempmail.org`` -> itself and ``tempmail.org``: listing a disposable-mail domain
     also covers the sub-domains such services hand out."""
     labels = domain.split(".")
@@ -325,7 +325,7 @@ def _listed_as(entity_type: ListEntityType, normalised: str) -> list[tuple[ListE
         domain = normalised.rpartition("@")[2]
         return [(entity_type, normalised), *_listed_as(ListEntityType.EMAIL_DOMAIN, domain)]
     if entity_type is ListEntityType.EMAIL_DOMAIN:
-        return [(entity_type, domain) for domain in _domains_within(normalised)]
+        return [(entity_type, domain) for domain in domains_within(normalised)]
     if entity_type is ListEntityType.PIX_KEY:
         kind = pix_key_kind(normalised)
         also = _PIX_ALSO.get(kind) if kind else None

@@ -30,7 +30,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from config.rules import ListRules
-from engine.identities import CidrIndex, InvalidListValue, keyed_hash, normalise
+from engine.identities import (
+    CidrIndex,
+    InvalidListValue,
+    domains_within,
+    keyed_hash,
+    normalise,
+)
 from engine.list_import import ListRow
 from engine.masking import mask_value
 from engine.velocity import Features
@@ -129,6 +135,7 @@ def event_identities(event: InputEvent, key: bytes) -> list[tuple[ListEntityType
         case TransactionEvent():
             raw = [
                 (ListEntityType.USER, event.user_id),
+                *_domains(event.email_domain),
                 (ListEntityType.WALLET, event.counterparty_wallet),
                 (ListEntityType.BANK_ACCOUNT, event.counterparty_bank_account),
                 (ListEntityType.IP, event.ip),
@@ -140,7 +147,11 @@ def event_identities(event: InputEvent, key: bytes) -> list[tuple[ListEntityType
                 (ListEntityType.PIX_KEY, event.counterparty_pix_key_hash),
             ]
         case LoginEvent():
-            raw = [(ListEntityType.USER, event.user_id), (ListEntityType.IP, event.ip)]
+            raw = [
+                (ListEntityType.USER, event.user_id),
+                *_domains(event.email_domain),
+                (ListEntityType.IP, event.ip),
+            ]
             hashed = [(ListEntityType.EMAIL, event.email_hash)]
         case GiftEvent():
             raw = [
@@ -165,6 +176,11 @@ def event_identities(event: InputEvent, key: bytes) -> list[tuple[ListEntityType
 
 
 DEFAULTS_ACTOR = "defaults"
+
+
+def _domains(domain: str | None) -> list[tuple[ListEntityType, str | None]]:
+    """An e-mail domain and the domains above it (``a.tempmail.org`` -> ``tempmail.org``)."""
+    return [(ListEntityType.EMAIL_DOMAIN, d) for d in domains_within(domain)] if domain else []
 
 
 class ListView:

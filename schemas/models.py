@@ -67,6 +67,13 @@ CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 Latitude = Annotated[float, Field(ge=-90.0, le=90.0, allow_inf_nan=False)]
 Longitude = Annotated[float, Field(ge=-180.0, le=180.0, allow_inf_nan=False)]
 ShortText = Annotated[str, Field(max_length=512)]
+EmailDomain = Annotated[
+    str,
+    Field(
+        max_length=253, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9-]+)*\.[a-z]{2,63}$"
+    ),
+]
+"""The domain part of an e-mail, lower-case (not personal data on its own)."""
 
 
 class TransactionType(StrEnum):
@@ -183,6 +190,7 @@ class TransactionEvent(WireModel):
     lon: Longitude | None = None
     network_flags: list[NetworkFlag] = Field(default_factory=list)
     email_hash: HashedIdentity | None = None
+    email_domain: EmailDomain | None = None
     phone_hash: HashedIdentity | None = None
     document_hash: HashedIdentity | None = None
 
@@ -204,6 +212,7 @@ class LoginEvent(WireModel):
     lon: Longitude | None = None
     network_flags: list[NetworkFlag] = Field(default_factory=list)
     email_hash: HashedIdentity | None = None
+    email_domain: EmailDomain | None = None
 
 
 _GIFT_TYPES_WITH_AMOUNT = frozenset(

@@ -172,3 +172,10 @@ def test_severity_sets_what_a_hit_blocks(
     assert (tx.assessment.verdict, login.assessment.verdict) == (tx_verdict, login_verdict)
     alerted = DecisionAction.INTERNAL_ALERT in tx.actions
     assert alerted == (severity in (ListSeverity.HIGH, ListSeverity.CRITICAL))
+
+
+def test_an_event_email_domain_matches_listed_disposable_domains_and_their_subdomains() -> None:
+    view = _view(_entry(ListEntityType.EMAIL_DOMAIN, "tempmail.org", ListSeverity.LOW))
+    sub = factories.login(email_domain="mx.tempmail.org")
+    assert list_features(view.hits(sub, KEY)) == {"list.block.email_domain.LOW": 1}
+    assert view.hits(factories.login(email_domain="gmail.com"), KEY) == []
