@@ -7,9 +7,9 @@ account) and by the hashes upstream already puts in its ``*_hash`` fields, which
 key and normalisation (``engine.identities``). A hashed PIX key is also looked up as the
 e-mail, phone or document it may be. IP ranges are matched by prefix.
 
-The hits become integer features (``list.block.<type>.<SEVERITY>``, ``list.allow.<type>``),
-published with the decision and remembered with the event's other features, so a re-delivered
-event gets the same decision even if the lists changed meanwhile.
+The hits become integer features (``list.block.<type>.<SEVERITY>.<SOURCE>.<mask>``, and
+``list.allow.`` likewise), published with the decision and remembered with the event's other
+features, so a re-delivered event gets the same decision even if the lists changed meanwhile.
 
 >>> from datetime import UTC, datetime
 >>> from tests import factories
@@ -19,7 +19,7 @@ event gets the same decision even if the lists changed meanwhile.
 ...     ListSource.MANUAL, "chargeback ring", "analyst-1", datetime(2026, 1, 1, tzinfo=UTC)))
 >>> hits = view.hits(factories.transaction(user_id="u-1"), key)
 >>> list_features(hits)
-{'list.block.user.HIGH': 1}
+{'list.block.user.HIGH.MANUAL.***1': 1}
 """
 
 from __future__ import annotations
@@ -231,14 +231,38 @@ def default_entries(rows: Iterable[ListRow], key: bytes, at: datetime) -> list[L
 
 
 def list_features(hits: Iterable[ListEntry]) -> Features:
-    """Hits as features: block hits by type and severity, allow hits by type."""
+    """Hits as features, one per listed value: ``list.block.<type>.<SEVERITY>.<SOURCE>.<mask>``
+    and ``list.allow.<type>.<SEVERITY>.<SOURCE>.<mask>`` (the mask, never the value, so the
+    decision shows what matched)."""
     counts: Counter[str] = Counter()
     for hit in hits:
-        if hit.list_kind is ListKind.ALLOW:
-            counts[f"{ALLOW_PREFIX}{hit.entity_type.value}"] += 1
-        else:
-            counts[f"{BLOCK_PREFIX}{hit.entity_type.value}.{hit.severity.value}"] += 1
+        prefix = ALLOW_PREFIX if hit.list_kind is ListKind.ALLOW else BLOCK_PREFIX
+        parts = (hit.entity_type.value, hit.severity.value, hit.source.value, hit.masked_value)
+        counts[prefix + ".".join(parts)] += 1
     return dict(sorted(counts.items()))
+
+
+@dataclass(frozen=True)
+class _Hit:
+    """A list hit read back from its feature name (source and mask may be absent)."""
+
+    entity_type: str
+    severity: ListSeverity
+    shown: str
+    count: int
+
+
+def _hits(features: Features, prefix: str) -> list[_Hit]:
+    found = []
+    for name, count in features.items():
+        if not name.startswith(prefix) or count <= 0:
+            continue
+        entity_type, severity, *rest = name.removeprefix(prefix).split(".", 3)
+        shown = f"{entity_type} {rest[1]} {severity} ({rest[0]})" if len(rest) == 2 else ""
+        found.append(
+            _Hit(entity_type, ListSeverity(severity), shown or f"{entity_type}.{severity}", count)
+        )
+    return found
 
 
 @dataclass(frozen=True)
@@ -255,27 +279,22 @@ def judge_hits(features: Features, rules: ListRules) -> ListVerdict:
     additional hit, at most the maximum; any allow-list hit overrides all of it (and says so,
     so the override is visible in the decision and its audit record)."""
     blocks = sorted(
-        (
-            (ListSeverity(name.rsplit(".", 1)[1]), name.removeprefix(BLOCK_PREFIX), count)
-            for name, count in features.items()
-            if name.startswith(BLOCK_PREFIX) and count > 0
-        ),
-        key=lambda hit: _SEVERITY_ORDER.index(hit[0]),
+        _hits(features, BLOCK_PREFIX),
+        key=lambda hit: _SEVERITY_ORDER.index(hit.severity),
         reverse=True,
-    )
-    allowed = sorted(
-        name.removeprefix(ALLOW_PREFIX)
-        for name, count in features.items()
-        if name.startswith(ALLOW_PREFIX) and count > 0
     )
     if not blocks:
         return ListVerdict([], None)
-    listed = ", ".join(f"{what} x{count}" if count > 1 else what for _, what, count in blocks)
+    listed = "; ".join(
+        f"{hit.shown} x{hit.count}" if hit.count > 1 else hit.shown for hit in blocks
+    )
+    allowed = _hits(features, ALLOW_PREFIX)
     if allowed:
-        detail = f"allow-listed {', '.join(allowed)} overrides block-list hits: {listed}"
+        allowing = "; ".join(hit.shown for hit in allowed)
+        detail = f"allow-listed {allowing} overrides block-list hits: {listed}"
         return ListVerdict([Reason(code="WHITELIST_OVERRIDE", points=0, detail=detail)], None)
-    top = blocks[0][0]
-    total = sum(count for _, _, count in blocks)
+    top = blocks[0].severity
+    total = sum(hit.count for hit in blocks)
     points = min(
         rules.severity_points[top] + (total - 1) * rules.additional_match_points, rules.max_points
     )

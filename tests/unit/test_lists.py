@@ -82,10 +82,10 @@ def test_an_event_matches_by_clear_values_and_upstream_hashes() -> None:
         ip="185.220.101.9",
     )
     assert list_features(view.hits(tx, KEY)) == {
-        "list.block.document.MEDIUM": 1,
-        "list.block.email.LOW": 1,
-        "list.block.ip_range.HIGH": 1,
-        "list.block.wallet.CRITICAL": 1,
+        "list.block.document.MEDIUM.MANUAL.***.***.247-25": 1,
+        "list.block.email.LOW.MANUAL.a***@example.com": 1,
+        "list.block.ip_range.HIGH.MANUAL.185.220.***.***/24": 1,
+        "list.block.wallet.CRITICAL.MANUAL.0x7f36...be1b": 1,
     }
     assert view.hits(factories.transaction(ip="8.8.8.8"), KEY) == []
 
@@ -95,7 +95,9 @@ def test_a_hashed_pix_key_matches_the_listed_document_it_is() -> None:
     gift = factories.gift(
         recipient_key_hash=_upstream_hash(ListEntityType.PIX_KEY, "529.982.247-25")
     )
-    assert list_features(view.hits(gift, KEY)) == {"list.block.document.HIGH": 1}
+    assert list_features(view.hits(gift, KEY)) == {
+        "list.block.document.HIGH.MANUAL.***.***.247-25": 1
+    }
 
 
 def test_removed_and_expired_entries_no_longer_match() -> None:
@@ -124,7 +126,7 @@ def test_an_invalid_clear_value_in_an_event_is_not_a_hit_nor_a_crash() -> None:
         ({"list.block.user.CRITICAL": 1}, 100, "BLACKLIST_LIST_HIT"),
         ({"list.block.user.HIGH": 1, "list.block.email.LOW": 2}, 80, "BLACKLIST_LIST_HIT"),
         ({"list.block.user.HIGH": 1, "list.block.email.HIGH": 5}, 100, "BLACKLIST_LIST_HIT"),
-        ({"list.block.user.CRITICAL": 1, "list.allow.email": 1}, 0, "WHITELIST_OVERRIDE"),
+        ({"list.block.user.CRITICAL": 1, "list.allow.email.LOW": 1}, 0, "WHITELIST_OVERRIDE"),
     ],
 )
 def test_hits_score_as_the_seed_says(features: dict[str, int], points: int, code: str) -> None:
@@ -144,11 +146,13 @@ def test_a_whitelisted_user_is_not_blocked_by_a_critical_hit() -> None:
         VelocityState(),
         factories.transaction(network_flags=[]),
         RULES,
-        lists={**listed, "list.allow.user": 1},
+        lists={**listed, "list.allow.user.LOW.MANUAL.***1": 1},
     )
     assert allowed.assessment.verdict is Verdict.ALLOW
     (override,) = [r for r in allowed.assessment.reasons if r.code == "WHITELIST_OVERRIDE"]
-    assert "allow-listed user overrides block-list hits: wallet.CRITICAL" in override.detail
+    assert "allow-listed user ***1 LOW (MANUAL) overrides block-list hits: wallet.CRITICAL" in (
+        override.detail
+    )
 
 
 @pytest.mark.parametrize(
@@ -177,5 +181,13 @@ def test_severity_sets_what_a_hit_blocks(
 def test_an_event_email_domain_matches_listed_disposable_domains_and_their_subdomains() -> None:
     view = _view(_entry(ListEntityType.EMAIL_DOMAIN, "tempmail.org", ListSeverity.LOW))
     sub = factories.login(email_domain="mx.tempmail.org")
-    assert list_features(view.hits(sub, KEY)) == {"list.block.email_domain.LOW": 1}
+    assert list_features(view.hits(sub, KEY)) == {"list.block.email_domain.LOW.MANUAL.te***.org": 1}
     assert view.hits(factories.login(email_domain="gmail.com"), KEY) == []
+
+
+def test_a_hit_shows_its_mask_severity_and_source_in_the_reason() -> None:
+    view = _view(_entry(ListEntityType.WALLET, WALLET, ListSeverity.CRITICAL))
+    tx = factories.transaction(counterparty_pix_key_hash=None, counterparty_wallet=WALLET)
+    (reason,) = judge_hits(list_features(view.hits(tx, KEY)), RULES.lists).reasons
+    assert reason.detail == "block-list hits: wallet 0x7f36...be1b CRITICAL (MANUAL)"
+    assert WALLET.lower() not in reason.detail.lower()
