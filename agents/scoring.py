@@ -37,6 +37,7 @@ from faust.types import EventT
 from agents.retry import until_stored
 from config.rules import LiveRules, RuleSet
 from engine.admission import admit, subject_of
+from engine.audit import override_record
 from engine.cases import case_command_for
 from engine.decide import decide_event
 from engine.decisions import build_decision
@@ -217,6 +218,10 @@ class _Scorer:
             user_message=outcome.user_message,
         )
         batch.outputs.append((self.topics.decisions, key, encode(decision), None))
+        override = override_record(decision)
+        if override is not None:
+            audit_key = override.audit_id.encode()
+            batch.outputs.append((self.topics.audit, audit_key, encode(override), None))
         command = case_command_for(decision, outcome.assessment.list_severity, rules.cases)
         if command is not None:
             batch.outputs.append((self.topics.case_commands, key, encode(command), None))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from engine.lists import WHITELIST_OVERRIDE
 from engine.masking import mask_ip
 from schemas.models import (
     ActorType,
@@ -19,11 +20,14 @@ from schemas.models import (
     Case,
     CaseCommand,
     CaseStatus,
+    Decision,
     ListEntry,
     ListSource,
 )
 
 RETENTION = "7_years"
+ENGINE = "engine"
+"""Actor id of what the engine does by itself."""
 CLASSIFICATION = "confidential"
 UNAUTHENTICATED = "unauthenticated"
 
@@ -129,4 +133,26 @@ def case_record(
             new_state=new.model_dump_json() if new is not None else None,
         ),
         compliance=_compliance("BACEN", data_subject=command.subject_id),
+    )
+
+
+def override_record(decision: Decision) -> AuditRecord | None:
+    """The audit record of an allow-list overriding block-list hits on ``decision`` (the seed:
+    "whitelist override ... auditRequired"), None when there was no override. Built from the
+    event, not the clock, so a re-decided event gives the very same record."""
+    override = next((r for r in decision.reasons if r.code == WHITELIST_OVERRIDE), None)
+    if override is None:
+        return None
+    return AuditRecord(
+        audit_id=f"override-{decision.event_id}",
+        timestamp=decision.event_occurred_at,
+        action="whitelist_override",
+        actor=AuditActor(type=ActorType.SYSTEM, id=ENGINE),
+        details=AuditDetails(
+            entity_type=decision.subject_type.value,
+            reason=override.detail,
+            transaction_id=decision.event_id,
+            change_type="none",
+        ),
+        compliance=_compliance("BACEN", data_subject=decision.user_id),
     )

@@ -23,6 +23,7 @@ import json
 from dataclasses import dataclass, field
 
 from config.rules import CaseRules
+from engine.audit import ENGINE
 from schemas.models import (
     ActorType,
     Case,
@@ -42,7 +43,6 @@ REMEMBERED_COMMANDS = 2000
 MAX_LINKED_EVENTS = 500
 """Events kept on one case (the oldest are dropped from the case, not from the topics)."""
 _PRIORITIES = list(CasePriority)
-ENGINE = "engine"
 
 
 @dataclass

@@ -53,6 +53,7 @@ from schemas.models import (
     TransactionEvent,
 )
 
+WHITELIST_OVERRIDE = "WHITELIST_OVERRIDE"
 BLOCK_PREFIX = "list.block."
 ALLOW_PREFIX = "list.allow."
 _SEVERITY_ORDER = list(ListSeverity)
@@ -292,7 +293,7 @@ def judge_hits(features: Features, rules: ListRules) -> ListVerdict:
     if allowed:
         allowing = "; ".join(hit.shown for hit in allowed)
         detail = f"allow-listed {allowing} overrides block-list hits: {listed}"
-        return ListVerdict([Reason(code="WHITELIST_OVERRIDE", points=0, detail=detail)], None)
+        return ListVerdict([Reason(code=WHITELIST_OVERRIDE, points=0, detail=detail)], None)
     top = blocks[0].severity
     total = sum(hit.count for hit in blocks)
     points = min(

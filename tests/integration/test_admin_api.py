@@ -102,6 +102,10 @@ def test_a_listed_user_is_blocked_an_allow_listed_one_is_not_and_removal_frees_t
     overridden = _decision(api_settings, _now_tx("mallory"))
     assert overridden.decision is Verdict.ALLOW
     assert "WHITELIST_OVERRIDE" in [r.code for r in overridden.reasons]
+    audited = [
+        r for r in asyncio.run(_audit_records(api_settings)) if r.action == "whitelist_override"
+    ]
+    assert [r.details.transaction_id for r in audited] == [overridden.event_id]
 
     for kind in ("ALLOW", "BLOCK"):
         status, removed = _call(
