@@ -53,7 +53,7 @@ def register_cases(app: faust.App, topics: Topics, codec: WireCodec, partitions:
             if applied.cases or applied.refused:
                 new = applied.cases[0] if applied.cases else None
                 audit = case_record(command, previous, new, applied.refused)
-                outputs.append((topics.audit, audit.audit_id.encode(), codec.encode(audit)))
+                outputs.append((topics.audit_intake, audit.audit_id.encode(), codec.encode(audit)))
             sends = [await producer.send(topic, k, value, None) for topic, k, value in outputs]
             await asyncio.gather(*sends)
             table[key] = state.to_bytes()

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -31,9 +29,9 @@ from typing import Any, cast
 import faust
 from aiokafka.errors import KafkaError
 from faust.streams import Stream
-from faust.streams import _current_event as current_event_var
 from faust.types import EventT
 
+from agents.current import as_current
 from agents.retry import until_stored
 from config.rules import LiveRules, RuleSet
 from engine.admission import admit, subject_of
@@ -65,16 +63,6 @@ async def _send_all(producer: SideProducer, outputs: list[Output]) -> None:
 
 
 LOAD_WARNING_S = 10.0
-
-
-@contextmanager
-def _current(record: EventT[bytes]) -> Iterator[None]:
-    """Make ``record`` the current event of this task for Faust's table reads and writes."""
-    token = current_event_var.set(weakref.ref(record))
-    try:
-        yield
-    finally:
-        current_event_var.reset(token)
 
 
 @dataclass(frozen=True)
@@ -156,7 +144,7 @@ class _Scorer:
         if known:
             state = known[0]
         else:
-            with _current(record):  # the read uses the subject's partition
+            with as_current(record):  # the read uses the subject's partition
                 state = VelocityState.from_bytes(self.velocity.get(key))
         try:
             if key == subject_key:
@@ -221,7 +209,7 @@ class _Scorer:
         override = override_record(decision)
         if override is not None:
             audit_key = override.audit_id.encode()
-            batch.outputs.append((self.topics.audit, audit_key, encode(override), None))
+            batch.outputs.append((self.topics.audit_intake, audit_key, encode(override), None))
         command = case_command_for(decision, outcome.assessment.list_severity, rules.cases)
         if command is not None:
             batch.outputs.append((self.topics.case_commands, key, encode(command), None))
@@ -233,7 +221,7 @@ class _Scorer:
     def store(self, batch: _Batch) -> None:
         """One table write per subject per batch, on the subject's changelog partition."""
         for key, (state, record) in batch.states.items():
-            with _current(record):
+            with as_current(record):
                 self.velocity[key] = state.to_bytes()
 
 

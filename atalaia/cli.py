@@ -12,12 +12,14 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from aiokafka.errors import KafkaConnectionError
 
 from atalaia.admin_cli import AdminCallError
+from atalaia.audit import AuditError
 from atalaia.broker import BrokerError
 from atalaia.demo import DemoError
 from atalaia.replay import ReplayError
@@ -51,6 +53,13 @@ def _positive(value: str) -> int:
     if not value.isdigit() or int(value) <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
     return int(value)
+
+
+def _day(value: str) -> str:
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a day YYYY-MM-DD, got {value!r}") from None
 
 
 def _port(value: str) -> int:
@@ -97,6 +106,17 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("file", type=Path)
 
     _admin_parsers(commands)
+
+    commands.add_parser("auditor", help="run the audit chains' writer (Faust worker)")
+    audit = commands.add_parser("audit", help="verify the audit log, prove a record, anchor a day")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
+    verify = audit_commands.add_parser("verify", help="recompute chains, batches (and anchors)")
+    verify.add_argument("--anchors", action="store_true", help="also check the Stellar anchors")
+    verify.add_argument("--topic", help="verify this copy of the audit topic instead")
+    proof = audit_commands.add_parser("proof", help="print a record's inclusion proof")
+    proof.add_argument("record_id")
+    anchor = audit_commands.add_parser("anchor", help="sign (and submit) a day's root on Stellar")
+    anchor.add_argument("--day", type=_day, help="UTC day YYYY-MM-DD (default: yesterday)")
 
     demo = commands.add_parser("demo", help="broker + worker + sample replay + summary")
     demo.add_argument("--transactions", type=_positive, default=5000)
@@ -185,6 +205,19 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from atalaia.admin_cli import api_key_command
 
         return api_key_command(args.name, args.role)
+    if args.command == "auditor":
+        from atalaia.audit import run_auditor
+
+        run_auditor(settings)
+        return 0
+    if args.command == "audit":
+        from atalaia.audit import anchor_main, proof_main, verify_main
+
+        if args.audit_command == "verify":
+            return verify_main(settings, args.topic, args.anchors)
+        if args.audit_command == "proof":
+            return proof_main(settings, args.record_id)
+        return anchor_main(settings, args.day)
     rules = load_rules(settings.rules_path)
     if args.command == "worker":
         from atalaia.worker import run_worker
@@ -240,7 +273,7 @@ def _push_rules(settings: Settings, path: Path) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        if args.command not in ("worker", "api"):
+        if args.command not in ("worker", "api", "auditor"):
             # Client commands report broker failures themselves, in one line.
             logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
         settings = load_settings(args.config)
@@ -251,6 +284,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = str(exc)
         print(message if message.startswith("atalaia") else f"atalaia: {message}", file=sys.stderr)
         return USAGE_ERROR
+    except AuditError as exc:
+        print(f"atalaia: {exc}", file=sys.stderr)
+        return 1
     except AdminCallError as exc:
         print(f"atalaia: {exc}", file=sys.stderr)
         return exc.exit_code

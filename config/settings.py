@@ -65,6 +65,23 @@ class Settings(BaseSettings):
         description="Admin API keys: comma-separated name:role:sha256-hex-of-the-key entries "
         "(role analyst or admin); `atalaia api-key` makes one. None: the admin API refuses all.",
     )
+    audit_batch_records: int = Field(
+        default=1000, ge=1, le=1_000_000, description="Audit records per Merkle batch (at most)."
+    )
+    audit_batch_seconds: int = Field(
+        default=3600, ge=1, description="A batch is cut at the first record after this age."
+    )
+    stellar_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="Stellar secret seed (S...) that signs anchors; unset: no anchoring.",
+    )
+    stellar_network: Literal["testnet", "public"] = "testnet"
+    horizon_url: str | None = Field(
+        default=None, description="Submit anchors here; unset: keep the signed envelope."
+    )
+    stellar_sequence: int = Field(
+        default=0, ge=0, description="Account sequence to build on when no Horizon is set."
+    )
     handbook_path: Path = (
         _REPO_ROOT.parent
         / "shared"

@@ -534,6 +534,40 @@ class AuditRecord(WireModel):
     actor: AuditActor
     details: AuditDetails
     compliance: AuditCompliance
+    chain: Annotated[int, Field(ge=0)] | None = None
+    sequence: Annotated[int, Field(ge=0)] | None = None
+    previous_hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+
+
+Hex32 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+"""A SHA-256 digest in lower-case hex."""
+
+
+class AuditBatch(WireModel):
+    avro_name: ClassVar[str] = "AuditBatch"
+
+    batch_id: Annotated[str, Field(min_length=1, max_length=64)]
+    chain: Annotated[int, Field(ge=0)]
+    first_sequence: Annotated[int, Field(ge=0)]
+    last_sequence: Annotated[int, Field(ge=0)]
+    count: Annotated[int, Field(ge=1)]
+    root: Hex32
+    previous_root: Hex32 | None = None
+    closed_at: UtcMillis
+
+
+class AuditAnchor(WireModel):
+    avro_name: ClassVar[str] = "AuditAnchor"
+
+    day: Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+    root: Hex32
+    batch_ids: list[str] = Field(default_factory=list)
+    network_passphrase: Annotated[str, Field(min_length=1, max_length=128)]
+    source_account: Annotated[str, Field(pattern=r"^G[A-Z2-7]{55}$")]
+    envelope_xdr: Annotated[str, Field(min_length=1)]
+    tx_hash: Hex32
+    submitted: Annotated[bool, Field(strict=True)]
+    created_at: UtcMillis
 
 
 WIRE_MODELS: tuple[type[WireModel], ...] = (
@@ -546,6 +580,8 @@ WIRE_MODELS: tuple[type[WireModel], ...] = (
     ListEntry,
     WatchlistName,
     AuditRecord,
+    AuditBatch,
+    AuditAnchor,
     Case,
     CaseCommand,
     Label,

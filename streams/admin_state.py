@@ -178,7 +178,7 @@ class AdminState:
         producer = self._started()
         sends = [
             await producer.send(
-                self.topics.audit, self.codec.encode(record), key=record.audit_id.encode()
+                self.topics.audit_intake, self.codec.encode(record), key=record.audit_id.encode()
             )
             for record in records
         ]

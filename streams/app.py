@@ -49,24 +49,21 @@ class AtalaiaApp(faust.App):
         await self.side_producer.stop()
 
 
-def build_app(
-    settings: Settings,
-    start: StartingRules,
-    clock: Callable[[], datetime] = utc_now,
-) -> AtalaiaApp:
-    """The worker's app; rules start from ``start`` and then follow the config topic."""
+def new_app(settings: Settings, app_id: str) -> AtalaiaApp:
+    """A Faust app (consumer group ``app_id``) with the broker profile's tuning and the side
+    producer the agents send through; agents are registered by the caller."""
     profile = settings.broker_profile
     servers = ";".join(s.strip() for s in settings.bootstrap_servers.split(","))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = AtalaiaApp(
-        settings.app_id,
+        app_id,
         broker=f"kafka://{servers}",
         store=settings.store,
         # Our codec does all (de)serialisation: Faust must hand over bytes untouched, or it
         # silently drops records its default JSON serializer cannot parse.
         key_serializer="raw",
         value_serializer="raw",
-        datadir=str(settings.data_dir / settings.app_id),
+        datadir=str(settings.data_dir / app_id),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         consumer_auto_offset_reset="earliest",
@@ -82,7 +79,16 @@ def build_app(
     app.correct_end_offsets = profile.correct_end_offsets
     app.bootstrap_servers = settings.bootstrap_servers
     app.side_producer = SideProducer(settings.bootstrap_servers)
+    return app
 
+
+def build_app(
+    settings: Settings,
+    start: StartingRules,
+    clock: Callable[[], datetime] = utc_now,
+) -> AtalaiaApp:
+    """The worker's app; rules start from ``start`` and then follow the config topic."""
+    app = new_app(settings, settings.app_id)
     topics = Topics(settings.topic_prefix)
     codec = WireCodec()
     live = LiveRules(start.rules)

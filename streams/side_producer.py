@@ -33,13 +33,18 @@ class SideProducer:
             return self._producer
 
     async def send(
-        self, topic: str, key: bytes | None, value: bytes, timestamp_s: float | None = None
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        timestamp_s: float | None = None,
+        partition: int | None = None,
     ) -> asyncio.Future[object]:
         """Queue a record; the returned future resolves when the broker acknowledged it."""
         producer = await self._started()
         timestamp_ms = int(timestamp_s * 1000) if timestamp_s is not None else None
         future: asyncio.Future[object] = await producer.send(
-            topic, value, key=key, timestamp_ms=timestamp_ms
+            topic, value, key=key, timestamp_ms=timestamp_ms, partition=partition
         )
         self._pending.add(future)
         future.add_done_callback(self._pending.discard)

@@ -89,6 +89,18 @@ class Topics:
     def audit(self) -> str:
         return self._name("audit")
 
+    @property
+    def audit_intake(self) -> str:
+        return self._name("audit-intake")
+
+    @property
+    def audit_batches(self) -> str:
+        return self._name("audit-batches")
+
+    @property
+    def audit_anchors(self) -> str:
+        return self._name("audit-anchors")
+
     def input_models(self) -> dict[str, type[InputEvent]]:
         """Which event contract each input topic carries."""
         return {
@@ -116,5 +128,8 @@ class Topics:
             TopicSpec(self.cases, "Case: investigation cases, keyed by case id", compacted=True),
             TopicSpec(self.labels, "Label: case outcomes for learning, keyed by case id"),
             TopicSpec(self.config, "runtime configuration changes", compacted=True),
-            TopicSpec(self.audit, "write-once audit records", compacted=True),
+            TopicSpec(self.audit_intake, "AuditRecord, unchained, from every producer"),
+            TopicSpec(self.audit, "AuditRecord, chained, write-once", compacted=True),
+            TopicSpec(self.audit_batches, "AuditBatch: Merkle roots of the audit chains"),
+            TopicSpec(self.audit_anchors, "AuditAnchor: daily roots signed for Stellar"),
         ]

@@ -217,7 +217,7 @@ def test_auth_matrix_every_endpoint_and_every_call_is_audited(
 async def _audit_records(settings: Settings) -> list[AuditRecord]:
     topics = Topics(settings.topic_prefix)
     found: list[AuditRecord] = []
-    records = read_topics(settings.bootstrap_servers, [topics.audit], True, 2.0)
+    records = read_topics(settings.bootstrap_servers, [topics.audit_intake], True, 2.0)
     async with aclosing(records):
         async for record in records:
             found.append(CODEC.decode(record.value, (AuditRecord,)))

@@ -1,0 +1,125 @@
+"""Auditor agent (``atalaia auditor``): the only writer of the audit chains.
+
+It reads the audit intake (admin calls, list and case changes, whitelist overrides) and the
+decisions topic, and appends every record to the chain of its partition: the audit topic's
+partition of the same number, one writer each. Write-once by record id (a Faust table of
+content hashes), Merkle batches to ``audit-batches`` (``engine.audit_log``).
+
+Outputs are sent before the states are written: a crash in between re-appends the batch with
+the same sequence numbers and hashes, i.e. byte-identical records, which ``audit verify``
+reports as repeated (and compaction removes); nothing is ever missing from a chain.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from functools import partial
+from typing import Any, cast
+
+import faust
+from aiokafka.errors import KafkaError
+from faust.streams import Stream
+from faust.types import EventT
+
+from agents.current import as_current
+from agents.retry import until_stored
+from config.settings import Settings
+from engine.audit_log import ChainState, append, content_hash, decision_record
+from schemas.codec import DecodeError, WireCodec
+from schemas.models import AuditRecord, Decision
+from streams.side_producer import SideProducer
+from streams.topics import Topics
+
+log = logging.getLogger(__name__)
+
+Output = tuple[str, bytes, bytes, int | None]
+
+
+def register_auditor(
+    app: faust.App, settings: Settings, clock: Any, batch_size: int, window_s: float
+) -> Any:
+    topics = Topics(settings.topic_prefix)
+    codec = WireCodec()
+    producer: SideProducer = app.side_producer  # type: ignore[attr-defined]
+    source = app.topic(topics.audit_intake, topics.decisions, key_type=bytes, value_type=bytes)
+    chains = app.Table(
+        "audit-chains",
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        help="tip and open batch of each audit chain",
+    )
+    known = app.Table(
+        "audit-ids",
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        help="content hash of every audit record id written",
+    )
+
+    def incoming(record: EventT[bytes]) -> AuditRecord | None:
+        msg = record.message
+        try:
+            if msg.topic == topics.decisions:
+                return decision_record(codec.decode(msg.value, (Decision,)))
+            return codec.decode(msg.value, (AuditRecord,))
+        except DecodeError as exc:
+            log.warning(
+                "unreadable audit input %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, exc
+            )
+            return None
+
+    async def audit(stream: faust.StreamT[bytes]) -> None:
+        async for records in cast(Stream[bytes], stream).take_events(batch_size, within=window_s):
+            now: datetime = clock()
+            states: dict[int, tuple[ChainState, EventT[bytes]]] = {}
+            outputs: list[Output] = []
+            for record in records:
+                entry = incoming(record)
+                if entry is None:
+                    continue
+                chain = record.message.partition
+                with as_current(record):
+                    if chain not in states:
+                        key = f"chain:{chain}".encode()
+                        states[chain] = (ChainState.from_bytes(chains.get(key), chain), record)
+                    state = states[chain][0]
+                    id_key = entry.audit_id.encode()
+                    seen = known.get(id_key)
+                    out = append(
+                        state,
+                        entry,
+                        seen.decode() if seen else None,
+                        now,
+                        settings.audit_batch_records,
+                        settings.audit_batch_seconds,
+                    )
+                    if not out.duplicate and seen is None:
+                        known[id_key] = content_hash(entry).encode()
+                states[chain] = (state, record)
+                for chained in out.records:
+                    value = codec.encode(chained)
+                    outputs.append((topics.audit, chained.audit_id.encode(), value, chain))
+                    if chained.action == "audit_conflict":
+                        log.warning("audit: %s", chained.details.reason)
+                for batch in out.batches:
+                    value = codec.encode(batch)
+                    outputs.append((topics.audit_batches, batch.batch_id.encode(), value, None))
+            await until_stored(
+                partial(_send_all, producer, outputs), (KafkaError,), "sending audit records"
+            )
+            for chain, (state, last) in states.items():
+                with as_current(last):
+                    chains[f"chain:{chain}".encode()] = state.to_bytes()
+
+    return app.agent(source, name="atalaia.auditor")(audit)
+
+
+async def _send_all(producer: SideProducer, outputs: list[Output]) -> None:
+    sends = [
+        await producer.send(topic, key, value, None, partition)
+        for topic, key, value, partition in outputs
+    ]
+    for sent in sends:
+        await sent

@@ -1,0 +1,222 @@
+"""``atalaia auditor`` (the audit chains' writer) and ``atalaia audit verify|proof|anchor``.
+
+verify and proof read the topics whole and recompute everything; they trust nothing the
+auditor kept for itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import defaultdict
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from atalaia.publish import OutRecord, publish
+from config.settings import Settings
+from engine.anchor import build_anchor, check_anchor, day_batches
+from engine.audit_log import Problem, canonical, verify_batches, verify_chain
+from engine.merkle import inclusion_proof, leaf_hash
+from schemas.codec import DecodeError, WireCodec
+from schemas.models import AuditAnchor, AuditBatch, AuditRecord
+from streams.admin import ensure_topics
+from streams.reader import read_topics
+from streams.topics import Topics
+
+IDLE_S = 2.0
+
+
+class AuditError(Exception):
+    """An audit command cannot do what was asked; one line for the operator."""
+
+
+def run_auditor(settings: Settings) -> None:
+    import faust  # the worker's dependencies only when running one
+
+    from agents.auditor import register_auditor
+    from streams.app import new_app, utc_now
+
+    asyncio.run(ensure_topics(settings))
+    app = new_app(settings, f"{settings.app_id}-audit")
+    window_s = settings.batch_window_ms / 1000
+    register_auditor(app, settings, utc_now, settings.batch_size, window_s)
+    worker = faust.Worker(app, loglevel=settings.log_level, redirect_stdouts=False)
+    worker.execute_from_commandline()
+
+
+@dataclass
+class AuditLog:
+    """Everything on the audit topics, as read."""
+
+    chains: dict[int, list[tuple[int, AuditRecord]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    batches: list[AuditBatch] = field(default_factory=list)
+    anchors: list[AuditAnchor] = field(default_factory=list)
+    unreadable: list[Problem] = field(default_factory=list)
+
+    def by_sequence(self) -> dict[int, dict[int, AuditRecord]]:
+        return {
+            chain: {r.sequence: r for _, r in records if r.sequence is not None}
+            for chain, records in self.chains.items()
+        }
+
+
+async def read_log(settings: Settings, audit_topic: str | None = None) -> AuditLog:
+    topics = Topics(settings.topic_prefix)
+    audit = audit_topic or topics.audit
+    codec = WireCodec()
+    log = AuditLog()
+    names = [audit, topics.audit_batches, topics.audit_anchors]
+    records = read_topics(settings.bootstrap_servers, names, True, IDLE_S)
+    async with aclosing(records):
+        async for record in records:
+            try:
+                if record.topic == audit:
+                    entry = codec.decode(record.value, (AuditRecord,))
+                    log.chains[record.partition].append((record.offset, entry))
+                elif record.topic == topics.audit_batches:
+                    log.batches.append(codec.decode(record.value, (AuditBatch,)))
+                else:
+                    log.anchors.append(codec.decode(record.value, (AuditAnchor,)))
+            except DecodeError as exc:
+                where = f"offset {record.offset} of {record.topic}"
+                log.unreadable.append(Problem(record.partition, where, f"unreadable: {exc}"))
+    for chain in log.chains.values():
+        chain.sort(key=lambda item: item[0])
+    return log
+
+
+def verify_main(settings: Settings, audit_topic: str | None, anchors: bool) -> int:
+    log = asyncio.run(read_log(settings, audit_topic))
+    problems = list(log.unreadable)
+    for chain, records in sorted(log.chains.items()):
+        problems += verify_chain(chain, records)
+    problems += verify_batches(log.by_sequence(), log.batches)
+    if anchors:
+        for anchor in log.anchors:
+            problems += [
+                Problem(None, f"anchor {anchor.day}", p) for p in check_anchor(anchor, log.batches)
+            ]
+    count = sum(len(r) for r in log.chains.values())
+    if problems:
+        for problem in problems:
+            print(f"FAIL {problem}")
+        print(f"{len(problems)} problem(s) in {count} records, {len(log.batches)} batches")
+        return 1
+    checked = f", {len(log.anchors)} anchors" if anchors else ""
+    print(
+        f"OK: {count} records in {len(log.chains)} chains, {len(log.batches)} batches"
+        f"{checked} verified"
+    )
+    return 0
+
+
+def proof_of(log: AuditLog, record_id: str) -> dict[str, Any]:
+    """The record's canonical JSON and its inclusion proof in its batch (and, when anchored,
+    of the batch root in the day's root)."""
+    found = [
+        (chain, record)
+        for chain, records in log.chains.items()
+        for _, record in records
+        if record.audit_id == record_id
+    ]
+    if not found:
+        raise AuditError(f"no audit record {record_id}")
+    chain, record = found[-1]
+    sequence = record.sequence or 0
+    batch = next(
+        (
+            b
+            for b in log.batches
+            if b.chain == chain and b.first_sequence <= sequence <= b.last_sequence
+        ),
+        None,
+    )
+    if batch is None:
+        raise AuditError(
+            f"{record_id} is not in a batch yet (batches are cut every N records or hour)"
+        )
+    chain_records = log.by_sequence()[chain]
+    leaves = [
+        leaf_hash(canonical(chain_records[s]))
+        for s in range(batch.first_sequence, batch.last_sequence + 1)
+    ]
+    index = sequence - batch.first_sequence
+    proof: dict[str, Any] = {
+        "record": canonical(record).decode(),
+        "batch_id": batch.batch_id,
+        "leaf_index": index,
+        "tree_size": len(leaves),
+        "proof": [h.hex() for h in inclusion_proof(leaves, index)],
+        "root": batch.root,
+    }
+    anchor = next((a for a in log.anchors if batch.batch_id in a.batch_ids), None)
+    if anchor is not None:
+        by_id = {b.batch_id: b for b in log.batches}
+        roots = [leaf_hash(bytes.fromhex(by_id[i].root)) for i in anchor.batch_ids]
+        position = anchor.batch_ids.index(batch.batch_id)
+        proof["anchor"] = {
+            "day": anchor.day,
+            "leaf_index": position,
+            "tree_size": len(roots),
+            "proof": [h.hex() for h in inclusion_proof(roots, position)],
+            "root": anchor.root,
+            "stellar_tx_hash": anchor.tx_hash,
+            "network_passphrase": anchor.network_passphrase,
+        }
+    return proof
+
+
+def proof_main(settings: Settings, record_id: str) -> int:
+    log = asyncio.run(read_log(settings))
+    print(json.dumps(proof_of(log, record_id), indent=2, ensure_ascii=False))
+    return 0
+
+
+def anchor_main(settings: Settings, day: str | None) -> int:
+    secret = settings.stellar_secret.get_secret_value()
+    if not secret:
+        raise AuditError("set ATALAIA_STELLAR_SECRET to the Stellar secret seed that signs anchors")
+    chosen_day = day or (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    log = asyncio.run(read_log(settings))
+    batches = day_batches(log.batches, chosen_day)
+    if not batches:
+        raise AuditError(f"no audit batch was closed on {chosen_day}")
+    anchor = build_anchor(
+        chosen_day,
+        batches,
+        secret,
+        settings.stellar_network,
+        settings.stellar_sequence,
+        datetime.now(UTC),
+    )
+    if settings.horizon_url:
+        anchor = _submit(settings, settings.horizon_url, anchor, batches)
+    record = OutRecord(
+        Topics(settings.topic_prefix).audit_anchors, anchor.day.encode(), WireCodec().encode(anchor)
+    )
+    asyncio.run(publish(settings.bootstrap_servers, [record]))
+    state = "submitted" if anchor.submitted else "signed, kept for later submission"
+    summary = f"root {anchor.root} over {len(batches)} batches, tx {anchor.tx_hash} ({state})"
+    print(f"anchored {chosen_day}: {summary}")
+    return 0
+
+
+def _submit(
+    settings: Settings, horizon_url: str, anchor: AuditAnchor, batches: list[AuditBatch]
+) -> AuditAnchor:
+    """Rebuild on the account's current sequence from Horizon, sign, submit."""
+    from stellar_sdk import Keypair, Server
+
+    server = Server(horizon_url)
+    secret = settings.stellar_secret.get_secret_value()
+    account = server.load_account(Keypair.from_secret(secret).public_key)
+    network = settings.stellar_network
+    rebuilt = build_anchor(
+        anchor.day, batches, secret, network, account.sequence, anchor.created_at
+    )
+    server.submit_transaction(rebuilt.envelope_xdr)
+    return rebuilt.model_copy(update={"submitted": True})
