@@ -125,6 +125,7 @@ def test_chained_batched_verified_proved_anchored_and_tampering_named(
     assert anchored.returncode == 0, anchored.stderr
     checked = _atalaia(settings, "audit", "verify", "--anchors")
     assert checked.returncode == 0 and "1 anchors verified" in checked.stdout, checked.stdout
+
     anchor = asyncio.run(read_log(settings)).anchors[0]
     envelope = base64.b64decode(anchor.envelope_xdr)
     assert bytes.fromhex(anchor.root) in envelope
