@@ -27,10 +27,11 @@ from typing import Annotated, Any, Literal
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from atalaia.audit import read_log
 from config.auth import Role, authenticate, parse_api_keys
 from config.rules import RuleSet
 from config.settings import Settings
-from engine.audit import actor_of, call_record
+from engine.audit import actor_of, call_record, erasure_record, evidence_record
 from engine.identities import InvalidListValue, lookup_hashes
 from engine.list_import import (
     LineError,
@@ -42,8 +43,9 @@ from engine.list_import import (
     parse_ofac_xml,
     read_row,
 )
-from engine.lists import judge_hits, list_features
-from engine.masking import mask_value
+from engine.lists import judge_hits, list_features, value_key_of
+from engine.masking import mask_field, mask_value
+from engine.sealing import open_sealed, seal
 from schemas.errors import describe_validation_error
 from schemas.models import (
     AuditActor,
@@ -59,6 +61,7 @@ from schemas.models import (
     ListSource,
     WatchlistName,
 )
+from sinks.key_store import SubjectKeyStore
 from streams.admin_state import AdminState
 
 Handler = Callable[[web.Request, AuditActor], Awaitable[web.Response]]
@@ -115,6 +118,18 @@ class NoteIn(_Body):
 class CloseIn(_Body):
     outcome: CaseOutcome
     note: Annotated[str, Field(min_length=1, max_length=4000)] | None = None
+
+
+PiiValue = Annotated[str, Field(min_length=1, max_length=512)]
+PiiName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z_]+$")]
+
+
+class EvidenceIn(_Body):
+    """Personal data to keep for an investigation: sealed, never stored in clear."""
+
+    pii: Annotated[dict[PiiName, PiiValue], Field(min_length=1, max_length=20)]
+    reason: Annotated[str, Field(min_length=1, max_length=512)]
+    case_id: Annotated[str, Field(min_length=1, max_length=256)] | None = None
 
 
 class _Unprocessable(Exception):
@@ -174,14 +189,18 @@ class AdminApi:
         settings: Settings,
         store: AdminState,
         rules: Callable[[], RuleSet],
+        keys_store: SubjectKeyStore,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self.store, self.rules, self.clock = store, rules, clock
+        self.settings = settings
         self.keys = parse_api_keys(settings.api_keys.get_secret_value())
+        self.keys_store = keys_store
 
     def routes(self) -> list[web.RouteDef]:
         analyst, admin = Role.ANALYST, Role.ADMIN
         base = "/api/admin/blacklist"
+        subject = "/api/admin/subjects/{subject_id}"
         return [
             web.get("/api/openapi.json", self._guard(analyst, self.openapi)),
             web.get(base, self._guard(analyst, self.list_entries)),
@@ -198,6 +217,9 @@ class AdminApi:
             web.put("/api/admin/cases/{case_id}", self._guard(admin, self.update_case)),
             web.post("/api/admin/cases/{case_id}/notes", self._guard(analyst, self.add_note)),
             web.post("/api/admin/cases/{case_id}/close", self._guard(admin, self.close_case)),
+            web.post(subject + "/evidence", self._guard(analyst, self.add_evidence)),
+            web.get(subject + "/export", self._guard(admin, self.export_subject)),
+            web.post(subject + "/erase", self._guard(admin, self.erase_subject)),
         ]
 
     def _guard(self, needed: Role, handler: Handler) -> Callable[[web.Request], Awaitable[Any]]:
@@ -474,6 +496,62 @@ class AdminApi:
             return web.json_response({"command_id": command.command_id}, status=202)
         return web.json_response(applied.model_dump(mode="json"))
 
+    async def add_evidence(self, request: web.Request, actor: AuditActor) -> web.Response:
+        body: EvidenceIn = await _body(request, EvidenceIn)
+        subject_id = request.match_info["subject_id"]
+        audit_id = f"evidence-{uuid.uuid4().hex}"
+        plaintext = json.dumps(body.pii, sort_keys=True, ensure_ascii=False).encode()
+        sealed = seal(self.keys_store.key_for(subject_id), plaintext, audit_id)
+        masked = {name: mask_field(name, value) for name, value in body.pii.items()}
+        record = evidence_record(
+            audit_id, actor, subject_id, body.case_id, body.reason, masked, sealed, self.clock()
+        )
+        await self.store.audit([record])
+        return web.json_response({"audit_id": audit_id, "masked": masked}, status=201)
+
+    async def export_subject(self, request: web.Request, _actor: AuditActor) -> web.Response:
+        """Everything held about a subject (LGPD access): its audit records with their sealed
+        data opened while its key exists, its cases, and list entries naming it."""
+        subject_id = request.match_info["subject_id"]
+        log = await read_log(self.settings)
+        key = self.keys_store.existing(subject_id)
+        records = []
+        for _, chain in sorted(log.chains.items()):
+            for _, record in chain:
+                if record.compliance.data_subject != subject_id:
+                    continue
+                shown = record.model_dump(mode="json", exclude={"sealed_pii"})
+                if record.sealed_pii is not None:
+                    opened = open_sealed(key, record.sealed_pii, record.audit_id) if key else None
+                    shown["pii"] = json.loads(opened) if opened else "erased (key destroyed)"
+                records.append(shown)
+        user_key = value_key_of(ListEntityType.USER, subject_id, self.store.hash_key)
+        entries = [
+            _shown(e, self.clock())
+            for e in self.store.view.entries()
+            if e.entity_type is ListEntityType.USER and e.value_key == user_key
+        ]
+        cases = [
+            c.model_dump(mode="json")
+            for c in self.store.cases.values()
+            if c.subject_id == subject_id
+        ]
+        body = {
+            "subject_id": subject_id,
+            "generated_at": self.clock().isoformat(),
+            "key_held": key is not None,
+            "audit_records": records,
+            "cases": cases,
+            "list_entries": entries,
+        }
+        return web.json_response(body)
+
+    async def erase_subject(self, request: web.Request, actor: AuditActor) -> web.Response:
+        subject_id = request.match_info["subject_id"]
+        destroyed = self.keys_store.destroy(subject_id)
+        await self.store.audit([erasure_record(actor, subject_id, destroyed, self.clock())])
+        return web.json_response({"subject_id": subject_id, "key_destroyed": destroyed})
+
 
 def _breakdown(breakdown: Any) -> dict[str, Any]:
     return {
@@ -527,7 +605,7 @@ def _shown_fields() -> list[str]:
 
 
 _SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
-_PATH_PARAMS = ("entity_type", "value", "case_id")
+_PATH_PARAMS = ("entity_type", "value", "case_id", "subject_id")
 
 
 def _operation(
@@ -608,6 +686,17 @@ def openapi_document() -> dict[str, Any]:
         },
         "/api/admin/cases/{case_id}/close": {
             "post": _operation("Close with an outcome (labels topic)", admin, CloseIn, ("case_id",))
+        },
+        "/api/admin/subjects/{subject_id}/evidence": {
+            "post": _operation("Keep personal data, sealed", analyst, EvidenceIn, ("subject_id",))
+        },
+        "/api/admin/subjects/{subject_id}/export": {
+            "get": _operation(
+                "Everything held about a subject (LGPD)", admin, None, ("subject_id",)
+            )
+        },
+        "/api/admin/subjects/{subject_id}/erase": {
+            "post": _operation("Erase a subject: destroy its key", admin, None, ("subject_id",))
         },
         "/v1/decide/{kind}": {
             "post": {

@@ -38,6 +38,7 @@ from engine.entities import entity_keys, parse_entity_key
 from engine.late_answer import ActiveBlock, late_answer
 from schemas.codec import DecodeError, WireCodec
 from schemas.models import EVENT_KIND_OF, EventKind, InputEvent
+from sinks.key_store import SubjectKeyStore
 from sinks.redis_blocks import RedisBlockMirror
 from streams.admin import ensure_topics
 from streams.admin_state import AdminState
@@ -201,13 +202,16 @@ def build_api(service: DecideService) -> web.Application:
     """The decision endpoint and the admin API (``atalaia.admin_api``) on one server."""
     settings = service.settings
     store = AdminState(settings.bootstrap_servers, service.topics, service.hash_key)
-    admin = AdminApi(settings, store, lambda: service.live.current)
+    master = bytes.fromhex(settings.vault_master_key.get_secret_value())
+    keys = SubjectKeyStore(settings.key_store_dir, master)
+    admin = AdminApi(settings, store, lambda: service.live.current, keys)
 
     async def start_store(_app: web.Application) -> None:
         await store.start()
 
     async def stop_store(_app: web.Application) -> None:
         await store.stop()
+        keys.close()
 
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app.router.add_post("/v1/decide/{kind}", service.decide)

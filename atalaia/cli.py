@@ -34,6 +34,7 @@ from schemas.models import (
     ListSeverity,
     ListSource,
 )
+from sinks.key_store import KeyStoreError
 from streams.reader import MissingTopicError
 
 USAGE_ERROR = 2
@@ -284,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = str(exc)
         print(message if message.startswith("atalaia") else f"atalaia: {message}", file=sys.stderr)
         return USAGE_ERROR
-    except AuditError as exc:
+    except (AuditError, KeyStoreError) as exc:
         print(f"atalaia: {exc}", file=sys.stderr)
         return 1
     except AdminCallError as exc:

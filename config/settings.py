@@ -82,6 +82,14 @@ class Settings(BaseSettings):
     stellar_sequence: int = Field(
         default=0, ge=0, description="Account sequence to build on when no Horizon is set."
     )
+    vault_master_key: SecretStr = Field(
+        default=SecretStr("00" * 32),
+        description="64 hex digits: wraps the data subjects' keys at rest. Set your own.",
+    )
+    key_store_dir: Path = Field(
+        default=Path(".atalaia/keys"),
+        description="RocksDB store of the data subjects' keys (one API process uses it).",
+    )
     handbook_path: Path = (
         _REPO_ROOT.parent
         / "shared"
@@ -97,6 +105,14 @@ class Settings(BaseSettings):
             host, sep, port = server.strip().rpartition(":")
             if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError("must be a comma-separated list of host:port")
+        return value
+
+    @field_validator("vault_master_key")
+    @classmethod
+    def _hex_key(cls, value: SecretStr) -> SecretStr:
+        text = value.get_secret_value()
+        if len(text) != 64 or any(c not in "0123456789abcdef" for c in text.lower()):
+            raise ValueError("must be 64 hex digits (32 bytes)")
         return value
 
     @field_validator("api_keys")

@@ -6,6 +6,7 @@ holds the keyed hash and the mask, never the value.
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 
@@ -155,4 +156,51 @@ def override_record(decision: Decision) -> AuditRecord | None:
             change_type="none",
         ),
         compliance=_compliance("BACEN", data_subject=decision.user_id),
+    )
+
+
+def evidence_record(
+    audit_id: str,
+    actor: AuditActor,
+    subject_id: str,
+    case_id: str | None,
+    reason: str,
+    masked: dict[str, str],
+    sealed: str,
+    at: datetime,
+) -> AuditRecord:
+    """Personal data kept for an investigation: masked in the clear part, whole only sealed
+    under the subject's key (``engine.sealing``)."""
+    return AuditRecord(
+        audit_id=audit_id,
+        timestamp=at,
+        action="pii_evidence",
+        actor=actor,
+        details=AuditDetails(
+            entity_type="user",
+            entity_value_masked=json.dumps(masked, sort_keys=True, ensure_ascii=False),
+            reason=reason,
+            case_id=case_id,
+            change_type="create",
+        ),
+        compliance=_compliance("LGPD", data_subject=subject_id),
+        sealed_pii=sealed,
+    )
+
+
+def erasure_record(
+    actor: AuditActor, subject_id: str, destroyed: bool, at: datetime
+) -> AuditRecord:
+    """An LGPD erasure: the subject's key destroyed (crypto-shredding)."""
+    return AuditRecord(
+        audit_id=f"erasure-{uuid.uuid4().hex}",
+        timestamp=at,
+        action="lgpd_erasure",
+        actor=actor,
+        details=AuditDetails(
+            entity_type="user",
+            reason="subject key destroyed" if destroyed else "no subject key held",
+            change_type="delete",
+        ),
+        compliance=_compliance("LGPD", data_subject=subject_id),
     )

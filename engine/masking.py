@@ -153,6 +153,16 @@ _MASKS: dict[str, Callable[[str], str]] = {
 }
 
 
+_FIELD_TYPES = {"cpf": "document", "cnpj": "document", "name": "name", "full_name": "name"}
+
+
+def mask_field(name: str, value: str) -> str:
+    """The mask for a personal-data field named ``name`` (email, phone, cpf, cnpj, document,
+    ip, name, wallet, pix_key...); an unknown field is hidden whole."""
+    kind = _FIELD_TYPES.get(name.lower(), name.lower())
+    return mask_name(value) if kind == "name" else mask_value(kind, value)
+
+
 def mask_value(entity_type: str, value: str) -> str:
     """The mask for a list value of ``entity_type``; an unknown type hides the value whole."""
     mask = _MASKS.get(entity_type)

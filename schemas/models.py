@@ -537,6 +537,7 @@ class AuditRecord(WireModel):
     chain: Annotated[int, Field(ge=0)] | None = None
     sequence: Annotated[int, Field(ge=0)] | None = None
     previous_hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    sealed_pii: Annotated[str, Field(max_length=65536)] | None = None
 
 
 Hex32 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]

@@ -132,7 +132,8 @@ def start_api(api_settings: Settings, tmp_path: Path) -> Iterator[Callable[[], W
     started: list[WorkerProcess] = []
 
     def start() -> WorkerProcess:
-        api = WorkerProcess(api_settings, tmp_path / "api.log", command="api").start()
+        settings = api_settings.model_copy(update={"key_store_dir": tmp_path / "keys"})
+        api = WorkerProcess(settings, tmp_path / "api.log", command="api").start()
         started.append(api)
         assert wait_for_port("127.0.0.1", api_settings.api_port, 30), "api did not listen"
         return api

@@ -141,6 +141,7 @@ JSONL_ROW = (
     b'{"entity_type":"user","value":"u-1","severity":"LOW","reason":"t","source":"MANUAL"}\n'
 )
 NO_CASE = "/api/admin/cases/case:user:nobody:1"
+SUBJECT = "/api/admin/subjects/matrix-subject"
 """Case routes are exercised on a case that does not exist: served means 404, not 401/403."""
 ROUTES: list[tuple[str, str, object, str]] = [
     ("GET", "/api/openapi.json", None, "analyst"),
@@ -168,6 +169,9 @@ ROUTES: list[tuple[str, str, object, str]] = [
     ("PUT", NO_CASE, {"assignee": "ana"}, "admin"),
     ("POST", NO_CASE + "/notes", {"text": "n"}, "analyst"),
     ("POST", NO_CASE + "/close", {"outcome": "legitimate"}, "admin"),
+    ("POST", SUBJECT + "/evidence", {"pii": {"name": "Ana"}, "reason": "r"}, "analyst"),
+    ("GET", SUBJECT + "/export", None, "admin"),
+    ("POST", SUBJECT + "/erase", None, "admin"),
 ]
 
 
@@ -187,7 +191,7 @@ def test_auth_matrix_every_endpoint_and_every_call_is_audited(
                 continue  # served below, once the refusals are known to have changed nothing
             row[str(role)] = _call(api_settings, method, path, body, role, payload)[0]
         assert row["None"] == 401 and row["intruder"] == 401, (path, row)
-        served = 404 if path.startswith(NO_CASE) else 200
+        served = 404 if path.startswith(NO_CASE) else 201 if path.endswith("/evidence") else 200
         assert row["analyst"] == (403 if needed == "admin" else served), (path, row)
     after = _call(api_settings, "GET", "/api/admin/blacklist?status=all", role="analyst")[1]
     assert after == before  # refused calls changed nothing
