@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
 import signal
 import sys
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -258,6 +259,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 def _push_rules(settings: Settings, path: Path) -> int:
     from atalaia.publish import OutRecord, publish
     from config.rules import parse_rules
+    from engine.audit import config_change_record
+    from schemas.codec import WireCodec
     from streams.live_config import RULES_KEY
     from streams.topics import Topics
 
@@ -265,9 +268,15 @@ def _push_rules(settings: Settings, path: Path) -> int:
         raise CliError(f"no such file: {path}")
     text = path.read_text()
     rules = parse_rules(text, str(path))  # refuse locally what workers would reject
-    topic = Topics(settings.topic_prefix).config
-    asyncio.run(publish(settings.bootstrap_servers, [OutRecord(topic, RULES_KEY, text.encode())]))
-    print(f"pushed rules version {rules.version} to {topic}")
+    topics = Topics(settings.topic_prefix)
+    actor = f"cli:{getpass.getuser()}"
+    audit = config_change_record(actor, None, rules.version, datetime.now(UTC))
+    records = [
+        OutRecord(topics.config, RULES_KEY, text.encode()),
+        OutRecord(topics.audit_intake, audit.audit_id.encode(), WireCodec().encode(audit)),
+    ]
+    asyncio.run(publish(settings.bootstrap_servers, records))
+    print(f"pushed rules version {rules.version} to {topics.config}")
     return 0
 
 

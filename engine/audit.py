@@ -204,3 +204,24 @@ def erasure_record(
         ),
         compliance=_compliance("LGPD", data_subject=subject_id),
     )
+
+
+def config_change_record(
+    actor_id: str, previous: str | None, new: str, at: datetime
+) -> AuditRecord:
+    """A rules version pushed to the config topic (what changed is the TOML itself, kept on
+    that topic; the record names the versions)."""
+    return AuditRecord(
+        audit_id=f"config-{uuid.uuid4().hex}",
+        timestamp=at,
+        action="config_change",
+        actor=AuditActor(type=ActorType.ADMIN, id=actor_id),
+        details=AuditDetails(
+            entity_type="rules",
+            reason=f"rules version {new} pushed",
+            change_type="update",
+            previous_state=json.dumps({"version": previous}) if previous else None,
+            new_state=json.dumps({"version": new}),
+        ),
+        compliance=_compliance("BACEN"),
+    )
