@@ -7,11 +7,13 @@ auditor kept for itself.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 from collections import defaultdict
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from atalaia.publish import OutRecord, publish
@@ -220,3 +222,41 @@ def _submit(
     )
     server.submit_transaction(rebuilt.envelope_xdr)
     return rebuilt.model_copy(update={"submitted": True})
+
+
+def archive_batches(log: AuditLog, before: str, out_dir: Path) -> list[Path]:
+    """Write each batch closed before ``before`` (UTC day) to ``out_dir`` as gzip'd JSON:
+    the batch, its records' canonical JSON and each record's inclusion proof, so it can be
+    checked without the topics. Returns the files written (existing ones are rewritten)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    by_sequence = log.by_sequence()
+    written = []
+    for batch in sorted(log.batches, key=lambda b: (b.chain, b.first_sequence)):
+        if batch.closed_at.date().isoformat() >= before:
+            continue
+        chain = by_sequence.get(batch.chain, {})
+        covered = range(batch.first_sequence, batch.last_sequence + 1)
+        if any(s not in chain for s in covered):
+            raise AuditError(f"batch {batch.batch_id}: records missing, run audit verify")
+        texts = [canonical(chain[s]) for s in covered]
+        leaves = [leaf_hash(text) for text in texts]
+        document = {
+            "batch": batch.model_dump(mode="json"),
+            "records": [text.decode() for text in texts],
+            "proofs": [[h.hex() for h in inclusion_proof(leaves, i)] for i in range(len(leaves))],
+        }
+        target = (
+            out_dir
+            / f"audit-batch-{batch.chain}-{batch.first_sequence}-{batch.last_sequence}.json.gz"
+        )
+        target.write_bytes(gzip.compress(json.dumps(document, ensure_ascii=False).encode()))
+        written.append(target)
+    return written
+
+
+def archive_main(settings: Settings, before: str, out_dir: Path) -> int:
+    log = asyncio.run(read_log(settings))
+    written = archive_batches(log, before, out_dir)
+    size = sum(path.stat().st_size for path in written)
+    print(f"archived {len(written)} batches closed before {before} to {out_dir} ({size} bytes)")
+    return 0

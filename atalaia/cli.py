@@ -117,6 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--topic", help="verify this copy of the audit topic instead")
     proof = audit_commands.add_parser("proof", help="print a record's inclusion proof")
     proof.add_argument("record_id")
+    archive = audit_commands.add_parser(
+        "archive", help="export batches closed before a day to gzip'd files with their proofs"
+    )
+    archive.add_argument("--before", type=_day, required=True, help="UTC day YYYY-MM-DD")
+    archive.add_argument("--out", type=Path, required=True, help="directory for the files")
     anchor = audit_commands.add_parser("anchor", help="sign (and submit) a day's root on Stellar")
     anchor.add_argument("--day", type=_day, help="UTC day YYYY-MM-DD (default: yesterday)")
 
@@ -213,8 +218,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         run_auditor(settings)
         return 0
     if args.command == "audit":
-        from atalaia.audit import anchor_main, proof_main, verify_main
+        from atalaia.audit import anchor_main, archive_main, proof_main, verify_main
 
+        if args.audit_command == "archive":
+            return archive_main(settings, args.before, args.out)
         if args.audit_command == "verify":
             return verify_main(settings, args.topic, args.anchors)
         if args.audit_command == "proof":

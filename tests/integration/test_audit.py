@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import hashlib
 import json
 import os
@@ -91,6 +92,7 @@ def _wait_for_log(settings: Settings, records: int, batches: int) -> AuditLog:
 
 
 def test_chained_batched_verified_proved_anchored_and_tampering_named(
+    tmp_path: Path,
     audit_settings: Settings,
     start_worker: Callable[..., WorkerProcess],
     start_auditor: Callable[[], WorkerProcess],
@@ -140,6 +142,29 @@ def test_chained_batched_verified_proved_anchored_and_tampering_named(
     (operation,) = parsed.transaction.operations  # one data entry: the day's name, the root
     assert isinstance(operation, ManageData) and operation.data_name == f"atalaia:{day}"
     assert operation.data_value == bytes.fromhex(anchor.root)
+
+    # Archive: every batch closed before tomorrow, checkable from its file alone.
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    archived = _atalaia(
+        settings, "audit", "archive", "--before", tomorrow, "--out", str(tmp_path / "a")
+    )
+    assert archived.returncode == 0, archived.stderr
+    files = sorted((tmp_path / "a").glob("audit-batch-*.json.gz"))
+    assert len(files) == len(log.batches)
+    for path in files:
+        document = json.loads(gzip.decompress(path.read_bytes()))
+        batch = document["batch"]
+        for index, (record, proof) in enumerate(
+            zip(document["records"], document["proofs"], strict=True)
+        ):
+            check = {
+                "record": record,
+                "leaf_index": index,
+                "tree_size": batch["count"],
+                "proof": proof,
+                "root": batch["root"],
+            }
+            assert _check_with_hashlib(check)
 
     # Tampering, each in its own copy of the audit topic: verify names the record.
     partition, victim = next(
