@@ -298,6 +298,45 @@ def test_erasure_shreds_sealed_evidence_and_keeps_the_log_verifiable(
     assert verified.returncode == 0, verified.stdout  # ...and the chain still verifies
 
 
+def test_an_id_is_written_once_a_different_second_write_leaves_a_conflict(
+    audit_settings: Settings, start_auditor: Callable[[], WorkerProcess]
+) -> None:
+    settings = audit_settings
+    start_auditor()
+    original = AuditRecord.model_validate(
+        {
+            "audit_id": "once-1",
+            "timestamp": datetime.now(UTC),
+            "action": "admin_call",
+            "actor": {"type": "admin", "id": "admin-key"},
+            "details": {"request": "GET /api/admin/cases 200"},
+            "compliance": {
+                "regulation": "LGPD",
+                "retention_period": "7_years",
+                "classification": "confidential",
+            },
+        }
+    )
+    rewritten = original.model_copy(update={"details": AuditDetails(request="GET /x 500")})
+    topics = Topics(settings.topic_prefix)
+    asyncio.run(_write_intake(settings, topics.audit_intake, [original, original, rewritten]))
+    log = _wait_for_log(settings, records=2, batches=0)
+    chained = [r for c in log.chains.values() for _, r in c]
+    assert [r.audit_id for r in chained if r.audit_id == "once-1"] == ["once-1"]
+    (conflict,) = [r for r in chained if r.action == "audit_conflict"]
+    assert conflict.details.reason == "second write of once-1 with different content refused"
+
+
+async def _write_intake(settings: Settings, topic: str, records: list[AuditRecord]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+    await producer.start()
+    try:
+        for record in records:
+            await producer.send_and_wait(topic, CODEC.encode(record), key=record.audit_id.encode())
+    finally:
+        await producer.stop()
+
+
 async def _raw_audit_bytes(settings: Settings) -> bytes:
     topics = Topics(settings.topic_prefix)
     chunks: list[bytes] = []
