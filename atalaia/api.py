@@ -203,7 +203,7 @@ def build_api(service: DecideService) -> web.Application:
     settings = service.settings
     store = AdminState(settings.bootstrap_servers, service.topics, service.hash_key)
     master = bytes.fromhex(settings.vault_master_key.get_secret_value())
-    keys = SubjectKeyStore(settings.key_store_dir, master)
+    keys = SubjectKeyStore(settings.key_store_path, master)
     admin = AdminApi(settings, store, lambda: service.live.current, keys)
 
     async def start_store(_app: web.Application) -> None:

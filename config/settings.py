@@ -86,9 +86,10 @@ class Settings(BaseSettings):
         default=SecretStr("00" * 32),
         description="64 hex digits: wraps the data subjects' keys at rest. Set your own.",
     )
-    key_store_dir: Path = Field(
-        default=Path(".atalaia/keys"),
-        description="RocksDB store of the data subjects' keys (one API process uses it).",
+    key_store_dir: Path | None = Field(
+        default=None,
+        description="RocksDB store of the data subjects' keys (one API process uses it); "
+        "default: <data_dir>/keys.",
     )
     handbook_path: Path = (
         _REPO_ROOT.parent
@@ -120,6 +121,10 @@ class Settings(BaseSettings):
     def _api_key_entries(cls, value: SecretStr) -> SecretStr:
         parse_api_keys(value.get_secret_value())  # one-line ValueError naming the bad entry
         return value
+
+    @property
+    def key_store_path(self) -> Path:
+        return self.key_store_dir or self.data_dir / "keys"
 
     @property
     def broker_profile(self) -> BrokerProfile:
