@@ -20,6 +20,7 @@ from typing import Any
 from aiokafka.errors import KafkaConnectionError
 
 from atalaia.admin_cli import AdminCallError
+from atalaia.analytics import AnalyticsError
 from atalaia.audit import AuditError
 from atalaia.broker import BrokerError
 from atalaia.demo import DemoError
@@ -110,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     _admin_parsers(commands)
 
     commands.add_parser("auditor", help="run the audit chains' writer (Faust worker)")
+    commands.add_parser("sink", help="run the ClickHouse writer for analysts (Faust worker)")
+    sql = commands.add_parser("sql", help="run a read-only query on the analysts' store")
+    sql.add_argument("query")
     audit = commands.add_parser("audit", help="verify the audit log, prove a record, anchor a day")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
     verify = audit_commands.add_parser("verify", help="recompute chains, batches (and anchors)")
@@ -212,6 +216,15 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from atalaia.admin_cli import api_key_command
 
         return api_key_command(args.name, args.role)
+    if args.command == "sink":
+        from atalaia.analytics import run_sink
+
+        run_sink(settings)
+        return 0
+    if args.command == "sql":
+        from atalaia.analytics import sql_main
+
+        return sql_main(settings, args.query)
     if args.command == "auditor":
         from atalaia.audit import run_auditor
 
@@ -290,7 +303,7 @@ def _push_rules(settings: Settings, path: Path) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        if args.command not in ("worker", "api", "auditor"):
+        if args.command not in ("worker", "api", "auditor", "sink"):
             # Client commands report broker failures themselves, in one line.
             logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
         settings = load_settings(args.config)
@@ -301,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = str(exc)
         print(message if message.startswith("atalaia") else f"atalaia: {message}", file=sys.stderr)
         return USAGE_ERROR
-    except (AuditError, KeyStoreError) as exc:
+    except (AuditError, KeyStoreError, AnalyticsError) as exc:
         print(f"atalaia: {exc}", file=sys.stderr)
         return 1
     except AdminCallError as exc:

@@ -91,6 +91,14 @@ class Settings(BaseSettings):
         description="RocksDB store of the data subjects' keys (one API process uses it); "
         "default: <data_dir>/keys.",
     )
+    analytics_target: str | None = Field(
+        default=None,
+        description="ClickHouse for analysts: a server URL (http://host:8123) or a chDB "
+        "directory; default: <data_dir>/analytics (chDB).",
+    )
+    sink_port: int = Field(default=8089, ge=1, le=65535)
+    sink_batch_rows: int = Field(default=1000, ge=1, le=1_000_000)
+    sink_batch_ms: int = Field(default=1000, ge=1, le=600_000)
     handbook_path: Path = (
         _REPO_ROOT.parent
         / "shared"
@@ -121,6 +129,10 @@ class Settings(BaseSettings):
     def _api_key_entries(cls, value: SecretStr) -> SecretStr:
         parse_api_keys(value.get_secret_value())  # one-line ValueError naming the bad entry
         return value
+
+    @property
+    def analytics(self) -> str:
+        return self.analytics_target or str(self.data_dir / "analytics")
 
     @property
     def key_store_path(self) -> Path:

@@ -1,0 +1,158 @@
+"""The ClickHouse sink on the real broker and chDB: decisions and events arrive, the dashboard
+views give the right numbers for a known input, re-deliveries and a killed sink change no
+total, and ``atalaia sql`` answers while the sink runs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from atalaia.analytics import run_query
+from atalaia.broker import free_port, wait_for_port
+from atalaia.publish import OutRecord, publish
+from atalaia.supervise import WorkerProcess, settings_env
+from config.settings import Settings
+from schemas.codec import WireCodec
+from schemas.models import TransactionEvent, Verdict
+from streams.topics import Topics
+from tests import factories
+from tests.integration.helpers import collect, send_events
+
+pytestmark = pytest.mark.integration
+CODEC = WireCodec()
+SANCTIONED = "0x7F367cC41522cE07553e823bf3be79A889DEbe1B"  # a shipped default, CRITICAL
+
+
+@pytest.fixture
+def sink_settings(engine_settings: Settings, tmp_path: Path) -> Settings:
+    return engine_settings.model_copy(
+        update={
+            "sink_port": free_port(),
+            "analytics_target": str(tmp_path / "analytics"),
+            "sink_batch_ms": 200,
+        }
+    )
+
+
+@pytest.fixture
+def start_sink(sink_settings: Settings, tmp_path: Path) -> Iterator[Callable[[], WorkerProcess]]:
+    started: list[WorkerProcess] = []
+
+    def start() -> WorkerProcess:
+        settings = sink_settings.model_copy(update={"data_dir": tmp_path / "sink"})
+        sink = WorkerProcess(settings, tmp_path / f"sink-{len(started)}.log", "sink").start()
+        started.append(sink)
+        assert wait_for_port("127.0.0.1", settings.sink_port, 60), "sink did not listen"
+        return sink
+
+    yield start
+    for sink in started:
+        sink.stop()
+
+
+def _transactions(prefix: str, count: int, blocked: int) -> list[TransactionEvent]:
+    at = datetime.now(UTC) - timedelta(minutes=30)
+    return [
+        factories.transaction(
+            event_id=f"{prefix}-{n}",
+            user_id=f"{prefix}-u{n}",
+            amount_cents=10_000 + n,
+            network_flags=[],
+            counterparty_pix_key_hash=None if n < blocked else factories.sha("pix"),
+            counterparty_wallet=SANCTIONED if n < blocked else None,
+            occurred_at=at + timedelta(seconds=n),
+        )
+        for n in range(count)
+    ]
+
+
+def _scalar(settings: Settings, query: str) -> Any:
+    _, rows = run_query(settings, query)
+    return rows[0][0]
+
+
+def _wait_rows(settings: Settings, table: str, expected: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if _scalar(settings, f"SELECT count() FROM {table} FINAL") >= expected:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{table} did not reach {expected} rows")
+
+
+def test_decisions_reach_the_store_and_the_views_count_right_through_a_crash(
+    sink_settings: Settings,
+    start_worker: Callable[..., WorkerProcess],
+    start_sink: Callable[[], WorkerProcess],
+) -> None:
+    settings = sink_settings
+    topics = Topics(settings.topic_prefix)
+    start_worker()
+    sink = start_sink()
+    first = _transactions("a", 20, blocked=3)
+    asyncio.run(send_events(settings.bootstrap_servers, topics, first))
+    out = asyncio.run(collect(settings.bootstrap_servers, topics, {e.event_id for e in first}))
+    decisions = {d.event_id: d for _, d in out.decisions}
+    _wait_rows(settings, "decisions", len(first))
+
+    mix = Counter(d.decision.value for d in decisions.values())
+    _, rows = run_query(settings, "SELECT decision, decisions FROM decision_mix")
+    assert {r[0]: r[1] for r in rows} == dict(mix)
+    blocked_amount = sum(
+        e.amount_cents for e in first if decisions[e.event_id].decision is Verdict.BLOCK
+    )
+    assert mix["BLOCK"] == 3
+    assert _scalar(settings, "SELECT sum(amount_blocked_cents) FROM amount_blocked_daily") == (
+        blocked_amount
+    )
+    _, reasons = run_query(settings, "SELECT reason, decisions FROM top_reasons")
+    assert ("BLACKLIST_LIST_HIT", 3) in [tuple(r) for r in reasons]
+
+    # Re-delivered decisions, and a sink killed mid-stream then restarted: totals stay exact.
+    again = [
+        OutRecord(topics.decisions, d.subject_id.encode(), CODEC.encode(d))
+        for d in decisions.values()
+    ]
+    asyncio.run(publish(settings.bootstrap_servers, again))
+    sink.kill()
+    second = _transactions("b", 15, blocked=1)
+    asyncio.run(send_events(settings.bootstrap_servers, topics, second))
+    asyncio.run(collect(settings.bootstrap_servers, topics, {e.event_id for e in second}))
+    start_sink()
+    _wait_rows(settings, "decisions", len(first) + len(second))
+    time.sleep(1)
+    assert _scalar(settings, "SELECT count() FROM decisions FINAL") == len(first) + len(second)
+    assert _scalar(settings, "SELECT sum(decisions) FROM decision_mix") == len(first) + len(second)
+    assert _scalar(settings, "SELECT count() FROM events FINAL") == len(first) + len(second)
+    assert _scalar(settings, "SELECT count() FROM decisions") >= len(first) * 2  # dups stored...
+    # ...and collapsed by id in every view.
+
+
+def test_sql_answers_with_a_table_and_refuses_writes(
+    sink_settings: Settings, start_sink: Callable[[], WorkerProcess]
+) -> None:
+    start_sink()
+    env = {**os.environ, **settings_env(sink_settings)}
+
+    def sql(query: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "atalaia", "sql", query]
+        return subprocess.run(
+            command, capture_output=True, text=True, env=env, timeout=60, check=False
+        )
+
+    shown = sql("SELECT 41 + 1 AS answer")
+    assert shown.returncode == 0 and "answer" in shown.stdout and "42" in shown.stdout
+    refused = sql("DROP TABLE decisions")
+    assert refused.returncode == 1 and "readonly" in refused.stderr.lower()
+    assert "Traceback" not in refused.stderr
+    assert sql("SELECT count() FROM decisions").returncode == 0  # still there

@@ -1,0 +1,132 @@
+"""Every dashboard view on real chDB against a known input, and re-delivered rows counted once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from schemas.models import Case, Decision, Label, Reason
+from sinks.clickhouse import (
+    AnalyticsStore,
+    case_row,
+    connect,
+    decision_row,
+    event_row,
+    label_row,
+    view_statements,
+)
+from tests import factories
+
+AT = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+
+
+def _decision(n: int, verdict: str, score: int, codes: tuple[str, ...], latency: int) -> Decision:
+    return Decision(
+        event_id=f"e{n}",
+        event_kind="transaction",
+        event_type="PIX_TRANSFER",
+        subject_type="user",
+        subject_id=f"u{n}",
+        user_id=f"u{n}",
+        score=score,
+        band="LOW" if score < 30 else "CRITICAL",
+        decision=verdict,
+        reasons=[Reason(code=c, points=10, detail="d") for c in codes],
+        rule_version="v",
+        event_occurred_at=AT + timedelta(minutes=n),
+        decided_at=AT + timedelta(minutes=n, milliseconds=latency),
+        latency_ms=latency,
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> AnalyticsStore:
+    analytics = AnalyticsStore(connect(str(tmp_path / "ch")))
+    analytics.ensure_schema()
+    return analytics
+
+
+def test_views_give_the_known_numbers(store: AnalyticsStore) -> None:
+    decisions = [
+        _decision(0, "ALLOW", 5, (), 10),
+        _decision(1, "ALLOW", 12, ("VELOCITY_UNUSUAL_HOUR",), 20),
+        _decision(2, "REVIEW", 55, ("BLACKLIST_LIST_HIT",), 30),
+        _decision(3, "BLOCK", 100, ("BLACKLIST_LIST_HIT", "GEO_TOR_VPN"), 40),
+    ]
+    events = [
+        factories.transaction(
+            event_id=f"e{n}", amount_cents=1_000 * (n + 1), country="BR" if n < 3 else "IR"
+        )
+        for n in range(4)
+    ]
+    cases = [
+        Case(
+            case_id="c1",
+            subject_type="user",
+            subject_id="u2",
+            status="closed",
+            priority="HIGH",
+            event_ids=["e2"],
+            opened_at=AT,
+            updated_at=AT,
+            closed_at=AT,
+            outcome="legitimate",
+            version=3,
+        ),
+        Case(
+            case_id="c2",
+            subject_type="user",
+            subject_id="u3",
+            status="closed",
+            priority="CRITICAL",
+            event_ids=["e3"],
+            opened_at=AT,
+            updated_at=AT,
+            closed_at=AT,
+            outcome="fraud_confirmed",
+            version=2,
+        ),
+        Case(
+            case_id="c3",
+            subject_type="user",
+            subject_id="u9",
+            status="open",
+            priority="MEDIUM",
+            opened_at=AT,
+            updated_at=AT,
+            version=1,
+        ),
+    ]
+    label = Label(
+        label_id="c2",
+        subject_type="user",
+        subject_id="u3",
+        is_fraud=True,
+        event_ids=["e3"],
+        labelled_at=AT,
+        source="case",
+    )
+    for _ in range(2):  # every row delivered twice: counted once
+        store.insert("decisions", [decision_row(d) for d in decisions])
+        store.insert("events", [event_row(e) for e in events])
+        store.insert("cases", [case_row(c) for c in cases])
+        store.insert("labels", [label_row(label)])
+
+    def rows(view: str) -> list[tuple[object, ...]]:
+        return store.query_read_only(f"SELECT * FROM {view}")[1]
+
+    assert [r[1:] for r in rows("decision_mix")] == [("ALLOW", 2), ("BLOCK", 1), ("REVIEW", 1)]
+    assert [r[1:] for r in rows("fraud_rate_daily")] == [(4, 1, 0.25)]
+    assert rows("false_positive_rate") == [(1, 1, 0.5)]
+    (latency,) = rows("latency_quantiles")
+    assert latency[1] == 4 and 20 <= latency[2] <= 30 and 39 <= latency[3] <= 40
+    assert [r[1] for r in rows("blacklist_hits_per_hour")] == [2]
+    assert rows("top_reasons")[0] == ("BLACKLIST_LIST_HIT", 2)
+    assert rows("active_cases") == [("MEDIUM", "open", 1)]
+    assert [r[1:] for r in rows("amount_blocked_daily")] == [(4_000, 1)]
+    assert rows("geo_distribution") == [("BR", "ALLOW", 2), ("BR", "REVIEW", 1), ("IR", "BLOCK", 1)]
+    assert rows("score_distribution") == [(0, 1), (10, 1), (50, 1), (100, 1)]
+    assert sum(r[2] for r in rows("transactions_per_minute")) == 4
+    assert {name for name, _ in view_statements()} >= {"decision_mix", "score_distribution"}
