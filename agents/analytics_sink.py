@@ -31,6 +31,7 @@ from sinks.clickhouse import (
     event_row,
     label_row,
 )
+from streams.metrics import SINK_BATCH_ROWS, SINK_FAILURES
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ def register_analytics_sink(
         try:
             return sum(store.insert(table, table_rows) for table, table_rows in rows.items())
         except Exception as exc:  # the client raises many types; the batch is kept
+            SINK_FAILURES.inc()
             raise SinkWriteError(f"{type(exc).__name__}: {exc}") from exc
 
     async def write_batch(rows: dict[str, list[list[Any]]]) -> int:
@@ -81,6 +83,7 @@ def register_analytics_sink(
                 except DecodeError:
                     continue
             count = sum(len(r) for r in rows.values())
+            SINK_BATCH_ROWS.observe(count)
             await until_stored(
                 partial(write_batch, rows), (SinkWriteError,), f"storing {count} rows"
             )

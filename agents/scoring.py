@@ -46,6 +46,7 @@ from engine.velocity import VelocityState
 from schemas.codec import DecodeError, WireCodec
 from schemas.dead_letters import dead_letter_of
 from schemas.models import BlockedEntityType, GiftEvent, InputEvent
+from streams.metrics import DEAD_LETTERS, DECISIONS, EVENTS_IN, LATENCY, LIST_HITS
 from streams.partitioning import owner_partition
 from streams.side_producer import SideProducer
 from streams.topics import Topics
@@ -115,6 +116,7 @@ class _Scorer:
         log.warning(
             "dead-lettered %s[%d]@%d: %s: %s", msg.topic, msg.partition, msg.offset, error, detail
         )
+        DEAD_LETTERS.labels(error).inc()
         key, letter = dead_letter_of(msg, error, detail, self.clock())
         batch.outputs.append((self.topics.dead_letters, key, self.codec.encode(letter), None))
 
@@ -206,6 +208,11 @@ class _Scorer:
             user_message=outcome.user_message,
         )
         batch.outputs.append((self.topics.decisions, key, encode(decision), None))
+        EVENTS_IN.labels(decision.event_kind.value).inc()
+        DECISIONS.labels(decision.decision.value, decision.band.value).inc()
+        LATENCY.observe(max(0, decision.latency_ms) / 1000)
+        if outcome.assessment.list_severity is not None:
+            LIST_HITS.labels(outcome.assessment.list_severity.value).inc()
         override = override_record(decision)
         if override is not None:
             audit_key = override.audit_id.encode()

@@ -97,6 +97,12 @@ class Settings(BaseSettings):
         "directory; default: <data_dir>/analytics (chDB).",
     )
     sink_port: int = Field(default=8089, ge=1, le=65535)
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Prometheus text endpoint on 127.0.0.1 (off when unset).",
+    )
     sink_batch_rows: int = Field(default=1000, ge=1, le=1_000_000)
     sink_batch_ms: int = Field(default=1000, ge=1, le=600_000)
     handbook_path: Path = (

@@ -23,6 +23,7 @@ from schemas.models import FraudBlock, ListEntry
 from sinks.redis_blocks import RedisBlockMirror
 from sinks.redis_counters import RedisCounterMirror
 from streams.live_config import StartingRules, register_config_follower
+from streams.metrics import LAG_INTERVAL_S, measure_lag, serve_metrics
 from streams.side_producer import SideProducer
 from streams.topics import Topics
 from streams.transport import Transport
@@ -128,6 +129,14 @@ def build_app(
         )
 
     register_cases(app, topics, codec, settings.partitions)
+    if settings.metrics_port is not None:
+        serve_metrics(settings.metrics_port)
+
+        async def lag() -> None:
+            await measure_lag(app.consumer)
+
+        app.timer(LAG_INTERVAL_S)(lag)
+
     app.task(follow_entity_blocks)
     app.task(follow_lists)
     register_config_follower(app, settings, live, codec, start.read_through)

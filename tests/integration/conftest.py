@@ -99,8 +99,9 @@ def start_worker(
     """
     started: list[WorkerProcess] = []
 
-    def start(node: int = 0) -> WorkerProcess:
-        settings = engine_settings.model_copy(update={"data_dir": tmp_path / f"node-{node}"})
+    def start(node: int = 0, settings: Settings | None = None) -> WorkerProcess:
+        base = settings or engine_settings
+        settings = base.model_copy(update={"data_dir": tmp_path / f"node-{node}"})
         worker = WorkerProcess(settings, tmp_path / f"worker-{len(started)}.log").start()
         started.append(worker)
         return worker

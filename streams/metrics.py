@@ -1,0 +1,54 @@
+"""Prometheus metrics of a worker (prometheus-client), served as text on 127.0.0.1 when
+``ATALAIA_METRICS_PORT`` is set. Names and labels are the only place they are defined; no
+label ever carries an id or a personal value (kinds, verdicts, bands, severities only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+EVENTS_IN = Counter("atalaia_events_in_total", "Input events accepted, by kind", ["kind"])
+DECISIONS = Counter(
+    "atalaia_decisions_total", "Decisions published, by verdict and band", ["verdict", "band"]
+)
+DEAD_LETTERS = Counter("atalaia_dead_letters_total", "Records sent to the DLQ, by error", ["error"])
+LATENCY = Histogram(
+    "atalaia_decision_latency_seconds",
+    "Input broker timestamp to decision",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+LIST_HITS = Counter(
+    "atalaia_list_hits_total", "Block-list hits in decisions, by severity", ["severity"]
+)
+CONSUMER_LAG = Gauge(
+    "atalaia_consumer_lag", "Records not yet read, summed over partitions", ["topic"]
+)
+ALERTS_SENT = Counter("atalaia_alerts_total", "Alerts published, by rule", ["rule"])
+SINK_BATCH_ROWS = Histogram(
+    "atalaia_sink_batch_rows",
+    "Rows per analytics sink batch",
+    buckets=(1, 10, 100, 500, 1000, 5000),
+)
+SINK_FAILURES = Counter("atalaia_sink_failures_total", "Analytics sink batches that failed")
+
+
+def serve_metrics(port: int) -> None:
+    """Expose the metrics on 127.0.0.1:``port`` (a daemon thread)."""
+    start_http_server(port, addr="127.0.0.1")
+
+
+LAG_INTERVAL_S = 5.0
+
+
+async def measure_lag(consumer: Any) -> None:
+    """Consumer lag per topic: the high watermark minus the position, over the partitions
+    this worker holds (Faust's consumer: ``assignment``, ``highwater``, ``position``)."""
+    lag: dict[str, int] = {}
+    for partition in consumer.assignment():
+        position = await consumer.position(partition)
+        if position is not None:
+            behind = max(0, consumer.highwater(partition) - position)
+            lag[partition.topic] = lag.get(partition.topic, 0) + behind
+    for topic, behind in lag.items():
+        CONSUMER_LAG.labels(topic).set(behind)
