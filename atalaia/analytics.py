@@ -1,4 +1,4 @@
-"""``atalaia sink`` (ClickHouse writer) and ``atalaia sql`` (queries for analysts).
+"""``atalaia sink`` (ClickHouse writer and alerter) and ``atalaia sql`` (analysts' queries).
 
 chDB lets one process open a data directory. So the sink serves read-only queries on
 127.0.0.1 (``POST /sql``) while it runs, and ``atalaia sql`` asks it; when no sink runs,
@@ -26,10 +26,12 @@ def run_sink(settings: Settings) -> None:
     import faust
     from aiohttp import web
 
+    from agents.alerter import register_alerter
     from agents.analytics_sink import register_analytics_sink
+    from config.rules import load_rules
     from sinks.clickhouse import AnalyticsStore, connect
     from streams.admin import ensure_topics
-    from streams.app import new_app
+    from streams.app import new_app, utc_now
     from streams.topics import Topics
 
     asyncio.run(ensure_topics(settings))
@@ -41,6 +43,8 @@ def run_sink(settings: Settings) -> None:
     register_analytics_sink(
         app, topics, store, lock, settings.sink_batch_rows, settings.sink_batch_ms / 1000
     )
+    webhooks = [url.strip() for url in settings.alert_webhooks.split(",") if url.strip()]
+    register_alerter(app, topics, load_rules(settings.rules_path).alerts, webhooks, utc_now)
 
     async def serve_queries() -> None:
         runner = web.AppRunner(_query_app(store, lock))

@@ -317,6 +317,34 @@ class CaseRules(_Frozen):
     open_on_list_severities: frozenset[ListSeverity]
 
 
+AlertRule = Literal[
+    "blacklist_hit_critical", "fraud_spike", "unusual_pattern", "system_performance"
+]
+
+
+class AlertTrigger(_Frozen):
+    severity: Literal["CRITICAL", "HIGH", "MEDIUM", "LOW"]
+    channels: tuple[str, ...]
+
+
+class AlertRules(_Frozen):
+    fraud_spike_rate: float = Field(gt=0, lt=1)
+    fraud_spike_min_decisions: int = Field(ge=1)
+    slow_processing_ms: int = Field(ge=1)
+    unusual_min_count: int = Field(ge=1)
+    unusual_factor: float = Field(gt=1)
+    same_alert_seconds: int = Field(ge=0)
+    per_user_seconds: int = Field(ge=0)
+    global_per_hour: int = Field(ge=1)
+    triggers: dict[AlertRule, AlertTrigger]
+
+    @model_validator(mode="after")
+    def _every_trigger(self) -> AlertRules:
+        if len(self.triggers) != 4:
+            raise ValueError("alerts.triggers needs all four triggers")
+        return self
+
+
 class ScreeningRules(_Frozen):
     min_score: float = Field(gt=0, le=1)
 
@@ -334,6 +362,7 @@ class RuleSet(_Frozen):
     lists: ListRules
     screening: ScreeningRules
     cases: CaseRules
+    alerts: AlertRules
 
     @model_validator(mode="after")
     def _windows_exist(self) -> RuleSet:

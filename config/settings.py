@@ -97,6 +97,9 @@ class Settings(BaseSettings):
         "directory; default: <data_dir>/analytics (chDB).",
     )
     sink_port: int = Field(default=8089, ge=1, le=65535)
+    alert_webhooks: str = Field(
+        default="", description="Comma-separated URLs that receive every alert (Slack-style JSON)."
+    )
     metrics_port: int | None = Field(
         default=None,
         ge=1,

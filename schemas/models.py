@@ -397,6 +397,20 @@ class WatchlistName(WireModel):
     listed_at: UtcMillis
 
 
+class Alert(WireModel):
+    avro_name: ClassVar[str] = "Alert"
+
+    alert_id: Annotated[str, Field(min_length=1, max_length=256)]
+    rule: Annotated[str, Field(min_length=1, max_length=64)]
+    severity: Annotated[str, Field(pattern=r"^(CRITICAL|HIGH|MEDIUM|LOW)$")]
+    channels: list[str] = Field(default_factory=list)
+    message: ShortText
+    subject_id: Identifier | None = None
+    event_id: Identifier
+    dedupe_key: Annotated[str, Field(max_length=512)]
+    created_at: UtcMillis
+
+
 class ActorType(StrEnum):
     ADMIN = "admin"
     ANALYST = "analyst"
@@ -586,6 +600,7 @@ WIRE_MODELS: tuple[type[WireModel], ...] = (
     Case,
     CaseCommand,
     Label,
+    Alert,
     DeadLetter,
 )
 

@@ -82,6 +82,10 @@ class Topics:
         return self._name("labels")
 
     @property
+    def alerts(self) -> str:
+        return self._name("alerts")
+
+    @property
     def config(self) -> str:
         return self._name("config")
 
@@ -127,6 +131,7 @@ class Topics:
             TopicSpec(self.case_commands, "CaseCommand: changes to cases, keyed by subject"),
             TopicSpec(self.cases, "Case: investigation cases, keyed by case id", compacted=True),
             TopicSpec(self.labels, "Label: case outcomes for learning, keyed by case id"),
+            TopicSpec(self.alerts, "Alert: throttled alerts from the decisions"),
             TopicSpec(self.config, "runtime configuration changes", compacted=True),
             TopicSpec(self.audit_intake, "AuditRecord, unchained, from every producer"),
             TopicSpec(self.audit, "AuditRecord, chained, write-once", compacted=True),

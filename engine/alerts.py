@@ -1,0 +1,172 @@
+"""Alerts from the stream of decisions (pure): the seed's triggers, and its throttling.
+
+Triggers ("Sistema de Alertas"): a CRITICAL block-list hit; a fraud spike (more than 5% of
+the last hour's decisions blocked, once the hour holds enough decisions to say so); an unusual
+pattern (a reason code firing far more this hour than its trailing average); slow processing
+(a decision more than 5 s after its event reached the broker). Throttling: the same alert
+once per 5 min, one alert per user per hour, at most 100 per hour in all.
+
+>>> from datetime import UTC, datetime
+>>> from config.rules import load_rules
+>>> engine = AlertEngine(load_rules().alerts)
+>>> engine.throttle.allow("fraud_spike", None, datetime(2026, 1, 1, tzinfo=UTC))
+True
+>>> engine.throttle.allow("fraud_spike", None, datetime(2026, 1, 1, 0, 4, tzinfo=UTC))
+False
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from config.rules import AlertRule as Rule
+from config.rules import AlertRules
+from schemas.models import Alert, Decision, Verdict
+
+CRITICAL_HIT: Rule = "blacklist_hit_critical"
+FRAUD_SPIKE: Rule = "fraud_spike"
+UNUSUAL_PATTERN: Rule = "unusual_pattern"
+SLOW_PROCESSING: Rule = "system_performance"
+
+
+@dataclass
+class Throttle:
+    """Remembers what was sent, to refuse what the seed's limits do not allow."""
+
+    same_alert: timedelta
+    per_user: timedelta
+    global_per_hour: int
+    _last_by_key: dict[str, datetime] = field(default_factory=dict)
+    _last_by_user: dict[str, datetime] = field(default_factory=dict)
+    _sent: deque[datetime] = field(default_factory=deque)
+
+    def allow(self, key: str, user: str | None, at: datetime) -> bool:
+        last = self._last_by_key.get(key)
+        if last is not None and at - last < self.same_alert:
+            return False
+        if user is not None:
+            last_user = self._last_by_user.get(user)
+            if last_user is not None and at - last_user < self.per_user:
+                return False
+        while self._sent and at - self._sent[0] >= timedelta(hours=1):
+            self._sent.popleft()
+        if len(self._sent) >= self.global_per_hour:
+            return False
+        self._last_by_key[key] = at
+        if user is not None:
+            self._last_by_user[user] = at
+        self._sent.append(at)
+        return True
+
+
+@dataclass
+class _Minute:
+    decisions: int = 0
+    blocked: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+
+class AlertEngine:
+    """Per-minute counts of the last day of decisions, and the throttle."""
+
+    def __init__(self, rules: AlertRules) -> None:
+        self.rules = rules
+        self.throttle = Throttle(
+            timedelta(seconds=rules.same_alert_seconds),
+            timedelta(seconds=rules.per_user_seconds),
+            rules.global_per_hour,
+        )
+        self._minutes: dict[datetime, _Minute] = {}
+
+    def observe(self, decision: Decision, now: datetime) -> list[Alert]:
+        """Count ``decision`` and return the alerts it raises that the throttle lets out."""
+        minute = decision.decided_at.replace(second=0, microsecond=0)
+        bucket = self._minutes.setdefault(minute, _Minute())
+        bucket.decisions += 1
+        bucket.blocked += decision.decision is Verdict.BLOCK
+        bucket.reasons.update(r.code for r in decision.reasons if r.points > 0)
+        self._forget(minute - timedelta(hours=24))
+        found = [*self._per_decision(decision), *self._per_hour(minute, decision)]
+        return [
+            alert for alert in found if self.throttle.allow(alert.dedupe_key, alert.subject_id, now)
+        ]
+
+    def _per_decision(self, decision: Decision) -> list[Alert]:
+        rules, alerts = self.rules, []
+        critical = [r for r in decision.reasons if r.code == "BLACKLIST_LIST_HIT"]
+        if critical and "CRITICAL" in critical[0].detail:
+            alerts.append(
+                _alert(
+                    CRITICAL_HIT,
+                    rules,
+                    decision,
+                    f"Critical blacklist match detected: {critical[0].detail}",
+                )
+            )
+        if decision.latency_ms > rules.slow_processing_ms:
+            alerts.append(
+                _alert(
+                    SLOW_PROCESSING,
+                    rules,
+                    decision,
+                    f"decision {decision.latency_ms} ms after its event "
+                    f"(limit {rules.slow_processing_ms} ms)",
+                    per_subject=False,
+                )
+            )
+        return alerts
+
+    def _per_hour(self, minute: datetime, decision: Decision) -> list[Alert]:
+        rules = self.rules
+        hour = [self._minutes[m] for m in self._minutes if minute - m < timedelta(hours=1)]
+        decided = sum(b.decisions for b in hour)
+        blocked = sum(b.blocked for b in hour)
+        alerts = []
+        if (
+            decided >= rules.fraud_spike_min_decisions
+            and blocked / decided > rules.fraud_spike_rate
+        ):
+            share = f"{blocked / decided:.1%}"
+            message = f"{blocked} of {decided} decisions blocked in the last hour ({share})"
+            alerts.append(_alert(FRAUD_SPIKE, rules, decision, message, per_subject=False))
+        this_hour: Counter[str] = sum((b.reasons for b in hour), Counter())
+        day = sum((b.reasons for b in self._minutes.values()), Counter())
+        for code in (r.code for r in decision.reasons if r.points > 0):
+            average = (day[code] - this_hour[code]) / 23
+            count = this_hour[code]
+            if count >= rules.unusual_min_count and count > rules.unusual_factor * max(average, 1):
+                message = f"{code} fired {count} times in the last hour (usual {average:.1f}/h)"
+                alerts.append(
+                    _alert(UNUSUAL_PATTERN, rules, decision, message, per_subject=False, key=code)
+                )
+        return alerts
+
+    def _forget(self, before: datetime) -> None:
+        for minute in [m for m in self._minutes if m < before]:
+            del self._minutes[minute]
+
+
+def _alert(
+    rule: Rule,
+    rules: AlertRules,
+    decision: Decision,
+    message: str,
+    per_subject: bool = True,
+    key: str = "",
+) -> Alert:
+    trigger = rules.triggers[rule]
+    subject = decision.user_id if per_subject else None
+    dedupe = f"{rule}:{subject or ''}:{key}"
+    return Alert(
+        alert_id=f"{rule}-{decision.event_id}",
+        rule=rule,
+        severity=trigger.severity,
+        channels=list(trigger.channels),
+        message=message,
+        subject_id=subject,
+        event_id=decision.event_id,
+        dedupe_key=dedupe,
+        created_at=decision.decided_at,
+    )

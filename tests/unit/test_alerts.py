@@ -1,0 +1,94 @@
+"""Alert triggers and the seed's throttling (same alert 5 min, per user 1 h, 100 per hour)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from config.rules import load_rules
+from engine.alerts import AlertEngine, Throttle
+from schemas.models import Decision, Reason
+
+RULES = load_rules().alerts
+AT = datetime(2026, 11, 20, 12, tzinfo=UTC)
+
+
+def _decision(
+    n: int,
+    verdict: str = "ALLOW",
+    reasons: tuple[tuple[str, str], ...] = (),
+    latency_ms: int = 10,
+    user: str | None = None,
+    minute: int = 0,
+) -> Decision:
+    at = AT + timedelta(minutes=minute, milliseconds=n)
+    return Decision(
+        event_id=f"e{n}",
+        event_kind="transaction",
+        event_type="PIX_TRANSFER",
+        subject_type="user",
+        subject_id=user or f"u{n}",
+        user_id=user or f"u{n}",
+        score=50,
+        band="MEDIUM",
+        decision=verdict,
+        reasons=[Reason(code=code, points=10, detail=detail) for code, detail in reasons],
+        rule_version="v",
+        event_occurred_at=at,
+        decided_at=at,
+        latency_ms=latency_ms,
+    )
+
+
+CRITICAL = (("BLACKLIST_LIST_HIT", "block-list hits: wallet 0x7f36...be1b CRITICAL (OFAC)"),)
+
+
+def test_a_critical_hit_alerts_once_per_user_per_hour() -> None:
+    engine = AlertEngine(RULES)
+    first = engine.observe(_decision(1, "BLOCK", CRITICAL, user="ana"), AT)
+    again = engine.observe(_decision(2, "BLOCK", CRITICAL, user="ana"), AT + timedelta(minutes=10))
+    other = engine.observe(_decision(3, "BLOCK", CRITICAL, user="bia"), AT + timedelta(minutes=10))
+    later = engine.observe(_decision(4, "BLOCK", CRITICAL, user="ana"), AT + timedelta(minutes=61))
+    assert [a.rule for a in first] == ["blacklist_hit_critical"] and first[0].severity == "CRITICAL"
+    assert first[0].channels == ["slack", "email", "pagerduty"]
+    assert again == [] and len(other) == 1 and len(later) == 1
+    high = (("BLACKLIST_LIST_HIT", "block-list hits: user ***1 HIGH (MANUAL)"),)
+    assert engine.observe(_decision(5, "BLOCK", high, user="caio"), AT) == []
+
+
+def test_slow_processing_alerts_then_waits_five_minutes() -> None:
+    engine = AlertEngine(RULES)
+    slow = [
+        engine.observe(_decision(n, latency_ms=6_000), AT + timedelta(minutes=n)) for n in range(7)
+    ]
+    assert [len(a) for a in slow] == [1, 0, 0, 0, 0, 1, 0]
+    assert "6000 ms" in slow[0][0].message
+
+
+def test_a_fraud_spike_needs_enough_decisions_and_more_than_five_percent_blocked() -> None:
+    engine = AlertEngine(RULES)
+    raised = []
+    for n in range(200):
+        verdict = "BLOCK" if n % 10 == 0 else "ALLOW"  # 10% blocked
+        raised += engine.observe(_decision(n, verdict, minute=n // 10), AT)
+    spikes = [a for a in raised if a.rule == "fraud_spike"]
+    assert len(spikes) == 1 and "blocked in the last hour" in spikes[0].message
+    calm = AlertEngine(RULES)
+    quiet = [
+        calm.observe(_decision(n, "BLOCK" if n % 50 == 0 else "ALLOW"), AT) for n in range(200)
+    ]
+    assert not any(a.rule == "fraud_spike" for alerts in quiet for a in alerts)
+
+
+def test_an_unusual_pattern_is_a_code_firing_far_above_its_average() -> None:
+    engine = AlertEngine(RULES)
+    code = (("GEO_TOR_VPN", "tor"),)
+    raised = [a for n in range(25) for a in engine.observe(_decision(n, reasons=code), AT)]
+    assert [a.rule for a in raised] == ["unusual_pattern"]
+    assert "GEO_TOR_VPN fired 20 times" in raised[0].message
+
+
+def test_the_global_limit_holds_under_a_burst() -> None:
+    throttle = Throttle(timedelta(minutes=5), timedelta(hours=1), 100)
+    allowed = sum(throttle.allow(f"k{n}", f"u{n}", AT + timedelta(seconds=n)) for n in range(500))
+    assert allowed == 100
+    assert throttle.allow("k-late", "u-late", AT + timedelta(hours=1, seconds=1))
