@@ -112,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("auditor", help="run the audit chains' writer (Faust worker)")
     commands.add_parser("sink", help="run the ClickHouse writer for analysts (Faust worker)")
+    report = commands.add_parser("report", help="reports from the analysts' store")
+    report.add_argument("kind", choices=["daily", "alerts", "performance", "coaf"])
+    report.add_argument("--date", type=_day, help="UTC day YYYY-MM-DD (default: today)")
+    report.add_argument("--to", type=_day, help="coaf: last day of the period (default: --date)")
+    report.add_argument("--format", default="md", choices=["md", "csv", "json"])
+    report.add_argument("--out", type=Path, help="write files here (the daily PNG needs it)")
     sql = commands.add_parser("sql", help="run a read-only query on the analysts' store")
     sql.add_argument("query")
     audit = commands.add_parser("audit", help="verify the audit log, prove a record, anchor a day")
@@ -221,6 +227,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         run_sink(settings)
         return 0
+    if args.command == "report":
+        from atalaia.reports import report_main
+
+        day = args.date or datetime.now(UTC).date().isoformat()
+        if args.format == "json" and args.kind != "coaf":
+            raise CliError("atalaia report: --format json is for the coaf export")
+        return report_main(settings, args.kind, day, args.to, args.format, args.out)
     if args.command == "sql":
         from atalaia.analytics import sql_main
 

@@ -19,6 +19,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from schemas.models import (
+    Alert,
     AuditRecord,
     Case,
     Decision,
@@ -94,6 +95,19 @@ _TABLES = {
         ) ENGINE = ReplacingMergeTree
         PARTITION BY toYYYYMM(labelled_at)
         ORDER BY label_id""",
+    "alerts": """
+        CREATE TABLE IF NOT EXISTS alerts (
+            alert_id String,
+            rule LowCardinality(String),
+            severity LowCardinality(String),
+            channels Array(LowCardinality(String)),
+            message String,
+            subject_id Nullable(String),
+            event_id String,
+            created_at DateTime64(3, 'UTC')
+        ) ENGINE = ReplacingMergeTree
+        PARTITION BY toDate(created_at)
+        ORDER BY alert_id""",
     "audit": """
         CREATE TABLE IF NOT EXISTS audit (
             audit_id String,
@@ -223,6 +237,19 @@ def label_row(label: Label) -> list[Any]:
         label.is_fraud,
         label.event_ids,
         label.labelled_at,
+    ]
+
+
+def alert_row(alert: Alert) -> list[Any]:
+    return [
+        alert.alert_id,
+        alert.rule,
+        alert.severity,
+        alert.channels,
+        alert.message,
+        alert.subject_id,
+        alert.event_id,
+        alert.created_at,
     ]
 
 

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from schemas.models import Case, Decision, Label, Reason
+from atalaia.broker import free_port
+from atalaia.supervise import settings_env
+from config.settings import Settings
+from schemas.models import Alert, Case, Decision, Label, Reason
 from sinks.clickhouse import (
     AnalyticsStore,
+    alert_row,
     case_row,
     connect,
     decision_row,
@@ -48,7 +56,7 @@ def store(tmp_path: Path) -> AnalyticsStore:
     return analytics
 
 
-def test_views_give_the_known_numbers(store: AnalyticsStore) -> None:
+def _load_known(store: AnalyticsStore) -> None:
     decisions = [
         _decision(0, "ALLOW", 5, (), 10),
         _decision(1, "ALLOW", 12, ("VELOCITY_UNUSUAL_HOUR",), 20),
@@ -113,6 +121,22 @@ def test_views_give_the_known_numbers(store: AnalyticsStore) -> None:
         store.insert("events", [event_row(e) for e in events])
         store.insert("cases", [case_row(c) for c in cases])
         store.insert("labels", [label_row(label)])
+    alert = Alert(
+        alert_id="blacklist_hit_critical-e3",
+        rule="blacklist_hit_critical",
+        severity="CRITICAL",
+        channels=["slack"],
+        message="Critical blacklist match detected",
+        subject_id="u3",
+        event_id="e3",
+        dedupe_key="k",
+        created_at=AT + timedelta(minutes=3),
+    )
+    store.insert("alerts", [alert_row(alert)])
+
+
+def test_views_give_the_known_numbers(store: AnalyticsStore) -> None:
+    _load_known(store)
 
     def rows(view: str) -> list[tuple[object, ...]]:
         return store.query_read_only(f"SELECT * FROM {view}")[1]
@@ -130,3 +154,40 @@ def test_views_give_the_known_numbers(store: AnalyticsStore) -> None:
     assert rows("score_distribution") == [(0, 1), (10, 1), (50, 1), (100, 1)]
     assert sum(r[2] for r in rows("transactions_per_minute")) == 4
     assert {name for name, _ in view_statements()} >= {"decision_mix", "score_distribution"}
+
+
+def test_reports_from_the_store_have_the_right_totals(
+    tmp_path: Path, engine_settings: Settings
+) -> None:
+    target = tmp_path / "ch"
+    store = AnalyticsStore(connect(str(target)))
+    store.ensure_schema()
+    _load_known(store)
+    store.client.close()
+    settings = engine_settings.model_copy(
+        update={"analytics_target": str(target), "sink_port": free_port()}
+    )
+    env = {**os.environ, **settings_env(settings)}
+
+    def report(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "atalaia", "report", *args, "--date", "2026-11-20"]
+        return subprocess.run(
+            command, capture_output=True, text=True, env=env, timeout=120, check=False
+        )
+
+    out = tmp_path / "reports"
+    daily = report("daily", "--out", str(out))
+    assert daily.returncode == 0, daily.stderr
+    text = (out / "report-daily-2026-11-20.md").read_text()
+    assert "| transaction | ALLOW | 2 |" in text and "| transaction | BLOCK | 1 |" in text
+    assert "| 10 | 4 | 1 | 0.25 | 1 | 0.25 |" in text  # hour, decisions, blocked, rates
+    assert "| 1 | 4000 |" in text  # one blocked, R$ 40,00
+    png = (out / "report-daily-2026-11-20.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5_000
+    alerts = report("alerts", "--format", "csv")
+    assert "Alerts by rule,blacklist_hit_critical,CRITICAL,1" in alerts.stdout
+    performance = report("performance")
+    assert "| 10 | 4 |" in performance.stdout
+    coaf = report("coaf", "--format", "json")
+    (filed,) = json.loads(coaf.stdout)
+    assert (filed["subject"], filed["blocked_cents"], filed["case_ids"]) == ("u3", 4000, "c2")
