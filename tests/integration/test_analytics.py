@@ -156,3 +156,42 @@ def test_sql_answers_with_a_table_and_refuses_writes(
     assert refused.returncode == 1 and "readonly" in refused.stderr.lower()
     assert "Traceback" not in refused.stderr
     assert sql("SELECT count() FROM decisions").returncode == 0  # still there
+
+
+def _set_immutable(root: Path, immutable: bool) -> None:
+    """Make the store's directories unwritable, even for root (chattr +i), or writable again:
+    the store is down for writes, as a full or failed disk would make it."""
+    directories = [str(p) for p in root.rglob("*") if p.is_dir() and not p.is_symlink()]
+    flag = "+i" if immutable else "-i"
+    subprocess.run(["chattr", flag, str(root), *directories], check=True)
+
+
+def test_a_store_outage_loses_nothing_and_duplicates_nothing(
+    sink_settings: Settings,
+    start_worker: Callable[..., WorkerProcess],
+    start_sink: Callable[[], WorkerProcess],
+) -> None:
+    settings = sink_settings
+    topics = Topics(settings.topic_prefix)
+    store = Path(settings.analytics) / "store"
+    start_worker()
+    sink = start_sink()
+    before = _transactions("c", 10, blocked=0)
+    asyncio.run(send_events(settings.bootstrap_servers, topics, before))
+    asyncio.run(collect(settings.bootstrap_servers, topics, {e.event_id for e in before}))
+    _wait_rows(settings, "decisions", len(before))
+    _set_immutable(store, True)
+    try:
+        during = _transactions("d", 12, blocked=2)
+        asyncio.run(send_events(settings.bootstrap_servers, topics, during))
+        asyncio.run(collect(settings.bootstrap_servers, topics, {e.event_id for e in during}))
+        time.sleep(3)  # the sink keeps failing and retrying meanwhile
+        assert sink.alive
+        assert _scalar(settings, "SELECT count() FROM decisions FINAL") == len(before)
+    finally:
+        _set_immutable(store, False)
+    _wait_rows(settings, "decisions", len(before) + len(during))
+    time.sleep(1)
+    assert _scalar(settings, "SELECT count() FROM decisions FINAL") == len(before) + len(during)
+    assert _scalar(settings, "SELECT count() FROM events FINAL") == len(before) + len(during)
+    assert _scalar(settings, "SELECT sum(decisions) FROM decision_mix") == len(before) + len(during)
