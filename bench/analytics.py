@@ -1,0 +1,100 @@
+"""Analytics sink benchmark: rows/s from the topics into the embedded ClickHouse (chDB).
+
+Starts the embedded broker, one worker and one sink on 127.0.0.1, replays a burst of
+synthetic transactions, and polls the store until every decision and event row is in.
+Bounded: fixed counts and a deadline, every process stopped at the end.
+
+    .venv/bin/python -m bench.analytics [--transactions 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from atalaia.analytics import run_query
+from atalaia.broker import EmbeddedBroker, free_port, wait_for_port
+from atalaia.demo import await_worker, local_settings
+from atalaia.publish import OutRecord, publish
+from atalaia.sample import synthetic_transactions
+from atalaia.supervise import WorkerProcess, interrupt_on_sigterm
+from config.settings import Settings, load_settings
+from engine.admission import subject_of
+from schemas.codec import WireCodec
+from streams.admin import ensure_topics
+from streams.topics import Topics
+
+DEADLINE_S = 600.0
+
+
+def _rows(settings: Settings) -> int:
+    query = "SELECT (SELECT count() FROM decisions) + (SELECT count() FROM events)"
+    _, rows = run_query(settings, query)
+    return int(rows[0][0])
+
+
+def run(transactions: int) -> dict[str, object]:
+    codec = WireCodec()
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=30 * transactions + 60)
+    events = synthetic_transactions(transactions, start)
+    with tempfile.TemporaryDirectory(prefix="atalaia-bench-sink-") as tmp:
+        workdir = Path(tmp)
+        with EmbeddedBroker(log_file=workdir / "broker.log") as broker:
+            base = local_settings(load_settings(), broker.bootstrap_servers, workdir, "bench")
+            settings = base.model_copy(
+                update={"sink_port": free_port(), "analytics_target": str(workdir / "ch")}
+            )
+            topics = Topics(settings.topic_prefix)
+            asyncio.run(ensure_topics(settings))
+            worker = WorkerProcess(settings, workdir / "worker.log").start()
+            sink_settings = settings.model_copy(update={"data_dir": workdir / "sink"})
+            sink = WorkerProcess(sink_settings, workdir / "sink.log", "sink").start()
+            try:
+                asyncio.run(
+                    await_worker(settings.bootstrap_servers, codec, topics, time.monotonic())
+                )
+                if not wait_for_port("127.0.0.1", settings.sink_port, 60):
+                    raise RuntimeError("the sink did not start")
+                baseline = _rows(settings)
+                records = [
+                    OutRecord(topics.transactions, subject_of(e).key.encode(), codec.encode(e))
+                    for e in events
+                ]
+                started = time.monotonic()
+                asyncio.run(publish(settings.bootstrap_servers, records))
+                expected = baseline + 2 * transactions
+                stored = baseline
+                while stored < expected and time.monotonic() - started < DEADLINE_S:
+                    time.sleep(0.5)
+                    stored = _rows(settings)
+                elapsed = time.monotonic() - started
+            finally:
+                sink.stop()
+                worker.stop()
+    return {
+        "events": transactions,
+        "rows_stored": stored - baseline,
+        "rows_expected": 2 * transactions,
+        "seconds": round(elapsed, 1),
+        "rows_per_s_end_to_end": round((stored - baseline) / elapsed),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--transactions", type=int, default=10_000)
+    args = parser.parse_args()
+    interrupt_on_sigterm()
+    json.dump(run(args.transactions), sys.stdout, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
