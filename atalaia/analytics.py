@@ -1,8 +1,9 @@
 """``atalaia sink`` (ClickHouse writer and alerter) and ``atalaia sql`` (analysts' queries).
 
 chDB lets one process open a data directory. So the sink serves read-only queries on
-127.0.0.1 (``POST /sql``) while it runs, and ``atalaia sql`` asks it; when no sink runs,
-``atalaia sql`` opens the store itself. A ClickHouse server URL works the same way.
+127.0.0.1 (``POST /sql``; its Prometheus metrics on ``GET /metrics``) while it runs, and
+``atalaia sql`` asks it; when no sink runs, ``atalaia sql`` opens the store itself. A
+ClickHouse server URL works the same way.
 """
 
 from __future__ import annotations
@@ -74,8 +75,14 @@ def _query_app(store: Any, lock: asyncio.Lock) -> Any:
             return web.json_response({"error": first[:500]}, status=400)
         return web.json_response({"columns": columns, "rows": rows}, dumps=_dumps)
 
+    async def metrics(_request: web.Request) -> web.Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
     app = web.Application()
     app.router.add_post("/sql", sql)
+    app.router.add_get("/metrics", metrics)
     return app
 
 

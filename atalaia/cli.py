@@ -138,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="broker + worker + sample replay + summary")
     demo.add_argument("--transactions", type=_positive, default=5000)
     demo.add_argument("--gifts", type=_positive, default=1000)
+    demo.add_argument(
+        "--analytics",
+        action="store_true",
+        help="also run the ClickHouse sink and print the daily report of the busiest day",
+    )
     pace = demo.add_mutually_exclusive_group()
     pace.add_argument(
         "--rate",
@@ -286,7 +291,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return _push_rules(settings, args.file)
     from atalaia.demo import demo_main
 
-    return demo_main(settings, args.transactions, args.gifts, None if args.burst else args.rate)
+    rate = None if args.burst else args.rate
+    return demo_main(settings, args.transactions, args.gifts, rate, args.analytics)
 
 
 def _push_rules(settings: Settings, path: Path) -> int:

@@ -14,10 +14,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
-from atalaia.broker import EmbeddedBroker
+from atalaia.analytics import run_query
+from atalaia.broker import EmbeddedBroker, free_port
 from atalaia.measure import percentile
 from atalaia.progress import Progress
 from atalaia.publish import OutRecord, publish
+from atalaia.reports import daily_sections, render_markdown
 from atalaia.sample import (
     generated_gifts,
     interleave,
@@ -44,6 +46,7 @@ from streams.reader import read_topics
 from streams.topics import Topics
 
 WORKER_READY_TIMEOUT_S = 120.0
+SINK_TIMEOUT_S = 180.0
 IDLE_TIMEOUT_S = 30.0
 
 
@@ -64,6 +67,7 @@ class DemoResult:
     duplicates: int = 0
     conflicts: int = 0
     worker_ready_s: float = 0.0
+    daily_report: str = ""
     elapsed_s: float = 0.0
 
     @property
@@ -160,6 +164,7 @@ async def run_demo(
     gifts: int,
     rate: float | None = None,
     out: TextIO = sys.stderr,
+    analytics: bool = False,
 ) -> DemoResult:
     codec = WireCodec()
     now = datetime.now(UTC)
@@ -182,6 +187,13 @@ async def run_demo(
             await ensure_topics(demo)
             print(f"broker on {broker.bootstrap_servers}; starting worker...", file=out)
             worker = WorkerProcess(demo, workdir / "worker.log").start()
+            sink = None
+            if analytics:
+                demo = demo.model_copy(
+                    update={"sink_port": free_port(), "analytics_target": str(workdir / "ch")}
+                )
+                sink_settings = demo.model_copy(update={"data_dir": workdir / "sink"})
+                sink = WorkerProcess(sink_settings, workdir / "sink.log", "sink").start()
             try:
                 started = time.monotonic()
                 result.worker_ready_s = await await_worker(
@@ -217,7 +229,14 @@ async def run_demo(
                 )
                 if not worker.alive:
                     raise DemoError(f"the worker died; see {workdir / 'worker.log'}")
+                if sink is not None:
+                    print("waiting for the analytics sink...", file=out)
+                    result.daily_report = await asyncio.to_thread(
+                        busiest_day_report, demo, result.decided
+                    )
             finally:
+                if sink is not None:
+                    sink.stop()
                 worker.stop()
     return result
 
@@ -262,10 +281,35 @@ def render_summary(result: DemoResult) -> str:
     return "\n".join(lines)
 
 
-def demo_main(settings: Settings, transactions: int, gifts: int, rate: float | None) -> int:
+def busiest_day_report(settings: Settings, decided: int) -> str:
+    """Once the sink holds every decision: the daily report of the day with most of them."""
+    deadline = time.monotonic() + SINK_TIMEOUT_S
+    stored = 0
+    while time.monotonic() < deadline:
+        _, rows = run_query(settings, "SELECT count() FROM decisions FINAL")
+        stored = int(rows[0][0])
+        if stored >= decided:
+            break
+        time.sleep(0.5)
+    else:
+        raise DemoError(f"the sink stored {stored} of {decided} decisions in {SINK_TIMEOUT_S:.0f}s")
+    _, rows = run_query(
+        settings,
+        "SELECT toString(toDate(event_occurred_at)) AS day, count() AS n FROM decisions FINAL "
+        "GROUP BY day ORDER BY n DESC LIMIT 1",
+    )
+    day = str(rows[0][0])
+    return render_markdown(f"Atalaia daily report, {day}", daily_sections(settings, day))
+
+
+def demo_main(
+    settings: Settings, transactions: int, gifts: int, rate: float | None, analytics: bool = False
+) -> int:
     interrupt_on_sigterm()
-    result = asyncio.run(run_demo(settings, transactions, gifts, rate))
+    result = asyncio.run(run_demo(settings, transactions, gifts, rate, analytics=analytics))
     print(render_summary(result))
+    if result.daily_report:
+        print("\n" + result.daily_report)
     missing = result.valid - result.decided
     if missing or result.conflicts:
         print(

@@ -7,6 +7,7 @@ import asyncio
 import json
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
@@ -94,6 +95,9 @@ def test_critical_hits_alert_once_per_user_and_reach_a_flaky_webhook(
         while len(_Webhook.received) < 2 and time.monotonic() < deadline:
             time.sleep(0.5)
         time.sleep(2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{settings.sink_port}/metrics") as page:
+            metrics = page.read().decode()
+        assert 'atalaia_alerts_total{rule="blacklist_hit_critical"} 2.0' in metrics
     finally:
         sink.stop()
     alerts = asyncio.run(_alerts(settings, topics))
