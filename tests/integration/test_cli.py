@@ -129,3 +129,14 @@ def test_demo_stops_its_broker_and_worker_on_sigterm() -> None:
     demo.stderr.close()
     assert not wait_for_port("127.0.0.1", int(port.group(1)), 0.5), "broker left running"
     assert _worker_pids() <= workers_before, "worker left running"
+
+
+def test_demo_with_analytics_prints_the_daily_report_of_its_data() -> None:
+    done = _atalaia(
+        ["demo", "--transactions", "200", "--gifts", "50", "--burst", "--analytics"], None, 300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = done.stdout.split("# Atalaia daily report, ", 1)[1]
+    assert report.startswith("2018-04-01")  # the handbook's first day holds the most
+    assert "| transaction | ALLOW | 200 |" in report  # every handbook transaction that day
+    assert "## Top reasons" in report and "## Alerts" in report
