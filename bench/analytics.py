@@ -61,6 +61,7 @@ def run(transactions: int) -> dict[str, object]:
                 )
                 if not wait_for_port("127.0.0.1", settings.sink_port, 60):
                     raise RuntimeError("the sink did not start")
+                time.sleep(2)  # the warm-up event's rows land first
                 baseline = _rows(settings)
                 records = [
                     OutRecord(topics.transactions, subject_of(e).key.encode(), codec.encode(e))
@@ -86,12 +87,40 @@ def run(transactions: int) -> dict[str, object]:
     }
 
 
+def store_only(rows: int, batch: int) -> dict[str, object]:
+    """The store's own pace: decision rows inserted in sink-sized batches, no broker."""
+    from config.rules import load_rules
+    from engine.decide import decide_event
+    from engine.decisions import build_decision
+    from engine.velocity import VelocityState
+    from sinks.clickhouse import AnalyticsStore, connect, decision_row
+
+    rules = load_rules()
+    now = datetime.now(UTC)
+    event = synthetic_transactions(1, now - timedelta(minutes=1))[0]
+    outcome = decide_event(VelocityState(), event, rules)
+    template = build_decision(event, outcome.assessment, rules.version, now, now)
+    with tempfile.TemporaryDirectory(prefix="atalaia-bench-store-") as tmp:
+        store = AnalyticsStore(connect(str(Path(tmp) / "ch")))
+        store.ensure_schema()
+        started = time.monotonic()
+        for first in range(0, rows, batch):
+            chunk = [
+                decision_row(template.model_copy(update={"event_id": f"e{n}"}))
+                for n in range(first, min(rows, first + batch))
+            ]
+            store.insert("decisions", chunk)
+        elapsed = time.monotonic() - started
+    return {"rows": rows, "batch": batch, "rows_per_s_store_only": round(rows / elapsed)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--transactions", type=int, default=10_000)
     args = parser.parse_args()
     interrupt_on_sigterm()
-    json.dump(run(args.transactions), sys.stdout, indent=2)
+    report = {**run(args.transactions), **store_only(100_000, 1_000)}
+    json.dump(report, sys.stdout, indent=2)
     print()
     return 0
 
