@@ -1,5 +1,6 @@
-"""Analytics sink agent (``atalaia sink``): decisions, input events, cases, labels, alerts and
-the chained audit records into ClickHouse (``sinks.clickhouse``), in batches by size and time.
+"""Analytics sink agent (``atalaia sink``): decisions, input events, cases, labels, alerts,
+the chained audit records and their Merkle batches into ClickHouse (``sinks.clickhouse``), in
+batches by size and time.
 
 A batch is inserted before the agent moves on, and Faust commits offsets only for records it
 moved past: an insert that fails (store down, disk full) is retried with backoff until it is
@@ -22,11 +23,12 @@ from faust.streams import Stream
 
 from agents.retry import until_stored
 from schemas.codec import DecodeError, WireCodec
-from schemas.models import Alert, AuditRecord, Case, Decision, Label
+from schemas.models import Alert, AuditBatch, AuditRecord, Case, Decision, Label
 from sinks.clickhouse import (
     AnalyticsStore,
     alert_row,
     audit_row,
+    batch_row,
     case_row,
     decision_row,
     event_row,
@@ -57,6 +59,10 @@ def register_analytics_sink(
         topics.labels: ("labels", lambda v: label_row(codec.decode(v, (Label,)))),
         topics.audit: ("audit", lambda v: audit_row(codec.decode(v, (AuditRecord,)))),
         topics.alerts: ("alerts", lambda v: alert_row(codec.decode(v, (Alert,)))),
+        topics.audit_batches: (
+            "audit_batches",
+            lambda v: batch_row(codec.decode(v, (AuditBatch,))),
+        ),
         **{
             topic: ("events", lambda v: event_row(codec.decode_event(v)))
             for topic in topics.input_models()

@@ -20,6 +20,7 @@ from clickhouse_connect.driver.client import Client
 
 from schemas.models import (
     Alert,
+    AuditBatch,
     AuditRecord,
     Case,
     Decision,
@@ -108,6 +109,19 @@ _TABLES = {
         ) ENGINE = ReplacingMergeTree
         PARTITION BY toDate(created_at)
         ORDER BY alert_id""",
+    "audit_batches": """
+        CREATE TABLE IF NOT EXISTS audit_batches (
+            batch_id String,
+            chain Int32,
+            first_sequence Int64,
+            last_sequence Int64,
+            count UInt32,
+            root String,
+            previous_root Nullable(String),
+            closed_at DateTime64(3, 'UTC')
+        ) ENGINE = ReplacingMergeTree
+        PARTITION BY toYYYYMM(closed_at)
+        ORDER BY batch_id""",
     "audit": """
         CREATE TABLE IF NOT EXISTS audit (
             audit_id String,
@@ -250,6 +264,19 @@ def alert_row(alert: Alert) -> list[Any]:
         alert.subject_id,
         alert.event_id,
         alert.created_at,
+    ]
+
+
+def batch_row(batch: AuditBatch) -> list[Any]:
+    return [
+        batch.batch_id,
+        batch.chain,
+        batch.first_sequence,
+        batch.last_sequence,
+        batch.count,
+        batch.root,
+        batch.previous_root,
+        batch.closed_at,
     ]
 
 

@@ -14,10 +14,11 @@ import pytest
 from atalaia.broker import free_port
 from atalaia.supervise import settings_env
 from config.settings import Settings
-from schemas.models import Alert, Case, Decision, Label, Reason
+from schemas.models import Alert, AuditBatch, Case, Decision, Label, Reason
 from sinks.clickhouse import (
     AnalyticsStore,
     alert_row,
+    batch_row,
     case_row,
     connect,
     decision_row,
@@ -191,3 +192,20 @@ def test_reports_from_the_store_have_the_right_totals(
     coaf = report("coaf", "--format", "json")
     (filed,) = json.loads(coaf.stdout)
     assert (filed["subject"], filed["blocked_cents"], filed["case_ids"]) == ("u3", 4000, "c2")
+
+
+def test_audit_batches_are_stored_with_their_roots(store: AnalyticsStore) -> None:
+    batch = AuditBatch(
+        batch_id="0:0-3",
+        chain=0,
+        first_sequence=0,
+        last_sequence=3,
+        count=4,
+        root="ab" * 32,
+        previous_root=None,
+        closed_at=AT,
+    )
+    store.insert("audit_batches", [batch_row(batch)])
+    store.insert("audit_batches", [batch_row(batch)])  # re-delivered
+    rows = store.query_read_only("SELECT batch_id, count, root FROM audit_batches FINAL")[1]
+    assert rows == [("0:0-3", 4, "ab" * 32)]
