@@ -7,10 +7,11 @@ reasons always add up to the score.
 
 >>> from config.rules import load_rules
 >>> from tests.factories import transaction
->>> model, lists = load_rules().capypay, load_rules().lists
+>>> from engine.lists import NO_HITS
+>>> model = load_rules().capypay
 >>> tx = transaction(amount_cents=10_000_000, country="IR", network_flags=["TOR", "PROXY"],
 ...                  occurred_at="2026-11-20T15:00:00Z")
->>> [(r.code, r.points) for r in transaction_reasons(tx, {}, model, lists)]
+>>> [(r.code, r.points) for r in transaction_reasons(tx, {}, model, NO_HITS)]
 ... # doctest: +NORMALIZE_WHITESPACE
 [('VELOCITY_VOLUME', 15), ('AMOUNT_HIGH_VALUE', 10), ('AMOUNT_ROUND', 2),
  ('GEO_HIGH_RISK_COUNTRY', 8), ('GEO_TOR_VPN', 10), ('GEO_PROXY', 6), ('GEO_CAP', -14)]
@@ -20,9 +21,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from config.rules import CapyPay, ListRules
+from config.rules import CapyPay
 from engine.features import BLOCKED_FEATURE, ENTITY_BLOCKED_FEATURE
-from engine.lists import judge_hits
+from engine.lists import ListVerdict
 from engine.money import format_brl
 from engine.velocity import Features
 from schemas.models import LoginEvent, NetworkFlag, Reason, TransactionEvent
@@ -246,11 +247,10 @@ def _amount(event: TransactionEvent, features: Features, model: CapyPay) -> list
     return factor.capped()
 
 
-def _blacklist(features: Features, model: CapyPay, lists: ListRules) -> list[Reason]:
-    """List hits (``engine.lists.judge_hits``), and active fraud blocks as HIGH hits; an
-    allow-list override shows as a reason of 0 points."""
+def _blacklist(features: Features, model: CapyPay, judged: ListVerdict) -> list[Reason]:
+    """List hits (judged by ``engine.lists.judge_hits``), and active fraud blocks as HIGH
+    hits; an allow-list override shows as a reason of 0 points."""
     factor = _Factor("BLACKLIST", model.caps.blacklist)
-    judged = judge_hits(features, lists)
     for reason in judged.reasons:
         factor.add(reason.code, reason.points, reason.detail)
     if features.get(BLOCKED_FEATURE):
@@ -270,10 +270,10 @@ def _blacklist(features: Features, model: CapyPay, lists: ListRules) -> list[Rea
 
 
 def transaction_reasons(
-    event: TransactionEvent, features: Features, model: CapyPay, lists: ListRules
+    event: TransactionEvent, features: Features, model: CapyPay, judged: ListVerdict
 ) -> list[Reason]:
     return [
-        *_blacklist(features, model, lists),
+        *_blacklist(features, model, judged),
         *_velocity(event, features, model),
         *_amount(event, features, model),
         *_geo(event, features, "tx", model),
@@ -305,11 +305,11 @@ def _login_velocity(features: Features, model: CapyPay) -> list[Reason]:
 
 
 def login_reasons(
-    event: LoginEvent, features: Features, model: CapyPay, lists: ListRules
+    event: LoginEvent, features: Features, model: CapyPay, judged: ListVerdict
 ) -> list[Reason]:
     metric = "login_ok" if event.success else "login_failed"
     return [
-        *_blacklist(features, model, lists),
+        *_blacklist(features, model, judged),
         *_login_velocity(features, model),
         *_geo(event, features, metric, model),
         *_behavioral(event, features, metric, model),

@@ -275,6 +275,10 @@ class ListVerdict:
     severity: ListSeverity | None
 
 
+NO_HITS = ListVerdict([], None)
+"""The verdict of an event no list names."""
+
+
 def judge_hits(features: Features, rules: ListRules) -> ListVerdict:
     """The seed's blacklist scoring: the most severe hit's points, plus a fixed amount per
     additional hit, at most the maximum; any allow-list hit overrides all of it (and says so,
@@ -285,7 +289,7 @@ def judge_hits(features: Features, rules: ListRules) -> ListVerdict:
         reverse=True,
     )
     if not blocks:
-        return ListVerdict([], None)
+        return NO_HITS
     listed = "; ".join(
         f"{hit.shown} x{hit.count}" if hit.count > 1 else hit.shown for hit in blocks
     )

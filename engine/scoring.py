@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from config.rules import Bands, FlowThresholds, GiftRules, ListRules, RuleSet
+from config.rules import Bands, FlowThresholds, GiftRules, RuleSet
 from engine.admission import subject_of
 from engine.capypay import login_reasons, transaction_reasons
 from engine.features import (
@@ -29,7 +29,7 @@ from engine.features import (
     REFUND_IN_POLICY_FEATURE,
     REFUND_OF_REDEEMED_FEATURE,
 )
-from engine.lists import judge_hits
+from engine.lists import ListVerdict, judge_hits
 from engine.money import format_brl
 from engine.velocity import Features
 from schemas.models import (
@@ -90,14 +90,14 @@ def verdict_for(score: int, thresholds: FlowThresholds) -> Verdict:
 
 
 def gift_reasons(
-    event: GiftEvent, rules: GiftRules, features: Features, lists: ListRules
+    event: GiftEvent, rules: GiftRules, features: Features, judged: ListVerdict
 ) -> list[Reason]:
     """GiftPix MVP rules: per-gift and per-day limits, failed payments, redemption attempts,
     rapid creation and suspicious IPs, plus list hits on the giver, redeemer, recipient key or
     IP. ``features`` are the subject's window values."""
     limits, patterns, points = rules.limits, rules.patterns, rules.points
     day = limits.day_window
-    reasons: list[Reason] = list(judge_hits(features, lists).reasons)
+    reasons: list[Reason] = list(judged.reasons)
 
     def fire(code: str, earned: int, detail: str) -> None:
         reasons.append(Reason(code=code, points=earned, detail=detail))
@@ -235,13 +235,14 @@ def _action_options(
 
 def assess(event: InputEvent, rules: RuleSet, features: Features) -> Assessment:
     kind = EVENT_KIND_OF[type(event)]
+    judged = judge_hits(features, rules.lists)  # once: reasons and severity both read it
     match event:
         case GiftEvent():
-            reasons = gift_reasons(event, rules.gift, features, rules.lists)
+            reasons = gift_reasons(event, rules.gift, features, judged)
         case TransactionEvent():
-            reasons = transaction_reasons(event, features, rules.capypay, rules.lists)
+            reasons = transaction_reasons(event, features, rules.capypay, judged)
         case LoginEvent():
-            reasons = login_reasons(event, features, rules.capypay, rules.lists)
+            reasons = login_reasons(event, features, rules.capypay, judged)
     score = max(0, min(MAX_SCORE, sum(r.points for r in reasons)))
     thresholds = {
         EventKind.TRANSACTION: rules.decision.transaction,
@@ -253,7 +254,7 @@ def assess(event: InputEvent, rules: RuleSet, features: Features) -> Assessment:
     if isinstance(event, TransactionEvent):
         verdict, notes = _action_options(event, band, verdict, rules)
         reasons = [*reasons, *notes]
-    severity = judge_hits(features, rules.lists).severity
+    severity = judged.severity
     block_from = rules.lists.block_from.get(kind)
     if (
         severity is not None

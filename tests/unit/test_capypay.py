@@ -8,12 +8,13 @@ import pytest
 
 from config.rules import load_rules
 from engine.capypay import login_reasons, transaction_reasons
+from engine.lists import NO_HITS
 from schemas.models import Reason, RiskBand, Verdict
 from tests import factories
 from tests.factories import decide, decide_all
 
 MODEL = load_rules().capypay
-LISTS = load_rules().lists
+
 WEEKDAY_AFTERNOON = datetime.fromisoformat("2026-11-18T18:00:00+00:00")  # Wed 15h in Brasília
 
 
@@ -85,21 +86,21 @@ def test_busy_weekend_adds_two_points() -> None:
 )
 def test_high_value_formula(reais: int, points: int) -> None:
     """'min(amount / threshold * 5, 10)': R$ 100k = 10 points."""
-    reasons = transaction_reasons(_tx(amount_cents=reais * 100), {}, MODEL, LISTS)
+    reasons = transaction_reasons(_tx(amount_cents=reais * 100), {}, MODEL, NO_HITS)
     assert _points(reasons).get("AMOUNT_HIGH_VALUE", 0) == points
 
 
 def test_just_below_the_alert_threshold() -> None:
-    reasons = transaction_reasons(_tx(amount_cents=4_800_000), {}, MODEL, LISTS)
+    reasons = transaction_reasons(_tx(amount_cents=4_800_000), {}, MODEL, NO_HITS)
     assert _points(reasons)["AMOUNT_JUST_BELOW_LIMIT"] == 3
 
 
 def test_round_amounts() -> None:
     assert "AMOUNT_ROUND" in _points(
-        transaction_reasons(_tx(amount_cents=1_000_000), {}, MODEL, LISTS)
+        transaction_reasons(_tx(amount_cents=1_000_000), {}, MODEL, NO_HITS)
     )
     assert "AMOUNT_ROUND" not in _points(
-        transaction_reasons(_tx(amount_cents=1_000_100), {}, MODEL, LISTS)
+        transaction_reasons(_tx(amount_cents=1_000_100), {}, MODEL, NO_HITS)
     )
 
 
@@ -125,7 +126,7 @@ def test_no_average_without_history() -> None:
 
 def test_geo_factor_is_capped_at_ten() -> None:
     reasons = transaction_reasons(
-        _tx(country="KP", network_flags=["VPN", "PROXY"]), {}, MODEL, LISTS
+        _tx(country="KP", network_flags=["VPN", "PROXY"]), {}, MODEL, NO_HITS
     )
     points = _points(reasons)
     assert (points["GEO_HIGH_RISK_COUNTRY"], points["GEO_TOR_VPN"], points["GEO_PROXY"]) == (
@@ -211,7 +212,7 @@ def test_login_at_night_from_a_new_device() -> None:
 
 def test_login_uses_geo_and_behaviour() -> None:
     login = factories.login(network_flags=["TOR"], occurred_at=WEEKDAY_AFTERNOON)
-    assert _points(login_reasons(login, {}, MODEL, LISTS)) == {"GEO_TOR_VPN": 10}
+    assert _points(login_reasons(login, {}, MODEL, NO_HITS)) == {"GEO_TOR_VPN": 10}
     assert decide(login).verdict is Verdict.ALLOW
 
 
