@@ -38,6 +38,7 @@ from schemas.models import (
     ListEntry,
     ListKind,
     WatchlistName,
+    WireModel,
 )
 from streams.reader import read_topics
 from streams.topics import Topics
@@ -104,11 +105,8 @@ class AdminState:
                 self._case_changed.notify_all()
 
     async def send_case_command(self, command: CaseCommand) -> None:
-        subject_key = f"{command.subject_type.value}:{command.subject_id}".encode()
-        producer = self._started()
-        await producer.send_and_wait(
-            self.topics.case_commands, self.codec.encode(command), key=subject_key
-        )
+        subject_key = f"{command.subject_type.value}:{command.subject_id}"
+        await self._send(self.topics.case_commands, [(subject_key, command)])
 
     async def case_after(self, case_id: str, version: int, timeout_s: float) -> Case | None:
         """The case once a version newer than ``version`` is read (None: not in time)."""
@@ -141,14 +139,7 @@ class AdminState:
         return self._screener
 
     async def add_names(self, names: list[WatchlistName]) -> None:
-        producer = self._started()
-        sends = [
-            await producer.send(
-                self.topics.watchlist, self.codec.encode(name), key=name.entry_id.encode()
-            )
-            for name in names
-        ]
-        await asyncio.gather(*sends)
+        await self._send(self.topics.watchlist, [(n.entry_id, n) for n in names])
         for name in names:
             self._listed(name)
 
@@ -175,35 +166,27 @@ class AdminState:
         return removed
 
     async def audit(self, records: Iterable[AuditRecord]) -> None:
-        producer = self._started()
-        sends = [
-            await producer.send(
-                self.topics.audit_intake, self.codec.encode(record), key=record.audit_id.encode()
-            )
-            for record in records
-        ]
-        await asyncio.gather(*sends)
+        await self._send(self.topics.audit_intake, [(r.audit_id, r) for r in records])
 
     async def _publish(
         self, entries: list[ListEntry], actor: AuditActor, at: datetime, correlation_id: str | None
     ) -> None:
-        producer = self._started()
         audits = [
             list_change_record(actor, self.view.get(e.entry_id), e, at, correlation_id)
             for e in entries
         ]
-        sends = [
-            await producer.send(
-                self.topics.lists, self.codec.encode(entry), key=entry.entry_id.encode()
-            )
-            for entry in entries
-        ]
-        await asyncio.gather(*sends)
+        await self._send(self.topics.lists, [(e.entry_id, e) for e in entries])
         await self.audit(audits)
         for entry in entries:
             self.view.apply(entry)
 
-    def _started(self) -> AIOKafkaProducer:
+    async def _send(self, topic: str, records: Iterable[tuple[str, WireModel]]) -> None:
+        """Publish keyed records; returns once the broker has them all."""
         if self._producer is None:
             raise RuntimeError("AdminState.start() was not awaited")
-        return self._producer
+        producer = self._producer
+        sends = [
+            await producer.send(topic, self.codec.encode(record), key=key.encode())
+            for key, record in records
+        ]
+        await asyncio.gather(*sends)
