@@ -16,6 +16,7 @@ from atalaia.supervise import WorkerProcess
 from config.auth import key_digest
 from config.settings import Settings, load_settings
 from streams.admin import ensure_topics
+from tests.integration.helpers import API_KEYS
 
 
 @pytest.fixture(scope="session")
@@ -109,10 +110,6 @@ def start_worker(
     yield start
     for worker in started:
         worker.stop()
-
-
-API_KEYS = {"analyst": "analyst-secret", "admin": "admin-secret"}
-"""The API keys ``api_settings`` configures, by role."""
 
 
 @pytest.fixture

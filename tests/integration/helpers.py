@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
 import uuid
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from aiokafka import ConsumerRecord
 
 from atalaia.publish import OutRecord, publish
+from config.settings import Settings
 from engine.admission import subject_of
 from schemas.codec import WireCodec
 from schemas.models import (
@@ -19,6 +24,7 @@ from schemas.models import (
     FraudEvent,
     InputEvent,
     TransactionEvent,
+    WireModel,
 )
 from streams.reader import read_topics
 from streams.topics import Topics
@@ -147,3 +153,49 @@ async def read_giftpix_outputs(
             else:
                 events.append(CODEC.decode(record.value, (FraudEvent,)))
     return blocks, events
+
+
+M = TypeVar("M", bound=WireModel)
+
+
+async def read_all(bootstrap: str, topic: str, model: type[M]) -> list[M]:
+    """Every record on ``topic`` (until 2 s of silence), decoded as ``model``."""
+    found: list[M] = []
+    records = read_topics(bootstrap, [topic], True, 2.0)
+    async with aclosing(records):
+        async for record in records:
+            found.append(CODEC.decode(record.value, (model,)))
+    return found
+
+
+API_KEYS = {"analyst": "analyst-secret", "admin": "admin-secret"}
+"""The API keys ``api_settings`` configures, by role."""
+
+
+def admin_call(
+    settings: Settings,
+    method: str,
+    path: str,
+    body: object = None,
+    role: str | None = "admin",
+    raw: bytes | None = None,
+) -> tuple[int, Any]:
+    """One call to the admin API of ``settings``, with ``role``'s key (or a wrong one); the
+    status and the JSON answer (the text when it is not JSON)."""
+    headers = {"Content-Type": "application/json"}
+    if role is not None:
+        headers["Authorization"] = f"Bearer {API_KEYS.get(role, 'not-a-key')}"
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{settings.api_port}{path}", data=data, headers=headers, method=method
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            text = response.read().decode()
+            status = response.status
+    except urllib.error.HTTPError as error:
+        text, status = error.read().decode(), error.code
+    try:
+        return status, json.loads(text)
+    except json.JSONDecodeError:
+        return status, text

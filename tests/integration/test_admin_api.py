@@ -9,10 +9,7 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
-from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,42 +20,13 @@ from atalaia.supervise import WorkerProcess
 from config.settings import Settings
 from schemas.codec import WireCodec
 from schemas.models import AuditRecord, Decision, InputEvent, Label, Verdict
-from streams.reader import read_topics
 from streams.topics import Topics
 from tests import factories
-from tests.integration.conftest import API_KEYS
-from tests.integration.helpers import collect, send_events
+from tests.integration.helpers import API_KEYS, admin_call, collect, read_all, send_events
 
 pytestmark = pytest.mark.integration
 DATA = Path(__file__).parent.parent / "data"
 CODEC = WireCodec()
-
-
-def _call(
-    settings: Settings,
-    method: str,
-    path: str,
-    body: object = None,
-    role: str | None = "admin",
-    raw: bytes | None = None,
-) -> tuple[int, Any]:
-    headers = {"Content-Type": "application/json"}
-    if role is not None:
-        headers["Authorization"] = f"Bearer {API_KEYS.get(role, 'not-a-key')}"
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{settings.api_port}{path}", data=data, headers=headers, method=method
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            text = response.read().decode()
-            status = response.status
-    except urllib.error.HTTPError as error:
-        text, status = error.read().decode(), error.code
-    try:
-        return status, json.loads(text)
-    except json.JSONDecodeError:
-        return status, text
 
 
 def _decision(settings: Settings, event: InputEvent) -> Decision:
@@ -85,7 +53,7 @@ def test_a_listed_user_is_blocked_an_allow_listed_one_is_not_and_removal_frees_t
     start_worker()
     start_api()
     entry = {"entity_type": "user", "value": "mallory", "severity": "HIGH", "reason": "mule"}
-    status, added = _call(api_settings, "POST", "/api/admin/blacklist", entry)
+    status, added = admin_call(api_settings, "POST", "/api/admin/blacklist", entry)
     assert status == 201, added
     assert added["masked_value"] != "mallory" and "mallory" not in json.dumps(added)
 
@@ -98,17 +66,15 @@ def test_a_listed_user_is_blocked_an_allow_listed_one_is_not_and_removal_frees_t
     ]
 
     allow = {**entry, "kind": "ALLOW", "severity": "LOW", "reason": "verified merchant"}
-    assert _call(api_settings, "POST", "/api/admin/blacklist", allow)[0] == 201
+    assert admin_call(api_settings, "POST", "/api/admin/blacklist", allow)[0] == 201
     overridden = _decision(api_settings, _now_tx("mallory"))
     assert overridden.decision is Verdict.ALLOW
     assert "WHITELIST_OVERRIDE" in [r.code for r in overridden.reasons]
-    audited = [
-        r for r in asyncio.run(_audit_records(api_settings)) if r.action == "whitelist_override"
-    ]
+    audited = [r for r in _intake(api_settings) if r.action == "whitelist_override"]
     assert [r.details.transaction_id for r in audited] == [overridden.event_id]
 
     for kind in ("ALLOW", "BLOCK"):
-        status, removed = _call(
+        status, removed = admin_call(
             api_settings, "DELETE", f"/api/admin/blacklist/user/mallory?kind={kind}"
         )
         assert (
@@ -118,7 +84,7 @@ def test_a_listed_user_is_blocked_an_allow_listed_one_is_not_and_removal_frees_t
         )
     freed = _decision(api_settings, _now_tx("mallory"))
     assert not {"BLACKLIST_LIST_HIT", "WHITELIST_OVERRIDE"} & {r.code for r in freed.reasons}
-    assert _call(api_settings, "DELETE", "/api/admin/blacklist/user/mallory")[0] == 404
+    assert admin_call(api_settings, "DELETE", "/api/admin/blacklist/user/mallory")[0] == 404
 
 
 def test_the_seeds_sanctioned_wallet_blocks_everything_and_freezes(
@@ -181,7 +147,7 @@ def test_auth_matrix_every_endpoint_and_every_call_is_audited(
     """No key: 401; a wrong key: 401; an analyst on an admin endpoint: 403; the right role:
     served. Refused calls change nothing. Every call is on the audit topic with its actor."""
     start_api()
-    before = _call(api_settings, "GET", "/api/admin/blacklist?status=all", role="analyst")[1]
+    before = admin_call(api_settings, "GET", "/api/admin/blacklist?status=all", role="analyst")[1]
     matrix: dict[str, dict[str, int]] = {}
     for method, path, body, needed in ROUTES:
         payload = JSONL_ROW if path.endswith("format=jsonl") else None
@@ -189,21 +155,21 @@ def test_auth_matrix_every_endpoint_and_every_call_is_audited(
         for role in (None, "intruder", "analyst", "admin"):
             if role == "admin" and needed == "admin":
                 continue  # served below, once the refusals are known to have changed nothing
-            row[str(role)] = _call(api_settings, method, path, body, role, payload)[0]
+            row[str(role)] = admin_call(api_settings, method, path, body, role, payload)[0]
         assert row["None"] == 401 and row["intruder"] == 401, (path, row)
         served = 404 if path.startswith(NO_CASE) else 201 if path.endswith("/evidence") else 200
         assert row["analyst"] == (403 if needed == "admin" else served), (path, row)
-    after = _call(api_settings, "GET", "/api/admin/blacklist?status=all", role="analyst")[1]
+    after = admin_call(api_settings, "GET", "/api/admin/blacklist?status=all", role="analyst")[1]
     assert after == before  # refused calls changed nothing
     for method, path, body, needed in ROUTES:
         if needed == "admin":
             payload = JSONL_ROW if path.endswith("format=jsonl") else None
-            status = _call(api_settings, method, path, body, "admin", payload)[0]
+            status = admin_call(api_settings, method, path, body, "admin", payload)[0]
             matrix[f"{method} {path}"]["admin"] = status
             assert status in ((404,) if path.startswith(NO_CASE) else (200, 201)), (path, status)
     print(json.dumps(matrix, indent=1))  # the closing note's auth matrix
 
-    records = asyncio.run(_audit_records(api_settings))
+    records = _intake(api_settings)
     calls = [r for r in records if r.action == "admin_call"]
     assert len(calls) >= sum(len(row) for row in matrix.values())
     actors = {(r.actor.id, r.actor.type.value) for r in calls}
@@ -216,16 +182,6 @@ def test_auth_matrix_every_endpoint_and_every_call_is_audited(
     changes = [r for r in records if r.action in ("blacklist_add", "blacklist_remove")]
     assert {r.action for r in changes} == {"blacklist_add", "blacklist_remove"}
     assert all("203.0.113.9" not in r.model_dump_json() for r in records)
-
-
-async def _audit_records(settings: Settings) -> list[AuditRecord]:
-    topics = Topics(settings.topic_prefix)
-    found: list[AuditRecord] = []
-    records = read_topics(settings.bootstrap_servers, [topics.audit_intake], True, 2.0)
-    async with aclosing(records):
-        async for record in records:
-            found.append(CODEC.decode(record.value, (AuditRecord,)))
-    return found
 
 
 def test_invalid_input_gets_422_naming_the_field(
@@ -261,7 +217,7 @@ def test_invalid_input_gets_422_naming_the_field(
         ("DELETE", "/api/admin/blacklist/planet/x", None, "entity_type"),
     ]
     for method, path, body, field in cases:
-        status, answer = _call(api_settings, method, path, body)
+        status, answer = admin_call(api_settings, method, path, body)
         assert (status, answer.get("field")) == (422, field), (path, answer)
         assert "111.111.111-11" not in json.dumps(answer)
 
@@ -271,21 +227,23 @@ def test_imports_checks_and_screening(
 ) -> None:
     start_api()
     csv_text = (DATA / "blacklist_sample.csv").read_bytes()
-    status, result = _call(
+    status, result = admin_call(
         api_settings, "POST", "/api/admin/blacklist/import?format=csv", raw=csv_text
     )
     assert status == 200 and result["imported"] > 0
     assert [e["line"] for e in result["errors"]] == [6, 10, 11]
     ofac = (DATA / "ofac_sdn_sample.xml").read_bytes()
-    status, result = _call(
+    status, result = admin_call(
         api_settings, "POST", "/api/admin/blacklist/import?format=ofac-xml", raw=ofac
     )
     assert status == 200 and result["names"] == 6 and result["imported"] >= 2, result
 
-    status, stats = _call(api_settings, "GET", "/api/admin/blacklist/statistics", role="analyst")
+    status, stats = admin_call(
+        api_settings, "GET", "/api/admin/blacklist/statistics", role="analyst"
+    )
     assert stats["active_by_source"]["OFAC"] >= 4 and stats["watchlist_names"] == 6
 
-    status, exported = _call(api_settings, "GET", "/api/admin/blacklist/export")
+    status, exported = admin_call(api_settings, "GET", "/api/admin/blacklist/export")
     lines = [json.loads(line) for line in exported.splitlines()]
     assert len(lines) == sum(stats["active_by_kind"].values())
     assert all(
@@ -298,7 +256,7 @@ def test_imports_checks_and_screening(
             {"entity_type": "ip", "value": "8.8.8.8"},
         ]
     }
-    status, checked = _call(
+    status, checked = admin_call(
         api_settings, "POST", "/api/admin/blacklist/check", check, role="analyst"
     )
     domain, clean = checked["results"]
@@ -307,14 +265,18 @@ def test_imports_checks_and_screening(
     assert "someone" not in json.dumps(checked)
 
     query = {"name": "Dmitri Kovalenko"}  # listed as KOVALENKO, Dmitri Sergeyevich
-    status, screened = _call(api_settings, "POST", "/api/admin/screening", query, role="analyst")
+    status, screened = admin_call(
+        api_settings, "POST", "/api/admin/screening", query, role="analyst"
+    )
     assert status == 200, screened
     top = screened["matches"][0]
     assert top["list_name"] == "OFAC" and top["score"] >= screened["min_score"]
     assert "kovalenko" in top["breakdown"]["normalised_candidate"]
     nobody = {"name": "Maria Aparecida Gonçalves"}
     assert (
-        _call(api_settings, "POST", "/api/admin/screening", nobody, role="analyst")[1]["matches"]
+        admin_call(api_settings, "POST", "/api/admin/screening", nobody, role="analyst")[1][
+            "matches"
+        ]
         == []
     )
 
@@ -327,7 +289,7 @@ def test_a_review_opens_a_case_analysts_note_it_admins_close_it_into_a_label(
     start_worker()
     start_api()
     entry = {"entity_type": "user", "value": "eve", "severity": "HIGH", "reason": "mule"}
-    assert _call(api_settings, "POST", "/api/admin/blacklist", entry)[0] == 201
+    assert admin_call(api_settings, "POST", "/api/admin/blacklist", entry)[0] == 201
     login = factories.login(
         user_id="eve", success=True, network_flags=[], occurred_at=datetime.now(UTC)
     )
@@ -338,51 +300,43 @@ def test_a_review_opens_a_case_analysts_note_it_admins_close_it_into_a_label(
     assert case["event_ids"] == [login.event_id] and "BLACKLIST_LIST_HIT" in case["reason_codes"]
     path = f"/api/admin/cases/{case['case_id']}"
 
-    status, noted = _call(
+    status, noted = admin_call(
         api_settings, "POST", path + "/notes", {"text": "KYC docs requested"}, "analyst"
     )
     assert status == 200 and [n["text"] for n in noted["notes"]] == ["KYC docs requested"]
     assert noted["notes"][0]["author"] == "analyst-key"
     close = {"outcome": "fraud_confirmed", "note": "confirmed with the bank"}
-    assert _call(api_settings, "POST", path + "/close", close, "analyst")[0] == 403
-    assert _call(api_settings, "PUT", path, {"status": "closed"}, "admin")[0] == 422
-    status, closed = _call(api_settings, "POST", path + "/close", close, "admin")
+    assert admin_call(api_settings, "POST", path + "/close", close, "analyst")[0] == 403
+    assert admin_call(api_settings, "PUT", path, {"status": "closed"}, "admin")[0] == 422
+    status, closed = admin_call(api_settings, "POST", path + "/close", close, "admin")
     assert status == 200, closed
     assert (closed["status"], closed["outcome"], closed["closed_by"]) == (
         "closed",
         "fraud_confirmed",
         "admin-key",
     )
-    assert _call(api_settings, "POST", path + "/notes", {"text": "late"}, "analyst")[0] == 409
-    listed = _call(api_settings, "GET", "/api/admin/cases?status=closed", role="analyst")[1]
+    assert admin_call(api_settings, "POST", path + "/notes", {"text": "late"}, "analyst")[0] == 409
+    listed = admin_call(api_settings, "GET", "/api/admin/cases?status=closed", role="analyst")[1]
     assert [c["case_id"] for c in listed["cases"]] == [case["case_id"]]
 
-    labels = asyncio.run(_labels(api_settings))
+    labels = asyncio.run(
+        read_all(api_settings.bootstrap_servers, Topics(api_settings.topic_prefix).labels, Label)
+    )
     assert [(lab.label_id, lab.is_fraud, lab.event_ids) for lab in labels] == [
         (case["case_id"], True, [login.event_id])
     ]
-    actions = [r.action for r in asyncio.run(_audit_records(api_settings))]
+    actions = [r.action for r in _intake(api_settings)]
     assert {"case_created", "case_updated", "case_closed"} <= set(actions)
 
 
 def _wait_for_case(settings: Settings, case_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        status, case = _call(settings, "GET", f"/api/admin/cases/{case_id}", role="analyst")
+        status, case = admin_call(settings, "GET", f"/api/admin/cases/{case_id}", role="analyst")
         if status == 200:
             return dict(case)
         time.sleep(0.2)
     raise AssertionError(f"{case_id} was not opened")
-
-
-async def _labels(settings: Settings) -> list[Label]:
-    topics = Topics(settings.topic_prefix)
-    found: list[Label] = []
-    records = read_topics(settings.bootstrap_servers, [topics.labels], True, 2.0)
-    async with aclosing(records):
-        async for record in records:
-            found.append(CODEC.decode(record.value, (Label,)))
-    return found
 
 
 def _cli(settings: Settings, role: str | None, *args: str) -> subprocess.CompletedProcess[str]:
@@ -415,3 +369,9 @@ def test_the_cli_drives_the_same_api_with_the_same_roles(
     assert json.loads(removed.stdout)["status"] == "removed"
     cases = _cli(api_settings, "analyst", "cases", "list")
     assert json.loads(cases.stdout) == {"total": 0, "cases": []}
+
+
+def _intake(settings: Settings) -> list[AuditRecord]:
+    """What the API and the worker sent to the audit intake."""
+    topic = Topics(settings.topic_prefix).audit_intake
+    return asyncio.run(read_all(settings.bootstrap_servers, topic, AuditRecord))

@@ -9,7 +9,6 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,12 +19,10 @@ import pytest
 from atalaia.broker import free_port, wait_for_port
 from atalaia.supervise import WorkerProcess
 from config.settings import Settings
-from schemas.codec import WireCodec
 from schemas.models import Alert
-from streams.reader import read_topics
 from streams.topics import Topics
 from tests import factories
-from tests.integration.helpers import collect, send_events
+from tests.integration.helpers import collect, read_all, send_events
 
 pytestmark = pytest.mark.integration
 SANCTIONED = "0x098B716B8Aaf21512996dC57EB0615e2383E2f96"
@@ -100,19 +97,10 @@ def test_critical_hits_alert_once_per_user_and_reach_a_flaky_webhook(
         assert 'atalaia_alerts_total{rule="blacklist_hit_critical"} 2.0' in metrics
     finally:
         sink.stop()
-    alerts = asyncio.run(_alerts(settings, topics))
+    alerts = asyncio.run(read_all(settings.bootstrap_servers, topics.alerts, Alert))
     assert sorted(a.subject_id or "" for a in alerts) == ["ana", "bia"]  # ana's 2nd throttled
     assert {a.rule for a in alerts} == {"blacklist_hit_critical"}
     assert len(_Webhook.received) == 2 and _Webhook.failures_left == 0
     texts = [str(body["text"]) for body in _Webhook.received]
     assert all(t.startswith("[CRITICAL] blacklist_hit_critical:") for t in texts)
     assert all(SANCTIONED.lower() not in t.lower() for t in texts)  # masked only
-
-
-async def _alerts(settings: Settings, topics: Topics) -> list[Alert]:
-    found: list[Alert] = []
-    records = read_topics(settings.bootstrap_servers, [topics.alerts], True, 2.0)
-    async with aclosing(records):
-        async for record in records:
-            found.append(WireCodec().decode(record.value, (Alert,)))
-    return found

@@ -13,8 +13,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
@@ -36,8 +34,7 @@ from schemas.models import AuditDetails, AuditRecord
 from streams.reader import read_topics
 from streams.topics import Topics
 from tests import factories
-from tests.integration.conftest import API_KEYS
-from tests.integration.helpers import collect, send_events
+from tests.integration.helpers import admin_call, collect, send_events
 
 pytestmark = pytest.mark.integration
 CODEC = WireCodec()
@@ -270,7 +267,9 @@ def test_erasure_shreds_sealed_evidence_and_keeps_the_log_verifiable(
     start_api()
     pii = {"name": "Ana Souza", "cpf": "529.982.247-25", "email": "ana.souza@example.com"}
     body = {"pii": pii, "reason": "chargeback investigation"}
-    status, kept = _admin(settings, "POST", "/api/admin/subjects/ana-1/evidence", body, "analyst")
+    status, kept = admin_call(
+        settings, "POST", "/api/admin/subjects/ana-1/evidence", body, "analyst"
+    )
     assert status == 201, kept
     assert kept["masked"]["cpf"] == "***.***.247-25" and "Souza" not in json.dumps(kept)
     audit_id = kept["audit_id"]
@@ -283,14 +282,14 @@ def test_erasure_shreds_sealed_evidence_and_keeps_the_log_verifiable(
     raw = asyncio.run(_raw_audit_bytes(settings))
     assert b"529.982.247-25" not in raw and b"52998224725" not in raw and b"Souza" not in raw
 
-    status, before = _admin(settings, "GET", "/api/admin/subjects/ana-1/export", None, "admin")
+    status, before = admin_call(settings, "GET", "/api/admin/subjects/ana-1/export", None, "admin")
     assert status == 200 and before["key_held"] is True
     (evidence,) = [r for r in before["audit_records"] if r["audit_id"] == audit_id]
     assert evidence["pii"] == pii  # readable for the subject's access request
 
-    status, erased = _admin(settings, "POST", "/api/admin/subjects/ana-1/erase", None, "admin")
+    status, erased = admin_call(settings, "POST", "/api/admin/subjects/ana-1/erase", None, "admin")
     assert status == 200 and erased["key_destroyed"] is True
-    status, after = _admin(settings, "GET", "/api/admin/subjects/ana-1/export", None, "admin")
+    status, after = admin_call(settings, "GET", "/api/admin/subjects/ana-1/export", None, "admin")
     (shredded,) = [r for r in after["audit_records"] if r["audit_id"] == audit_id]
     assert after["key_held"] is False and shredded["pii"] == "erased (key destroyed)"
     assert asyncio.run(_raw_audit_bytes(settings)).count(b"evidence-") >= 1  # still there...
@@ -347,19 +346,3 @@ async def _raw_audit_bytes(settings: Settings) -> bytes:
         async for record in records:
             chunks.append(record.value or b"")
     return b"".join(chunks)
-
-
-def _admin(
-    settings: Settings, method: str, path: str, body: object, role: str
-) -> tuple[int, dict[str, object]]:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{settings.api_port}{path}",
-        data=json.dumps(body).encode() if body is not None else None,
-        method=method,
-        headers={"Authorization": f"Bearer {API_KEYS[role]}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())

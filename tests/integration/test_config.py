@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from contextlib import aclosing
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,13 +16,11 @@ from atalaia.publish import OutRecord, publish
 from atalaia.supervise import WorkerProcess, settings_env
 from config.rules import default_rules_path, load_rules
 from config.settings import Settings
-from schemas.codec import WireCodec
 from schemas.models import AuditRecord, Decision, Verdict
 from streams.live_config import RULES_KEY
-from streams.reader import read_topics
 from streams.topics import Topics
 from tests import factories
-from tests.integration.helpers import collect, send_events
+from tests.integration.helpers import collect, read_all, send_events
 
 pytestmark = pytest.mark.integration
 
@@ -82,7 +79,13 @@ def test_pushed_rules_apply_without_restart_and_bad_ones_are_rejected(
     pushed = _push(engine_settings, stricter)
     assert pushed.returncode == 0, pushed.stderr
     assert "pushed rules version hot-1" in pushed.stdout
-    audited = asyncio.run(_intake(engine_settings))
+    audited = asyncio.run(
+        read_all(
+            engine_settings.bootstrap_servers,
+            Topics(engine_settings.topic_prefix).audit_intake,
+            AuditRecord,
+        )
+    )
     assert [(r.action, r.details.new_state) for r in audited] == [
         ("config_change", '{"version": "hot-1"}')
     ]
@@ -143,13 +146,3 @@ def test_a_restarted_worker_starts_with_the_latest_pushed_rules(
     start_worker()
     probe = factories.gift(event_type="gift_paid", giver_user_id="first")
     assert _decide(engine_settings, [probe])[probe.event_id].rule_version == "pushed-before-start"
-
-
-async def _intake(settings: Settings) -> list[AuditRecord]:
-    topics = Topics(settings.topic_prefix)
-    found: list[AuditRecord] = []
-    records = read_topics(settings.bootstrap_servers, [topics.audit_intake], True, 2.0)
-    async with aclosing(records):
-        async for record in records:
-            found.append(WireCodec().decode(record.value, (AuditRecord,)))
-    return found
