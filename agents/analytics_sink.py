@@ -23,7 +23,7 @@ from faust.streams import Stream
 
 from agents.retry import until_stored
 from schemas.codec import DecodeError, WireCodec
-from schemas.models import Alert, AuditBatch, AuditRecord, Case, Decision, Label
+from schemas.models import Alert, AuditBatch, AuditRecord, Case, Decision, Label, ShadowDecision
 from sinks.clickhouse import (
     AnalyticsStore,
     alert_row,
@@ -33,6 +33,7 @@ from sinks.clickhouse import (
     decision_row,
     event_row,
     label_row,
+    shadow_row,
 )
 from streams.metrics import SINK_BATCH_ROWS, SINK_FAILURES
 from streams.topics import Topics
@@ -59,6 +60,10 @@ def register_analytics_sink(
         topics.labels: ("labels", lambda v: label_row(codec.decode(v, (Label,)))),
         topics.audit: ("audit", lambda v: audit_row(codec.decode(v, (AuditRecord,)))),
         topics.alerts: ("alerts", lambda v: alert_row(codec.decode(v, (Alert,)))),
+        topics.shadow_decisions: (
+            "shadow_decisions",
+            lambda v: shadow_row(codec.decode(v, (ShadowDecision,))),
+        ),
         topics.audit_batches: (
             "audit_batches",
             lambda v: batch_row(codec.decode(v, (AuditBatch,))),

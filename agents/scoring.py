@@ -37,16 +37,41 @@ from config.rules import LiveRules, RuleSet
 from engine.admission import admit, subject_of
 from engine.audit import override_record
 from engine.cases import case_command_for
-from engine.decide import decide_event
+from engine.decide import Outcome, decide_event, model_of
 from engine.decisions import build_decision
-from engine.entities import BlockView, entity_key, entity_keys, parse_entity_key, record_entity
+from engine.entities import (
+    BlockView,
+    entity_key,
+    entity_keys,
+    named_entity_keys,
+    parse_entity_key,
+    record_entity,
+)
 from engine.features import at_ms_of, giver_key_of_redemption, record_redemption
+from engine.learning import (
+    CHALLENGER,
+    CHAMPION,
+    KnownFrauds,
+    LoadedModel,
+    ModelShelf,
+    is_model_scored,
+    model_inputs,
+    version_of,
+)
 from engine.lists import ListView, list_features
+from engine.scoring import assess
 from engine.velocity import VelocityState
 from schemas.codec import DecodeError, WireCodec
 from schemas.dead_letters import dead_letter_of
-from schemas.models import BlockedEntityType, GiftEvent, InputEvent
-from streams.metrics import DEAD_LETTERS, DECISIONS, EVENTS_IN, LATENCY, LIST_HITS
+from schemas.models import BlockedEntityType, Decision, GiftEvent, InputEvent, ShadowDecision
+from streams.metrics import (
+    DEAD_LETTERS,
+    DECISIONS,
+    EVENTS_IN,
+    LATENCY,
+    LIST_HITS,
+    MODEL_LATE_EVENTS,
+)
 from streams.partitioning import owner_partition
 from streams.side_producer import SideProducer
 from streams.topics import Topics
@@ -74,17 +99,27 @@ class SharedViews:
 
     blocks: BlockView
     lists: ListView
+    models: dict[str, ModelShelf]
+    """Model snapshots by name: the champion's, and a challenger's scored in shadow."""
+    known_frauds: KnownFrauds
     blocks_loaded: asyncio.Event = field(default_factory=asyncio.Event)
     lists_loaded: asyncio.Event = field(default_factory=asyncio.Event)
+    models_loaded: asyncio.Event = field(default_factory=asyncio.Event)
+    known_frauds_loaded: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def wait_loaded(self) -> None:
-        loaded = asyncio.gather(self.blocks_loaded.wait(), self.lists_loaded.wait())
+        loaded = asyncio.gather(
+            self.blocks_loaded.wait(),
+            self.lists_loaded.wait(),
+            self.models_loaded.wait(),
+            self.known_frauds_loaded.wait(),
+        )
         while True:
             try:
                 await asyncio.wait_for(asyncio.shield(loaded), LOAD_WARNING_S)
                 return
             except TimeoutError:
-                log.warning("scoring waits: fraud blocks or lists not loaded yet")
+                log.warning("scoring waits: fraud blocks, lists or models not loaded yet")
 
 
 @dataclass
@@ -105,10 +140,12 @@ class _Scorer:
         velocity: Any,
         views: SharedViews,
         hash_key: bytes,
+        challenger: RuleSet | None,
     ) -> None:
         self.topics, self.codec, self.clock = topics, codec, clock
         self.partitions, self.velocity = partitions, velocity
         self.views, self.hash_key = views, hash_key
+        self.challenger = challenger
         self.contracts = topics.input_models()
 
     def dead_letter(self, batch: _Batch, record: EventT[bytes], error: str, detail: str) -> None:
@@ -188,10 +225,15 @@ class _Scorer:
         rules: RuleSet,
         received_s: float,
     ) -> None:
+        at_ms = at_ms_of(event)
         entities = entity_keys(event, rules.entities, self.hash_key)
-        blocked = self.views.blocks.blocked(entities, at_ms_of(event))
+        blocked = self.views.blocks.blocked(entities, at_ms)
         lists = list_features(self.views.lists.hits(event, self.hash_key))
-        outcome = decide_event(state, event, rules, blocked, lists)
+        labelled = named_entity_keys(event, rules.model.known_fraud_entities, self.hash_key)
+        windows = rules.velocity.windows
+        known = self.views.known_frauds.features(labelled, at_ms, rules.model, windows)
+        model = self._model(CHAMPION, at_ms)
+        outcome = decide_event(state, event, rules, blocked, lists, model, known)
         encode = self.codec.encode
         for block in outcome.blocks:
             block_key = entity_key(block.entity_type, block.entity_id).encode()
@@ -206,8 +248,13 @@ class _Scorer:
             decided_at=self.clock(),
             actions=outcome.actions,
             user_message=outcome.user_message,
+            model=model_of(outcome),
+            label_entities=labelled if is_model_scored(outcome.assessment.features) else (),
         )
         batch.outputs.append((self.topics.decisions, key, encode(decision), None))
+        if self.challenger is not None:
+            shadow = self.shadow(event, outcome, decision, self.challenger, at_ms)
+            batch.outputs.append((self.topics.shadow_decisions, key, encode(shadow), None))
         EVENTS_IN.labels(decision.event_kind.value).inc()
         DECISIONS.labels(decision.decision.value, decision.band.value).inc()
         LATENCY.observe(max(0, decision.latency_ms) / 1000)
@@ -224,6 +271,46 @@ class _Scorer:
         for other in [*entities, giver_key_of_redemption(event)]:
             if other is not None:
                 batch.outputs.append((self.topics.validated, other.encode(), encode(event), None))
+
+    def _model(self, name: str, at_ms: int) -> LoadedModel | None:
+        shelf = self.views.models.get(name)
+        if shelf is None:
+            return None
+        model, knows_later = shelf.pick(at_ms)
+        if knows_later:
+            MODEL_LATE_EVENTS.inc()  # an old event: no snapshot is as old as it
+        return model
+
+    def shadow(
+        self,
+        event: InputEvent,
+        outcome: Outcome,
+        decision: Decision,
+        challenger: RuleSet,
+        at_ms: int,
+    ) -> ShadowDecision:
+        """The challenger's would-be decision on the champion's features (its own model and
+        rules; the windows, lists and blocks are the champion's)."""
+        features = outcome.assessment.features
+        scored = None
+        model = self._model(CHALLENGER, at_ms) if challenger.model.enabled else None
+        if model is not None and is_model_scored(features):
+            scored = model.model.score(model_inputs(features, challenger.model)), model.version
+        would = assess(event, challenger, features, scored)
+        return ShadowDecision(
+            event_id=decision.event_id,
+            event_kind=decision.event_kind,
+            subject_id=decision.subject_id,
+            event_occurred_at=decision.event_occurred_at,
+            amount_cents=getattr(event, "amount_cents", None),
+            champion_decision=decision.decision,
+            champion_score=decision.score,
+            champion_version=version_of(decision.rule_version, decision.model_version),
+            challenger_decision=would.verdict,
+            challenger_score=would.score,
+            challenger_version=version_of(challenger.version, scored[1] if scored else None),
+            challenger_reasons=[reason.code for reason in would.reasons],
+        )
 
     def store(self, batch: _Batch) -> None:
         """One table write per subject per batch, on the subject's changelog partition."""
@@ -243,6 +330,7 @@ def register_scoring(
     batch_window_s: float,
     views: SharedViews,
     hash_key: bytes,
+    challenger: RuleSet | None = None,
 ) -> Any:
     source = app.topic(*topics.input_models(), topics.validated, key_type=bytes, value_type=bytes)
     producer: SideProducer = app.side_producer  # type: ignore[attr-defined]
@@ -253,7 +341,7 @@ def register_scoring(
         value_type=bytes,
         help="per-subject velocity state (engine.velocity.VelocityState as JSON)",
     )
-    scorer = _Scorer(topics, codec, clock, partitions, velocity, views, hash_key)
+    scorer = _Scorer(topics, codec, clock, partitions, velocity, views, hash_key, challenger)
 
     async def score(stream: faust.StreamT[bytes]) -> None:
         await views.wait_loaded()

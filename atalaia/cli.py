@@ -24,6 +24,7 @@ from atalaia.analytics import AnalyticsError
 from atalaia.audit import AuditError
 from atalaia.broker import BrokerError
 from atalaia.demo import DemoError
+from atalaia.evaluate import EvalError
 from atalaia.replay import ReplayError
 from config.auth import Role
 from config.rules import RulesError, load_rules
@@ -135,6 +136,49 @@ def build_parser() -> argparse.ArgumentParser:
     anchor = audit_commands.add_parser("anchor", help="sign (and submit) a day's root on Stellar")
     anchor.add_argument("--day", type=_day, help="UTC day YYYY-MM-DD (default: yesterday)")
 
+    commands.add_parser("learner", help="run the online models' writer (one per deployment)")
+    shadow = commands.add_parser(
+        "shadow", help="compare the challenger in shadow with the champion"
+    )
+    shadow.add_argument("--idle-timeout", type=float, default=2.0, help="seconds of silence")
+    backtest = commands.add_parser(
+        "backtest", help="replay archived events under the current rules and a candidate"
+    )
+    backtest.add_argument(
+        "--config", dest="candidate", type=Path, required=True, help="candidate rules file"
+    )
+    backtest.add_argument("--from", dest="first", type=_day, required=True, help="YYYY-MM-DD")
+    backtest.add_argument("--to", dest="last", type=_day, required=True, help="YYYY-MM-DD")
+    backtest.add_argument("--warmup-days", type=_positive, default=30)
+    backtest.add_argument(
+        "--handbook", action="store_true", help="the handbook file instead of the input topics"
+    )
+    evaluation = commands.add_parser("eval", help="detection quality on labelled data")
+    evaluation.add_argument("dataset", choices=["handbook"])
+    evaluation.add_argument(
+        "--from",
+        dest="first",
+        type=_day,
+        default="2018-07-18",
+        help="first day measured (default 2018-07-18)",
+    )
+    evaluation.add_argument(
+        "--to",
+        dest="last",
+        type=_day,
+        default="2018-07-31",
+        help="last day measured (default 2018-07-31)",
+    )
+    evaluation.add_argument(
+        "--start", type=_day, default="2018-04-01", help="first day replayed (default 2018-04-01)"
+    )
+    evaluation.add_argument("--label-delay-days", type=_positive, default=7)
+    evaluation.add_argument(
+        "--offline",
+        action="store_true",
+        help="score in this process instead of through broker, worker and learner",
+    )
+
     demo = commands.add_parser("demo", help="broker + worker + sample replay + summary")
     demo.add_argument("--transactions", type=_positive, default=5000)
     demo.add_argument("--gifts", type=_positive, default=1000)
@@ -243,6 +287,43 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from atalaia.analytics import sql_main
 
         return sql_main(settings, args.query)
+    if args.command == "learner":
+        from atalaia.learning import run_learner_main
+
+        return run_learner_main(settings)
+    if args.command == "shadow":
+        from atalaia.learning import shadow_main
+
+        return shadow_main(settings, args.idle_timeout)
+    if args.command == "backtest":
+        from atalaia.backtest import backtest_main
+
+        if args.first > args.last:
+            raise CliError("atalaia backtest: --from is after --to")
+        return backtest_main(
+            settings,
+            load_rules(settings.rules_path),
+            load_rules(args.candidate),
+            date.fromisoformat(args.first),
+            date.fromisoformat(args.last),
+            args.warmup_days,
+            settings.handbook_path if args.handbook else None,
+            sys.stdout,
+        )
+    if args.command == "eval":
+        from atalaia.evaluate import eval_main
+
+        if not args.start < args.first <= args.last:
+            raise CliError("atalaia eval: expected --start < --from <= --to")
+        return eval_main(
+            settings,
+            date.fromisoformat(args.start),
+            date.fromisoformat(args.first),
+            date.fromisoformat(args.last),
+            args.label_delay_days,
+            args.offline,
+            sys.stdout,
+        )
     if args.command == "auditor":
         from atalaia.audit import run_auditor
 
@@ -260,9 +341,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return anchor_main(settings, args.day)
     rules = load_rules(settings.rules_path)
     if args.command == "worker":
+        from atalaia.learning import challenger_rules
         from atalaia.worker import run_worker
 
-        run_worker(settings, rules)
+        run_worker(settings, rules, challenger_rules(settings))
         return 0
     if args.command == "api":
         from atalaia.api import run_api
@@ -322,14 +404,14 @@ def _push_rules(settings: Settings, path: Path) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        if args.command not in ("worker", "api", "auditor", "sink"):
+        if args.command not in ("worker", "api", "auditor", "sink", "learner"):
             # Client commands report broker failures themselves, in one line.
             logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
         settings = load_settings(args.config)
         if args.command == "broker":
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         return _run(args, settings)
-    except (CliError, SettingsError, RulesError, ReplayError) as exc:
+    except (CliError, SettingsError, RulesError, ReplayError, EvalError) as exc:
         message = str(exc)
         print(message if message.startswith("atalaia") else f"atalaia: {message}", file=sys.stderr)
         return USAGE_ERROR

@@ -13,10 +13,10 @@ from streams.app import build_app
 from streams.live_config import latest_rules
 
 
-def run_worker(settings: Settings, rules: RuleSet) -> None:
+def run_worker(settings: Settings, rules: RuleSet, challenger: RuleSet | None) -> None:
     asyncio.run(ensure_topics(settings))
     start = asyncio.run(latest_rules(settings, rules))
-    app = build_app(settings, start)
+    app = build_app(settings, start, challenger=challenger)
     # Faust's default "warn" level leaves the root logger at DEBUG, which costs ~25%.
     worker = faust.Worker(app, loglevel=settings.log_level, redirect_stdouts=False)
     worker.execute_from_commandline()

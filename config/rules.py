@@ -349,6 +349,31 @@ class ScreeningRules(_Frozen):
     min_score: float = Field(gt=0, le=1)
 
 
+class ModelRules(_Frozen):
+    """The online model (``engine.learning``) and its part of the score."""
+
+    enabled: bool
+    family: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]*$", max_length=64)
+    points: int = Field(ge=0, le=100)
+    anomaly_points: int = Field(ge=0, le=100)
+    min_labels: int = Field(ge=0)
+    min_frauds: int = Field(ge=0)
+    fraud_weight: float = Field(gt=0)
+    learning_rate: float = Field(gt=0)
+    l2: float = Field(ge=0)
+    anomaly_trees: int = Field(ge=1)
+    anomaly_height: int = Field(ge=1, le=16)
+    anomaly_window: int = Field(ge=1)
+    seed: int
+    top_features: int = Field(ge=0)
+    night_until_hour: int = Field(ge=0, le=23)
+    user_windows: tuple[str, ...]
+    known_fraud_entities: tuple[TrackedEntity, ...]
+    known_fraud_windows: tuple[str, ...]
+    known_fraud_keep: int = Field(ge=1)
+    snapshot_history: int = Field(ge=1)
+
+
 class RuleSet(_Frozen):
     version: str = Field(min_length=1)
     validation: ValidationPolicy
@@ -363,6 +388,7 @@ class RuleSet(_Frozen):
     screening: ScreeningRules
     cases: CaseRules
     alerts: AlertRules
+    model: ModelRules
 
     @model_validator(mode="after")
     def _windows_exist(self) -> RuleSet:
@@ -379,6 +405,8 @@ class RuleSet(_Frozen):
             self.gift.patterns.code_attempts_window,
             *(feature_window(f) for f in self.sync.mirrored_counters),
             *(limit.window for limit in self.entities.limits),
+            *self.model.user_windows,
+            *self.model.known_fraud_windows,
         }
         unknown = sorted(set(named) - set(self.velocity.windows))
         if unknown:

@@ -44,6 +44,16 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".atalaia")
     store: Literal["rocksdb://", "memory://"] = "rocksdb://"
     rules_path: Path = Field(default_factory=default_rules_path)
+    challenger_rules_path: Path | None = Field(
+        default=None,
+        description="Rules of a challenger scored in shadow beside the live ones (off when unset).",
+    )
+    model_snapshot_seconds: float = Field(
+        default=5.0, gt=0, le=3600, description="How often the learner publishes its models."
+    )
+    label_wait_days: int = Field(
+        default=30, ge=1, le=365, description="How long the learner keeps a decision for its label."
+    )
     batch_size: int = Field(default=500, ge=1, le=100_000)
     batch_window_ms: int = Field(default=5, ge=1, le=10_000)
     redis_url: str | None = Field(

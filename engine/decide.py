@@ -11,9 +11,10 @@ from config.rules import RuleSet
 from engine.actions import actions_for
 from engine.blocks import blocks_for, fraud_event_of
 from engine.features import record_and_read
+from engine.learning import LoadedModel, ModelScore, model_features, model_inputs
 from engine.scoring import Assessment, assess
 from engine.velocity import Features, VelocityState
-from schemas.models import DecisionAction, FraudBlock, FraudEvent, InputEvent
+from schemas.models import DecisionAction, FraudBlock, FraudEvent, InputEvent, TransactionEvent
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,8 @@ class Outcome:
     fraud_event: FraudEvent | None
     actions: list[DecisionAction]
     user_message: str | None
+    model_score: ModelScore | None = None
+    model_version: str | None = None
 
 
 def decide_event(
@@ -31,14 +34,37 @@ def decide_event(
     rules: RuleSet,
     entity_blocked: bool = False,
     lists: Features | None = None,
+    model: LoadedModel | None = None,
+    known_frauds: Features | None = None,
 ) -> Outcome:
     """Update the subject's ``state`` with ``event`` and decide it; ``entity_blocked`` says
     whether an entity it names is under a block known at this time, ``lists`` its list hits
-    (``engine.lists.list_features``)."""
+    (``engine.lists.list_features``). A transaction also gets the online ``model``'s score,
+    read from its features plus the ``known_frauds`` of its terminal and card."""
     features = record_and_read(state, event, rules, entity_blocked, lists or {})
-    assessment = assess(event, rules, features)
+    scored: tuple[ModelScore, str] | None = None
+    if isinstance(event, TransactionEvent) and rules.model.enabled:
+        offset = rules.capypay.velocity.local_utc_offset_hours
+        features.update(model_features(event, known_frauds or {}, offset))
+        if model is not None:
+            scored = model.model.score(model_inputs(features, rules.model)), model.version
+    assessment = assess(event, rules, features, scored)
     blocks = blocks_for(event, assessment, rules.gift.blocks)
     for block in blocks:
         state.block(block.reason, int(block.expires_at.timestamp() * 1000))
     actions, message = actions_for(event, assessment, blocks, rules)
-    return Outcome(assessment, blocks, fraud_event_of(event, assessment), actions, message)
+    return Outcome(
+        assessment,
+        blocks,
+        fraud_event_of(event, assessment),
+        actions,
+        message,
+        *(scored or (None, None)),
+    )
+
+
+def model_of(outcome: Outcome) -> tuple[ModelScore, str] | None:
+    """The (score, version) of the model that scored the outcome's event, if one did."""
+    if outcome.model_score is None or outcome.model_version is None:
+        return None
+    return outcome.model_score, outcome.model_version

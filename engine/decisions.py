@@ -8,6 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from engine.admission import subject_of, user_of
+from engine.learning import ModelScore
 from engine.scoring import Assessment
 from schemas.models import (
     EVENT_KIND_OF,
@@ -39,8 +40,11 @@ def build_decision(
     decided_at: datetime,
     actions: Sequence[DecisionAction] = (),
     user_message: str | None = None,
+    model: tuple[ModelScore, str] | None = None,
+    label_entities: Sequence[str] = (),
 ) -> Decision:
-    """The Decision for ``event``; ``received_at`` is the input record's broker timestamp."""
+    """The Decision for ``event``; ``received_at`` is the input record's broker timestamp;
+    ``model`` the online model's (score, version) when it scored the event."""
     subject = subject_of(event)
     return Decision(
         event_id=event.event_id,
@@ -60,6 +64,10 @@ def build_decision(
         event_occurred_at=event.occurred_at,
         decided_at=decided_at,
         latency_ms=max(0, round((decided_at - received_at).total_seconds() * 1000)),
+        model_version=model[1] if model else None,
+        model_probability=model[0].probability if model else None,
+        model_anomaly=model[0].anomaly if model else None,
+        label_entities=list(label_entities),
     )
 
 

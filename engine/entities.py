@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Collection
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -50,11 +51,18 @@ def entity_key(entity: BlockedEntityType, entity_id: str) -> str:
 
 def entity_keys(event: InputEvent, entities: Entities, hash_key: bytes) -> list[str]:
     """Keys of the tracked entities the event names (none when it names none)."""
+    return named_entity_keys(event, entities.tracked, hash_key)
+
+
+def named_entity_keys(
+    event: InputEvent, types: Collection[BlockedEntityType], hash_key: bytes
+) -> list[str]:
+    """Keys of the entities of these ``types`` that the event names."""
     found = {entity: None for entity in BlockedEntityType} | _named_entities(event, hash_key)
     return [
         entity_key(entity, value)
         for entity, value in found.items()
-        if value is not None and entity in entities.tracked
+        if value is not None and entity in types
     ]
 
 

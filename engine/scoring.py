@@ -29,6 +29,7 @@ from engine.features import (
     REFUND_IN_POLICY_FEATURE,
     REFUND_OF_REDEEMED_FEATURE,
 )
+from engine.learning import ModelScore, model_reasons
 from engine.lists import ListVerdict, judge_hits
 from engine.money import format_brl
 from engine.velocity import Features
@@ -233,7 +234,13 @@ def _action_options(
     return verdict, notes
 
 
-def assess(event: InputEvent, rules: RuleSet, features: Features) -> Assessment:
+def assess(
+    event: InputEvent,
+    rules: RuleSet,
+    features: Features,
+    model: tuple[ModelScore, str] | None = None,
+) -> Assessment:
+    """Score the event on the rules plus, when given, the online model's (score, version)."""
     kind = EVENT_KIND_OF[type(event)]
     judged = judge_hits(features, rules.lists)  # once: reasons and severity both read it
     match event:
@@ -243,6 +250,8 @@ def assess(event: InputEvent, rules: RuleSet, features: Features) -> Assessment:
             reasons = transaction_reasons(event, features, rules.capypay, judged)
         case LoginEvent():
             reasons = login_reasons(event, features, rules.capypay, judged)
+    if model is not None:
+        reasons = [*reasons, *model_reasons(*model, rules.model)]
     score = max(0, min(MAX_SCORE, sum(r.points for r in reasons)))
     thresholds = {
         EventKind.TRANSACTION: rules.decision.transaction,

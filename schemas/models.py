@@ -67,6 +67,7 @@ CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 Latitude = Annotated[float, Field(ge=-90.0, le=90.0, allow_inf_nan=False)]
 Longitude = Annotated[float, Field(ge=-180.0, le=180.0, allow_inf_nan=False)]
 ShortText = Annotated[str, Field(max_length=512)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 EmailDomain = Annotated[
     str,
     Field(
@@ -287,6 +288,61 @@ class Decision(WireModel):
     event_occurred_at: UtcMillis
     decided_at: UtcMillis
     latency_ms: int
+    model_version: str | None = None
+    model_probability: Probability | None = None
+    model_anomaly: Probability | None = None
+    label_entities: list[str] = Field(default_factory=list)
+
+
+class KnownFraud(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: Identifier
+    occurred_at: UtcMillis
+    labelled_at: UtcMillis
+
+
+class KnownFrauds(WireModel):
+    """The frauds known on one entity (terminal, card), whole: the compacted topic's value."""
+
+    avro_name: ClassVar[str] = "KnownFrauds"
+
+    entity_key: Annotated[str, Field(min_length=1, max_length=256)]
+    frauds: list[KnownFraud] = Field(default_factory=list)
+    updated_at: UtcMillis
+
+
+class ModelSnapshot(WireModel):
+    avro_name: ClassVar[str] = "ModelSnapshot"
+
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    version: Annotated[str, Field(min_length=1, max_length=128)]
+    labels: Annotated[int, Field(ge=0)]
+    frauds: Annotated[int, Field(ge=0)]
+    events: Annotated[int, Field(ge=0)]
+    known_until: UtcMillis
+    created_at: UtcMillis
+    blob: bytes
+    signature: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class ShadowDecision(WireModel):
+    """What a challenger configuration would have decided, beside the champion's decision."""
+
+    avro_name: ClassVar[str] = "ShadowDecision"
+
+    event_id: Identifier
+    event_kind: EventKind
+    subject_id: Identifier
+    event_occurred_at: UtcMillis
+    amount_cents: int | None = None
+    champion_decision: Verdict
+    champion_score: Annotated[int, Field(ge=0, le=100)]
+    champion_version: str
+    challenger_decision: Verdict
+    challenger_score: Annotated[int, Field(ge=0, le=100)]
+    challenger_version: str
+    challenger_reasons: list[str] = Field(default_factory=list)
 
 
 class DeadLetter(WireModel):
@@ -601,6 +657,9 @@ WIRE_MODELS: tuple[type[WireModel], ...] = (
     CaseCommand,
     Label,
     Alert,
+    KnownFrauds,
+    ModelSnapshot,
+    ShadowDecision,
     DeadLetter,
 )
 

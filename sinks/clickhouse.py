@@ -1,4 +1,5 @@
-"""The analysts' store: decisions, events, cases, labels and audit records in ClickHouse,
+"""The analysts' store: decisions, events, cases, labels, audit records and a challenger's
+shadow decisions in ClickHouse,
 through clickhouse-connect. One code path for both places it can live: an embedded chDB
 directory (``chdb:///path``, the default: no server to run) or a ClickHouse server URL.
 
@@ -28,6 +29,7 @@ from schemas.models import (
     InputEvent,
     Label,
     LoginEvent,
+    ShadowDecision,
     TransactionEvent,
 )
 
@@ -50,10 +52,29 @@ _TABLES = {
             event_occurred_at DateTime64(3, 'UTC'),
             decided_at DateTime64(3, 'UTC'),
             latency_ms UInt32,
-            version UInt64
+            version UInt64,
+            model_version LowCardinality(Nullable(String)),
+            model_probability Nullable(Float64)
         ) ENGINE = ReplacingMergeTree(version)
         PARTITION BY toDate(event_occurred_at)
         ORDER BY event_id""",
+    "shadow_decisions": """
+        CREATE TABLE IF NOT EXISTS shadow_decisions (
+            event_id String,
+            event_kind LowCardinality(String),
+            subject_id String,
+            event_occurred_at DateTime64(3, 'UTC'),
+            amount_cents Nullable(Int64),
+            champion_decision LowCardinality(String),
+            champion_score UInt8,
+            champion_version LowCardinality(String),
+            challenger_decision LowCardinality(String),
+            challenger_score UInt8,
+            challenger_version LowCardinality(String),
+            challenger_reasons Array(LowCardinality(String))
+        ) ENGINE = ReplacingMergeTree
+        PARTITION BY toDate(event_occurred_at)
+        ORDER BY (event_id, challenger_version)""",
     "events": """
         CREATE TABLE IF NOT EXISTS events (
             event_id String,
@@ -148,6 +169,13 @@ _COLUMNS = {
 """Column names of each table, in DDL order (the order rows are built in)."""
 
 
+_ADDED_COLUMNS = (
+    "ALTER TABLE decisions ADD COLUMN IF NOT EXISTS model_version LowCardinality(Nullable(String))",
+    "ALTER TABLE decisions ADD COLUMN IF NOT EXISTS model_probability Nullable(Float64)",
+)
+"""Columns added after a table's first release: a store made by an earlier version gets them."""
+
+
 def connect(target: str) -> Client:
     """A client for ``target``: a chDB directory (a path, or ``chdb:///path``) or a server
     URL (``http://host:8123`` ...)."""
@@ -162,7 +190,7 @@ class AnalyticsStore:
         self.client = client
 
     def ensure_schema(self) -> None:
-        for ddl in _TABLES.values():
+        for ddl in (*_TABLES.values(), *_ADDED_COLUMNS):
             self.client.command(ddl)
         for name, sql in view_statements():
             self.client.command(f"CREATE OR REPLACE VIEW {name} AS {sql}")
@@ -197,6 +225,25 @@ def decision_row(decision: Decision) -> list[Any]:
         decision.decided_at,
         max(0, decision.latency_ms),
         _millis(decision.decided_at),
+        decision.model_version,
+        decision.model_probability,
+    ]
+
+
+def shadow_row(shadow: ShadowDecision) -> list[Any]:
+    return [
+        shadow.event_id,
+        shadow.event_kind.value,
+        shadow.subject_id,
+        shadow.event_occurred_at,
+        shadow.amount_cents,
+        shadow.champion_decision.value,
+        shadow.champion_score,
+        shadow.champion_version,
+        shadow.challenger_decision.value,
+        shadow.challenger_score,
+        shadow.challenger_version,
+        shadow.challenger_reasons,
     ]
 
 

@@ -52,3 +52,22 @@ GROUP BY country, decision ORDER BY country, decision;
 VIEW score_distribution
 SELECT intDiv(score, 10) * 10 AS score_from, count() AS decisions
 FROM decisions FINAL GROUP BY score_from ORDER BY score_from;
+
+-- Champion vs challenger scored in shadow: agreement, and precision/recall of flagging
+-- (REVIEW or BLOCK) on the events that have a label.
+VIEW shadow_comparison
+SELECT champion_version, challenger_version, count() AS events,
+       countIf(champion_decision = challenger_decision) AS agree, agree / events AS agreement,
+       countIf(labelled = 1) AS labelled_events, countIf(is_fraud = 1) AS frauds,
+       countIf(labelled = 1 AND champion_decision != 'ALLOW' AND is_fraud = 1) AS champion_tp,
+       countIf(labelled = 1 AND champion_decision != 'ALLOW' AND is_fraud = 0) AS champion_fp,
+       countIf(labelled = 1 AND challenger_decision != 'ALLOW' AND is_fraud = 1) AS challenger_tp,
+       countIf(labelled = 1 AND challenger_decision != 'ALLOW' AND is_fraud = 0) AS challenger_fp,
+       champion_tp / nullIf(champion_tp + champion_fp, 0) AS champion_precision,
+       champion_tp / nullIf(frauds, 0) AS champion_recall,
+       challenger_tp / nullIf(challenger_tp + challenger_fp, 0) AS challenger_precision,
+       challenger_tp / nullIf(frauds, 0) AS challenger_recall
+FROM shadow_decisions FINAL
+LEFT JOIN (SELECT arrayJoin(event_ids) AS event_id, toUInt8(max(is_fraud)) AS is_fraud, toUInt8(1) AS labelled
+           FROM labels FINAL GROUP BY event_id) AS outcomes USING event_id
+GROUP BY champion_version, challenger_version ORDER BY champion_version, challenger_version;

@@ -16,12 +16,9 @@ from datetime import datetime
 
 from aiokafka import AIOKafkaProducer
 
-from config.default_lists import default_list_rows
 from engine.audit import list_change_record
 from engine.list_import import ListRow
 from engine.lists import (
-    ListView,
-    default_entries,
     entry_from_row,
     entry_id,
     removal_of,
@@ -42,13 +39,13 @@ from schemas.models import (
 )
 from streams.reader import read_topics
 from streams.topics import Topics
+from streams.views import default_list_view
 
 
 class AdminState:
     def __init__(self, bootstrap_servers: str, topics: Topics, hash_key: bytes) -> None:
         self.bootstrap_servers, self.topics, self.hash_key = bootstrap_servers, topics, hash_key
-        defaults_at, rows = default_list_rows()
-        self.view = ListView(default_entries(rows, hash_key, defaults_at))
+        self.view = default_list_view(hash_key)
         self.history: list[ListEntry] = []  # every record of the lists topic, in read order
         self.watchlist: dict[str, WatchlistName] = {}
         self.cases: dict[str, Case] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -13,13 +14,21 @@ from agents.block_mirror import register_block_mirror
 from agents.cases import register_cases
 from agents.counter_mirror import register_counter_mirror
 from agents.scoring import SharedViews, register_scoring
-from config.default_lists import default_list_rows
-from config.rules import LiveRules
+from config.rules import LiveRules, RuleSet
 from config.settings import Settings
 from engine.entities import BlockView
-from engine.lists import ListView, default_entries
+from engine.learning import (
+    CHALLENGER,
+    CHAMPION,
+    KnownFrauds,
+    LoadedModel,
+    ModelError,
+    ModelShelf,
+    open_model,
+)
 from schemas.codec import WireCodec
-from schemas.models import FraudBlock, ListEntry
+from schemas.models import FraudBlock, ListEntry, ModelSnapshot
+from schemas.models import KnownFrauds as KnownFraudsRecord
 from sinks.redis_blocks import RedisBlockMirror
 from sinks.redis_counters import RedisCounterMirror
 from streams.live_config import StartingRules, register_config_follower
@@ -27,7 +36,9 @@ from streams.metrics import LAG_INTERVAL_S, measure_lag, serve_metrics
 from streams.side_producer import SideProducer
 from streams.topics import Topics
 from streams.transport import Transport
-from streams.views import follow_into
+from streams.views import default_list_view, follow_into
+
+log = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
@@ -87,15 +98,21 @@ def build_app(
     settings: Settings,
     start: StartingRules,
     clock: Callable[[], datetime] = utc_now,
+    challenger: RuleSet | None = None,
 ) -> AtalaiaApp:
-    """The worker's app; rules start from ``start`` and then follow the config topic."""
+    """The worker's app; rules start from ``start`` and then follow the config topic; a
+    ``challenger`` is scored in shadow beside them."""
     app = new_app(settings, settings.app_id)
     topics = Topics(settings.topic_prefix)
     codec = WireCodec()
     live = LiveRules(start.rules)
     hash_key = settings.pii_hash_key.get_secret_value().encode()
-    defaults_at, default_rows = default_list_rows()
-    views = SharedViews(BlockView(), ListView(default_entries(default_rows, hash_key, defaults_at)))
+    views = SharedViews(
+        BlockView(),
+        default_list_view(hash_key),
+        {name: ModelShelf(start.rules.model.snapshot_history) for name in (CHAMPION, CHALLENGER)},
+        KnownFrauds(start.rules.velocity.horizon_s * 1000, start.rules.model.known_fraud_keep),
+    )
     window_s = settings.batch_window_ms / 1000
     register_scoring(
         app,
@@ -108,6 +125,7 @@ def build_app(
         window_s,
         views,
         hash_key,
+        challenger,
     )
 
     async def follow_entity_blocks() -> None:
@@ -128,6 +146,33 @@ def build_app(
             views.lists_loaded.set,
         )
 
+    def take_snapshot(snapshot: ModelSnapshot) -> None:
+        try:
+            model = open_model(snapshot.blob, snapshot.signature, hash_key)
+        except ModelError as exc:
+            log.warning("model snapshot %s refused: %s", snapshot.version, exc)
+            return
+        known_until = int(snapshot.known_until.timestamp() * 1000)
+        views.models[snapshot.name].add(LoadedModel(snapshot.version, known_until, model))
+
+    async def follow_models() -> None:
+        await follow_into(
+            settings.bootstrap_servers,
+            topics.models,
+            ModelSnapshot,
+            take_snapshot,
+            views.models_loaded.set,
+        )
+
+    async def follow_known_frauds() -> None:
+        await follow_into(
+            settings.bootstrap_servers,
+            topics.known_frauds,
+            KnownFraudsRecord,
+            lambda record: views.known_frauds.replace(record.entity_key, record.frauds),
+            views.known_frauds_loaded.set,
+        )
+
     register_cases(app, topics, codec, settings.partitions)
     if settings.metrics_port is not None:
         serve_metrics(settings.metrics_port)
@@ -139,6 +184,8 @@ def build_app(
 
     app.task(follow_entity_blocks)
     app.task(follow_lists)
+    app.task(follow_models)
+    app.task(follow_known_frauds)
     register_config_follower(app, settings, live, codec, start.read_through)
     if settings.redis_url:
         redis = Redis.from_url(settings.redis_url)

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from schemas.codec import DecodeError, WireCodec
+from schemas.models import WireModel
 from streams.end_offsets import true_end_offsets
+
+M = TypeVar("M", bound=WireModel)
 
 
 class MissingTopicError(Exception):
@@ -73,3 +79,25 @@ async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) 
         if await consumer.position(partition) < end:
             return False
     return True
+
+
+async def read_decoded(
+    bootstrap_servers: str,
+    accepted: dict[str, tuple[type[M], ...]],
+    idle_timeout_s: float = 2.0,
+) -> tuple[list[M], int]:
+    """Every record of the topics in ``accepted`` (until ``idle_timeout_s`` of silence),
+    decoded as one of that topic's models; and how many could not be (skipped)."""
+    codec = WireCodec()
+    found: list[M] = []
+    unreadable = 0
+    records = read_topics(bootstrap_servers, list(accepted), True, idle_timeout_s)
+    async with aclosing(records):
+        async for record in records:
+            if record.value is None:
+                continue
+            try:
+                found.append(codec.decode(record.value, accepted[record.topic]))
+            except DecodeError:
+                unreadable += 1
+    return found, unreadable

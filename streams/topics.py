@@ -82,6 +82,18 @@ class Topics:
         return self._name("labels")
 
     @property
+    def models(self) -> str:
+        return self._name("models")
+
+    @property
+    def known_frauds(self) -> str:
+        return self._name("known-frauds")
+
+    @property
+    def shadow_decisions(self) -> str:
+        return self._name("shadow-decisions")
+
+    @property
     def alerts(self) -> str:
         return self._name("alerts")
 
@@ -131,6 +143,9 @@ class Topics:
             TopicSpec(self.case_commands, "CaseCommand: changes to cases, keyed by subject"),
             TopicSpec(self.cases, "Case: investigation cases, keyed by case id", compacted=True),
             TopicSpec(self.labels, "Label: case outcomes for learning, keyed by case id"),
+            TopicSpec(self.models, "ModelSnapshot: signed online models, by name", compacted=True),
+            TopicSpec(self.known_frauds, "KnownFrauds: labelled frauds per entity", compacted=True),
+            TopicSpec(self.shadow_decisions, "ShadowDecision: a challenger's would-be decisions"),
             TopicSpec(self.alerts, "Alert: throttled alerts from the decisions"),
             TopicSpec(self.config, "runtime configuration changes", compacted=True),
             TopicSpec(self.audit_intake, "AuditRecord, unchained, from every producer"),

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from contextlib import aclosing
 from typing import TypeVar
 
+from config.default_lists import default_list_rows
+from engine.lists import ListView, default_entries
 from schemas.codec import DecodeError, WireCodec
 from schemas.models import WireModel
 from streams.reader import read_topics
@@ -45,3 +47,9 @@ async def follow_into(
                     record.offset,
                     exc,
                 )
+
+
+def default_list_view(hash_key: bytes) -> ListView:
+    """The lists every view starts from: the shipped default entries, before the topic's."""
+    defaults_at, rows = default_list_rows()
+    return ListView(default_entries(rows, hash_key, defaults_at))

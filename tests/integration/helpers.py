@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 import uuid
@@ -14,6 +17,7 @@ from typing import Any, TypeVar
 from aiokafka import ConsumerRecord
 
 from atalaia.publish import OutRecord, publish
+from atalaia.supervise import settings_env
 from config.settings import Settings
 from engine.admission import subject_of
 from schemas.codec import WireCodec
@@ -26,7 +30,7 @@ from schemas.models import (
     TransactionEvent,
     WireModel,
 )
-from streams.reader import read_topics
+from streams.reader import read_decoded, read_topics
 from streams.topics import Topics
 from tests import factories
 
@@ -160,11 +164,8 @@ M = TypeVar("M", bound=WireModel)
 
 async def read_all(bootstrap: str, topic: str, model: type[M]) -> list[M]:
     """Every record on ``topic`` (until 2 s of silence), decoded as ``model``."""
-    found: list[M] = []
-    records = read_topics(bootstrap, [topic], True, 2.0)
-    async with aclosing(records):
-        async for record in records:
-            found.append(CODEC.decode(record.value, (model,)))
+    found, unreadable = await read_decoded(bootstrap, {topic: (model,)})
+    assert not unreadable, f"{unreadable} unreadable records on {topic}"
     return found
 
 
@@ -199,3 +200,16 @@ def admin_call(
         return status, json.loads(text)
     except json.JSONDecodeError:
         return status, text
+
+
+def run_atalaia(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m atalaia ARGS`` configured for ``settings``; its exit code and output."""
+    env = {**os.environ, **settings_env(settings)}
+    return subprocess.run(
+        [sys.executable, "-m", "atalaia", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )

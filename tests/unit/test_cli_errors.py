@@ -48,6 +48,48 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
         ),
         (["--config", "/nonexistent.toml", "tail"], {}, "config file not found"),
         (["produce", "/nonexistent.csv", "--kind", "gift"], {}, "no such file: /nonexistent.csv"),
+        (
+            ["eval", "handbook", "--from", "2018-07-31", "--to", "2018-07-01"],
+            {},
+            "atalaia eval: expected --start < --from <= --to",
+        ),
+        (["eval", "handbook", "--from", "July"], {}, "expected a day YYYY-MM-DD, got 'July'"),
+        (
+            ["eval", "handbook", "--offline"],
+            {"ATALAIA_HANDBOOK_PATH": "/nonexistent.csv.gz"},
+            "handbook data not found: /nonexistent.csv.gz",
+        ),
+        (
+            [
+                "backtest",
+                "--config",
+                "/nonexistent.toml",
+                "--from",
+                "2026-01-02",
+                "--to",
+                "2026-01-01",
+            ],
+            {},
+            "atalaia backtest: --from is after --to",
+        ),
+        (
+            [
+                "backtest",
+                "--config",
+                "/nonexistent.toml",
+                "--from",
+                "2026-01-01",
+                "--to",
+                "2026-01-01",
+            ],
+            {},
+            "rules file not found: /nonexistent.toml",
+        ),
+        (
+            ["learner"],
+            {"ATALAIA_CHALLENGER_RULES_PATH": "/nonexistent.toml"},
+            "rules file not found: /nonexistent.toml",
+        ),
     ],
 )
 def test_bad_arguments_get_one_line(

@@ -67,6 +67,9 @@ def _assert_same_type(avro_type: Any, annotation: Any, where: str) -> None:
     elif isinstance(avro_type, dict) and avro_type["type"] == "record":
         assert issubclass(annotation, BaseModel), where
         _assert_fields_agree(avro_type, annotation, where)
+    elif isinstance(avro_type, str) and avro_type[:1].isupper():
+        # A reference to a named type defined earlier in the schema (e.g. a second Verdict).
+        assert annotation.__name__ == avro_type, where
     else:
         expected = {
             "string": str,

@@ -1,0 +1,293 @@
+"""The learner (``atalaia learner``): the single writer of the online models.
+
+It reads every partition of the decisions and labels topics itself (no consumer group: one
+learner per deployment) and feeds ``engine.learning.Learner``: decided transactions become
+examples, labels are learned once event time reaches them. Every few seconds it publishes
+signed model snapshots (``models``, compacted by name) and the known frauds that changed
+(``known-frauds``, compacted by entity), then checkpoints.
+
+The checkpoint is exact: model, pending labels, known frauds and the offset reached on every
+partition are written together in RocksDB (rocksdict), and a restart seeks to those offsets,
+so nothing is learned twice or forgotten. Examples live in the same store; the ones a
+checkpointed step learned are deleted only once that checkpoint is written, so a crash
+between the two can learn them again from the re-read labels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pickle
+import time
+from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from rocksdict import Rdict
+
+from agents.retry import until_stored
+from config.rules import RuleSet
+from engine.learning import (
+    CHAMPION,
+    Example,
+    Learner,
+    LearnStep,
+    is_model_scored,
+    seal_model,
+    utc_from_ms,
+)
+from schemas.codec import DecodeError, WireCodec
+from schemas.models import Decision, KnownFrauds, Label, ModelSnapshot
+from streams.side_producer import SideProducer
+from streams.topics import Topics
+
+log = logging.getLogger(__name__)
+
+_CHECKPOINT = "checkpoint"
+_EXAMPLE = "example:"
+_FORGET_EVERY_S = 600.0
+
+
+class StoredExamples(MutableMapping[str, Example]):
+    """Examples in RocksDB, with deletions held back until the next checkpoint."""
+
+    def __init__(self, db: Rdict, prefix: str) -> None:
+        self._db, self._prefix = db, prefix
+        self._deleted: set[str] = set()
+
+    def __getitem__(self, key: str) -> Example:
+        if key in self._deleted:
+            raise KeyError(key)
+        value = self._db.get(self._prefix + key)
+        if value is None:
+            raise KeyError(key)
+        return Example(*value)
+
+    def __setitem__(self, key: str, value: Example) -> None:
+        self._deleted.discard(key)
+        self._db[self._prefix + key] = (value.inputs, value.occurred_ms, value.label_entities)
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self:
+            raise KeyError(key)
+        self._deleted.add(key)
+
+    def __iter__(self) -> Iterator[str]:
+        for key in self._db.keys(from_key=self._prefix):
+            if not isinstance(key, str) or not key.startswith(self._prefix):
+                return
+            name = key[len(self._prefix) :]
+            if name not in self._deleted:
+                yield name
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def commit(self) -> None:
+        for key in self._deleted:
+            self._db.delete(self._prefix + key)
+        self._deleted.clear()
+
+
+@dataclass
+class _Model:
+    name: str
+    rules: RuleSet
+    learner: Learner
+    examples: StoredExamples
+    sequence: int = 0
+    changed: bool = False
+
+
+class LearnerProcess:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topics: Topics,
+        store_dir: Path,
+        hash_key: bytes,
+        rules: dict[str, RuleSet],
+        snapshot_s: float,
+        label_wait_ms: int,
+        clock: Any,
+    ) -> None:
+        self.servers, self.topics, self.hash_key = bootstrap_servers, topics, hash_key
+        self.snapshot_s, self.label_wait_ms, self.clock = snapshot_s, label_wait_ms, clock
+        self.codec = WireCodec()
+        store_dir.mkdir(parents=True, exist_ok=True)
+        self.db = Rdict(str(store_dir))
+        saved = self.db.get(_CHECKPOINT)
+        self.offsets: dict[tuple[str, int], int] = saved["offsets"] if saved else {}
+        self.models: dict[str, _Model] = {}
+        for name, ruleset in rules.items():
+            examples = StoredExamples(self.db, f"{_EXAMPLE}{name}:")
+            state = saved["models"].get(name) if saved else None
+            horizon_ms = ruleset.velocity.horizon_s * 1000
+            if state is not None and state["family"] == ruleset.model.family:
+                learner: Learner = state["learner"]
+                learner.examples = examples
+                sequence = state["sequence"]
+            else:
+                learner, sequence = Learner(ruleset.model, horizon_ms, examples), 0
+            self.models[name] = _Model(name, ruleset, learner, examples, sequence)
+        self.known_changed: set[str] = set()
+
+    def handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        if record.value is None:
+            return
+        try:
+            if record.topic == self.topics.decisions:
+                decision = self.codec.decode(record.value, (Decision,))
+                if is_model_scored(decision.features):
+                    at_ms = int(decision.event_occurred_at.timestamp() * 1000)
+                    for model in self.models.values():
+                        step = model.learner.observe_decision(
+                            decision.event_id, at_ms, decision.features, decision.label_entities
+                        )
+                        self._changed(model, step)
+            else:
+                label = self.codec.decode(record.value, (Label,))
+                labelled_ms = int(label.labelled_at.timestamp() * 1000)
+                for model in self.models.values():
+                    step = model.learner.observe_label(label.event_ids, label.is_fraud, labelled_ms)
+                    self._changed(model, step)
+        except DecodeError as exc:
+            log.warning(
+                "learner skips unreadable %s[%d]@%d: %s",
+                record.topic,
+                record.partition,
+                record.offset,
+                exc,
+            )
+        self.offsets[(record.topic, record.partition)] = record.offset + 1
+
+    def _changed(self, model: _Model, step: LearnStep) -> None:
+        model.changed = True
+        if model.name == CHAMPION:
+            self.known_changed |= step.entities
+
+    def outputs(self) -> list[tuple[str, bytes, bytes]]:
+        """Snapshots of the models that changed and the known frauds that changed."""
+        now: datetime = self.clock()
+        out = []
+        for model in self.models.values():
+            if not model.changed:
+                continue
+            model.sequence += 1
+            learner = model.learner
+            blob, signature = seal_model(learner.model, self.hash_key)
+            snapshot = ModelSnapshot(
+                name=model.name,
+                version=f"{model.rules.model.family}.{model.sequence}",
+                labels=learner.model.labels,
+                frauds=learner.model.frauds,
+                events=learner.model.events,
+                known_until=utc_from_ms(learner.known_until_ms),
+                created_at=now,
+                blob=blob,
+                signature=signature,
+            )
+            out.append((self.topics.models, model.name.encode(), self.codec.encode(snapshot)))
+        champion = self.models[CHAMPION].learner
+        for entity in sorted(self.known_changed):
+            frauds = champion.known.of(entity)
+            updated = max(f.labelled_at for f in frauds) if frauds else now
+            record = KnownFrauds(entity_key=entity, frauds=frauds, updated_at=updated)
+            out.append((self.topics.known_frauds, entity.encode(), self.codec.encode(record)))
+        return out
+
+    def checkpoint(self) -> None:
+        """Model, pending labels, known frauds and offsets in one write; then the deletions."""
+        state = {
+            "offsets": dict(self.offsets),
+            "models": {
+                name: {
+                    "family": m.rules.model.family,
+                    "sequence": m.sequence,
+                    "learner": _without_examples(m.learner),
+                }
+                for name, m in self.models.items()
+            },
+        }
+        self.db[_CHECKPOINT] = state
+        self.db.flush()
+        for model in self.models.values():
+            model.examples.commit()
+            model.changed = False
+        self.known_changed.clear()
+
+    def forget_stale(self) -> None:
+        for model in self.models.values():
+            dropped = model.learner.forget_older_than(self.label_wait_ms)
+            if dropped:
+                log.info("learner %s: %d decisions had no label in time", model.name, dropped)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _without_examples(learner: Learner) -> Learner:
+    """A copy of the learner for the checkpoint: its examples are stored on their own."""
+    examples = learner.examples
+    learner.examples = {}
+    try:
+        copy: Learner = pickle.loads(pickle.dumps(learner))
+    finally:
+        learner.examples = examples
+    return copy
+
+
+async def run_learner(process: LearnerProcess, stop: asyncio.Event | None = None) -> None:
+    """Consume, learn and publish until ``stop`` is set (forever without one)."""
+    topics = [process.topics.decisions, process.topics.labels]
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=process.servers, enable_auto_commit=False, fetch_max_wait_ms=100
+    )
+    producer = SideProducer(process.servers)
+    await consumer.start()
+    try:
+        await consumer.topics()
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        consumer.assign(partitions)
+        for tp in partitions:
+            offset = process.offsets.get((tp.topic, tp.partition))
+            if offset is None:
+                await consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, offset)
+        last_snapshot = last_forget = time.monotonic()
+        while stop is None or not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+            for records in batches.values():
+                for record in records:
+                    process.handle(record)
+            now = time.monotonic()
+            if now - last_forget >= _FORGET_EVERY_S:
+                process.forget_stale()
+                last_forget = now
+            if now - last_snapshot >= process.snapshot_s:
+                await _publish(process, producer)
+                last_snapshot = now
+        await _publish(process, producer)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def _publish(process: LearnerProcess, producer: SideProducer) -> None:
+    outputs = process.outputs()
+
+    async def send_all() -> None:
+        sends = [await producer.send(topic, key, value, None) for topic, key, value in outputs]
+        await asyncio.gather(*sends)
+
+    if outputs:
+        await until_stored(send_all, (Exception,), f"sending {len(outputs)} learner records")
+    process.checkpoint()

@@ -1,0 +1,151 @@
+"""``atalaia learner`` (the online models' writer) and ``atalaia shadow``: how a challenger
+configuration scored in shadow compares with the champion on the labelled outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from agents.learner import LearnerProcess, run_learner
+from config.rules import RuleSet, load_rules
+from config.settings import Settings
+from engine.learning import CHALLENGER, CHAMPION
+from engine.metrics import Confusion, confusion
+from schemas.models import Label, ShadowDecision, Verdict
+from streams.admin import ensure_topics
+from streams.app import utc_now
+from streams.live_config import latest_rules
+from streams.reader import read_decoded
+from streams.topics import Topics
+
+
+def challenger_rules(settings: Settings) -> RuleSet | None:
+    """The challenger's rules when one is configured (a bad file stops the command)."""
+    if settings.challenger_rules_path is None:
+        return None
+    return load_rules(settings.challenger_rules_path)
+
+
+def build_learner(
+    settings: Settings, champion: RuleSet, challenger: RuleSet | None
+) -> LearnerProcess:
+    rules = {CHAMPION: champion}
+    if challenger is not None and challenger.model.enabled:
+        rules[CHALLENGER] = challenger
+    return LearnerProcess(
+        settings.bootstrap_servers,
+        Topics(settings.topic_prefix),
+        settings.data_dir / "learner",
+        settings.pii_hash_key.get_secret_value().encode(),
+        rules,
+        settings.model_snapshot_seconds,
+        settings.label_wait_days * 86_400_000,
+        utc_now,
+    )
+
+
+def run_learner_main(settings: Settings) -> int:
+    """Learn until SIGINT/SIGTERM, then publish and checkpoint once more."""
+    fallback = load_rules(settings.rules_path)
+    challenger = challenger_rules(settings)
+
+    async def main() -> None:
+        await ensure_topics(settings)
+        start = await latest_rules(settings, fallback)
+        process = build_learner(settings, start.rules, challenger)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await run_learner(process, stop)
+        finally:
+            process.close()
+
+    asyncio.run(main())
+    return 0
+
+
+@dataclass
+class ShadowComparison:
+    """Champion vs challenger over the same events."""
+
+    events: int = 0
+    agree: int = 0
+    moves: Counter[tuple[Verdict, Verdict]] = field(default_factory=Counter)
+    champion: Confusion | None = None
+    challenger: Confusion | None = None
+    labelled: int = 0
+    versions: set[tuple[str, str]] = field(default_factory=set)
+
+
+def compare_shadow(shadows: list[ShadowDecision], labels: list[Label]) -> ShadowComparison:
+    """Agreement, verdict moves, and precision/recall of BLOCK-or-REVIEW on labelled events."""
+    truth: dict[str, bool] = {}
+    for label in labels:
+        for event_id in label.event_ids:
+            truth[event_id] = label.is_fraud
+    latest = {s.event_id: s for s in shadows}  # a re-delivered event counts once
+    result = ShadowComparison()
+    flagged_champion, flagged_challenger, outcomes = [], [], []
+    for shadow in latest.values():
+        result.events += 1
+        result.agree += shadow.champion_decision is shadow.challenger_decision
+        result.moves[(shadow.champion_decision, shadow.challenger_decision)] += 1
+        result.versions.add((shadow.champion_version, shadow.challenger_version))
+        if shadow.event_id in truth:
+            flagged_champion.append(shadow.champion_decision is not Verdict.ALLOW)
+            flagged_challenger.append(shadow.challenger_decision is not Verdict.ALLOW)
+            outcomes.append(truth[shadow.event_id])
+    result.labelled = len(outcomes)
+    if outcomes:
+        result.champion = confusion(flagged_champion, outcomes)
+        result.challenger = confusion(flagged_challenger, outcomes)
+    return result
+
+
+def print_comparison(result: ShadowComparison, out: TextIO) -> None:
+    if not result.events:
+        print("no shadow decisions yet (is a challenger configured on the worker?)", file=out)
+        return
+    share = result.agree / result.events
+    print(f"events: {result.events:,}; same verdict: {result.agree:,} ({share:.1%})", file=out)
+    for champion, challenger in sorted({v for v in result.versions}):
+        print(f"champion {champion} vs challenger {challenger}", file=out)
+    print("verdict moves (champion -> challenger):", file=out)
+    for (before, after), count in sorted(result.moves.items(), key=lambda m: -m[1]):
+        if before is not after:
+            print(f"  {before.value} -> {after.value}: {count:,}", file=out)
+    if result.champion is None or result.challenger is None:
+        print("no labelled outcomes among these events yet", file=out)
+        return
+    print(f"on {result.labelled:,} labelled events (flagged = REVIEW or BLOCK):", file=out)
+    print("| | TP | FP | FN | TN | precision | recall |\n|---|---|---|---|---|---|---|", file=out)
+    for name, c in (("champion", result.champion), ("challenger", result.challenger)):
+        print(
+            f"| {name} | {c.true_positives} | {c.false_positives} | {c.false_negatives} | "
+            f"{c.true_negatives} | {c.precision:.3f} | {c.recall:.3f} |",
+            file=out,
+        )
+
+
+def shadow_main(settings: Settings, idle_timeout_s: float) -> int:
+    """Read the shadow decisions and the labels, and print the comparison."""
+    topics = Topics(settings.topic_prefix)
+
+    async def read() -> tuple[list[ShadowDecision], list[Label]]:
+        shadows, _ = await read_decoded(
+            settings.bootstrap_servers, {topics.shadow_decisions: (ShadowDecision,)}, idle_timeout_s
+        )
+        labels, _ = await read_decoded(
+            settings.bootstrap_servers, {topics.labels: (Label,)}, idle_timeout_s
+        )
+        return shadows, labels
+
+    shadows, labels = asyncio.run(read())
+    print_comparison(compare_shadow(shadows, labels), sys.stdout)
+    return 0

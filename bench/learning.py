@@ -1,0 +1,176 @@
+"""Model selection on the handbook data: candidate online models under the same protocol.
+
+The engine's features are computed once by replaying the handbook through the scoring code
+(``engine.replay``, cached under ``--cache``); then each candidate learns online from labels
+known ``--delay-days`` after each transaction, scoring every transaction before any label
+known after it, exactly as ``engine.learning.Learner`` does. Printed per candidate: the
+handbook metrics on the test period and the time per predict+learn.
+
+    .venv/bin/python -m bench.learning [--start 2018-05-01] [--from 2018-07-18] [--to 2018-07-31]
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import pickle
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from river import compose, ensemble, forest, linear_model, optim, preprocessing, tree
+
+from atalaia.evaluate import LOCAL_UTC_OFFSET_HOURS, TRAINING_WEEK, label_of, read_labelled
+from config.rules import load_rules
+from config.settings import load_settings
+from engine.learning import model_inputs
+from engine.metrics import (
+    auc_roc,
+    average_precision,
+    card_precision_at_k,
+    handbook_test_indexes,
+)
+from engine.replay import Replay
+from streams.views import default_list_view
+
+
+@dataclass(frozen=True)
+class Row:
+    inputs: dict[str, float]
+    is_fraud: bool
+    at_ms: int
+    labelled_ms: int
+    card: str
+    day: date
+
+
+def build_rows(start: date, end: date, delay: timedelta) -> list[Row]:
+    settings = load_settings()
+    rules = load_rules()
+    items = list(read_labelled(settings.handbook_path, start, end))
+    labels = [label_of(item, delay) for item in items]
+    truth = {item.event.event_id: item.is_fraud for item in items}
+    replay = Replay(rules, b"bench-key", default_list_view(b"bench-key"), learn=True)
+    rows = []
+    for replayed in replay.run((item.event for item in items), labels):
+        event = replayed.event
+        at_ms = int(event.occurred_at.timestamp() * 1000)
+        local = event.occurred_at + timedelta(hours=LOCAL_UTC_OFFSET_HOURS)
+        rows.append(
+            Row(
+                model_inputs(replayed.outcome.assessment.features, rules.model),
+                truth[event.event_id],
+                at_ms,
+                at_ms + int(delay.total_seconds() * 1000),
+                getattr(event, "user_id", ""),
+                local.date(),
+            )
+        )
+    return rows
+
+
+Model = Any
+
+
+def candidates(fraud_weight: float) -> dict[str, Callable[[], Model]]:
+    def lr(lr_: float) -> Callable[[], Model]:
+        return lambda: (
+            preprocessing.StandardScaler()
+            | linear_model.LogisticRegression(optimizer=optim.SGD(lr_))
+        )
+
+    return {
+        "logistic regression, SGD 0.01": lr(0.01),
+        "logistic regression, SGD 0.05": lr(0.05),
+        "Hoeffding adaptive tree": lambda: tree.HoeffdingAdaptiveTreeClassifier(seed=1),
+        "adaptive random forest (10 trees)": lambda: forest.ARFClassifier(n_models=10, seed=1),
+        "bagged Hoeffding trees (10)": lambda: ensemble.BaggingClassifier(
+            tree.HoeffdingTreeClassifier(), n_models=10, seed=1
+        ),
+        "scaled LR + tree stack": lambda: compose.Pipeline(
+            preprocessing.StandardScaler(),
+            linear_model.LogisticRegression(optimizer=optim.SGD(0.01)),
+        ),
+    }
+
+
+def run(
+    make: Callable[[], Model], rows: list[Row], fraud_weight: float
+) -> tuple[list[float], float]:
+    """Scores of every row, each made before learning any label known after it."""
+    model = make()
+    pending: list[tuple[int, int]] = []
+    scores = []
+    started = time.perf_counter()
+    for i, row in enumerate(rows):
+        while pending and pending[0][0] <= row.at_ms:
+            _, j = heapq.heappop(pending)
+            label = rows[j]
+            model.learn_one(label.inputs, label.is_fraud, **_weight(model, label, fraud_weight))
+        scores.append(float(model.predict_proba_one(row.inputs).get(True, 0.0)))
+        heapq.heappush(pending, (row.labelled_ms, i))
+    return scores, (time.perf_counter() - started) / len(rows) * 1e6
+
+
+def _weight(model: Model, row: Row, fraud_weight: float) -> dict[str, float]:
+    """Class weighting where the model takes a sample weight."""
+    if isinstance(model, compose.Pipeline) and row.is_fraud:
+        return {"w": fraud_weight}
+    return {}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--start", type=date.fromisoformat, default=date(2018, 5, 1))
+    parser.add_argument("--from", dest="first", type=date.fromisoformat, default=date(2018, 7, 18))
+    parser.add_argument("--to", dest="last", type=date.fromisoformat, default=date(2018, 7, 31))
+    parser.add_argument("--delay-days", type=int, default=7)
+    parser.add_argument("--fraud-weight", type=float, default=load_rules().model.fraud_weight)
+    parser.add_argument("--only", help="run the candidates whose name contains this")
+    parser.add_argument("--cache", type=Path, default=Path(".atalaia/bench-learning.pickle"))
+    args = parser.parse_args()
+    delay = timedelta(days=args.delay_days)
+    key = (args.start, args.last, args.delay_days, load_rules().model.family)
+    rows: list[Row] | None = None
+    if args.cache.is_file():
+        cached_key, cached_rows = pickle.loads(args.cache.read_bytes())
+        rows = cached_rows if cached_key == key else None
+    if rows is None:
+        print("replaying the handbook through the scoring code...", file=sys.stderr)
+        rows = build_rows(args.start, args.last, delay)
+        args.cache.parent.mkdir(parents=True, exist_ok=True)
+        args.cache.write_bytes(pickle.dumps((key, rows)))
+    measured = handbook_test_indexes(
+        [r.day for r in rows],
+        [r.card for r in rows],
+        [r.at_ms for r in rows],
+        [r.labelled_ms for r in rows],
+        [r.is_fraud for r in rows],
+        args.first,
+        args.first - delay - TRAINING_WEEK,
+    )
+    truth = [rows[i].is_fraud for i in measured]
+    print(f"{len(rows):,} transactions; test set {len(measured):,} with {sum(truth):,} frauds")
+    print("| model | AUC ROC | AP | CP@100 | µs per predict+learn |\n|---|---|---|---|---|")
+    for name, make in candidates(args.fraud_weight).items():
+        if args.only and args.only not in name:
+            continue
+        scores, micros = run(make, rows, args.fraud_weight)
+        test_scores = [scores[i] for i in measured]
+        days = [rows[i].day for i in measured]
+        cards = [rows[i].card for i in measured]
+        print(
+            f"| {name} | {auc_roc(test_scores, truth):.3f} | "
+            f"{average_precision(test_scores, truth):.3f} | "
+            f"{card_precision_at_k(days, cards, test_scores, truth, 100):.3f} | {micros:.0f} |",
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,432 @@
+"""Online learning (pure, no I/O, no clock): the model's inputs, the models, and what labels
+are known when.
+
+Labels arrive late (a chargeback, a closed case; on the handbook data 7 days after the
+transaction). Two rules keep a prediction from using a label not yet known at the event's
+time: the learner learns a label only once the stream's event time has passed its
+``labelled_at`` (``PendingLabels``), and a worker scores an event with the newest model
+snapshot whose knowledge ends at or before the event's time (``ModelShelf``). Known frauds
+per terminal or card count only labels known by the event's time (``KnownFrauds``).
+
+>>> from config.rules import load_rules
+>>> model = OnlineModel(load_rules().model)
+>>> inputs = model_inputs({"ml.amount_cents": 12_000, "tx.count.30d": 1}, load_rules().model)
+>>> model.learn_label(inputs, True); model.labels, model.frauds
+(1, 1)
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import heapq
+import hmac
+import math
+import pickle
+from collections.abc import Iterable, Iterator, MutableMapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from river import anomaly, linear_model, optim, preprocessing
+from river.compose import Pipeline
+
+from config.rules import ModelRules
+from engine.velocity import Features
+from schemas.models import KnownFraud, Reason, TransactionEvent
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+"""Model names: the one deciding, and one scored in shadow beside it."""
+ML_PREFIX = "ml."
+"""Decision features the model reads that the rules do not already publish."""
+_AMOUNT = "ml.amount_cents"
+_HOUR = "ml.hour"
+_WEEKEND = "ml.weekend"
+_MAX_RATIO = 20.0
+_FIRST_TRANSACTION = "first_transaction"
+
+
+def is_model_scored(features: Features) -> bool:
+    """Whether a decision's features hold the model's inputs (transactions, model on)."""
+    return _AMOUNT in features
+
+
+def known_fraud_feature(entity_type: str, window: str) -> str:
+    return f"{ML_PREFIX}known_frauds.{entity_type}.{window}"
+
+
+def model_features(
+    event: TransactionEvent, known: Features, local_utc_offset_hours: int
+) -> Features:
+    """What a transaction adds to its decision's features for the model: its amount, local
+    hour and weekday, and the known-fraud counts of its terminal or card (``known``)."""
+    local = event.occurred_at + timedelta(hours=local_utc_offset_hours)
+    return {
+        _AMOUNT: event.amount_cents,
+        _HOUR: local.hour,
+        _WEEKEND: int(local.weekday() >= 5),
+        **known,
+    }
+
+
+def model_inputs(features: Features, rules: ModelRules) -> dict[str, float]:
+    """The model's input vector, from a decision's features alone: the learner rebuilds it
+    from the published decision, so training and scoring read exactly the same numbers.
+    Counts and amounts are log-scaled; the amount is also compared with the user's averages."""
+    amount = features.get(_AMOUNT, 0) / 100
+    hour = features.get(_HOUR, 12)
+    inputs = {
+        "amount_log": math.log1p(amount),
+        "night": float(hour <= rules.night_until_hour),
+        "weekend": float(features.get(_WEEKEND, 0)),
+    }
+    for window in rules.user_windows:
+        count = features.get(f"tx.count.{window}", 0)
+        total = features.get(f"tx.amount_cents.{window}", 0) / 100
+        average = total / count if count else 0.0
+        inputs[f"user_tx_count_{window}_log"] = math.log1p(count)
+        inputs[f"user_avg_amount_{window}_log"] = math.log1p(average)
+        inputs[f"amount_to_avg_{window}"] = min(amount / average, _MAX_RATIO) if average else 1.0
+    for entity_type in rules.known_fraud_entities:
+        for window in rules.known_fraud_windows:
+            known = features.get(known_fraud_feature(entity_type, window), 0)
+            inputs[f"{entity_type}_known_frauds_{window}_log"] = math.log1p(known)
+    since = features.get("tx.seconds_since_previous", -1)
+    inputs[_FIRST_TRANSACTION] = float(since < 0)
+    inputs["seconds_since_previous_log"] = math.log1p(max(since, 0))
+    inputs["new_country"] = float(features.get("tx.new_country", 0))
+    inputs["new_device"] = float(features.get("tx.new_device", 0))
+    inputs["list_block_hits"] = float(sum(1 for name in features if name.startswith("list.block.")))
+    return inputs
+
+
+@dataclass(frozen=True)
+class ModelScore:
+    probability: float
+    """Supervised fraud probability, 0-1."""
+    anomaly: float
+    """Unsupervised anomaly score, 0-1 (higher: more unusual)."""
+    ready: bool
+    """Whether the supervised model has learned enough labels to be trusted."""
+    contributions: tuple[tuple[str, float], ...]
+    """Inputs pushing the probability up most: (name, weight x standardised value)."""
+
+
+class OnlineModel:
+    """A class-weighted logistic regression on standardised inputs, learning one label at a
+    time, plus Half-Space Trees on min-max scaled inputs for an anomaly score while labels are
+    few (cold start). Both learn incrementally; ``score`` never changes them."""
+
+    def __init__(self, rules: ModelRules) -> None:
+        self.rules = rules
+        self.supervised: Pipeline = (
+            preprocessing.StandardScaler()
+            | linear_model.LogisticRegression(optimizer=optim.SGD(rules.learning_rate), l2=rules.l2)
+        )
+        self.unsupervised: Pipeline = preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees(
+            n_trees=rules.anomaly_trees,
+            height=rules.anomaly_height,
+            window_size=rules.anomaly_window,
+            seed=rules.seed,
+        )
+        self.labels = 0
+        self.frauds = 0
+        self.events = 0
+
+    @property
+    def ready(self) -> bool:
+        return self.labels >= self.rules.min_labels and self.frauds >= self.rules.min_frauds
+
+    def learn_label(self, inputs: dict[str, float], is_fraud: bool) -> None:
+        weight = self.rules.fraud_weight if is_fraud else 1.0
+        self.supervised.learn_one(inputs, is_fraud, w=weight)
+        self.labels += 1
+        self.frauds += int(is_fraud)
+
+    def learn_event(self, inputs: dict[str, float]) -> None:
+        """Unsupervised: every decided transaction, labelled or not."""
+        self.unsupervised.learn_one(inputs)
+        self.events += 1
+
+    def score(self, inputs: dict[str, float]) -> ModelScore:
+        probability = float(self.supervised.predict_proba_one(inputs).get(True, 0.0))
+        anomaly_score = float(self.unsupervised.score_one(inputs)) if self.events else 0.0
+        return ModelScore(probability, anomaly_score, self.ready, self._contributions(inputs))
+
+    def _contributions(self, inputs: dict[str, float]) -> tuple[tuple[str, float], ...]:
+        scaler, regression = self.supervised.steps.values()
+        scaled = scaler.transform_one(inputs)
+        weights = regression.weights
+        pushes = [(name, weights.get(name, 0.0) * value) for name, value in scaled.items()]
+        top = sorted((p for p in pushes if p[1] > 0), key=lambda p: -p[1])
+        return tuple((name, round(push, 3)) for name, push in top[: self.rules.top_features])
+
+
+class ModelError(Exception):
+    """A model snapshot that cannot be used: bad signature or unreadable."""
+
+
+def version_of(rule_version: str, model_version: str | None) -> str:
+    """How a decision's configuration is named: rules version, then model version."""
+    return f"{rule_version}/{model_version}" if model_version else rule_version
+
+
+def seal_model(model: OnlineModel, key: bytes) -> tuple[bytes, str]:
+    """The model as bytes with an HMAC-SHA256 signature: a worker loads a snapshot only if
+    it was signed with the deployment's key, never bytes anyone could write to the topic."""
+    blob = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    return blob, hmac.new(key, blob, hashlib.sha256).hexdigest()
+
+
+def open_model(blob: bytes, signature: str, key: bytes) -> OnlineModel:
+    expected = hmac.new(key, blob, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, signature):
+        raise ModelError("model snapshot signature does not match this deployment's key")
+    model = pickle.loads(blob)
+    if not isinstance(model, OnlineModel):
+        raise ModelError(f"model snapshot holds a {type(model).__name__}")
+    return model
+
+
+def model_reasons(score: ModelScore, version: str, rules: ModelRules) -> list[Reason]:
+    """The model's part of the score, as reasons: the supervised probability once it is
+    ready, else (cold start) the anomaly score; with the inputs that pushed it up."""
+    if score.ready:
+        points = round(rules.points * score.probability)
+        code, what = "MODEL_FRAUD_PROBABILITY", f"fraud probability {score.probability:.2f}"
+    else:
+        points = round(rules.anomaly_points * score.anomaly)
+        code, what = "MODEL_ANOMALY", f"anomaly score {score.anomaly:.2f} (cold start)"
+    if points <= 0:
+        return []
+    top = ", ".join(f"{name} {push:+.2f}" for name, push in score.contributions)
+    detail = f"{what}, model {version}" + (f"; pushed up by {top}" if top else "")
+    return [Reason(code=code, points=points, detail=detail)]
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    version: str
+    known_until_ms: int
+    """The latest ``labelled_at`` among the labels it learned."""
+    model: OnlineModel
+
+
+class ModelShelf:
+    """The last few snapshots a worker received. An event is scored with the newest one whose
+    knowledge ends at or before the event's time; when even the oldest knows more (replaying
+    old events), the oldest is used and ``pick`` says so."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self._models: list[LoadedModel] = []
+
+    def add(self, loaded: LoadedModel) -> None:
+        if any(m.version == loaded.version for m in self._models):
+            return
+        bisect.insort(self._models, loaded, key=lambda m: m.known_until_ms)
+        del self._models[: -self.keep]
+
+    def pick(self, at_ms: int) -> tuple[LoadedModel | None, bool]:
+        """(the model for an event at ``at_ms``, whether it knows labels from after it)."""
+        if not self._models:
+            return None, False
+        usable = bisect.bisect_right([m.known_until_ms for m in self._models], at_ms)
+        if usable == 0:
+            return self._models[0], True
+        return self._models[usable - 1], False
+
+    @property
+    def newest(self) -> LoadedModel | None:
+        return self._models[-1] if self._models else None
+
+
+@dataclass(order=True)
+class PendingLabel:
+    labelled_at_ms: int
+    event_id: str
+    is_fraud: bool = field(compare=False)
+
+
+class PendingLabels:
+    """Labels waiting for the stream's event time to reach the moment they became known."""
+
+    def __init__(self) -> None:
+        self._heap: list[PendingLabel] = []
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def add(self, label: PendingLabel) -> None:
+        heapq.heappush(self._heap, label)
+
+    def event_ids(self) -> set[str]:
+        return {label.event_id for label in self._heap}
+
+    def release(self, event_time_ms: int) -> Iterator[PendingLabel]:
+        """The labels known at ``event_time_ms``, oldest knowledge first."""
+        while self._heap and self._heap[0].labelled_at_ms <= event_time_ms:
+            yield heapq.heappop(self._heap)
+
+
+class KnownFrauds:
+    """Frauds known per entity (``terminal:t1``, ``card:c1``): when each happened and when its
+    label became known. Counts read only labels known at the asked time."""
+
+    def __init__(self, horizon_ms: int, keep: int) -> None:
+        self.horizon_ms, self.keep = horizon_ms, keep
+        self._by_entity: dict[str, list[KnownFraud]] = {}
+
+    def add(self, entity_key: str, fraud: KnownFraud) -> bool:
+        """Record a fraud on the entity (False: already known, nothing changed)."""
+        known = self._by_entity.setdefault(entity_key, [])
+        if any(k.event_id == fraud.event_id for k in known):
+            return False
+        known.append(fraud)
+        known.sort(key=lambda k: k.labelled_at)
+        newest = known[-1].labelled_at.timestamp() * 1000
+        kept = [k for k in known if newest - k.labelled_at.timestamp() * 1000 <= self.horizon_ms]
+        self._by_entity[entity_key] = kept[-self.keep :]
+        return True
+
+    def of(self, entity_key: str) -> list[KnownFraud]:
+        return list(self._by_entity.get(entity_key, []))
+
+    def replace(self, entity_key: str, frauds: Iterable[KnownFraud]) -> None:
+        """Take the entity's whole list as published (the view's update)."""
+        self._by_entity[entity_key] = sorted(frauds, key=lambda k: k.labelled_at)
+
+    def count(self, entity_key: str, at_ms: int, window_ms: int) -> int:
+        """Frauds on the entity whose label became known in (at - window, at]."""
+        return sum(
+            1
+            for k in self._by_entity.get(entity_key, ())
+            if at_ms - window_ms < k.labelled_at.timestamp() * 1000 <= at_ms
+        )
+
+    def features(
+        self, entity_keys: Iterable[str], at_ms: int, rules: ModelRules, windows: dict[str, int]
+    ) -> Features:
+        """Known-fraud counts of the event's entities, for every configured type and window."""
+        by_type = {key.partition(":")[0]: key for key in entity_keys}
+        features: Features = {}
+        for entity_type in rules.known_fraud_entities:
+            key = by_type.get(entity_type)
+            for window in rules.known_fraud_windows:
+                count = self.count(key, at_ms, windows[window] * 1000) if key else 0
+                features[known_fraud_feature(entity_type, window)] = count
+        return features
+
+
+@dataclass(frozen=True)
+class Example:
+    """A decided transaction waiting for its label: the model inputs it was scored with."""
+
+    inputs: dict[str, float]
+    occurred_ms: int
+    label_entities: tuple[str, ...]
+
+
+@dataclass
+class LearnStep:
+    """What one call changed: labels learned, and entities whose known frauds changed."""
+
+    learned: int = 0
+    entities: set[str] = field(default_factory=set)
+
+
+class Learner:
+    """The single writer of the model. Decisions arrive in event-time order (roughly: several
+    partitions interleave), labels whenever they become known. A label is learned only once
+    the decisions' event time reaches its ``labelled_at``, so a model snapshot never knows a
+    label that its scoring time would not know. Examples are kept in ``examples`` (any
+    mapping: a dict in memory, RocksDB in the learner process) until labelled or too old."""
+
+    def __init__(
+        self, rules: ModelRules, horizon_ms: int, examples: MutableMapping[str, Example]
+    ) -> None:
+        self.rules = rules
+        self.model = OnlineModel(rules)
+        self.known = KnownFrauds(horizon_ms, rules.known_fraud_keep)
+        self.pending = PendingLabels()
+        self.examples = examples
+        self.event_time_ms = 0
+        self.known_until_ms = 0
+        self.orphans: dict[str, PendingLabel] = {}
+        """Labels that came before their decision, by event id."""
+        self.unmatched_labels = 0
+        """Labels whose decision never came within the wait."""
+
+    def observe_decision(
+        self, event_id: str, occurred_ms: int, features: Features, label_entities: Iterable[str]
+    ) -> LearnStep:
+        inputs = model_inputs(features, self.rules)
+        self.examples[event_id] = Example(inputs, occurred_ms, tuple(label_entities))
+        self.model.learn_event(inputs)
+        early = self.orphans.pop(event_id, None)
+        known = self._queue(early) if early is not None else set()
+        step = self.advance(occurred_ms)
+        step.entities |= known
+        return step
+
+    def observe_label(
+        self, event_ids: Iterable[str], is_fraud: bool, labelled_ms: int
+    ) -> LearnStep:
+        """Queue the label's examples; a fraud is known on their terminal and card at once
+        (counts read it only from ``labelled_at`` on)."""
+        known: set[str] = set()
+        for event_id in event_ids:
+            label = PendingLabel(labelled_ms, event_id, is_fraud)
+            if event_id in self.examples:
+                known |= self._queue(label)
+            else:  # its decision is not here yet (another partition): it waits for it
+                self.orphans[event_id] = label
+        released = self.advance(self.event_time_ms)
+        released.entities |= known
+        return released
+
+    def _queue(self, label: PendingLabel) -> set[str]:
+        """Queue a label whose example is here; the entities whose known frauds changed."""
+        self.pending.add(label)
+        if not label.is_fraud:
+            return set()
+        example = self.examples[label.event_id]
+        fraud = KnownFraud(
+            event_id=label.event_id,
+            occurred_at=utc_from_ms(example.occurred_ms),
+            labelled_at=utc_from_ms(label.labelled_at_ms),
+        )
+        return {entity for entity in example.label_entities if self.known.add(entity, fraud)}
+
+    def advance(self, event_time_ms: int) -> LearnStep:
+        """Move event time forward and learn every label known by then."""
+        self.event_time_ms = max(self.event_time_ms, event_time_ms)
+        step = LearnStep()
+        for label in self.pending.release(self.event_time_ms):
+            example = self.examples.pop(label.event_id, None)
+            if example is None:
+                continue  # learned already (a re-delivered label)
+            self.model.learn_label(example.inputs, label.is_fraud)
+            self.known_until_ms = max(self.known_until_ms, label.labelled_at_ms)
+            step.learned += 1
+        return step
+
+    def forget_older_than(self, max_age_ms: int) -> int:
+        """Drop examples no label came for within ``max_age_ms``, and labels no decision came
+        for (bounded memory); how many examples were dropped."""
+        horizon = self.event_time_ms - max_age_ms
+        waiting = self.pending.event_ids()
+        stale = [
+            k for k, e in self.examples.items() if e.occurred_ms < horizon and k not in waiting
+        ]
+        for key in stale:
+            del self.examples[key]
+        orphans = [k for k, label in self.orphans.items() if label.labelled_at_ms < horizon]
+        for key in orphans:
+            del self.orphans[key]
+        self.unmatched_labels += len(orphans)
+        return len(stale)
+
+
+def utc_from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
