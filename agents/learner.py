@@ -132,7 +132,9 @@ class LearnerProcess:
                 sequence = state["sequence"]
             else:
                 learner, sequence = Learner(ruleset.model, horizon_ms, examples), 0
-            self.models[name] = _Model(name, ruleset, learner, examples, sequence)
+            # A fresh model is published at once: workers score from the first event on
+            # (the anomaly score, until labels come).
+            self.models[name] = _Model(name, ruleset, learner, examples, sequence, sequence == 0)
         self.known_changed: set[str] = set()
 
     def handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
@@ -262,6 +264,7 @@ async def run_learner(process: LearnerProcess, stop: asyncio.Event | None = None
                 await consumer.seek_to_beginning(tp)
             else:
                 consumer.seek(tp, offset)
+        await _publish(process, producer)
         last_snapshot = last_forget = time.monotonic()
         while stop is None or not stop.is_set():
             batches = await consumer.getmany(timeout_ms=200, max_records=5000)

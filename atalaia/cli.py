@@ -187,6 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also run the ClickHouse sink and print the daily report of the busiest day",
     )
+    demo.add_argument(
+        "--learning",
+        action="store_true",
+        help="also run the learner, a challenger in shadow, and compare them on the labels",
+    )
     pace = demo.add_mutually_exclusive_group()
     pace.add_argument(
         "--rate",
@@ -374,7 +379,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from atalaia.demo import demo_main
 
     rate = None if args.burst else args.rate
-    return demo_main(settings, args.transactions, args.gifts, rate, args.analytics)
+    return demo_main(settings, args.transactions, args.gifts, rate, args.analytics, args.learning)
 
 
 def _push_rules(settings: Settings, path: Path) -> int:

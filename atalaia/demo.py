@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import sys
 import tempfile
@@ -16,18 +17,21 @@ from typing import TextIO
 
 from atalaia.analytics import run_query
 from atalaia.broker import EmbeddedBroker, free_port
+from atalaia.learning import compare_shadow, print_comparison
 from atalaia.measure import percentile
 from atalaia.progress import Progress
 from atalaia.publish import OutRecord, publish
 from atalaia.reports import daily_sections, render_markdown
 from atalaia.sample import (
     generated_gifts,
+    handbook_frauds,
     interleave,
     invalid_samples,
     read_handbook,
     synthetic_transactions,
 )
 from atalaia.supervise import WorkerProcess, interrupt_on_sigterm
+from config.rules import default_challenger_path
 from config.settings import Settings
 from engine.admission import subject_of
 from engine.decisions import DecisionLedger, Seen
@@ -39,6 +43,9 @@ from schemas.models import (
     GiftEvent,
     GiftEventType,
     InputEvent,
+    Label,
+    ShadowDecision,
+    SubjectType,
     TransactionEvent,
 )
 from streams.admin import ensure_topics
@@ -46,6 +53,8 @@ from streams.reader import read_topics
 from streams.topics import Topics
 
 WORKER_READY_TIMEOUT_S = 120.0
+LABEL_DELAY = timedelta(days=7)
+"""The handbook's labels are known a week after each transaction."""
 SINK_TIMEOUT_S = 180.0
 IDLE_TIMEOUT_S = 30.0
 
@@ -69,6 +78,8 @@ class DemoResult:
     worker_ready_s: float = 0.0
     daily_report: str = ""
     elapsed_s: float = 0.0
+    model_versions: Counter[str] = field(default_factory=Counter)
+    shadow: str = ""
 
     @property
     def decided(self) -> int:
@@ -150,6 +161,8 @@ async def _collect(
                 if ledger.observe(decision) is Seen.FIRST:
                     last_seen = time.monotonic()
                     result.verdicts[(decision.event_kind.value, decision.decision.value)] += 1
+                    if decision.model_version:
+                        result.model_versions[decision.model_version.rsplit(".", 1)[0]] += 1
                     result.reasons.update(r.code for r in decision.reasons)
                     result.latencies_ms.append(decision.latency_ms)
             if len(ledger) == len(expected) and result.dead_lettered.total() >= invalid:
@@ -165,7 +178,10 @@ async def run_demo(
     rate: float | None = None,
     out: TextIO = sys.stderr,
     analytics: bool = False,
+    learning: bool = False,
 ) -> DemoResult:
+    """``learning``: also run the learner with the shipped challenger in shadow, publish the
+    handbook's labels (known 7 days after each transaction) and compare the two."""
     codec = WireCodec()
     now = datetime.now(UTC)
     if settings.handbook_path.is_file():
@@ -185,6 +201,12 @@ async def run_demo(
             demo = local_settings(settings, broker.bootstrap_servers, workdir, "demo")
             topics = Topics(demo.topic_prefix)
             await ensure_topics(demo)
+            learner = None
+            if learning:
+                demo = demo.model_copy(update={"challenger_rules_path": default_challenger_path()})
+                print("starting the learner...", file=out)
+                learner = WorkerProcess(demo, workdir / "learner.log", "learner").start()
+                await _first_snapshot(demo.bootstrap_servers, topics)
             print(f"broker on {broker.bootstrap_servers}; starting worker...", file=out)
             worker = WorkerProcess(demo, workdir / "worker.log").start()
             sink = None
@@ -229,6 +251,15 @@ async def run_demo(
                 )
                 if not worker.alive:
                     raise DemoError(f"the worker died; see {workdir / 'worker.log'}")
+                if learning:
+                    frauds = (
+                        handbook_frauds(settings.handbook_path, transactions)
+                        if settings.handbook_path.is_file()
+                        else set()
+                    )
+                    result.shadow = await _shadow_summary(
+                        demo.bootstrap_servers, codec, topics, tx_events, frauds, expected
+                    )
                 if sink is not None:
                     print("waiting for the analytics sink...", file=out)
                     result.daily_report = await asyncio.to_thread(
@@ -238,7 +269,61 @@ async def run_demo(
                 if sink is not None:
                     sink.stop()
                 worker.stop()
+                if learner is not None:
+                    learner.stop()
     return result
+
+
+async def _first_snapshot(bootstrap: str, topics: Topics) -> None:
+    """Wait until the learner has published its first model (workers then start with it)."""
+    records = read_topics(bootstrap, [topics.models], True, WORKER_READY_TIMEOUT_S)
+    async with aclosing(records):
+        async for _ in records:
+            return
+    raise DemoError(f"the learner published no model within {WORKER_READY_TIMEOUT_S:.0f}s")
+
+
+async def _shadow_summary(
+    bootstrap: str,
+    codec: WireCodec,
+    topics: Topics,
+    transactions: list[TransactionEvent],
+    frauds: set[str],
+    wanted: set[str],
+) -> str:
+    """Publish the transactions' labels (known 7 days after each), wait for every shadow
+    decision, and compare the challenger with the champion."""
+    labels = [
+        Label(
+            label_id=f"label-{event.event_id}",
+            subject_type=SubjectType.USER,
+            subject_id=event.user_id,
+            is_fraud=event.event_id in frauds,
+            event_ids=[event.event_id],
+            labelled_at=event.occurred_at + LABEL_DELAY,
+            source="handbook",
+        )
+        for event in transactions
+    ]
+    await publish(
+        bootstrap,
+        [
+            OutRecord(topics.labels, label.subject_id.encode(), codec.encode(label))
+            for label in labels
+        ],
+    )
+    shadows: dict[str, ShadowDecision] = {}  # by event id: the warm-up event's too
+    records = read_topics(bootstrap, [topics.shadow_decisions], True, IDLE_TIMEOUT_S)
+    async with aclosing(records):
+        async for record in records:
+            shadow = codec.decode(record.value, (ShadowDecision,))
+            shadows[shadow.event_id] = shadow
+            if wanted <= shadows.keys():
+                break
+    buffer = io.StringIO()
+    found = [shadows[event_id] for event_id in wanted if event_id in shadows]
+    print_comparison(compare_shadow(found, labels), buffer)
+    return buffer.getvalue()
 
 
 def render_summary(result: DemoResult) -> str:
@@ -264,6 +349,14 @@ def render_summary(result: DemoResult) -> str:
     lines += [f"  {code:<26}{count:>6}" for code, count in result.reasons.most_common(5)]
     if not result.reasons:
         lines.append("  (none fired)")
+    if result.model_versions:
+        lines += ["", "online model"]
+        lines += [
+            f"  {family:<26}{count:>6} transactions scored"
+            for family, count in result.model_versions.items()
+        ]
+    if result.shadow:
+        lines += ["", "challenger in shadow (atalaia shadow)", result.shadow.rstrip()]
     lines += [
         "",
         f"worker ready after    {result.worker_ready_s:.1f} s (group join)",
@@ -303,10 +396,17 @@ def busiest_day_report(settings: Settings, decided: int) -> str:
 
 
 def demo_main(
-    settings: Settings, transactions: int, gifts: int, rate: float | None, analytics: bool = False
+    settings: Settings,
+    transactions: int,
+    gifts: int,
+    rate: float | None,
+    analytics: bool = False,
+    learning: bool = False,
 ) -> int:
     interrupt_on_sigterm()
-    result = asyncio.run(run_demo(settings, transactions, gifts, rate, analytics=analytics))
+    result = asyncio.run(
+        run_demo(settings, transactions, gifts, rate, analytics=analytics, learning=learning)
+    )
     print(render_summary(result))
     if result.daily_report:
         print("\n" + result.daily_report)

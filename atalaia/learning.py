@@ -4,6 +4,7 @@ configuration scored in shadow compares with the champion on the labelled outcom
 from __future__ import annotations
 
 import asyncio
+import math
 import signal
 import sys
 from collections import Counter
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from agents.learner import LearnerProcess, run_learner
-from config.rules import RuleSet, load_rules
+from config.rules import RuleSet, load_challenger, load_rules
 from config.settings import Settings
 from engine.learning import CHALLENGER, CHAMPION
 from engine.metrics import Confusion, confusion
@@ -24,10 +25,11 @@ from streams.topics import Topics
 
 
 def challenger_rules(settings: Settings) -> RuleSet | None:
-    """The challenger's rules when one is configured (a bad file stops the command)."""
+    """The challenger's rules when one is configured: the rules file with the challenger's
+    keys replacing its own (a bad file stops the command)."""
     if settings.challenger_rules_path is None:
         return None
-    return load_rules(settings.challenger_rules_path)
+    return load_challenger(settings.rules_path, settings.challenger_rules_path)
 
 
 def build_learner(
@@ -114,7 +116,10 @@ def print_comparison(result: ShadowComparison, out: TextIO) -> None:
         return
     share = result.agree / result.events
     print(f"events: {result.events:,}; same verdict: {result.agree:,} ({share:.1%})", file=out)
-    for champion, challenger in sorted({v for v in result.versions}):
+    families = {
+        (_family(champion), _family(challenger)) for champion, challenger in result.versions
+    }
+    for champion, challenger in sorted(families):
         print(f"champion {champion} vs challenger {challenger}", file=out)
     print("verdict moves (champion -> challenger):", file=out)
     for (before, after), count in sorted(result.moves.items(), key=lambda m: -m[1]):
@@ -128,7 +133,7 @@ def print_comparison(result: ShadowComparison, out: TextIO) -> None:
     for name, c in (("champion", result.champion), ("challenger", result.challenger)):
         print(
             f"| {name} | {c.true_positives} | {c.false_positives} | {c.false_negatives} | "
-            f"{c.true_negatives} | {c.precision:.3f} | {c.recall:.3f} |",
+            f"{c.true_negatives} | {_share(c.precision)} | {_share(c.recall)} |",
             file=out,
         )
 
@@ -149,3 +154,13 @@ def shadow_main(settings: Settings, idle_timeout_s: float) -> int:
     shadows, labels = asyncio.run(read())
     print_comparison(compare_shadow(shadows, labels), sys.stdout)
     return 0
+
+
+def _family(version: str) -> str:
+    """``2026.11.6/online-1.42`` -> ``2026.11.6/online-1``: snapshots of one model together."""
+    rules, _, model = version.partition("/")
+    return f"{rules}/{model.rsplit('.', 1)[0]}" if model else rules
+
+
+def _share(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.3f}"

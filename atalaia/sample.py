@@ -70,6 +70,13 @@ def read_handbook(path: Path, limit: int) -> list[TransactionEvent]:
         return [handbook_transaction(row) for row in islice(csv.DictReader(handle), limit)]
 
 
+def handbook_frauds(path: Path, limit: int) -> set[str]:
+    """Event ids of the frauds among the first ``limit`` handbook rows (their labels)."""
+    with gzip.open(path, "rt", newline="") as handle:
+        rows = islice(csv.DictReader(handle), limit)
+        return {f"hb-{row['TRANSACTION_ID']}" for row in rows if row["TX_FRAUD"] == "1"}
+
+
 def synthetic_transactions(count: int, start: datetime, seed: int = 7) -> list[TransactionEvent]:
     rng = random.Random(seed)
     return [

@@ -422,6 +422,11 @@ def default_rules_path() -> Path:
     return Path(str(resources.files("config").joinpath("rules.toml")))
 
 
+def default_challenger_path() -> Path:
+    """The shipped challenger (``config/challenger.toml``), used by the demo."""
+    return Path(str(resources.files("config").joinpath("challenger.toml")))
+
+
 def parse_rules(text: str, source: str) -> RuleSet:
     """Rules from TOML text; ``source`` names where it came from in error messages."""
     try:
@@ -436,11 +441,38 @@ def parse_rules(text: str, source: str) -> RuleSet:
 
 def load_rules(path: Path | None = None) -> RuleSet:
     path = path or default_rules_path()
+    return parse_rules(_read(path), str(path))
+
+
+def _read(path: Path) -> str:
     try:
-        text = path.read_text()
+        return path.read_text()
     except FileNotFoundError:
         raise RulesError(f"rules file not found: {path}") from None
-    return parse_rules(text, str(path))
+
+
+def load_challenger(base: Path, overlay: Path) -> RuleSet:
+    """A challenger's rules: ``base`` with the keys of ``overlay`` replacing its own (tables
+    merged key by key), so a challenger file says only what differs from the champion."""
+    try:
+        merged = _merge(tomllib.loads(_read(base)), tomllib.loads(_read(overlay)))
+    except tomllib.TOMLDecodeError as exc:
+        raise RulesError(f"rules file {overlay} is not valid TOML: {exc}") from None
+    try:
+        return RuleSet.model_validate(merged)
+    except ValidationError as exc:
+        raise RulesError(f"rules file {overlay}: {describe_validation_error(exc)}") from None
+
+
+def _merge(base: dict[str, object], overlay: dict[str, object]) -> dict[str, object]:
+    merged = dict(base)
+    for key, value in overlay.items():
+        below = merged.get(key)
+        if isinstance(value, dict) and isinstance(below, dict):
+            merged[key] = _merge(below, value)
+        else:
+            merged[key] = value
+    return merged
 
 
 class LiveRules:

@@ -25,11 +25,6 @@ MODEL_LATE_EVENTS = Counter(
     "atalaia_model_late_events_total",
     "Transactions older than every model snapshot held (scored with the oldest)",
 )
-MODEL_SCORED = Counter(
-    "atalaia_model_scored_total",
-    "Transactions scored by the online model, by model version",
-    ["version"],
-)
 CONSUMER_LAG = Gauge(
     "atalaia_consumer_lag", "Records not yet read, summed over partitions", ["topic"]
 )

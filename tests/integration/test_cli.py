@@ -140,3 +140,25 @@ def test_demo_with_analytics_prints_the_daily_report_of_its_data() -> None:
     assert report.startswith("2018-04-01")  # the handbook's first day holds the most
     assert "| transaction | ALLOW | 200 |" in report  # every handbook transaction that day
     assert "## Top reasons" in report and "## Alerts" in report
+
+
+def _learner_pids() -> set[str]:
+    found = subprocess.run(
+        ["pgrep", "-f", "--", "-m atalaia learner"], capture_output=True, text=True
+    )
+    return set(found.stdout.split())
+
+
+def test_demo_with_learning_scores_with_the_model_and_compares_a_challenger() -> None:
+    learners_before = _learner_pids()
+    done = _atalaia(
+        ["demo", "--learning", "--transactions", "300", "--gifts", "50", "--burst"], None, 240
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert "online-1                     300 transactions scored" in out
+    assert "challenger in shadow (atalaia shadow)" in out
+    assert "events: 350; same verdict:" in out
+    assert "champion 2026." in out and "vs challenger challenger-1/online-1-w10" in out
+    assert "on 300 labelled events" in out
+    assert _learner_pids() <= learners_before, "learner left running"

@@ -14,7 +14,7 @@ import pytest
 from atalaia.broker import free_port
 from atalaia.supervise import settings_env
 from config.settings import Settings
-from schemas.models import Alert, AuditBatch, Case, Decision, Label, Reason
+from schemas.models import Alert, AuditBatch, Case, Decision, Label, Reason, ShadowDecision
 from sinks.clickhouse import (
     AnalyticsStore,
     alert_row,
@@ -24,6 +24,7 @@ from sinks.clickhouse import (
     decision_row,
     event_row,
     label_row,
+    shadow_row,
     view_statements,
 )
 from tests import factories
@@ -209,3 +210,49 @@ def test_audit_batches_are_stored_with_their_roots(store: AnalyticsStore) -> Non
     store.insert("audit_batches", [batch_row(batch)])  # re-delivered
     rows = store.query_read_only("SELECT batch_id, count, root FROM audit_batches FINAL")[1]
     assert rows == [("0:0-3", 4, "ab" * 32)]
+
+
+def test_shadow_decisions_are_compared_on_the_labelled_outcomes(store: AnalyticsStore) -> None:
+    def shadow(n: int, champion: str, challenger: str) -> ShadowDecision:
+        return ShadowDecision(
+            event_id=f"e{n}",
+            event_kind="transaction",
+            subject_id=f"u{n}",
+            event_occurred_at=AT,
+            amount_cents=1_000,
+            champion_decision=champion,
+            champion_score=10,
+            champion_version="2026.11.7/online-1.4",
+            challenger_decision=challenger,
+            challenger_score=40,
+            challenger_version="candidate/online-1.4",
+            challenger_reasons=["MODEL_FRAUD_PROBABILITY"],
+        )
+
+    shadows = [
+        shadow(1, "ALLOW", "REVIEW"),  # labelled fraud: the challenger catches it
+        shadow(2, "ALLOW", "REVIEW"),  # labelled legitimate: a challenger false positive
+        shadow(3, "ALLOW", "ALLOW"),  # no label
+    ]
+    labels = [
+        Label(
+            label_id=f"l{n}",
+            subject_type="user",
+            subject_id=f"u{n}",
+            is_fraud=fraud,
+            event_ids=[f"e{n}"],
+            labelled_at=AT,
+            source="case",
+        )
+        for n, fraud in ((1, True), (2, False))
+    ]
+    for _ in range(2):  # re-delivered: counted once
+        store.insert("shadow_decisions", [shadow_row(s) for s in shadows])
+        store.insert("labels", [label_row(label) for label in labels])
+    columns, rows = store.query_read_only("SELECT * FROM shadow_comparison")
+    [row] = [dict(zip(columns, r, strict=True)) for r in rows]
+    assert (row["events"], row["agree"], row["labelled_events"], row["frauds"]) == (3, 1, 2, 1)
+    assert (row["champion_tp"], row["champion_fp"]) == (0, 0)
+    assert (row["challenger_tp"], row["challenger_fp"]) == (1, 1)
+    assert row["challenger_precision"] == 0.5 and row["challenger_recall"] == 1.0
+    assert row["champion_recall"] == 0.0

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from config.rules import FlowThresholds, RulesError, default_rules_path, load_rules
+from config.rules import (
+    FlowThresholds,
+    RulesError,
+    default_challenger_path,
+    default_rules_path,
+    load_challenger,
+    load_rules,
+)
 from engine.admission import subject_of
 from engine.decisions import DecisionLedger, Seen, build_decision
 from engine.scoring import Assessment, assess, band_for, verdict_for
@@ -281,3 +288,18 @@ def test_unknown_windows_in_rules_are_refused(tmp_path: Path) -> None:
     bad.write_text(RULES_PATH.read_text().replace('day_window = "24h"', 'day_window = "1d"'))
     with pytest.raises(RulesError, match=r"unknown velocity window\(s\): 1d"):
         load_rules(bad)
+
+
+def test_a_challenger_file_says_only_what_differs_from_the_rules(tmp_path: Path) -> None:
+    overlay = tmp_path / "challenger.toml"
+    overlay.write_text('version = "c1"\n[decision.transaction]\nreview_from = 10\n')
+    challenger = load_challenger(default_rules_path(), overlay)
+    champion = load_rules()
+    assert challenger.version == "c1" and challenger.decision.transaction.review_from == 10
+    assert challenger.decision.transaction.block_above == champion.decision.transaction.block_above
+    assert challenger.model == champion.model
+    overlay.write_text("[decision.transaction]\nreview_from = -1\n")
+    with pytest.raises(RulesError, match=r"challenger\.toml: decision\.transaction\.review_from"):
+        load_challenger(default_rules_path(), overlay)
+    shipped = load_challenger(default_rules_path(), default_challenger_path())
+    assert shipped.model.family != champion.model.family  # its own model, learned beside
