@@ -63,7 +63,14 @@ from engine.scoring import assess
 from engine.velocity import VelocityState
 from schemas.codec import DecodeError, WireCodec
 from schemas.dead_letters import dead_letter_of
-from schemas.models import BlockedEntityType, Decision, GiftEvent, InputEvent, ShadowDecision
+from schemas.models import (
+    BlockedEntityType,
+    Decision,
+    GiftEvent,
+    InputEvent,
+    ShadowDecision,
+    TransactionEvent,
+)
 from streams.metrics import (
     DEAD_LETTERS,
     DECISIONS,
@@ -229,10 +236,13 @@ class _Scorer:
         entities = entity_keys(event, rules.entities, self.hash_key)
         blocked = self.views.blocks.blocked(entities, at_ms)
         lists = list_features(self.views.lists.hits(event, self.hash_key))
-        labelled = named_entity_keys(event, rules.model.known_fraud_entities, self.hash_key)
-        windows = rules.velocity.windows
-        known = self.views.known_frauds.features(labelled, at_ms, rules.model, windows)
-        model = self._model(CHAMPION, at_ms)
+        labelled: list[str] = []
+        known, model = None, None
+        if isinstance(event, TransactionEvent) and rules.model.enabled:
+            labelled = named_entity_keys(event, rules.model.known_fraud_entities, self.hash_key)
+            windows = rules.velocity.windows
+            known = self.views.known_frauds.features(labelled, at_ms, rules.model, windows)
+            model = self._model(CHAMPION, at_ms)
         outcome = decide_event(state, event, rules, blocked, lists, model, known)
         encode = self.codec.encode
         for block in outcome.blocks:
@@ -249,7 +259,7 @@ class _Scorer:
             actions=outcome.actions,
             user_message=outcome.user_message,
             model=model_of(outcome),
-            label_entities=labelled if is_model_scored(outcome.assessment.features) else (),
+            label_entities=labelled,
         )
         batch.outputs.append((self.topics.decisions, key, encode(decision), None))
         if self.challenger is not None:

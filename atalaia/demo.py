@@ -179,9 +179,11 @@ async def run_demo(
     out: TextIO = sys.stderr,
     analytics: bool = False,
     learning: bool = False,
+    learner_only: bool = False,
 ) -> DemoResult:
     """``learning``: also run the learner with the shipped challenger in shadow, publish the
-    handbook's labels (known 7 days after each transaction) and compare the two."""
+    handbook's labels (known 7 days after each transaction) and compare the two;
+    ``learner_only``: run the learner, no challenger (the benchmark's "model on")."""
     codec = WireCodec()
     now = datetime.now(UTC)
     if settings.handbook_path.is_file():

@@ -257,12 +257,12 @@ async def decide_in_pipeline(
     labels: list[Label],
     first_measured: datetime,
     out: TextIO,
-) -> dict[str, Decision]:
+) -> dict[str, Scores]:
     """Publish events and labels in time order to an embedded broker, with a worker and the
-    learner running, and collect the decisions of the events from ``first_measured`` on."""
+    learner running, and collect the scores of the events from ``first_measured`` on."""
     codec = WireCodec()
     wanted = {i.event.event_id for i in items if i.event.occurred_at >= first_measured}
-    decisions: dict[str, Decision] = {}
+    decisions: dict[str, Scores] = {}
     with tempfile.TemporaryDirectory(prefix="atalaia-eval-") as tmp:
         workdir = Path(tmp)
         with EmbeddedBroker(log_file=workdir / "broker.log") as broker:
@@ -280,8 +280,8 @@ async def decide_in_pipeline(
                 async with aclosing(stream):
                     async for record in stream:
                         decision = codec.decode(record.value, (Decision,))
-                        if decision.event_id in wanted:
-                            decisions.setdefault(decision.event_id, decision)
+                        if decision.event_id in wanted and decision.event_id not in decisions:
+                            decisions[decision.event_id] = scores_of_decision(decision)
                             if len(decisions) % 50_000 == 0:
                                 day = decision.event_occurred_at.date()
                                 print(f"  {len(decisions):,} decided ({day})", file=out, flush=True)
@@ -352,8 +352,7 @@ def eval_main(
         lists = default_list_view(hash_key)
         scores = decide_offline(rules, hash_key, lists, items, labels, first, out)
     else:
-        decisions = asyncio.run(decide_in_pipeline(settings, items, labels, first, out))
-        scores = {event_id: scores_of_decision(d) for event_id, d in decisions.items()}
+        scores = asyncio.run(decide_in_pipeline(settings, items, labels, first, out))
     elapsed = time.monotonic() - started
     mode = "in this process" if offline else "through broker, worker and learner"
     print(f"scored {mode} in {elapsed:.0f} s ({len(items) / elapsed:,.0f} events/s)", file=out)

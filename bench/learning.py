@@ -22,7 +22,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from river import compose, ensemble, forest, linear_model, optim, preprocessing, tree
+from river import compose, forest, linear_model, optim, preprocessing, tree
 
 from atalaia.evaluate import LOCAL_UTC_OFFSET_HOURS, TRAINING_WEEK, label_of, read_labelled
 from config.rules import load_rules
@@ -40,7 +40,8 @@ from streams.views import default_list_view
 
 @dataclass(frozen=True)
 class Row:
-    inputs: dict[str, float]
+    features: dict[str, int]
+    """The decision's features: the model's inputs are computed from them at run time."""
     is_fraud: bool
     at_ms: int
     labelled_ms: int
@@ -62,7 +63,7 @@ def build_rows(start: date, end: date, delay: timedelta) -> list[Row]:
         local = event.occurred_at + timedelta(hours=LOCAL_UTC_OFFSET_HOURS)
         rows.append(
             Row(
-                model_inputs(replayed.outcome.assessment.features, rules.model),
+                replayed.outcome.assessment.features,
                 truth[event.event_id],
                 at_ms,
                 at_ms + int(delay.total_seconds() * 1000),
@@ -76,30 +77,24 @@ def build_rows(start: date, end: date, delay: timedelta) -> list[Row]:
 Model = Any
 
 
-def candidates(fraud_weight: float) -> dict[str, Callable[[], Model]]:
-    def lr(lr_: float) -> Callable[[], Model]:
+def candidates(shipped_rate: float) -> dict[str, Callable[[], Model]]:
+    def lr(optimizer: Callable[[], optim.base.Optimizer]) -> Callable[[], Model]:
         return lambda: (
-            preprocessing.StandardScaler()
-            | linear_model.LogisticRegression(optimizer=optim.SGD(lr_))
+            preprocessing.StandardScaler() | linear_model.LogisticRegression(optimizer=optimizer())
         )
 
     return {
-        "logistic regression, SGD 0.01": lr(0.01),
-        "logistic regression, SGD 0.05": lr(0.05),
+        f"logistic regression, SGD {shipped_rate} (shipped)": lr(lambda: optim.SGD(shipped_rate)),
+        "logistic regression, SGD 0.01": lr(lambda: optim.SGD(0.01)),
+        "logistic regression, SGD 0.001": lr(lambda: optim.SGD(0.001)),
+        "logistic regression, Adam 0.001": lr(lambda: optim.Adam(0.001)),
         "Hoeffding adaptive tree": lambda: tree.HoeffdingAdaptiveTreeClassifier(seed=1),
         "adaptive random forest (10 trees)": lambda: forest.ARFClassifier(n_models=10, seed=1),
-        "bagged Hoeffding trees (10)": lambda: ensemble.BaggingClassifier(
-            tree.HoeffdingTreeClassifier(), n_models=10, seed=1
-        ),
-        "scaled LR + tree stack": lambda: compose.Pipeline(
-            preprocessing.StandardScaler(),
-            linear_model.LogisticRegression(optimizer=optim.SGD(0.01)),
-        ),
     }
 
 
 def run(
-    make: Callable[[], Model], rows: list[Row], fraud_weight: float
+    make: Callable[[], Model], rows: list[Row], inputs: list[dict[str, float]], fraud_weight: float
 ) -> tuple[list[float], float]:
     """Scores of every row, each made before learning any label known after it."""
     model = make()
@@ -110,8 +105,8 @@ def run(
         while pending and pending[0][0] <= row.at_ms:
             _, j = heapq.heappop(pending)
             label = rows[j]
-            model.learn_one(label.inputs, label.is_fraud, **_weight(model, label, fraud_weight))
-        scores.append(float(model.predict_proba_one(row.inputs).get(True, 0.0)))
+            model.learn_one(inputs[j], label.is_fraud, **_weight(model, label, fraud_weight))
+        scores.append(float(model.predict_proba_one(inputs[i]).get(True, 0.0)))
         heapq.heappush(pending, (row.labelled_ms, i))
     return scores, (time.perf_counter() - started) / len(rows) * 1e6
 
@@ -131,19 +126,30 @@ def main() -> int:
     parser.add_argument("--delay-days", type=int, default=7)
     parser.add_argument("--fraud-weight", type=float, default=load_rules().model.fraud_weight)
     parser.add_argument("--only", help="run the candidates whose name contains this")
-    parser.add_argument("--cache", type=Path, default=Path(".atalaia/bench-learning.pickle"))
+    parser.add_argument("--cache", type=Path, default=Path(".atalaia/bench-learning-v2.pickle"))
     args = parser.parse_args()
     delay = timedelta(days=args.delay_days)
-    key = (args.start, args.last, args.delay_days, load_rules().model.family)
+    rules = load_rules()
+    # The cached features depend on the windows and the known-fraud settings, not the inputs.
+    known = (rules.model.known_fraud_entities, rules.model.known_fraud_windows)
+    key = (args.start, args.last, args.delay_days, rules.velocity, known)
     rows: list[Row] | None = None
     if args.cache.is_file():
         cached_key, cached_rows = pickle.loads(args.cache.read_bytes())
-        rows = cached_rows if cached_key == key else None
+        rows = [Row(*fields) for fields in cached_rows] if cached_key == key else None
     if rows is None:
         print("replaying the handbook through the scoring code...", file=sys.stderr)
         rows = build_rows(args.start, args.last, delay)
         args.cache.parent.mkdir(parents=True, exist_ok=True)
-        args.cache.write_bytes(pickle.dumps((key, rows)))
+        plain = [(r.features, r.is_fraud, r.at_ms, r.labelled_ms, r.card, r.day) for r in rows]
+        args.cache.write_bytes(pickle.dumps((key, plain)))
+    variants = {
+        "": rules.model,
+        ", no amount bands": rules.model.model_copy(update={"amount_bands_per_octave": 0}),
+        ", 2 amount bands per octave": rules.model.model_copy(
+            update={"amount_bands_per_octave": 2}
+        ),
+    }
     measured = handbook_test_indexes(
         [r.day for r in rows],
         [r.card for r in rows],
@@ -156,10 +162,17 @@ def main() -> int:
     truth = [rows[i].is_fraud for i in measured]
     print(f"{len(rows):,} transactions; test set {len(measured):,} with {sum(truth):,} frauds")
     print("| model | AUC ROC | AP | CP@100 | µs per predict+learn |\n|---|---|---|---|---|")
-    for name, make in candidates(args.fraud_weight).items():
+    runs = [
+        (f"{name}{variant}", make, model_rules)
+        for name, make in candidates(rules.model.learning_rate).items()
+        for variant, model_rules in variants.items()
+        if not variant or name.endswith("(shipped)")
+    ]
+    for name, make, model_rules in runs:
         if args.only and args.only not in name:
             continue
-        scores, micros = run(make, rows, args.fraud_weight)
+        inputs = [model_inputs(row.features, model_rules) for row in rows]
+        scores, micros = run(make, rows, inputs, args.fraud_weight)
         test_scores = [scores[i] for i in measured]
         days = [rows[i].day for i in measured]
         cards = [rows[i].card for i in measured]

@@ -1,9 +1,11 @@
 """Pipeline benchmark: events/s and end-to-end latency through broker + worker.
 
-Runs the demo machinery (embedded Tansu on 127.0.0.1, one worker process) twice:
-a burst replay for throughput, then a paced replay for latency without queueing; then the
-same two runs through a raw aiokafka consume -> produce passthrough on the same broker binary
-(bench/passthrough.py). The pipeline/passthrough ratio is the figure we track.
+Runs the demo machinery (embedded Tansu on 127.0.0.1, one worker process): a burst replay
+with the online model off (rules only), the same burst with the model on and the learner
+running beside the worker, then a paced replay (model on) for latency without queueing; then
+a burst and a paced run through a raw aiokafka consume -> produce passthrough on the same
+broker binary (bench/passthrough.py). The pipeline/passthrough ratio is the figure we track,
+and the model-on/rules-only ratio says what predict+learn costs.
 Bounded: fixed event counts, and every wait has a timeout.
 
     .venv/bin/python -m bench.pipeline [--transactions 20000] [--gifts 2000] [--rate 500]
@@ -16,10 +18,13 @@ import asyncio
 import json
 import platform
 import sys
+import tempfile
+from pathlib import Path
 
 from atalaia.demo import DemoResult, run_demo
 from atalaia.supervise import interrupt_on_sigterm
 from bench.passthrough import PassthroughResult, run_passthrough
+from config.rules import default_rules_path
 from config.settings import load_settings
 
 
@@ -36,6 +41,15 @@ def _row(label: str, result: DemoResult | PassthroughResult) -> dict[str, object
     return row
 
 
+def _without_model(directory: Path) -> Path:
+    """The shipped rules with the online model off (the rules-only run)."""
+    text = default_rules_path().read_text()
+    assert "\n[model]\nenabled = true\n" in text
+    path = directory / "rules-only.toml"
+    path.write_text(text.replace("\n[model]\nenabled = true\n", "\n[model]\nenabled = false\n"))
+    return path
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--transactions", type=int, default=20_000)
@@ -44,9 +58,18 @@ def main() -> int:
     args = parser.parse_args()
     interrupt_on_sigterm()
     settings = load_settings()
-    burst = asyncio.run(run_demo(settings, args.transactions, args.gifts, None))
+    with tempfile.TemporaryDirectory() as tmp:
+        rules_only = settings.model_copy(update={"rules_path": _without_model(Path(tmp))})
+        burst_rules = asyncio.run(run_demo(rules_only, args.transactions, args.gifts, None))
+    burst = asyncio.run(run_demo(settings, args.transactions, args.gifts, None, learner_only=True))
     paced = asyncio.run(
-        run_demo(settings, max(1, args.rate * 10), args.gifts // 10 or 1, float(args.rate))
+        run_demo(
+            settings,
+            max(1, args.rate * 10),
+            args.gifts // 10 or 1,
+            float(args.rate),
+            learner_only=True,
+        )
     )
     raw_burst = asyncio.run(run_passthrough(settings, burst.valid, None))
     raw_paced = asyncio.run(run_passthrough(settings, paced.valid, float(args.rate)))
@@ -54,7 +77,14 @@ def main() -> int:
         "machine": f"{platform.machine()} {platform.python_version()}",
         "profile": settings.profile,
         "partitions": settings.partitions,
-        "runs": [_row("burst", burst), _row(f"paced {args.rate}/s", paced)],
+        "runs": [
+            _row("burst, rules only (model off)", burst_rules),
+            _row("burst, model on (learner running)", burst),
+            _row(f"paced {args.rate}/s, model on", paced),
+        ],
+        "model_on_to_rules_only": round(burst.events_per_s / burst_rules.events_per_s, 3)
+        if burst_rules.events_per_s
+        else None,
         "passthrough": [
             _row("burst", raw_burst),
             _row(f"paced {args.rate}/s", raw_paced),
@@ -64,7 +94,7 @@ def main() -> int:
         else None,
     }
     print(json.dumps(report, indent=2))
-    complete = burst.valid == burst.decided and paced.valid == paced.decided
+    complete = all(r.valid == r.decided for r in (burst_rules, burst, paced))
     return 0 if complete else 1
 
 

@@ -367,6 +367,8 @@ class ModelRules(_Frozen):
     seed: int
     top_features: int = Field(ge=0)
     night_until_hour: int = Field(ge=0, le=23)
+    amount_bands_per_octave: int = Field(ge=0, le=16)
+    amount_band_octaves: int = Field(ge=1, le=40)
     user_windows: tuple[str, ...]
     known_fraud_entities: tuple[TrackedEntity, ...]
     known_fraud_windows: tuple[str, ...]

@@ -79,6 +79,7 @@ def model_inputs(features: Features, rules: ModelRules) -> dict[str, float]:
         "amount_log": math.log1p(amount),
         "night": float(hour <= rules.night_until_hour),
         "weekend": float(features.get(_WEEKEND, 0)),
+        **amount_bands(amount, rules.amount_bands_per_octave, rules.amount_band_octaves),
     }
     for window in rules.user_windows:
         count = features.get(f"tx.count.{window}", 0)
@@ -98,6 +99,20 @@ def model_inputs(features: Features, rules: ModelRules) -> dict[str, float]:
     inputs["new_device"] = float(features.get("tx.new_device", 0))
     inputs["list_block_hits"] = float(sum(1 for name in features if name.startswith("list.block.")))
     return inputs
+
+
+def amount_bands(amount: float, per_octave: int, octaves: int) -> dict[str, float]:
+    """One-hot band of the amount on a log scale (``per_octave`` bands per doubling, from
+    R$ 1 up to 2**octaves; beyond, the last band): lets a linear model give a range of
+    amounts its own weight, which a log amount alone cannot. Dense (every band 0 or 1),
+    because a standard scaler erases a feature that is only ever seen as 1.
+
+    >>> [name for name, on in amount_bands(230.0, 4, 12).items() if on]
+    ['amount_band_31']
+    """
+    count = per_octave * octaves
+    band = min(count - 1, int(math.log2(max(amount, 1.0)) * per_octave)) if count else 0
+    return {f"amount_band_{k}": float(k == band) for k in range(count)}
 
 
 @dataclass(frozen=True)

@@ -152,8 +152,12 @@ def build_app(
         except ModelError as exc:
             log.warning("model snapshot %s refused: %s", snapshot.version, exc)
             return
+        shelf = views.models.get(snapshot.name)
+        if shelf is None:
+            log.warning("model snapshot %s has an unknown name", snapshot.version)
+            return
         known_until = int(snapshot.known_until.timestamp() * 1000)
-        views.models[snapshot.name].add(LoadedModel(snapshot.version, known_until, model))
+        shelf.add(LoadedModel(snapshot.version, known_until, model))
 
     async def follow_models() -> None:
         await follow_into(
