@@ -35,6 +35,7 @@ from config.rules import default_challenger_path
 from config.settings import Settings
 from engine.admission import subject_of
 from engine.decisions import DecisionLedger, Seen
+from engine.learning import event_label
 from schemas.codec import WireCodec
 from schemas.models import (
     DeadLetter,
@@ -43,9 +44,7 @@ from schemas.models import (
     GiftEvent,
     GiftEventType,
     InputEvent,
-    Label,
     ShadowDecision,
-    SubjectType,
     TransactionEvent,
 )
 from streams.admin import ensure_topics
@@ -296,16 +295,8 @@ async def _shadow_summary(
     """Publish the transactions' labels (known 7 days after each), wait for every shadow
     decision, and compare the challenger with the champion."""
     labels = [
-        Label(
-            label_id=f"label-{event.event_id}",
-            subject_type=SubjectType.USER,
-            subject_id=event.user_id,
-            is_fraud=event.event_id in frauds,
-            event_ids=[event.event_id],
-            labelled_at=event.occurred_at + LABEL_DELAY,
-            source="handbook",
-        )
-        for event in transactions
+        event_label(e, e.event_id in frauds, e.occurred_at + LABEL_DELAY, "handbook")
+        for e in transactions
     ]
     await publish(
         bootstrap,

@@ -4,9 +4,9 @@ Every transaction from ``--start`` on is scored in time order; its label becomes
 ``--label-delay-days`` later (7, as the handbook assumes) and only then can the model learn
 it. The transactions of the test period (``--from``..``--to``) are measured as the handbook
 measures them: AUC ROC, average precision and card precision@100, leaving out the
-transactions of cards already known to be compromised (a fraud label on them known before
-the transaction). Learning never stops: a test-period label teaches the model only for
-transactions a week later, as it would in production.
+transactions of cards already known to be compromised (``engine.metrics.
+handbook_test_indexes``). Learning never stops: a test-period label teaches the model only
+for transactions after it became known, as it would in production.
 
 ``--offline`` runs the scoring code in this process (``engine.replay``); without it the
 events and labels go through the real pipeline: an embedded broker, a worker and the learner.
@@ -35,6 +35,7 @@ from atalaia.sample import handbook_transaction
 from atalaia.supervise import WorkerProcess
 from config.rules import RuleSet, load_rules
 from config.settings import Settings
+from engine.learning import event_label
 from engine.lists import ListView
 from engine.metrics import (
     auc_roc,
@@ -45,7 +46,7 @@ from engine.metrics import (
 from engine.replay import Replay
 from engine.scoring import MAX_SCORE
 from schemas.codec import WireCodec
-from schemas.models import Decision, Label, SubjectType, TransactionEvent
+from schemas.models import Decision, Label, TransactionEvent
 from streams.admin import ensure_topics
 from streams.reader import read_topics
 from streams.topics import Topics
@@ -97,15 +98,7 @@ def read_labelled(path: Path, start: date, end: date) -> Iterator[Labelled]:
 
 def label_of(item: Labelled, delay: timedelta) -> Label:
     event = item.event
-    return Label(
-        label_id=f"label-{event.event_id}",
-        subject_type=SubjectType.USER,
-        subject_id=event.user_id,
-        is_fraud=item.is_fraud,
-        event_ids=[event.event_id],
-        labelled_at=event.occurred_at + delay,
-        source="handbook",
-    )
+    return event_label(event, item.is_fraud, event.occurred_at + delay, "handbook")
 
 
 @dataclass
@@ -196,7 +189,7 @@ def decide_offline(
     return scores
 
 
-def test_set(
+def measured_set(
     items: list[Labelled], scores: dict[str, Scores], test_from: date, delay: timedelta
 ) -> Scored:
     """The measured transactions, as the handbook picks them (``handbook_test_indexes``)."""
@@ -356,7 +349,7 @@ def eval_main(
     elapsed = time.monotonic() - started
     mode = "in this process" if offline else "through broker, worker and learner"
     print(f"scored {mode} in {elapsed:.0f} s ({len(items) / elapsed:,.0f} events/s)", file=out)
-    report(test_set(items, scores, test_from, delay), out)
+    report(measured_set(items, scores, test_from, delay), out)
     return 0
 
 

@@ -32,7 +32,7 @@ from river.compose import Pipeline
 
 from config.rules import ModelRules
 from engine.velocity import Features
-from schemas.models import KnownFraud, Reason, TransactionEvent
+from schemas.models import KnownFraud, Label, Reason, SubjectType, TransactionEvent
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -251,10 +251,6 @@ class ModelShelf:
             return self._models[0], True
         return self._models[usable - 1], False
 
-    @property
-    def newest(self) -> LoadedModel | None:
-        return self._models[-1] if self._models else None
-
 
 @dataclass(order=True)
 class PendingLabel:
@@ -445,3 +441,18 @@ class Learner:
 
 def utc_from_ms(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def event_label(
+    event: TransactionEvent, is_fraud: bool, labelled_at: datetime, source: str
+) -> Label:
+    """The label of one transaction (a chargeback, the handbook's truth), keyed by its user."""
+    return Label(
+        label_id=f"label-{event.event_id}",
+        subject_type=SubjectType.USER,
+        subject_id=event.user_id,
+        is_fraud=is_fraud,
+        event_ids=[event.event_id],
+        labelled_at=labelled_at,
+        source=source,
+    )

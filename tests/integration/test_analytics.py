@@ -5,9 +5,7 @@ total, and ``atalaia sql`` answers while the sink runs."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -20,13 +18,13 @@ import pytest
 from atalaia.analytics import run_query
 from atalaia.broker import free_port, wait_for_port
 from atalaia.publish import OutRecord, publish
-from atalaia.supervise import WorkerProcess, settings_env
+from atalaia.supervise import WorkerProcess
 from config.settings import Settings
 from schemas.codec import WireCodec
 from schemas.models import TransactionEvent, Verdict
 from streams.topics import Topics
 from tests import factories
-from tests.integration.helpers import collect, send_events
+from tests.integration.helpers import collect, run_atalaia, send_events
 
 pytestmark = pytest.mark.integration
 CODEC = WireCodec()
@@ -142,13 +140,9 @@ def test_sql_answers_with_a_table_and_refuses_writes(
     sink_settings: Settings, start_sink: Callable[[], WorkerProcess]
 ) -> None:
     start_sink()
-    env = {**os.environ, **settings_env(sink_settings)}
 
     def sql(query: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "atalaia", "sql", query]
-        return subprocess.run(
-            command, capture_output=True, text=True, env=env, timeout=60, check=False
-        )
+        return run_atalaia(sink_settings, "sql", query)
 
     shown = sql("SELECT 41 + 1 AS answer")
     assert shown.returncode == 0 and "answer" in shown.stdout and "42" in shown.stdout

@@ -9,9 +9,6 @@ import base64
 import gzip
 import hashlib
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import aclosing
@@ -26,7 +23,7 @@ from stellar_sdk import Keypair, TransactionEnvelope
 from stellar_sdk.operation import ManageData
 
 from atalaia.audit import AuditLog, read_log
-from atalaia.supervise import WorkerProcess, settings_env
+from atalaia.supervise import WorkerProcess
 from config.settings import Settings
 from engine.audit_log import record_hash
 from schemas.codec import WireCodec
@@ -34,7 +31,7 @@ from schemas.models import AuditDetails, AuditRecord
 from streams.reader import read_topics
 from streams.topics import Topics
 from tests import factories
-from tests.integration.helpers import admin_call, collect, send_events
+from tests.integration.helpers import admin_call, collect, run_atalaia, send_events
 
 pytestmark = pytest.mark.integration
 CODEC = WireCodec()
@@ -63,18 +60,6 @@ def start_auditor(
     yield start
     for auditor in started:
         auditor.stop()
-
-
-def _atalaia(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **settings_env(settings)}
-    return subprocess.run(
-        [sys.executable, "-m", "atalaia", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
 
 
 def _wait_for_log(settings: Settings, records: int, batches: int) -> AuditLog:
@@ -109,14 +94,14 @@ def test_chained_batched_verified_proved_anchored_and_tampering_named(
     ids = {r.audit_id for chain in log.chains.values() for _, r in chain}
     assert {f"decision-{e.event_id}" for e in events} <= ids
 
-    verified = _atalaia(settings, "audit", "verify")
+    verified = run_atalaia(settings, "audit", "verify")
     assert verified.returncode == 0 and verified.stdout.startswith("OK:"), verified.stdout
 
     # Proof: checked with nothing but hashlib, as the README shows.
     batched = next(iter(log.batches))
     chain = log.by_sequence()[batched.chain]
     target = chain[batched.first_sequence + 1].audit_id
-    proved = _atalaia(settings, "audit", "proof", target)
+    proved = run_atalaia(settings, "audit", "proof", target)
     assert proved.returncode == 0, proved.stderr
     proof = json.loads(proved.stdout)
     assert _check_with_hashlib(proof)
@@ -125,9 +110,9 @@ def test_chained_batched_verified_proved_anchored_and_tampering_named(
 
     # Anchor: a signed envelope with the day's root, nothing else.
     day = batched.closed_at.date().isoformat()
-    anchored = _atalaia(settings, "audit", "anchor", "--day", day)
+    anchored = run_atalaia(settings, "audit", "anchor", "--day", day)
     assert anchored.returncode == 0, anchored.stderr
-    checked = _atalaia(settings, "audit", "verify", "--anchors")
+    checked = run_atalaia(settings, "audit", "verify", "--anchors")
     assert checked.returncode == 0 and "1 anchors verified" in checked.stdout, checked.stdout
 
     anchor = asyncio.run(read_log(settings)).anchors[0]
@@ -142,7 +127,7 @@ def test_chained_batched_verified_proved_anchored_and_tampering_named(
 
     # Archive: every batch closed before tomorrow, checkable from its file alone.
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
-    archived = _atalaia(
+    archived = run_atalaia(
         settings, "audit", "archive", "--before", tomorrow, "--out", str(tmp_path / "a")
     )
     assert archived.returncode == 0, archived.stderr
@@ -182,7 +167,7 @@ def test_chained_batched_verified_proved_anchored_and_tampering_named(
         copy = f"{settings.topic_prefix}.audit-{name}"
         chains = {p: [r for _, r in c] for p, c in log.chains.items()} | {partition: tampered}
         asyncio.run(_write_copy(settings, copy, chains))
-        result = _atalaia(settings, "audit", "verify", "--topic", copy)
+        result = run_atalaia(settings, "audit", "verify", "--topic", copy)
         assert result.returncode == 1, (name, result.stdout)
         failures = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
         assert all(f"chain {partition}:" in line for line in failures), (name, failures)
@@ -293,7 +278,7 @@ def test_erasure_shreds_sealed_evidence_and_keeps_the_log_verifiable(
     (shredded,) = [r for r in after["audit_records"] if r["audit_id"] == audit_id]
     assert after["key_held"] is False and shredded["pii"] == "erased (key destroyed)"
     assert asyncio.run(_raw_audit_bytes(settings)).count(b"evidence-") >= 1  # still there...
-    verified = _atalaia(settings, "audit", "verify")
+    verified = run_atalaia(settings, "audit", "verify")
     assert verified.returncode == 0, verified.stdout  # ...and the chain still verifies
 
 

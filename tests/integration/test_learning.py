@@ -17,13 +17,11 @@ from atalaia.publish import OutRecord, publish
 from atalaia.supervise import WorkerProcess
 from config.rules import default_rules_path, load_rules
 from config.settings import Settings
-from engine.learning import known_fraud_feature
+from engine.learning import event_label, known_fraud_feature
 from schemas.models import (
     Decision,
-    Label,
     ModelSnapshot,
     ShadowDecision,
-    SubjectType,
     TransactionEvent,
     Verdict,
 )
@@ -102,24 +100,8 @@ def labels_for(
     topics: Topics, events: list[TransactionEvent], frauds: set[str], at: datetime
 ) -> list[OutRecord]:
     """Chargeback-style labels for ``events`` (``frauds`` among them), known at ``at``."""
-    return [
-        OutRecord(
-            topics.labels,
-            e.user_id.encode(),
-            CODEC.encode(
-                Label(
-                    label_id=f"label-{e.event_id}",
-                    subject_type=SubjectType.USER,
-                    subject_id=e.user_id,
-                    is_fraud=e.event_id in frauds,
-                    event_ids=[e.event_id],
-                    labelled_at=at,
-                    source="chargeback",
-                )
-            ),
-        )
-        for e in events
-    ]
+    labels = [event_label(e, e.event_id in frauds, at, "chargeback") for e in events]
+    return [OutRecord(topics.labels, lb.subject_id.encode(), CODEC.encode(lb)) for lb in labels]
 
 
 def decided(settings: Settings, events: list[TransactionEvent]) -> dict[str, Decision]:
@@ -134,14 +116,17 @@ def snapshots(settings: Settings) -> list[ModelSnapshot]:
     return asyncio.run(read_all(settings.bootstrap_servers, topics.models, ModelSnapshot))
 
 
-def wait_for_snapshot(settings: Settings, name: str, labels: int) -> ModelSnapshot:
+def wait_for_snapshot(
+    settings: Settings, name: str, wanted: Callable[[ModelSnapshot], bool]
+) -> ModelSnapshot:
+    """The latest snapshot of model ``name`` once one is ``wanted`` (60 s at most)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        found = [s for s in snapshots(settings) if s.name == name and s.labels >= labels]
+        found = [s for s in snapshots(settings) if s.name == name and wanted(s)]
         if found:
             return found[-1]
         time.sleep(0.5)
-    raise AssertionError(f"no {name} snapshot with {labels} labels")
+    raise AssertionError(f"no {name} snapshot as wanted")
 
 
 def test_labels_teach_the_model_the_worker_scores_with_and_a_restart_keeps_it(
@@ -169,7 +154,7 @@ def test_labels_teach_the_model_the_worker_scores_with_and_a_restart_keeps_it(
     second = card_payments("p2", T0 + timedelta(hours=2), 5, "t-bad")
     asyncio.run(send_events(bootstrap, topics, list(second)))
     decided(settings, second)
-    learned = wait_for_snapshot(settings, "champion", 20)
+    learned = wait_for_snapshot(settings, "champion", lambda s: s.labels >= 20)
     assert learned.frauds == 2 and learned.known_until == T0 + timedelta(hours=1)
 
     # 3. Now the worker scores with that model and reads the known frauds of the terminal.
@@ -192,12 +177,7 @@ def test_labels_teach_the_model_the_worker_scores_with_and_a_restart_keeps_it(
     fourth = card_payments("p4", T0 + timedelta(hours=4), 2, "t-good")
     asyncio.run(send_events(bootstrap, topics, list(fourth)))
     decided(settings, fourth)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        latest = [s for s in snapshots(settings) if s.name == "champion"][-1]
-        if latest.events >= 33:
-            break
-        time.sleep(0.5)
+    latest = wait_for_snapshot(settings, "champion", lambda s: s.events >= 33)
     assert latest.labels == 20 and latest.frauds == 2 and latest.events == 33  # each once
     assert int(latest.version.rsplit(".", 1)[1]) > int(learned.version.rsplit(".", 1)[1])
 
