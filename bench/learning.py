@@ -22,7 +22,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from river import compose, forest, linear_model, optim, preprocessing, tree
+from river import compose, linear_model, optim, preprocessing, tree
 
 from atalaia.evaluate import LOCAL_UTC_OFFSET_HOURS, TRAINING_WEEK, label_of, read_labelled
 from config.rules import load_rules
@@ -89,7 +89,6 @@ def candidates(shipped_rate: float) -> dict[str, Callable[[], Model]]:
         "logistic regression, SGD 0.001": lr(lambda: optim.SGD(0.001)),
         "logistic regression, Adam 0.001": lr(lambda: optim.Adam(0.001)),
         "Hoeffding adaptive tree": lambda: tree.HoeffdingAdaptiveTreeClassifier(seed=1),
-        "adaptive random forest (10 trees)": lambda: forest.ARFClassifier(n_models=10, seed=1),
     }
 
 

@@ -164,17 +164,19 @@ class OnlineModel:
         self.events += 1
 
     def score(self, inputs: dict[str, float]) -> ModelScore:
-        probability = float(self.supervised.predict_proba_one(inputs).get(True, 0.0))
-        anomaly_score = float(self.unsupervised.score_one(inputs)) if self.events else 0.0
-        return ModelScore(probability, anomaly_score, self.ready, self._contributions(inputs))
-
-    def _contributions(self, inputs: dict[str, float]) -> tuple[tuple[str, float], ...]:
+        # The pipeline's steps by hand: the standardised inputs serve the probability and
+        # the contributions both (predicting never updates the scaler).
         scaler, regression = self.supervised.steps.values()
         scaled = scaler.transform_one(inputs)
+        probability = float(regression.predict_proba_one(scaled).get(True, 0.0))
+        anomaly_score = float(self.unsupervised.score_one(inputs)) if self.events else 0.0
         weights = regression.weights
         pushes = [(name, weights.get(name, 0.0) * value) for name, value in scaled.items()]
         top = sorted((p for p in pushes if p[1] > 0), key=lambda p: -p[1])
-        return tuple((name, round(push, 3)) for name, push in top[: self.rules.top_features])
+        contributions = tuple(
+            (name, round(push, 3)) for name, push in top[: self.rules.top_features]
+        )
+        return ModelScore(probability, anomaly_score, self.ready, contributions)
 
 
 class ModelError(Exception):
