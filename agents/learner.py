@@ -119,7 +119,8 @@ class LearnerProcess:
         self.codec = WireCodec()
         store_dir.mkdir(parents=True, exist_ok=True)
         self.db = Rdict(str(store_dir))
-        saved = self.db.get(_CHECKPOINT)
+        stored = self.db.get(_CHECKPOINT)
+        saved = pickle.loads(stored) if stored is not None else None
         self.offsets: dict[tuple[str, int], int] = saved["offsets"] if saved else {}
         self.models: dict[str, _Model] = {}
         for name, ruleset in rules.items():
@@ -202,18 +203,29 @@ class LearnerProcess:
         return out
 
     def checkpoint(self) -> None:
-        """Model, pending labels, known frauds and offsets in one write; then the deletions."""
-        state = {
-            "offsets": dict(self.offsets),
-            "models": {
-                name: {
-                    "family": m.rules.model.family,
-                    "sequence": m.sequence,
-                    "learner": _without_examples(m.learner),
-                }
-                for name, m in self.models.items()
-            },
-        }
+        """Model, pending labels, known frauds and offsets in one write; then the deletions.
+        Pickled once, to bytes, with each learner's examples left out (stored on their own)."""
+        kept = {name: m.learner.examples for name, m in self.models.items()}
+        try:
+            for model in self.models.values():
+                model.learner.examples = {}
+            state = pickle.dumps(
+                {
+                    "offsets": dict(self.offsets),
+                    "models": {
+                        name: {
+                            "family": m.rules.model.family,
+                            "sequence": m.sequence,
+                            "learner": m.learner,
+                        }
+                        for name, m in self.models.items()
+                    },
+                },
+                protocol=pickle.HIGHEST_PROTOCOL,
+            )
+        finally:
+            for name, model in self.models.items():
+                model.learner.examples = kept[name]
         self.db[_CHECKPOINT] = state
         self.db.flush()
         for model in self.models.values():
@@ -229,17 +241,6 @@ class LearnerProcess:
 
     def close(self) -> None:
         self.db.close()
-
-
-def _without_examples(learner: Learner) -> Learner:
-    """A copy of the learner for the checkpoint: its examples are stored on their own."""
-    examples = learner.examples
-    learner.examples = {}
-    try:
-        copy: Learner = pickle.loads(pickle.dumps(learner))
-    finally:
-        learner.examples = examples
-    return copy
 
 
 async def run_learner(process: LearnerProcess, stop: asyncio.Event | None = None) -> None:
