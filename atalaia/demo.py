@@ -205,6 +205,7 @@ async def run_demo(
             learner = None
             if learning:
                 demo = demo.model_copy(update={"challenger_rules_path": default_challenger_path()})
+            if learning or learner_only:
                 print("starting the learner...", file=out)
                 learner = WorkerProcess(demo, workdir / "learner.log", "learner").start()
                 await _first_snapshot(demo.bootstrap_servers, topics)
