@@ -431,10 +431,17 @@ def default_challenger_path() -> Path:
 
 def parse_rules(text: str, source: str) -> RuleSet:
     """Rules from TOML text; ``source`` names where it came from in error messages."""
+    return _validated(_toml(text, source), source)
+
+
+def _toml(text: str, source: str) -> dict[str, object]:
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RulesError(f"rules file {source} is not valid TOML: {exc}") from None
+
+
+def _validated(raw: dict[str, object], source: str) -> RuleSet:
     try:
         return RuleSet.model_validate(raw)
     except ValidationError as exc:
@@ -456,14 +463,8 @@ def _read(path: Path) -> str:
 def load_challenger(base: Path, overlay: Path) -> RuleSet:
     """A challenger's rules: ``base`` with the keys of ``overlay`` replacing its own (tables
     merged key by key), so a challenger file says only what differs from the champion."""
-    try:
-        merged = _merge(tomllib.loads(_read(base)), tomllib.loads(_read(overlay)))
-    except tomllib.TOMLDecodeError as exc:
-        raise RulesError(f"rules file {overlay} is not valid TOML: {exc}") from None
-    try:
-        return RuleSet.model_validate(merged)
-    except ValidationError as exc:
-        raise RulesError(f"rules file {overlay}: {describe_validation_error(exc)}") from None
+    champion = _toml(_read(base), str(base))
+    return _validated(_merge(champion, _toml(_read(overlay), str(overlay))), str(overlay))
 
 
 def _merge(base: dict[str, object], overlay: dict[str, object]) -> dict[str, object]:
