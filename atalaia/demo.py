@@ -28,7 +28,7 @@ from atalaia.sample import (
     interleave,
     invalid_samples,
     read_handbook,
-    synthetic_transactions,
+    synthetic_transactions_until,
 )
 from atalaia.supervise import WorkerProcess, interrupt_on_sigterm
 from config.rules import default_challenger_path
@@ -107,7 +107,7 @@ def local_settings(
     )
 
 
-def _event_record(codec: WireCodec, topics: Topics, event: InputEvent) -> OutRecord:
+def event_record(codec: WireCodec, topics: Topics, event: InputEvent) -> OutRecord:
     """Transactions go as Avro, gifts as JSON: the demo exercises both input formats."""
     value = (
         codec.encode(event)
@@ -127,7 +127,7 @@ async def await_worker(bootstrap: str, codec: WireCodec, topics: Topics, started
         giver_user_id="warmup",
         amount_cents=100,
     )
-    await publish(bootstrap, [_event_record(codec, topics, warmup)])
+    await publish(bootstrap, [event_record(codec, topics, warmup)])
     records = read_topics(bootstrap, [topics.decisions], True, WORKER_READY_TIMEOUT_S)
     async with aclosing(records):
         async for record in records:
@@ -189,7 +189,7 @@ async def run_demo(
         tx_events = read_handbook(settings.handbook_path, transactions)
         source = f"handbook ({settings.handbook_path.name})"
     else:
-        tx_events = synthetic_transactions(transactions, now.replace(microsecond=0))
+        tx_events = synthetic_transactions_until(transactions, now.replace(microsecond=0))
         source = "synthetic (handbook file not found)"
     # Gifts span about 45 s each on average: start far enough back to end before now.
     gift_events = generated_gifts(gifts, now.replace(microsecond=0) - timedelta(seconds=60 * gifts))
@@ -225,7 +225,7 @@ async def run_demo(
                 )
                 print(f"worker ready after {result.worker_ready_s:.1f}s", file=out)
                 records = [
-                    _event_record(codec, topics, e) for e in interleave(tx_events, gift_events)
+                    event_record(codec, topics, e) for e in interleave(tx_events, gift_events)
                 ]
                 kind_topic = {
                     k.value: t

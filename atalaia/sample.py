@@ -77,12 +77,15 @@ def handbook_frauds(path: Path, limit: int) -> set[str]:
         return {f"hb-{row['TRANSACTION_ID']}" for row in rows if row["TX_FRAUD"] == "1"}
 
 
+SYNTHETIC_SPACING_S = 30
+
+
 def synthetic_transactions(count: int, start: datetime, seed: int = 7) -> list[TransactionEvent]:
     rng = random.Random(seed)
     return [
         TransactionEvent(
             event_id=f"syn-tx-{i}",
-            occurred_at=start + timedelta(seconds=30 * i),
+            occurred_at=start + timedelta(seconds=SYNTHETIC_SPACING_S * i),
             tx_type=rng.choice(list(TransactionType)),
             user_id=f"c{rng.randrange(500)}",
             amount_cents=rng.randrange(500, 50_000),
@@ -90,6 +93,12 @@ def synthetic_transactions(count: int, start: datetime, seed: int = 7) -> list[T
         )
         for i in range(count)
     ]
+
+
+def synthetic_transactions_until(count: int, end: datetime) -> list[TransactionEvent]:
+    """Synthetic transactions whose last one happens at ``end`` (none in the future, which
+    the engine would refuse)."""
+    return synthetic_transactions(count, end - timedelta(seconds=SYNTHETIC_SPACING_S * count))
 
 
 def generated_gifts(count: int, start: datetime, seed: int = 11) -> list[GiftEvent]:
