@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from config.rules import ListRules
 from engine.identities import (
@@ -67,9 +68,12 @@ def entry_id(kind: ListKind, entity_type: ListEntityType, value_key: str) -> str
     return f"{kind.value}:{entity_type.value}:{value_key}"
 
 
+@lru_cache(maxsize=65_536)
 def value_key_of(entity_type: ListEntityType, raw: str, key: bytes) -> str:
     """How a raw value is known in the lists: its keyed hash, or the canonical CIDR of a
-    range. Raises ``InvalidListValue`` (one line, value masked) for an invalid value."""
+    range. Raises ``InvalidListValue`` (one line, value masked) for an invalid value.
+    Cached: every event looks its parties up, and the same users, IPs and domains recur
+    (the cache lives in the worker's memory only, like the events themselves)."""
     return _key_of(entity_type, normalise(entity_type, raw), key)
 
 

@@ -26,8 +26,9 @@ False
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
+
+import orjson
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,8 @@ class VelocityState:
             del self._blocks[reason]
 
     def to_bytes(self) -> bytes:
-        return json.dumps(
+        """Compact JSON (orjson: a state is written after every batch that changed it)."""
+        return orjson.dumps(
             {
                 "w": self.watermark_s,
                 "m": {
@@ -217,16 +219,15 @@ class VelocityState:
                 "s": {event_id: [s, f] for event_id, (s, f) in self._seen.items()},
                 "b": self._blocks,
                 "p": self.last_place,
-            },
-            separators=(",", ":"),
-        ).encode()
+            }
+        )
 
     @classmethod
     def from_bytes(cls, data: bytes | None) -> VelocityState:
         state = cls()
         if not data:
             return state
-        raw = json.loads(data)
+        raw = orjson.loads(data)
         state.watermark_s = raw["w"]
         for metric, rows in raw["m"].items():
             buckets = state._metrics[metric] = {}
