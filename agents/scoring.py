@@ -6,6 +6,9 @@ at once; any other is re-routed to that partition through the ``validated`` topi
 when it comes back. All these topics have the same partition count and Faust assigns partition
 *p* of each to one worker, so one worker owns a subject's state: a Faust table (RocksDB,
 changelog-backed) holding our own time buckets (``engine.velocity``), not a windowed table.
+A decided event is then counted for each entity it names (and a redemption for its giver) by
+the worker owning that key: in the same batch when that is this worker, else through the
+re-route topic.
 
 Faust's tables find the changelog partition of a write from the "current event" context
 variable; in a batch we point it at the record being handled, so every write lands on its
@@ -31,7 +34,7 @@ from aiokafka.errors import KafkaError
 from faust.streams import Stream
 from faust.types import EventT
 
-from agents.current import as_current
+from agents.current import PartitionEvent, as_current
 from agents.retry import until_stored
 from config.rules import LiveRules, RuleSet
 from engine.admission import admit, subject_of
@@ -130,14 +133,17 @@ class SharedViews:
 
 
 @dataclass
-class _Batch:
-    """What one batch produces: records to send and the subject states it changed."""
+class Batch:
+    """What one batch produces: records to send and the states it changed (each with the
+    record, or stand-in, whose partition it is written on), and the partitions this worker
+    owned when the batch began."""
 
     outputs: list[Output]
-    states: dict[bytes, tuple[VelocityState, EventT[bytes]]]
+    states: dict[bytes, tuple[VelocityState, EventT[bytes] | PartitionEvent]]
+    owned: frozenset[int]
 
 
-class _Scorer:
+class Scorer:
     def __init__(
         self,
         topics: Topics,
@@ -148,14 +154,30 @@ class _Scorer:
         views: SharedViews,
         hash_key: bytes,
         challenger: RuleSet | None,
+        cache_keys: int = 0,
     ) -> None:
         self.topics, self.codec, self.clock = topics, codec, clock
         self.partitions, self.velocity = partitions, velocity
         self.views, self.hash_key = views, hash_key
         self.challenger = challenger
         self.contracts = topics.input_models()
+        self.cache: dict[bytes, VelocityState] = {}
+        self.cache_keys = cache_keys
+        self.cached_for: frozenset[int] = frozenset()
 
-    def dead_letter(self, batch: _Batch, record: EventT[bytes], error: str, detail: str) -> None:
+    def begin(self, owned: frozenset[int]) -> Batch:
+        """A new batch. The decoded states of the keys this worker owns are kept between
+        batches (decoding one costs more than scoring with it); they are forgotten when the
+        owned partitions change, as another worker may have written them meanwhile."""
+        if owned != self.cached_for or len(self.cache) > self.cache_keys:
+            self.forget()
+            self.cached_for = owned
+        return Batch([], {}, owned)
+
+    def forget(self) -> None:
+        self.cache.clear()
+
+    def dead_letter(self, batch: Batch, record: EventT[bytes], error: str, detail: str) -> None:
         msg = record.message
         log.warning(
             "dead-lettered %s[%d]@%d: %s: %s", msg.topic, msg.partition, msg.offset, error, detail
@@ -164,7 +186,7 @@ class _Scorer:
         key, letter = dead_letter_of(msg, error, detail, self.clock())
         batch.outputs.append((self.topics.dead_letters, key, self.codec.encode(letter), None))
 
-    def handle(self, batch: _Batch, record: EventT[bytes], rules: RuleSet) -> None:
+    def handle(self, batch: Batch, record: EventT[bytes], rules: RuleSet) -> None:
         msg = record.message
         if msg.topic == self.topics.validated:
             event = self.codec.decode_event(msg.value)  # written by us, already admitted
@@ -178,7 +200,7 @@ class _Scorer:
                 return
         subject_key = subject_of(event).key.encode()
         # On the re-route topic the key names whose state the event is for: its subject, or
-        # one of the entities it names (fanned out after its decision).
+        # one of the entities it names (sent there by another worker after its decision).
         key = (msg.key or subject_key) if msg.topic == self.topics.validated else subject_key
         if owner_partition(key, self.partitions) != msg.partition:
             # Keep the input's broker timestamp: latency is measured from it.
@@ -186,15 +208,31 @@ class _Scorer:
                 (self.topics.validated, key, self.codec.encode(event), msg.timestamp)
             )
             return
+        self.apply(batch, record, key, record, event, rules)
+
+    def apply(
+        self,
+        batch: Batch,
+        record: EventT[bytes],
+        key: bytes,
+        at: EventT[bytes] | PartitionEvent,
+        event: InputEvent,
+        rules: RuleSet,
+    ) -> None:
+        """Apply ``event`` to the state under ``key``, read and written on the partition of
+        ``at``: decide it (the key is its subject's) or count it for an entity or a giver.
+        A failure dead-letters ``record``, the input that carried the event."""
         known = batch.states.get(key)
         if known:
             state = known[0]
+        elif (cached := self.cache.get(key)) is not None:
+            state = cached
         else:
-            with as_current(record):  # the read uses the subject's partition
+            with as_current(at):  # the read uses the key's partition
                 state = VelocityState.from_bytes(self.velocity.get(key))
         try:
-            if key == subject_key:
-                self.decide(batch, key, state, event, rules, msg.timestamp)
+            if key == subject_of(event).key.encode():
+                self.decide(batch, record, key, state, event, rules)
             elif (entity := parse_entity_key(key.decode())) is not None:
                 self.count_for_entity(batch, state, event, entity, rules)
             elif isinstance(event, GiftEvent) and key.decode() == giver_key_of_redemption(event):
@@ -205,12 +243,27 @@ class _Scorer:
         except Exception as exc:  # a bug must not lose the event: keep it with the reason
             log.exception("scoring failed for %s", event.event_id)
             self.dead_letter(batch, record, SCORING_FAILED, type(exc).__name__)
+            self.cache.pop(key, None)  # read it again from the store
             return
-        batch.states[key] = (state, record)
+        batch.states[key] = (state, at)
+        if self.cache_keys:
+            self.cache[key] = state
+
+    def count_elsewhere(
+        self, batch: Batch, record: EventT[bytes], key: bytes, event: InputEvent, rules: RuleSet
+    ) -> None:
+        """Count a decided event for an entity (or a giver) it names: here when this worker
+        owns the key's partition, else on the re-route topic for the worker that does."""
+        partition = owner_partition(key, self.partitions)
+        if partition in batch.owned:
+            at = PartitionEvent(self.topics.validated, partition)
+            self.apply(batch, record, key, at, event, rules)
+        else:
+            batch.outputs.append((self.topics.validated, key, self.codec.encode(event), None))
 
     def count_for_entity(
         self,
-        batch: _Batch,
+        batch: Batch,
         state: VelocityState,
         event: InputEvent,
         entity: tuple[BlockedEntityType, str],
@@ -225,12 +278,12 @@ class _Scorer:
 
     def decide(
         self,
-        batch: _Batch,
+        batch: Batch,
+        record: EventT[bytes],
         key: bytes,
         state: VelocityState,
         event: InputEvent,
         rules: RuleSet,
-        received_s: float,
     ) -> None:
         at_ms = at_ms_of(event)
         entities = entity_keys(event, rules.entities, self.hash_key)
@@ -254,7 +307,7 @@ class _Scorer:
             event,
             outcome.assessment,
             rule_version=rules.version,
-            received_at=datetime.fromtimestamp(received_s, UTC),
+            received_at=datetime.fromtimestamp(record.message.timestamp, UTC),
             decided_at=self.clock(),
             actions=outcome.actions,
             user_message=outcome.user_message,
@@ -280,7 +333,7 @@ class _Scorer:
         # Each entity counts the event on its own partition; a giver learns of a redemption.
         for other in [*entities, giver_key_of_redemption(event)]:
             if other is not None:
-                batch.outputs.append((self.topics.validated, other.encode(), encode(event), None))
+                self.count_elsewhere(batch, record, other.encode(), event, rules)
 
     def _model(self, name: str, at_ms: int) -> LoadedModel | None:
         shelf = self.views.models.get(name)
@@ -322,7 +375,7 @@ class _Scorer:
             challenger_reasons=[reason.code for reason in would.reasons],
         )
 
-    def store(self, batch: _Batch) -> None:
+    def store(self, batch: Batch) -> None:
         """One table write per subject per batch, on the subject's changelog partition."""
         for key, (state, record) in batch.states.items():
             with as_current(record):
@@ -341,6 +394,7 @@ def register_scoring(
     views: SharedViews,
     hash_key: bytes,
     challenger: RuleSet | None = None,
+    cache_keys: int = 0,
 ) -> Any:
     source = app.topic(*topics.input_models(), topics.validated, key_type=bytes, value_type=bytes)
     producer: SideProducer = app.side_producer  # type: ignore[attr-defined]
@@ -351,7 +405,20 @@ def register_scoring(
         value_type=bytes,
         help="per-subject velocity state (engine.velocity.VelocityState as JSON)",
     )
-    scorer = _Scorer(topics, codec, clock, partitions, velocity, views, hash_key, challenger)
+    scorer = Scorer(
+        topics, codec, clock, partitions, velocity, views, hash_key, challenger, cache_keys
+    )
+
+    def on_revoked(*_: Any, **__: Any) -> None:
+        scorer.forget()  # partitions move: what this worker cached may be written elsewhere
+
+    app.on_partitions_revoked.connect(on_revoked)
+
+    def owned_partitions() -> frozenset[int]:
+        """Partitions assigned to this worker: it owns their keys' state (a rebalance waits
+        for the batch in hand before it moves any)."""
+        assigned = app.consumer.assignment()
+        return frozenset(tp.partition for tp in assigned if tp.topic == topics.validated)
 
     async def score(stream: faust.StreamT[bytes]) -> None:
         await views.wait_loaded()
@@ -359,7 +426,7 @@ def register_scoring(
         events = cast(Stream[bytes], stream)
         async for records in events.take_events(batch_size, within=batch_window_s):
             rules = live.current  # one version per batch, even if it changes meanwhile
-            batch = _Batch([], {})
+            batch = scorer.begin(owned_partitions())
             for record in records:
                 scorer.handle(batch, record, rules)
             scorer.store(batch)

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     )
     batch_size: int = Field(default=500, ge=1, le=100_000)
     batch_window_ms: int = Field(default=5, ge=1, le=10_000)
+    state_cache_keys: int = Field(
+        default=50_000,
+        ge=0,
+        le=10_000_000,
+        description="Decoded velocity states a worker keeps in memory between batches.",
+    )
     redis_url: str | None = Field(
         default=None, description="Mirror active fraud blocks to this Redis (off when unset)."
     )

@@ -126,6 +126,7 @@ def build_app(
         views,
         hash_key,
         challenger,
+        settings.state_cache_keys,
     )
 
     async def follow_entity_blocks() -> None:

@@ -1,0 +1,140 @@
+"""The scoring agent's per-batch logic, with a dictionary in place of its Faust table: where
+an entity's count is made (here or through the re-route topic) and when cached states are
+read again from the table."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from agents.scoring import Scorer, SharedViews
+from config.rules import load_rules
+from engine.admission import subject_of
+from engine.entities import BlockView, entity_keys
+from engine.learning import CHAMPION, KnownFrauds, ModelShelf
+from engine.velocity import Observation, VelocityState
+from schemas.codec import WireCodec
+from schemas.models import Decision
+from streams.partitioning import owner_partition
+from streams.topics import Topics
+from streams.views import default_list_view
+from tests import factories
+
+PARTITIONS = 4
+HASH_KEY = b"unit-test-key"
+TOPICS = Topics("unit")
+CODEC = WireCodec()
+RULES = load_rules()
+
+
+class _Message:
+    def __init__(self, topic: str, key: bytes, value: bytes) -> None:
+        self.topic, self.key, self.value = topic, key, value
+        self.partition = owner_partition(key, PARTITIONS)
+        self.timestamp, self.offset = datetime.now(UTC).timestamp(), 0
+
+
+class _Record:
+    def __init__(self, message: _Message) -> None:
+        self.message = message
+
+
+def _scorer(table: dict[bytes, bytes]) -> Scorer:
+    views = SharedViews(
+        BlockView(),
+        default_list_view(HASH_KEY),
+        {CHAMPION: ModelShelf(2)},
+        KnownFrauds(RULES.velocity.horizon_s * 1000, 10),
+    )
+    clock = lambda: datetime.now(UTC)  # noqa: E731
+    return Scorer(TOPICS, CODEC, clock, PARTITIONS, table, views, HASH_KEY, None, 1_000)
+
+
+def _score(scorer: Scorer, owned: frozenset[int], *events: object) -> list[tuple[str, bytes]]:
+    """One batch of the events (as input records keyed by subject); its outputs' topics and keys."""
+    batch = scorer.begin(owned)
+    for event in events:
+        key = subject_of(event).key.encode()  # type: ignore[arg-type]
+        value = CODEC.encode(event)  # type: ignore[arg-type]
+        scorer.handle(batch, _Record(_Message(TOPICS.transactions, key, value)), RULES)  # type: ignore[arg-type]
+    scorer.store(batch)
+    return [(topic, key) for topic, key, _, _ in batch.outputs]
+
+
+def test_a_worker_owning_every_partition_counts_the_entities_in_the_same_batch() -> None:
+    table: dict[bytes, bytes] = {}
+    event = factories.transaction(user_id="u-local")
+    outputs = _score(_scorer(table), frozenset(range(PARTITIONS)), event)
+
+    assert [t for t, _ in outputs] == [TOPICS.decisions]  # nothing re-routed
+    for key in entity_keys(event, RULES.entities, HASH_KEY):
+        assert event.event_id in VelocityState.from_bytes(table[key.encode()])
+
+
+def test_an_entity_on_a_partition_owned_elsewhere_goes_through_the_re_route_topic() -> None:
+    table: dict[bytes, bytes] = {}
+    event = factories.transaction(user_id="u-split")
+    subject_partition = owner_partition(subject_of(event).key.encode(), PARTITIONS)
+    keys = [k.encode() for k in entity_keys(event, RULES.entities, HASH_KEY)]
+    elsewhere = {k for k in keys if owner_partition(k, PARTITIONS) != subject_partition}
+    assert elsewhere and len(elsewhere) < len(keys)  # the event exercises both ways
+
+    outputs = _score(_scorer(table), frozenset({subject_partition}), event)
+
+    assert {k for t, k in outputs if t == TOPICS.validated} == elsewhere
+    for key in keys:
+        assert (key in table) is (key not in elsewhere)
+
+
+def _written_elsewhere(table: dict[bytes, bytes], key: bytes, event_id: str) -> None:
+    """Another worker records an event in the key's state while its partition is away."""
+    state = VelocityState.from_bytes(table[key])
+    at_ms = int(datetime.now(UTC).timestamp() * 1000)
+    state.record(Observation(event_id, at_ms, "tx", 1_000), RULES.velocity.horizon_s)
+    table[key] = state.to_bytes()
+
+
+def test_cached_states_are_read_again_once_the_owned_partitions_change() -> None:
+    """The table's state, not this worker's memory, is scored with after a rebalance."""
+    everything = frozenset(range(PARTITIONS))
+    for rebalanced in (False, True):
+        table: dict[bytes, bytes] = {}
+        scorer = _scorer(table)
+        first = factories.transaction(user_id="u-moved")
+        key = subject_of(first).key.encode()
+        _score(scorer, everything, first)
+        _written_elsewhere(table, key, "elsewhere")
+        if rebalanced:
+            scorer.begin(everything - {0})  # a partition went away, then came back
+        _score(scorer, everything, factories.transaction(user_id="u-moved", event_id="after"))
+
+        state = VelocityState.from_bytes(table[key])
+        assert first.event_id in state and "after" in state
+        # Without a rebalance the cached state stands (nobody else may write the key).
+        assert ("elsewhere" in state) is rebalanced
+
+
+def test_decisions_are_the_same_with_and_without_the_cache() -> None:
+    """The cache only saves decoding: a scorer whose cache is dropped before every batch
+    decides every event exactly as one that keeps it."""
+    events = [factories.transaction(user_id=f"u-{n % 3}") for n in range(12)]
+    kept, dropped = _scorer({}), _scorer({})
+    everything = frozenset(range(PARTITIONS))
+    features_kept, features_dropped = [], []
+    for event in events:
+        for scorer, out in ((kept, features_kept), (dropped, features_dropped)):
+            if scorer is dropped:
+                scorer.forget()
+            batch = scorer.begin(everything)
+            key = subject_of(event).key.encode()
+            scorer.handle(
+                batch, _Record(_Message(TOPICS.transactions, key, CODEC.encode(event))), RULES
+            )  # type: ignore[arg-type]
+            scorer.store(batch)
+            decision = next(
+                CODEC.decode(v, (Decision,))
+                for t, _, v, _ in batch.outputs
+                if t == TOPICS.decisions
+            )
+            out.append(decision.features)
+    assert features_kept == features_dropped
+    assert features_kept[-1]["tx.count.24h"] == 4  # the state really carried over
