@@ -18,8 +18,11 @@ from aiokafka import ConsumerRecord
 
 from atalaia.publish import OutRecord, publish
 from atalaia.supervise import settings_env
+from config.rules import load_rules
 from config.settings import Settings
 from engine.admission import subject_of
+from engine.entities import entity_keys
+from engine.velocity import VelocityState
 from schemas.codec import WireCodec
 from schemas.models import (
     DeadLetter,
@@ -140,6 +143,44 @@ def window_mismatches(decisions: list[Decision], expected: dict[str, dict[str, i
         got = {name: decision.features.get(name) for name in want}
         if got != want:
             wrong.append(f"{decision.event_id}: got {got}, want {want}")
+    return wrong
+
+
+async def entity_window_mismatches(
+    settings: Settings, events: list[TransactionEvent], attempts: int = 5
+) -> list[str]:
+    """Every tracked entity the events name whose state, as last written to the velocity
+    changelog, holds windows that differ from a recomputation from the input (should be
+    none). Windows end at the entity's newest event. Retried while the last changelog writes
+    may still be on their way."""
+    rules = load_rules()
+    hash_key = settings.pii_hash_key.get_secret_value().encode()
+    named: dict[str, list[TransactionEvent]] = {}
+    for event in events:
+        for key in entity_keys(event, rules.entities, hash_key):
+            named.setdefault(key, []).append(event)
+    changelog = f"{settings.app_id}-velocity-changelog"
+    wrong = ["changelog not read"]
+    for _ in range(attempts):
+        latest: dict[str, bytes | None] = {}
+        records = read_topics(settings.bootstrap_servers, [changelog], True, 2.0)
+        async with aclosing(records):
+            async for record in records:
+                if record.key is not None:
+                    latest[record.key.decode()] = record.value
+        wrong = []
+        for key, theirs in named.items():
+            state = VelocityState.from_bytes(latest.get(key))
+            seconds = [int(e.occurred_at.timestamp()) for e in theirs]
+            newest = max(seconds)
+            for name, length in rules.velocity.windows.items():
+                inside = [e for e, s in zip(theirs, seconds, strict=True) if newest - length < s]
+                got = state.window("tx", newest * 1000, length)
+                want = (len(inside), sum(e.amount_cents for e in inside))
+                if (got.count, got.amount_cents) != want:
+                    wrong.append(f"{key} {name}: got {(got.count, got.amount_cents)}, want {want}")
+        if not wrong:
+            break
     return wrong
 
 

@@ -27,6 +27,7 @@ from tests import factories
 from tests.integration.helpers import (
     CODEC,
     collect,
+    entity_window_mismatches,
     read_giftpix_outputs,
     recomputed_windows,
     send_events,
@@ -164,7 +165,9 @@ def test_kill_9_mid_stream_then_restart_decides_every_event_with_exact_windows(
     engine_settings: Settings, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     """At-least-once: nothing lost; re-deliveries are identical and collapse by event_id;
-    velocity state recovered from RocksDB + changelog still counts every event once."""
+    velocity state recovered from RocksDB + changelog still counts every event once, in the
+    subjects' windows and in the windows of the entities they name (IP, device, document,
+    counterparty: counted by the same worker in the batch that decides the event)."""
     topics = Topics(engine_settings.topic_prefix)
     bootstrap = engine_settings.bootstrap_servers
     events = timed_transactions(3000, users=12)
@@ -188,6 +191,7 @@ def test_kill_9_mid_stream_then_restart_decides_every_event_with_exact_windows(
     wanted = {e.event_id for e in events}
     out = asyncio.run(collect(bootstrap, topics, wanted, idle_timeout_s=90))
     _decide_and_check([d for _, d in out.decisions], events)
+    assert asyncio.run(entity_window_mismatches(engine_settings, events)) == []
 
 
 def test_second_worker_joining_mid_stream_keeps_windows_exact(
