@@ -1,0 +1,133 @@
+"""The scoring agent's own work per record, without broker or Faust: events/s.
+
+The pipeline benchmark measures everything at once (broker, Faust, producers, our code) on
+shared cores. This one runs the agent's per-record code (``agents.scoring.Scorer``: decode
+and admit, decide, encode the outputs, count for the entities, serialise the states) on the
+same handbook + GiftPix records, in batches as the agent takes them, with a dictionary in
+place of the RocksDB table; what it re-routes comes back in the next batch, as through the
+broker. One worker owns every partition, as in the pipeline benchmark. It says how much of
+a worker's time is ours, and moves only when our code does. Runs with the online model off
+(rules only) and on (model features, known frauds; no snapshot loaded, as on a fresh
+deployment).
+
+    .venv/bin/python -m bench.scorer [--transactions 20000] [--gifts 2000] [--batch 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from datetime import UTC, datetime, timedelta
+
+from agents.scoring import Scorer, SharedViews
+from atalaia.demo import event_record
+from atalaia.sample import (
+    generated_gifts,
+    interleave,
+    read_handbook,
+    synthetic_transactions_until,
+)
+from config.rules import RuleSet, load_rules
+from config.settings import load_settings
+from engine.entities import BlockView
+from engine.learning import CHALLENGER, CHAMPION, KnownFrauds, ModelShelf
+from schemas.codec import WireCodec
+from streams.partitioning import owner_partition
+from streams.topics import Topics
+from streams.views import default_list_view
+
+PARTITIONS = 4
+
+
+class _Message:
+    """The fields of a consumed record the agent reads."""
+
+    def __init__(self, topic: str, key: bytes, value: bytes, timestamp: float) -> None:
+        self.topic, self.key, self.value, self.timestamp = topic, key, value, timestamp
+        self.partition = owner_partition(key, PARTITIONS)
+        self.offset = 0
+
+
+class _Record:
+    def __init__(self, message: _Message) -> None:
+        self.message = message
+
+
+def _records(transactions: int, gifts: int, topics: Topics) -> list[_Record]:
+    settings = load_settings()
+    now = datetime.now(UTC).replace(microsecond=0)
+    tx = (
+        read_handbook(settings.handbook_path, transactions)
+        if settings.handbook_path.is_file()
+        else synthetic_transactions_until(transactions, now)
+    )
+    gift_events = generated_gifts(gifts, now - timedelta(seconds=60 * gifts))
+    codec, received = WireCodec(), time.time()
+    records = []
+    for event in interleave(tx, gift_events):
+        out = event_record(codec, topics, event)
+        assert out.key is not None  # keyed by subject
+        records.append(_Record(_Message(out.topic, out.key, out.value, received)))
+    return records
+
+
+def run(rules: RuleSet, records: list[_Record], topics: Topics, batch_size: int) -> float:
+    """Input events/s through a fresh scorer (states start empty, as on a new deployment)."""
+    settings = load_settings()
+    hash_key = settings.pii_hash_key.get_secret_value().encode()
+    views = SharedViews(
+        BlockView(),
+        default_list_view(hash_key),
+        {name: ModelShelf(rules.model.snapshot_history) for name in (CHAMPION, CHALLENGER)},
+        KnownFrauds(rules.velocity.horizon_s * 1000, rules.model.known_fraud_keep),
+    )
+    table: dict[bytes, bytes] = {}
+    clock = lambda: datetime.now(UTC)  # noqa: E731
+    cache_keys = settings.state_cache_keys
+    scorer = Scorer(
+        topics, WireCodec(), clock, PARTITIONS, table, views, hash_key, None, cache_keys
+    )
+    owned = frozenset(range(PARTITIONS))
+    started = time.perf_counter()
+    rerouted: list[_Record] = []
+    for first in range(0, len(records) + batch_size, batch_size):
+        batch = scorer.begin(owned)
+        for record in [*rerouted, *records[first : first + batch_size]]:
+            scorer.handle(batch, record, rules)  # type: ignore[arg-type]
+        scorer.store(batch)
+        # What the agent sends to the re-route topic comes back to it in a later batch.
+        rerouted = [
+            _Record(_Message(topic, key, value, time.time()))
+            for topic, key, value, _ in batch.outputs
+            if topic == topics.validated
+        ]
+    return len(records) / (time.perf_counter() - started)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--transactions", type=int, default=20_000)
+    parser.add_argument("--gifts", type=int, default=2_000)
+    parser.add_argument("--batch", type=int, default=100)
+    args = parser.parse_args()
+    topics = Topics("bench")
+    records = _records(args.transactions, args.gifts, topics)
+    shipped = load_rules()
+    rules_only = shipped.model_copy(
+        update={"model": shipped.model.model_copy(update={"enabled": False})}
+    )
+    report = {
+        "machine": f"{platform.machine()} {platform.python_version()}",
+        "records": len(records),
+        "batch": args.batch,
+        "rules_only_events_per_s": round(run(rules_only, records, topics, args.batch)),
+        "model_on_events_per_s": round(run(shipped, records, topics, args.batch)),
+    }
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
