@@ -81,6 +81,7 @@ from streams.metrics import (
     LATENCY,
     LIST_HITS,
     MODEL_LATE_EVENTS,
+    child_of,
 )
 from streams.partitioning import owner_partition
 from streams.side_producer import SideProducer
@@ -182,7 +183,7 @@ class Scorer:
         log.warning(
             "dead-lettered %s[%d]@%d: %s: %s", msg.topic, msg.partition, msg.offset, error, detail
         )
-        DEAD_LETTERS.labels(error).inc()
+        child_of(DEAD_LETTERS, error).inc()
         key, letter = dead_letter_of(msg, error, detail, self.clock())
         batch.outputs.append((self.topics.dead_letters, key, self.codec.encode(letter), None))
 
@@ -318,11 +319,11 @@ class Scorer:
         if self.challenger is not None:
             shadow = self.shadow(event, outcome, decision, self.challenger, at_ms)
             batch.outputs.append((self.topics.shadow_decisions, key, encode(shadow), None))
-        EVENTS_IN.labels(decision.event_kind.value).inc()
-        DECISIONS.labels(decision.decision.value, decision.band.value).inc()
+        child_of(EVENTS_IN, decision.event_kind.value).inc()
+        child_of(DECISIONS, decision.decision.value, decision.band.value).inc()
         LATENCY.observe(max(0, decision.latency_ms) / 1000)
         if outcome.assessment.list_severity is not None:
-            LIST_HITS.labels(outcome.assessment.list_severity.value).inc()
+            child_of(LIST_HITS, outcome.assessment.list_severity.value).inc()
         override = override_record(decision)
         if override is not None:
             audit_key = override.audit_id.encode()

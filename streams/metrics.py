@@ -4,6 +4,7 @@ label ever carries an id or a personal value (kinds, verdicts, bands, severities
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
@@ -35,6 +36,13 @@ SINK_BATCH_ROWS = Histogram(
     buckets=(1, 10, 100, 500, 1000, 5000),
 )
 SINK_FAILURES = Counter("atalaia_sink_failures_total", "Analytics sink batches that failed")
+
+
+@lru_cache(maxsize=1024)
+def child_of(metric: Counter, *values: str) -> Any:
+    """The child of ``metric`` for these label values. Cached: the scoring agent counts every
+    event, and a ``labels()`` lookup costs more than the increment (labels are bounded enums)."""
+    return metric.labels(*values)
 
 
 def serve_metrics(port: int) -> None:

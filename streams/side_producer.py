@@ -1,10 +1,10 @@
 """A normally batching producer for the engine's outputs, flushed before Faust commits.
 
-Faust has one producer, and on Tansu its changelog workaround makes every send a one-record
-batch. Decisions, validated events and the other outputs go through this producer instead;
-the Faust producer keeps only the changelogs. Faust flushes its producer before it commits
-offsets, and ``streams.transport`` makes that flush also wait for this one, so a committed
-offset still means its outputs were acknowledged (at-least-once).
+Faust's producer writes the table changelogs. Decisions, validated events and the other
+outputs go through this producer instead, awaited per batch by the agents (5 ms linger).
+Faust flushes its producer before it commits offsets, and ``streams.transport`` makes that
+flush also wait for this one, so a committed offset still means its outputs were
+acknowledged (at-least-once).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ class SideProducer:
         self._pending: set[asyncio.Future[object]] = set()
 
     async def _started(self) -> AIOKafkaProducer:
+        if self._producer is not None:
+            return self._producer  # every send asks: no lock once started
         async with self._starting:
             if self._producer is None:
                 producer = AIOKafkaProducer(
