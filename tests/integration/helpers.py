@@ -147,7 +147,7 @@ def window_mismatches(decisions: list[Decision], expected: dict[str, dict[str, i
 
 
 async def entity_window_mismatches(
-    settings: Settings, events: list[TransactionEvent], attempts: int = 5
+    settings: Settings, events: list[TransactionEvent], attempts: int = 10
 ) -> list[str]:
     """Every tracked entity the events name whose state, as last written to the velocity
     changelog, holds windows that differ from a recomputation from the input (should be
