@@ -6,10 +6,13 @@ Memory storage only: stopping it loses every topic, offset and group.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import stat
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
@@ -92,6 +95,18 @@ class EmbeddedBroker:
             self.stop()
             raise BrokerError(f"Tansu did not listen on {self.bootstrap_servers} in {timeout_s}s")
         return self
+
+    @contextmanager
+    def stalled(self) -> Iterator[None]:
+        """The broker stops answering (SIGSTOP) until the block ends (SIGCONT): an outage
+        that keeps the data, which a memory-only broker cannot survive by restarting."""
+        if self._process is None:
+            raise BrokerError("the broker is not running")
+        self._process.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            self._process.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
         if self._process is None:

@@ -8,11 +8,13 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from atalaia.broker import EmbeddedBroker
 from atalaia.publish import OutRecord, publish
 from atalaia.supervise import WorkerProcess
 from config.rules import load_rules
@@ -192,6 +194,42 @@ def test_kill_9_mid_stream_then_restart_decides_every_event_with_exact_windows(
     out = asyncio.run(collect(bootstrap, topics, wanted, idle_timeout_s=90))
     _decide_and_check([d for _, d in out.decisions], events)
     assert asyncio.run(entity_window_mismatches(engine_settings, events)) == []
+
+
+def test_broker_stalled_mid_stream_then_back_loses_nothing_and_windows_stay_exact(
+    broker: EmbeddedBroker,
+    engine_settings: Settings,
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    """The broker stops answering for 4 s while the worker is busy (less than the session
+    timeout: no rebalance): sends wait or are retried until stored, the worker lives on, and
+    every event is decided (re-deliveries identical) into windows that match the input."""
+    topics = Topics(engine_settings.topic_prefix)
+    bootstrap = engine_settings.bootstrap_servers
+    events = timed_transactions(2000, users=12)
+    worker = start_worker()
+    warmup = factories.gift()
+    asyncio.run(send_events(bootstrap, topics, [warmup]))
+    asyncio.run(collect(bootstrap, topics, {warmup.event_id}))
+
+    async def send_through_a_stall() -> None:
+        sending = asyncio.create_task(send_events(bootstrap, topics, events, rate=1000))
+        await asyncio.sleep(1.0)  # the worker is now busy with the stream
+        assert not sending.done(), "the stall must land mid-stream"
+        with broker.stalled():
+            await asyncio.sleep(4.0)
+        await sending
+
+    asyncio.run(send_through_a_stall())
+    wanted = {e.event_id for e in events}
+    out = asyncio.run(collect(bootstrap, topics, wanted, idle_timeout_s=90))
+    decisions = [d for _, d in out.decisions]
+    _decide_and_check(decisions, events)
+    # The stall was real: for seconds nothing was decided, then the stream went on.
+    decided_at = sorted({d.decided_at for d in decisions})
+    assert max(b - a for a, b in pairwise(decided_at)) >= timedelta(seconds=3)
+    assert asyncio.run(entity_window_mismatches(engine_settings, events)) == []
+    assert worker.alive
 
 
 def test_second_worker_joining_mid_stream_keeps_windows_exact(
