@@ -21,7 +21,7 @@ from config.rules import LiveRules, RuleSet
 from config.settings import Settings
 from schemas.codec import WireCodec
 from schemas.dead_letters import dead_letter_of
-from streams.reader import FOLLOW_FETCH_WAIT_MS, read_topics
+from streams.reader import read_topics
 from streams.topics import Topics
 
 RULES_KEY = b"rules"
@@ -61,7 +61,7 @@ async def follow_rules(
     on_rejected: RejectedRules,
 ) -> None:
     """Apply every rules record past ``read_through``, forever; report the rejected ones."""
-    records = read_topics(bootstrap_servers, [topics.config], True, None, FOLLOW_FETCH_WAIT_MS)
+    records = read_topics(bootstrap_servers, [topics.config], True, None)
     async with aclosing(records):
         async for record in records:
             if record.offset <= read_through.get(record.partition, -1):

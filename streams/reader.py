@@ -15,11 +15,6 @@ from streams.end_offsets import true_end_offsets
 
 M = TypeVar("M", bound=WireModel)
 
-# How long a follower's fetch may wait for new records. A worker follows several topics that
-# are mostly quiet, and Tansu holds every fetch for the whole wait: with 10 ms, their empty
-# fetches took ~5% of a busy worker's loop. A view may lag its topic by about this much.
-FOLLOW_FETCH_WAIT_MS = 100
-
 
 class MissingTopicError(Exception):
     """A topic to read is not on the broker; one line for the operator."""

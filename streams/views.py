@@ -13,7 +13,7 @@ from config.default_lists import default_list_rows
 from engine.lists import ListView, default_entries
 from schemas.codec import DecodeError, WireCodec
 from schemas.models import WireModel
-from streams.reader import FOLLOW_FETCH_WAIT_MS, read_topics
+from streams.reader import read_topics
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +31,7 @@ async def follow_into(
     was there at the start has been applied (scoring waits for it: no decision on a view
     that is still loading)."""
     codec = WireCodec()
-    records = read_topics(
-        bootstrap_servers, [topic], True, None, FOLLOW_FETCH_WAIT_MS, caught_up=caught_up
-    )
+    records = read_topics(bootstrap_servers, [topic], True, None, caught_up=caught_up)
     async with aclosing(records):
         async for record in records:
             if record.value is None:
