@@ -136,6 +136,29 @@ def _decide_and_check(
     return outcomes
 
 
+def _ready_worker(settings: Settings, start_worker: Callable[..., WorkerProcess]) -> WorkerProcess:
+    """A worker that has joined its group: it decided a warm-up event."""
+    topics = Topics(settings.topic_prefix)
+    worker = start_worker()
+    warmup = factories.gift()
+    asyncio.run(send_events(settings.bootstrap_servers, topics, [warmup]))
+    asyncio.run(collect(settings.bootstrap_servers, topics, {warmup.event_id}))
+    return worker
+
+
+def _all_decided_into_exact_windows(
+    settings: Settings, events: list[TransactionEvent]
+) -> list[Decision]:
+    """Every event decided, its subject's windows and its entities' windows exact."""
+    wanted = {e.event_id for e in events}
+    topics = Topics(settings.topic_prefix)
+    out = asyncio.run(collect(settings.bootstrap_servers, topics, wanted, idle_timeout_s=90))
+    decisions = [d for _, d in out.decisions]
+    _decide_and_check(decisions, events)
+    assert asyncio.run(entity_window_mismatches(settings, events)) == []
+    return decisions
+
+
 def test_events_not_keyed_by_subject_are_rerouted_and_windows_stay_exact(
     engine_settings: Settings, start_worker: Callable[..., WorkerProcess]
 ) -> None:
@@ -173,10 +196,7 @@ def test_kill_9_mid_stream_then_restart_decides_every_event_with_exact_windows(
     topics = Topics(engine_settings.topic_prefix)
     bootstrap = engine_settings.bootstrap_servers
     events = timed_transactions(3000, users=12)
-    first = start_worker()
-    warmup = factories.gift()
-    asyncio.run(send_events(bootstrap, topics, [warmup]))
-    asyncio.run(collect(bootstrap, topics, {warmup.event_id}))
+    first = _ready_worker(engine_settings, start_worker)
 
     async def send_and_kill() -> int:
         sending = asyncio.create_task(send_events(bootstrap, topics, events, rate=1000))
@@ -190,10 +210,7 @@ def test_kill_9_mid_stream_then_restart_decides_every_event_with_exact_windows(
     assert 0 < decided_before_restart < len(events), "the kill must land mid-stream"
 
     start_worker()
-    wanted = {e.event_id for e in events}
-    out = asyncio.run(collect(bootstrap, topics, wanted, idle_timeout_s=90))
-    _decide_and_check([d for _, d in out.decisions], events)
-    assert asyncio.run(entity_window_mismatches(engine_settings, events)) == []
+    _all_decided_into_exact_windows(engine_settings, events)
 
 
 def test_broker_stalled_mid_stream_then_back_loses_nothing_and_windows_stay_exact(
@@ -207,10 +224,7 @@ def test_broker_stalled_mid_stream_then_back_loses_nothing_and_windows_stay_exac
     topics = Topics(engine_settings.topic_prefix)
     bootstrap = engine_settings.bootstrap_servers
     events = timed_transactions(2000, users=12)
-    worker = start_worker()
-    warmup = factories.gift()
-    asyncio.run(send_events(bootstrap, topics, [warmup]))
-    asyncio.run(collect(bootstrap, topics, {warmup.event_id}))
+    worker = _ready_worker(engine_settings, start_worker)
 
     async def send_through_a_stall() -> None:
         sending = asyncio.create_task(send_events(bootstrap, topics, events, rate=1000))
@@ -221,14 +235,10 @@ def test_broker_stalled_mid_stream_then_back_loses_nothing_and_windows_stay_exac
         await sending
 
     asyncio.run(send_through_a_stall())
-    wanted = {e.event_id for e in events}
-    out = asyncio.run(collect(bootstrap, topics, wanted, idle_timeout_s=90))
-    decisions = [d for _, d in out.decisions]
-    _decide_and_check(decisions, events)
+    decisions = _all_decided_into_exact_windows(engine_settings, events)
     # The stall was real: for seconds nothing was decided, then the stream went on.
     decided_at = sorted({d.decided_at for d in decisions})
     assert max(b - a for a, b in pairwise(decided_at)) >= timedelta(seconds=3)
-    assert asyncio.run(entity_window_mismatches(engine_settings, events)) == []
     assert worker.alive
 
 
@@ -251,10 +261,7 @@ def test_second_worker_joining_mid_stream_keeps_windows_exact(
         return joiner
 
     second = asyncio.run(send_while_joining())
-    wanted = {e.event_id for e in events}
-    out = asyncio.run(collect(bootstrap, topics, wanted, idle_timeout_s=90))
-    _decide_and_check([d for _, d in out.decisions], events)
-    assert asyncio.run(entity_window_mismatches(engine_settings, events)) == []
+    _all_decided_into_exact_windows(engine_settings, events)
     # The newcomer really took over part of the stream (and recovered its state).
     log = second.log_file.read_text()
     assignment = log[log.rindex("Setting newly assigned partitions") :]
