@@ -86,6 +86,7 @@ from streams.metrics import (
 from streams.partitioning import owner_partition
 from streams.side_producer import SideProducer
 from streams.topics import Topics
+from streams.views import default_list_view
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,17 @@ class SharedViews:
     lists_loaded: asyncio.Event = field(default_factory=asyncio.Event)
     models_loaded: asyncio.Event = field(default_factory=asyncio.Event)
     known_frauds_loaded: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @classmethod
+    def starting(cls, rules: RuleSet, hash_key: bytes) -> SharedViews:
+        """What a worker holds before its followers read the topics: no blocks, the shipped
+        default list entries, empty model shelves and no known frauds."""
+        return cls(
+            BlockView(),
+            default_list_view(hash_key),
+            {name: ModelShelf(rules.model.snapshot_history) for name in (CHAMPION, CHALLENGER)},
+            KnownFrauds(rules.velocity.horizon_s * 1000, rules.model.known_fraud_keep),
+        )
 
     async def wait_loaded(self) -> None:
         loaded = asyncio.gather(

@@ -31,12 +31,9 @@ from atalaia.sample import (
 )
 from config.rules import RuleSet, load_rules
 from config.settings import load_settings
-from engine.entities import BlockView
-from engine.learning import CHALLENGER, CHAMPION, KnownFrauds, ModelShelf
 from schemas.codec import WireCodec
 from streams.partitioning import owner_partition
 from streams.topics import Topics
-from streams.views import default_list_view
 
 PARTITIONS = 4
 
@@ -77,12 +74,7 @@ def run(rules: RuleSet, records: list[_Record], topics: Topics, batch_size: int)
     """Input events/s through a fresh scorer (states start empty, as on a new deployment)."""
     settings = load_settings()
     hash_key = settings.pii_hash_key.get_secret_value().encode()
-    views = SharedViews(
-        BlockView(),
-        default_list_view(hash_key),
-        {name: ModelShelf(rules.model.snapshot_history) for name in (CHAMPION, CHALLENGER)},
-        KnownFrauds(rules.velocity.horizon_s * 1000, rules.model.known_fraud_keep),
-    )
+    views = SharedViews.starting(rules, hash_key)
     table: dict[bytes, bytes] = {}
     clock = lambda: datetime.now(UTC)  # noqa: E731
     cache_keys = settings.state_cache_keys

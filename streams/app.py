@@ -16,14 +16,9 @@ from agents.counter_mirror import register_counter_mirror
 from agents.scoring import SharedViews, register_scoring
 from config.rules import LiveRules, RuleSet
 from config.settings import Settings
-from engine.entities import BlockView
 from engine.learning import (
-    CHALLENGER,
-    CHAMPION,
-    KnownFrauds,
     LoadedModel,
     ModelError,
-    ModelShelf,
     open_model,
 )
 from schemas.codec import WireCodec
@@ -36,7 +31,7 @@ from streams.metrics import LAG_INTERVAL_S, measure_lag, serve_metrics
 from streams.side_producer import SideProducer
 from streams.topics import Topics
 from streams.transport import Transport
-from streams.views import default_list_view, follow_into
+from streams.views import follow_into
 
 log = logging.getLogger(__name__)
 
@@ -107,12 +102,7 @@ def build_app(
     codec = WireCodec()
     live = LiveRules(start.rules)
     hash_key = settings.pii_hash_key.get_secret_value().encode()
-    views = SharedViews(
-        BlockView(),
-        default_list_view(hash_key),
-        {name: ModelShelf(start.rules.model.snapshot_history) for name in (CHAMPION, CHALLENGER)},
-        KnownFrauds(start.rules.velocity.horizon_s * 1000, start.rules.model.known_fraud_keep),
-    )
+    views = SharedViews.starting(start.rules, hash_key)
     window_s = settings.batch_window_ms / 1000
     register_scoring(
         app,

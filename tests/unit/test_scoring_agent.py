@@ -9,14 +9,12 @@ from datetime import UTC, datetime
 from agents.scoring import Scorer, SharedViews
 from config.rules import load_rules
 from engine.admission import subject_of
-from engine.entities import BlockView, entity_keys
-from engine.learning import CHAMPION, KnownFrauds, ModelShelf
+from engine.entities import entity_keys
 from engine.velocity import Observation, VelocityState
 from schemas.codec import WireCodec
 from schemas.models import Decision
 from streams.partitioning import owner_partition
 from streams.topics import Topics
-from streams.views import default_list_view
 from tests import factories
 
 PARTITIONS = 4
@@ -39,12 +37,7 @@ class _Record:
 
 
 def _scorer(table: dict[bytes, bytes]) -> Scorer:
-    views = SharedViews(
-        BlockView(),
-        default_list_view(HASH_KEY),
-        {CHAMPION: ModelShelf(2)},
-        KnownFrauds(RULES.velocity.horizon_s * 1000, 10),
-    )
+    views = SharedViews.starting(RULES, HASH_KEY)
     clock = lambda: datetime.now(UTC)  # noqa: E731
     return Scorer(TOPICS, CODEC, clock, PARTITIONS, table, views, HASH_KEY, None, 1_000)
 
