@@ -106,11 +106,16 @@ def run_query(settings: Settings, query: str) -> tuple[list[str], list[list[Any]
         raise AnalyticsError(json.loads(error.read()).get("error", str(error))) from None
     except (urllib.error.URLError, ConnectionError):
         pass  # no sink running: the store is free to open
-    from sinks.clickhouse import AnalyticsStore, connect
+    from sinks.clickhouse import AnalyticsStore, connect, held_elsewhere
 
     try:
         columns, rows = AnalyticsStore(connect(settings.analytics)).query_read_only(query)
     except Exception as exc:  # ClickHouse and chDB raise many types
+        if held_elsewhere(settings.analytics):
+            raise AnalyticsError(
+                f"the analytics store {settings.analytics} is open in another process (a sink "
+                f"answers queries on 127.0.0.1:{settings.sink_port} once it has started)"
+            ) from None
         raise AnalyticsError(str(exc).strip().splitlines()[0][:500]) from None
     return columns, [list(map(_plain, row)) for row in rows]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from atalaia.analytics import run_query
-from atalaia.broker import EmbeddedBroker, free_port
+from atalaia.broker import EmbeddedBroker, free_port, wait_for_port
 from atalaia.learning import compare_shadow, print_comparison
 from atalaia.measure import percentile
 from atalaia.progress import Progress
@@ -264,6 +264,7 @@ async def run_demo(
                     )
                 if sink is not None:
                     print("waiting for the analytics sink...", file=out)
+                    await _sink_serving(demo, sink, workdir / "sink.log")
                     result.daily_report = await asyncio.to_thread(
                         busiest_day_report, demo, result.decided
                     )
@@ -274,6 +275,17 @@ async def run_demo(
                 if learner is not None:
                     learner.stop()
     return result
+
+
+async def _sink_serving(settings: Settings, sink: WorkerProcess, log: Path) -> None:
+    """Wait until the sink answers queries: until then it may hold the store without serving
+    it, and a query would find the store locked."""
+    deadline = time.monotonic() + SINK_TIMEOUT_S
+    while not await asyncio.to_thread(wait_for_port, "127.0.0.1", settings.sink_port, 1.0):
+        if not sink.alive:
+            raise DemoError(f"the analytics sink died; see {log}")
+        if time.monotonic() > deadline:
+            raise DemoError(f"the analytics sink did not serve queries in {SINK_TIMEOUT_S:.0f}s")
 
 
 async def _first_snapshot(bootstrap: str, topics: Topics) -> None:

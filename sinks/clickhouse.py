@@ -10,7 +10,9 @@ money as integer centavos; times as DateTime64(3, 'UTC').
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -183,6 +185,26 @@ def connect(target: str) -> Client:
         Path(target).mkdir(parents=True, exist_ok=True)
         target = f"chdb://{Path(target).resolve()}"
     return clickhouse_connect.get_client(dsn=target)
+
+
+def held_elsewhere(target: str) -> bool:
+    """Whether another process has the chDB directory ``target`` open: the embedded server
+    holds an exclusive lock on its ``status`` file while it runs (one process per directory)."""
+    if target.startswith("chdb://"):
+        target = target.removeprefix("chdb://")
+    elif "://" in target:
+        return False  # a server: many clients at once
+    try:
+        fd = os.open(Path(target) / "status", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 class AnalyticsStore:

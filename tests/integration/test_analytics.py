@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -150,6 +151,33 @@ def test_sql_answers_with_a_table_and_refuses_writes(
     assert refused.returncode == 1 and "readonly" in refused.stderr.lower()
     assert "Traceback" not in refused.stderr
     assert sql("SELECT count() FROM decisions").returncode == 0  # still there
+
+
+def test_sql_on_a_store_another_process_holds_says_so_in_one_line(
+    sink_settings: Settings,
+) -> None:
+    """A sink that has opened the store but does not answer yet (starting) holds chDB's
+    one-process lock: ``atalaia sql`` must say that, not chDB's engine error."""
+    with subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from sinks.clickhouse import connect; "
+            f"store = connect({sink_settings.analytics!r}); store.command('SELECT 1'); "
+            "print('open', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        refused = run_atalaia(sink_settings, "sql", "SELECT 1")
+        holder.communicate(timeout=30)  # closes its stdin: it exits and frees the store
+    assert refused.returncode == 1
+    assert "open in another process" in refused.stderr
+    assert f"127.0.0.1:{sink_settings.sink_port}" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert run_atalaia(sink_settings, "sql", "SELECT 1").returncode == 0  # free again
 
 
 def _set_immutable(root: Path, immutable: bool) -> None:
