@@ -24,7 +24,6 @@ class AnalyticsError(Exception):
 
 
 def run_sink(settings: Settings) -> None:
-    import faust
     from aiohttp import web
 
     from agents.alerter import register_alerter
@@ -32,7 +31,7 @@ def run_sink(settings: Settings) -> None:
     from config.rules import load_rules
     from sinks.clickhouse import AnalyticsStore, connect
     from streams.admin import ensure_topics
-    from streams.app import new_app, utc_now
+    from streams.app import new_app, run_until_stopped, utc_now
     from streams.topics import Topics
 
     asyncio.run(ensure_topics(settings))
@@ -57,8 +56,7 @@ def run_sink(settings: Settings) -> None:
             await runner.cleanup()
 
     app.task(serve_queries)
-    worker = faust.Worker(app, loglevel=settings.log_level, redirect_stdouts=False)
-    worker.execute_from_commandline()
+    run_until_stopped(app, settings)
 
 
 def _query_app(store: Any, lock: asyncio.Lock) -> Any:

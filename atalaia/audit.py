@@ -35,17 +35,15 @@ class AuditError(Exception):
 
 
 def run_auditor(settings: Settings) -> None:
-    import faust  # the worker's dependencies only when running one
 
     from agents.auditor import register_auditor
-    from streams.app import new_app, utc_now
+    from streams.app import new_app, run_until_stopped, utc_now
 
     asyncio.run(ensure_topics(settings))
     app = new_app(settings, f"{settings.app_id}-audit")
     window_s = settings.batch_window_ms / 1000
     register_auditor(app, settings, utc_now, settings.batch_size, window_s)
-    worker = faust.Worker(app, loglevel=settings.log_level, redirect_stdouts=False)
-    worker.execute_from_commandline()
+    run_until_stopped(app, settings)
 
 
 @dataclass

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-import faust
-
 from config.rules import RuleSet
 from config.settings import Settings
 from streams.admin import ensure_topics
-from streams.app import build_app
+from streams.app import build_app, run_until_stopped
 from streams.live_config import latest_rules
 
 
@@ -17,6 +15,4 @@ def run_worker(settings: Settings, rules: RuleSet, challenger: RuleSet | None) -
     asyncio.run(ensure_topics(settings))
     start = asyncio.run(latest_rules(settings, rules))
     app = build_app(settings, start, challenger=challenger)
-    # Faust's default "warn" level leaves the root logger at DEBUG, which costs ~25%.
-    worker = faust.Worker(app, loglevel=settings.log_level, redirect_stdouts=False)
-    worker.execute_from_commandline()
+    run_until_stopped(app, settings)
