@@ -66,6 +66,12 @@ class Settings(BaseSettings):
         default=None, description="Mirror active fraud blocks to this Redis (off when unset)."
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_repeat_interval_s: float = Field(
+        default=10.0,
+        ge=0,
+        le=3600,
+        description="A repeated Kafka client log line passes once per this interval (0: all).",
+    )
     web_enabled: bool = False
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535)

@@ -29,6 +29,7 @@ from schemas.models import KnownFrauds as KnownFraudsRecord
 from sinks.redis_blocks import RedisBlockMirror
 from sinks.redis_counters import RedisCounterMirror
 from streams.live_config import StartingRules, register_config_follower
+from streams.log_limits import limit_client_repeats
 from streams.metrics import LAG_INTERVAL_S, measure_lag, serve_metrics
 from streams.side_producer import SideProducer
 from streams.topics import Topics
@@ -62,6 +63,7 @@ def run_until_stopped(app: faust.App, settings: Settings) -> None:
     """Run ``app`` as a Faust worker until SIGINT/SIGTERM, on uvloop: ~8% more events/s
     than asyncio's own loop in a burst (bench in the README)."""
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    limit_client_repeats(settings.log_repeat_interval_s)
     # Faust's default "warn" level leaves the root logger at DEBUG, which costs ~25%.
     worker = faust.Worker(app, loglevel=settings.log_level, redirect_stdouts=False)
     worker.execute_from_commandline()
