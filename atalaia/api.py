@@ -44,6 +44,7 @@ from streams.admin import ensure_topics
 from streams.admin_state import AdminState
 from streams.decision_waiter import DecisionWaiter
 from streams.live_config import follow_rules, latest_rules
+from streams.log_limits import limit_client_repeats
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -223,6 +224,7 @@ def build_api(service: DecideService) -> web.Application:
 
 def run_api(settings: Settings, rules: RuleSet) -> None:
     service = DecideService(settings, rules)
+    limit_client_repeats(settings.log_repeat_interval_s)
     print(f"decision API on http://{settings.api_host}:{settings.api_port}/v1/decide/{{kind}}")
     web.run_app(
         build_api(service),

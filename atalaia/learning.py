@@ -20,6 +20,7 @@ from schemas.models import Label, ShadowDecision, Verdict
 from streams.admin import ensure_topics
 from streams.app import utc_now
 from streams.live_config import latest_rules
+from streams.log_limits import limit_client_repeats
 from streams.reader import read_decoded
 from streams.topics import Topics
 
@@ -52,6 +53,7 @@ def build_learner(
 
 def run_learner_main(settings: Settings) -> int:
     """Learn until SIGINT/SIGTERM, then publish and checkpoint once more."""
+    limit_client_repeats(settings.log_repeat_interval_s)
     fallback = load_rules(settings.rules_path)
     challenger = challenger_rules(settings)
 
