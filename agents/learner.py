@@ -42,6 +42,7 @@ from engine.learning import (
 from schemas.codec import DecodeError, WireCodec
 from schemas.models import Decision, KnownFrauds, Label, ModelSnapshot
 from streams.side_producer import SideProducer
+from streams.stopping import despite_unreachable_broker
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -281,7 +282,7 @@ async def run_learner(process: LearnerProcess, stop: asyncio.Event | None = None
                 last_snapshot = now
         await _publish(process, producer)
     finally:
-        await consumer.stop()
+        await despite_unreachable_broker(consumer.stop())
         await producer.stop()
 
 

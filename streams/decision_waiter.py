@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from schemas.codec import DecodeError, WireCodec
 from schemas.models import Decision
 from streams.reader import MissingTopicError
+from streams.stopping import despite_unreachable_broker
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class DecisionWaiter:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._consumer.stop()
+        await despite_unreachable_broker(self._consumer.stop())
 
     def expect(self, event_id: str) -> asyncio.Future[Decision]:
         """Register before publishing the event; the future resolves with its decision."""

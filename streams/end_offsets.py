@@ -15,6 +15,8 @@ from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.stopping import despite_unreachable_broker
+
 P = TypeVar("P", bound=tuple[str, int])
 
 
@@ -50,5 +52,5 @@ async def true_end_offsets(
                 ends[tp] = max(ends[tp], last, probe.highwater(partition) or 0)
                 pending.discard(partition)
     finally:
-        await probe.stop()
+        await despite_unreachable_broker(probe.stop())
     return ends

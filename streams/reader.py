@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from schemas.codec import DecodeError, WireCodec
 from schemas.models import WireModel
 from streams.end_offsets import true_end_offsets
+from streams.stopping import despite_unreachable_broker
 
 M = TypeVar("M", bound=WireModel)
 
@@ -71,7 +72,7 @@ async def read_topics(
                 caught_up()
                 caught_up = None
     finally:
-        await consumer.stop()
+        await despite_unreachable_broker(consumer.stop())
 
 
 async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:

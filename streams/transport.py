@@ -19,7 +19,6 @@ read offsets past the records it was about to read again, so the consumer's flow
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Mapping
 from typing import Any, Protocol, cast
 
@@ -28,8 +27,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from streams.end_offsets import true_end_offsets
 from streams.side_producer import SideProducer
-
-log = logging.getLogger(__name__)
+from streams.stopping import despite_unreachable_broker
 
 # Long enough for the record loop to notice the stopped flow; a rebalance is not latency bound.
 _STALE_FETCH_DRAIN_S = 0.05
@@ -50,16 +48,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return consumer
 
     async def on_thread_stop(self) -> None:
-        """Stop the consumer even when the broker is unreachable: aiokafka's fetcher then
-        ends its close with the CancelledError of a fetch that was waiting to retry; let
-        through, it killed the consumer thread and the worker never finished stopping."""
-        try:
-            await super().on_thread_stop()
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise  # this stop itself is cancelled
-            log.warning("consumer stopped while the broker was unreachable")
+        await despite_unreachable_broker(super().on_thread_stop())
 
     async def seek_to_committed(self) -> Mapping[Any, int]:
         return cast(Mapping[Any, int], await self.call_thread(self._seek_to_committed_or_beginning))

@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
-from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -25,7 +23,6 @@ from engine.admission import subject_of
 from engine.decisions import DecisionLedger, Seen
 from engine.velocity import Observation, VelocityState
 from schemas.models import Decision, DecisionAction, GiftEvent, TransactionEvent, Verdict
-from streams.admin import ensure_topics
 from streams.partitioning import owner_partition
 from streams.topics import Topics
 from tests import factories
@@ -243,27 +240,6 @@ def test_broker_stalled_mid_stream_then_back_loses_nothing_and_windows_stay_exac
     decided_at = sorted({d.decided_at for d in decisions})
     assert max(b - a for a, b in pairwise(decided_at)) >= timedelta(seconds=3)
     assert worker.alive
-
-
-def test_a_worker_whose_broker_is_gone_still_stops_cleanly_on_sigterm(
-    engine_settings: Settings, start_worker: Callable[..., WorkerProcess], tmp_path: Path
-) -> None:
-    """The broker goes away for good (a broker of this test's own, not the session's) and
-    the worker is told to stop: it stops, soon and cleanly, instead of retrying forever (its
-    consumer thread used to die on aiokafka's close, and the worker never finished)."""
-    with EmbeddedBroker(log_file=tmp_path / "own-broker.log") as own:
-        settings = engine_settings.model_copy(update={"bootstrap_servers": own.bootstrap_servers})
-        asyncio.run(ensure_topics(settings))
-        worker = _ready_worker(settings, start_worker)
-    time.sleep(2)  # its fetches, sends and metadata requests now fail and wait to retry
-    assert worker.alive
-    asked = time.monotonic()
-    assert worker.stop(timeout_s=30) == 0
-    assert time.monotonic() - asked < 30
-    log = worker.log_file.read_text()
-    assert "Exception in thread" not in log
-    # Each kind of the client's retry errors is logged once per interval, not per retry.
-    assert 0 < log.count("Unable connect to node") <= 4
 
 
 def test_second_worker_joining_mid_stream_keeps_windows_exact(
