@@ -37,7 +37,7 @@ from schemas.models import (
     WatchlistName,
     WireModel,
 )
-from streams.reader import read_topics
+from streams.reader import for_ever, read_topics
 from streams.topics import Topics
 from streams.views import default_list_view
 
@@ -62,7 +62,9 @@ class AdminState:
         await self._producer.start()
         await self._read(idle_timeout_s=1.0)
         if follow:
-            self._follower = asyncio.create_task(self._read(idle_timeout_s=None))
+            self._follower = asyncio.create_task(
+                for_ever(lambda: self._read(idle_timeout_s=None), "admin state")
+            )
 
     async def stop(self) -> None:
         if self._follower is not None:

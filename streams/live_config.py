@@ -21,7 +21,7 @@ from config.rules import LiveRules, RuleSet
 from config.settings import Settings
 from schemas.codec import WireCodec
 from schemas.dead_letters import dead_letter_of
-from streams.reader import read_topics
+from streams.reader import for_ever, read_topics
 from streams.topics import Topics
 
 RULES_KEY = b"rules"
@@ -60,21 +60,33 @@ async def follow_rules(
     read_through: dict[int, int],
     on_rejected: RejectedRules,
 ) -> None:
-    """Apply every rules record past ``read_through``, forever; report the rejected ones."""
-    records = read_topics(bootstrap_servers, [topics.config], True, None)
-    async with aclosing(records):
-        async for record in records:
-            if record.offset <= read_through.get(record.partition, -1):
-                continue  # already taken into account at start-up
-            if record.key != RULES_KEY or record.value is None:
-                continue
-            source = f"{record.topic}[{record.partition}]@{record.offset}"
-            outcome = live.apply(record.value.decode("utf-8", "replace"), source)
-            if outcome.applied:
-                log.info("rules version %s in force (from %s)", live.current.version, source)
-            elif outcome.error:
-                log.warning("rejected rules from %s: %s", source, outcome.error)
-                await on_rejected(record, outcome.error)
+    """Apply every rules record past ``read_through``, forever; report the rejected ones. A
+    broker failure starts the read again; what was applied is skipped."""
+    done = dict(read_through)  # partition -> last offset taken into account
+
+    async def follow() -> None:
+        records = read_topics(bootstrap_servers, [topics.config], True, None)
+        async with aclosing(records):
+            async for record in records:
+                if record.offset <= done.get(record.partition, -1):
+                    continue  # taken into account at start-up or before a broker failure
+                if record.key == RULES_KEY and record.value is not None:
+                    await _take(record, record.value, live, on_rejected)
+                done[record.partition] = record.offset
+
+    await for_ever(follow, "rules follower")
+
+
+async def _take(
+    record: ConsumerRecord[bytes, bytes], value: bytes, live: LiveRules, on_rejected: RejectedRules
+) -> None:
+    source = f"{record.topic}[{record.partition}]@{record.offset}"
+    outcome = live.apply(value.decode("utf-8", "replace"), source)
+    if outcome.applied:
+        log.info("rules version %s in force (from %s)", live.current.version, source)
+    elif outcome.error:
+        log.warning("rejected rules from %s: %s", source, outcome.error)
+        await on_rejected(record, outcome.error)
 
 
 def register_config_follower(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 
 from schemas.codec import DecodeError, WireCodec
 from schemas.models import WireModel
@@ -15,6 +18,10 @@ from streams.end_offsets import true_end_offsets
 from streams.stopping import despite_unreachable_broker
 
 M = TypeVar("M", bound=WireModel)
+log = logging.getLogger(__name__)
+
+FOLLOW_RETRY_S = 1.0
+"""How long a follower waits before reading again after the broker failed it."""
 
 
 class MissingTopicError(Exception):
@@ -73,6 +80,21 @@ async def read_topics(
                 caught_up = None
     finally:
         await despite_unreachable_broker(consumer.stop())
+
+
+async def for_ever(follow: Callable[[], Awaitable[None]], what: str) -> None:
+    """Run ``follow`` (a read of topics that never ends by itself) again whenever the broker
+    fails it. aiokafka rides out an outage once a consumer is fetching, but one that strikes
+    while a read starts (connecting, loading metadata) raised out of the follower and ended
+    it for good: a view that silently stopped changing. ``follow`` must skip what it has
+    already applied: each new read starts from the beginning."""
+    while True:
+        try:
+            await follow()
+            return
+        except KafkaError as exc:
+            log.warning("%s: reading failed (%s); again in %.0f s", what, exc, FOLLOW_RETRY_S)
+            await asyncio.sleep(FOLLOW_RETRY_S)
 
 
 async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:

@@ -16,12 +16,14 @@ log = logging.getLogger(__name__)
 
 
 async def despite_unreachable_broker(stopping: Awaitable[None]) -> None:
-    """Await ``stopping``; a CancelledError it raises while this task is not itself being
-    cancelled is aiokafka's, and is logged instead."""
+    """Await ``stopping``; a CancelledError it raises without a new cancellation of this task
+    is aiokafka's, and is logged instead. (A task stopping its clients may already have been
+    cancelled once, as aiohttp's shutdown does: only a cancellation during the stop counts.)"""
+    task = asyncio.current_task()
+    cancellations = task.cancelling() if task is not None else 0
     try:
         await stopping
     except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
+        if task is not None and task.cancelling() > cancellations:
             raise
         log.warning("Kafka client stopped while the broker was unreachable")

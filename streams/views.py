@@ -13,7 +13,7 @@ from config.default_lists import default_list_rows
 from engine.lists import ListView, default_entries
 from schemas.codec import DecodeError, WireCodec
 from schemas.models import WireModel
-from streams.reader import read_topics
+from streams.reader import for_ever, read_topics
 
 log = logging.getLogger(__name__)
 
@@ -29,24 +29,33 @@ async def follow_into(
 ) -> None:
     """Apply every record of ``topic`` from the beginning, for ever; ``caught_up`` once what
     was there at the start has been applied (scoring waits for it: no decision on a view
-    that is still loading)."""
+    that is still loading). A broker failure starts the read again; what was applied is
+    skipped."""
     codec = WireCodec()
-    records = read_topics(bootstrap_servers, [topic], True, None, caught_up=caught_up)
-    async with aclosing(records):
-        async for record in records:
-            if record.value is None:
-                continue  # a tombstone: nothing to apply
-            try:
-                apply(codec.decode(record.value, (model,)))
-            except DecodeError as exc:
-                log.warning(
-                    "unreadable %s at %s[%d]@%d: %s",
-                    model.avro_name,
-                    topic,
-                    record.partition,
-                    record.offset,
-                    exc,
-                )
+    applied: dict[int, int] = {}  # partition -> last offset applied
+
+    async def follow() -> None:
+        records = read_topics(bootstrap_servers, [topic], True, None, caught_up=caught_up)
+        async with aclosing(records):
+            async for record in records:
+                if record.offset <= applied.get(record.partition, -1):
+                    continue
+                applied[record.partition] = record.offset
+                if record.value is None:
+                    continue  # a tombstone: nothing to apply
+                try:
+                    apply(codec.decode(record.value, (model,)))
+                except DecodeError as exc:
+                    log.warning(
+                        "unreadable %s at %s[%d]@%d: %s",
+                        model.avro_name,
+                        topic,
+                        record.partition,
+                        record.offset,
+                        exc,
+                    )
+
+    await for_ever(follow, f"view of {topic}")
 
 
 def default_list_view(hash_key: bytes) -> ListView:

@@ -1,27 +1,37 @@
-"""The broker goes away for good (a broker of each test's own, not the session's) and a
+"""Outages around a process's reads.
+
+The broker goes away for good (a broker of each test's own, not the session's) and a
 long-running process is told to stop: it stops, soon and cleanly, instead of retrying forever,
 and its log holds each kind of the client's retry errors a few times, not once per retry.
 
 Before: the worker never finished stopping (aiokafka's close killed Faust's consumer thread),
-the learner exited 1 with a traceback, and each wrote ~200 error lines a second meanwhile.
+the learner exited 1 with a traceback, the API left a producer unclosed, and each wrote ~200
+error lines a second meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from contextlib import aclosing
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from atalaia.broker import EmbeddedBroker, free_port, wait_for_port
+from atalaia.publish import OutRecord, publish
 from atalaia.supervise import WorkerProcess
 from config.settings import Settings
+from schemas.codec import WireCodec
+from schemas.models import FraudBlock, SubjectType
 from streams.admin import ensure_topics
 from streams.reader import read_topics
 from streams.topics import Topics
+from streams.views import follow_into
 from tests import factories
 from tests.integration.helpers import collect, send_events
 
@@ -85,4 +95,49 @@ def test_a_process_whose_broker_is_gone_still_stops_cleanly_on_sigterm(
     assert time.monotonic() - asked < 30
     log = process.log_file.read_text()
     assert "Traceback" not in log
+    assert "Unclosed" not in log  # every client it started was stopped
     assert log.count("Unable connect to node") <= 4
+
+
+def test_a_view_that_starts_while_the_broker_is_away_follows_it_once_it_is_back(
+    tmp_path: Path,
+) -> None:
+    """A follower whose read starts during an outage (nothing listens yet) tries again until
+    the broker is back, then applies what is published: it used to end at the first
+    failure, leaving a view that never changed again."""
+    port = free_port()
+    codec = WireCodec()
+    block = FraudBlock(
+        entity_type=SubjectType.USER,
+        entity_id="u-late",
+        reason="R",
+        event_id="e-late",
+        created_at=datetime.now(UTC),
+        expires_at=datetime.now(UTC) + timedelta(hours=1),
+    )
+    applied: list[FraudBlock] = []
+
+    async def scenario() -> None:
+        loaded = asyncio.Event()
+        bootstrap = f"127.0.0.1:{port}"
+        follower = asyncio.create_task(
+            follow_into(bootstrap, "blocks", FraudBlock, applied.append, loaded.set)
+        )
+        await asyncio.sleep(2.5)  # its reads fail: nothing listens on the port
+        assert not follower.done()
+        with EmbeddedBroker(port=port, log_file=tmp_path / "late-broker.log"):
+            admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+            await admin.start()
+            await admin.create_topics([NewTopic("blocks", num_partitions=1, replication_factor=1)])
+            await admin.close()
+            await publish(bootstrap, [OutRecord("blocks", b"u-late", codec.encode(block))])
+            deadline = time.monotonic() + 30
+            while not applied and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+        assert loaded.is_set()
+
+    asyncio.run(scenario())
+    assert applied == [block]

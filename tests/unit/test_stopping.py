@@ -37,5 +37,25 @@ def test_a_stop_that_is_itself_cancelled_stays_cancelled() -> None:
         asyncio.run(main())
 
 
+def test_a_stray_cancellation_is_absorbed_in_a_task_cancelled_before_its_cleanup() -> None:
+    """aiohttp cancels its main task on SIGTERM, then runs the cleanup callbacks in it."""
+
+    async def serve_then_clean_up() -> str:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            await despite_unreachable_broker(_close_raising_a_stray_cancellation())
+            return "cleaned up"
+        return "not cancelled"
+
+    async def main() -> str:
+        serving = asyncio.create_task(serve_then_clean_up())
+        await asyncio.sleep(0)
+        serving.cancel()
+        return await serving
+
+    assert asyncio.run(main()) == "cleaned up"
+
+
 def test_a_clean_stop_returns() -> None:
     asyncio.run(despite_unreachable_broker(asyncio.sleep(0)))
