@@ -1,8 +1,9 @@
 """Outages around a process's reads.
 
 The broker goes away for good (a broker of each test's own, not the session's) and a
-long-running process is told to stop: it stops, soon and cleanly, instead of retrying forever,
-and its log holds each kind of the client's retry errors a few times, not once per retry.
+long-running process (worker, learner, API, sink, auditor) is told to stop: it stops, soon
+and cleanly, instead of retrying forever, and its log holds each kind of the client's retry
+errors a few times, not once per retry.
 
 Before: the worker never finished stopping (aiokafka's close killed Faust's consumer thread),
 the learner exited 1 with a traceback, the API left a producer unclosed, and each wrote ~200
@@ -39,14 +40,14 @@ pytestmark = pytest.mark.integration
 READY_TIMEOUT_S = 60.0
 
 
-def _decided_a_warm_up(settings: Settings) -> None:
+def _decided_a_warm_up(settings: Settings, _log: Path) -> None:
     topics = Topics(settings.topic_prefix)
     warmup = factories.gift()
     asyncio.run(send_events(settings.bootstrap_servers, topics, [warmup]))
     asyncio.run(collect(settings.bootstrap_servers, topics, {warmup.event_id}))
 
 
-def _published_a_model(settings: Settings) -> None:
+def _published_a_model(settings: Settings, _log: Path) -> None:
     async def first() -> None:
         models = Topics(settings.topic_prefix).models
         records = read_topics(settings.bootstrap_servers, [models], True, READY_TIMEOUT_S)
@@ -58,14 +59,28 @@ def _published_a_model(settings: Settings) -> None:
     asyncio.run(first())
 
 
-def _answers_http(settings: Settings) -> None:
+def _answers_http(settings: Settings, _log: Path) -> None:
     assert wait_for_port("127.0.0.1", settings.api_port, READY_TIMEOUT_S), "api did not listen"
 
 
-READY: dict[str, Callable[[Settings], None]] = {
+def _serves_queries(settings: Settings, _log: Path) -> None:
+    assert wait_for_port("127.0.0.1", settings.sink_port, READY_TIMEOUT_S), "sink did not listen"
+
+
+def _faust_ready(_settings: Settings, log: Path) -> None:
+    """The auditor serves nothing to ask: its Faust worker says when it has started."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while "[^Worker]: Ready" not in log.read_text():
+        assert time.monotonic() < deadline, "the worker did not get ready"
+        time.sleep(0.2)
+
+
+READY: dict[str, Callable[[Settings, Path], None]] = {
     "worker": _decided_a_warm_up,
     "learner": _published_a_model,
     "api": _answers_http,
+    "sink": _serves_queries,
+    "auditor": _faust_ready,
 }
 
 
@@ -79,12 +94,14 @@ def test_a_process_whose_broker_is_gone_still_stops_cleanly_on_sigterm(
                 "bootstrap_servers": own.bootstrap_servers,
                 "data_dir": tmp_path / command,
                 "api_port": free_port(),
+                "sink_port": free_port(),
+                "analytics_target": str(tmp_path / "analytics"),
             }
         )
         asyncio.run(ensure_topics(settings))
         process = WorkerProcess(settings, tmp_path / f"{command}.log", command).start()
         try:
-            READY[command](settings)
+            READY[command](settings, process.log_file)
         except BaseException:
             process.stop()
             raise
