@@ -208,7 +208,7 @@ async def run_demo(
             if learning or learner_only:
                 print("starting the learner...", file=out)
                 learner = WorkerProcess(demo, workdir / "learner.log", "learner").start()
-                await _first_snapshot(demo.bootstrap_servers, topics)
+                await await_first_model(demo.bootstrap_servers, topics)
             print(f"broker on {broker.bootstrap_servers}; starting worker...", file=out)
             worker = WorkerProcess(demo, workdir / "worker.log").start()
             sink = None
@@ -288,7 +288,7 @@ async def _sink_serving(settings: Settings, sink: WorkerProcess, log: Path) -> N
             raise DemoError(f"the analytics sink did not serve queries in {SINK_TIMEOUT_S:.0f}s")
 
 
-async def _first_snapshot(bootstrap: str, topics: Topics) -> None:
+async def await_first_model(bootstrap: str, topics: Topics) -> None:
     """Wait until the learner has published its first model (workers then start with it)."""
     records = read_topics(bootstrap, [topics.models], True, WORKER_READY_TIMEOUT_S)
     async with aclosing(records):

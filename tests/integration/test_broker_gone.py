@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,17 +23,15 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from atalaia.broker import EmbeddedBroker, free_port, wait_for_port
+from atalaia.demo import await_first_model, await_worker
 from atalaia.publish import OutRecord, publish
 from atalaia.supervise import WorkerProcess
 from config.settings import Settings
 from schemas.codec import WireCodec
 from schemas.models import FraudBlock, SubjectType
 from streams.admin import ensure_topics
-from streams.reader import read_topics
 from streams.topics import Topics
 from streams.views import follow_into
-from tests import factories
-from tests.integration.helpers import collect, send_events
 
 pytestmark = pytest.mark.integration
 READY_TIMEOUT_S = 60.0
@@ -42,21 +39,11 @@ READY_TIMEOUT_S = 60.0
 
 def _decided_a_warm_up(settings: Settings, _log: Path) -> None:
     topics = Topics(settings.topic_prefix)
-    warmup = factories.gift()
-    asyncio.run(send_events(settings.bootstrap_servers, topics, [warmup]))
-    asyncio.run(collect(settings.bootstrap_servers, topics, {warmup.event_id}))
+    asyncio.run(await_worker(settings.bootstrap_servers, WireCodec(), topics, time.monotonic()))
 
 
 def _published_a_model(settings: Settings, _log: Path) -> None:
-    async def first() -> None:
-        models = Topics(settings.topic_prefix).models
-        records = read_topics(settings.bootstrap_servers, [models], True, READY_TIMEOUT_S)
-        async with aclosing(records):
-            async for _ in records:
-                return
-        raise AssertionError("the learner published no model")
-
-    asyncio.run(first())
+    asyncio.run(await_first_model(settings.bootstrap_servers, Topics(settings.topic_prefix)))
 
 
 def _answers_http(settings: Settings, _log: Path) -> None:
