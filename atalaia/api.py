@@ -93,7 +93,7 @@ class DecideService:
                 self.settings.bootstrap_servers,
                 self.topics,
                 self.live,
-                start.read_through,
+                start.positions,
                 _ignore_rejected,
             )
         )

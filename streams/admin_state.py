@@ -11,10 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable
-from contextlib import aclosing
 from datetime import datetime
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from engine.audit import list_change_record
 from engine.list_import import ListRow
@@ -37,7 +36,7 @@ from schemas.models import (
     WatchlistName,
     WireModel,
 )
-from streams.reader import for_ever, read_topics
+from streams.reader import follow_topics
 from streams.topics import Topics
 from streams.views import default_list_view
 
@@ -51,20 +50,25 @@ class AdminState:
         self.cases: dict[str, Case] = {}
         self._case_changed = asyncio.Condition()
         self._screener: NameScreener | None = None
-        self._read_positions: set[tuple[str, int, int]] = set()
         self.codec = WireCodec()
         self._producer: AIOKafkaProducer | None = None
         self._follower: asyncio.Task[None] | None = None
 
-    async def start(self, follow: bool = True) -> None:
-        """Connect; read the lists topic to its end, then keep following it if ``follow``."""
+    async def start(self) -> None:
+        """Connect; read the topics to their end (what they held is there for the first
+        request), then keep following them."""
         self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
         await self._producer.start()
-        await self._read(idle_timeout_s=1.0)
-        if follow:
-            self._follower = asyncio.create_task(
-                for_ever(lambda: self._read(idle_timeout_s=None), "admin state")
-            )
+        loaded = asyncio.Event()
+        followed = [self.topics.lists, self.topics.watchlist, self.topics.cases]
+        self._follower = asyncio.create_task(
+            follow_topics(self.bootstrap_servers, followed, self._take, "admin state", loaded.set)
+        )
+        waiting = asyncio.create_task(loaded.wait())
+        await asyncio.wait([waiting, self._follower], return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        if self._follower.done():
+            self._follower.result()  # it failed before catching up: say why
 
     async def stop(self) -> None:
         if self._follower is not None:
@@ -74,27 +78,21 @@ class AdminState:
         if self._producer is not None:
             await self._producer.stop()
 
-    async def _read(self, idle_timeout_s: float | None) -> None:
-        topics = [self.topics.lists, self.topics.watchlist, self.topics.cases]
-        records = read_topics(self.bootstrap_servers, topics, True, idle_timeout_s)
-        async with aclosing(records):
-            async for record in records:
-                position = (record.topic, record.partition, record.offset)
-                if record.value is None or position in self._read_positions:
-                    continue  # the follower starts from the beginning again: skip what is known
-                self._read_positions.add(position)
-                try:
-                    if record.topic == self.topics.watchlist:
-                        self._listed(self.codec.decode(record.value, (WatchlistName,)))
-                        continue
-                    if record.topic == self.topics.cases:
-                        await self._case(self.codec.decode(record.value, (Case,)))
-                        continue
-                    entry = self.codec.decode(record.value, (ListEntry,))
-                except DecodeError:
-                    continue  # the workers log unreadable records; nothing to show here
-                self.history.append(entry)
-                self.view.apply(entry)
+    async def _take(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        if record.value is None:
+            return
+        try:
+            if record.topic == self.topics.watchlist:
+                self._listed(self.codec.decode(record.value, (WatchlistName,)))
+                return
+            if record.topic == self.topics.cases:
+                await self._case(self.codec.decode(record.value, (Case,)))
+                return
+            entry = self.codec.decode(record.value, (ListEntry,))
+        except DecodeError:
+            return  # the workers log unreadable records; nothing to show here
+        self.history.append(entry)
+        self.view.apply(entry)
 
     async def _case(self, case: Case) -> None:
         known = self.cases.get(case.case_id)

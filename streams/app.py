@@ -194,7 +194,7 @@ def build_app(
     app.task(follow_lists)
     app.task(follow_models)
     app.task(follow_known_frauds)
-    register_config_follower(app, settings, live, codec, start.read_through)
+    register_config_follower(app, settings, live, codec, start.positions)
     if settings.redis_url:
         redis = Redis.from_url(settings.redis_url)
         blocks = RedisBlockMirror(redis, settings.topic_prefix)

@@ -15,13 +15,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
 
 from config.rules import LiveRules, RuleSet
 from config.settings import Settings
 from schemas.codec import WireCodec
 from schemas.dead_letters import dead_letter_of
-from streams.reader import for_ever, read_topics
+from streams.reader import Positions, follow_topics, read_topics
 from streams.topics import Topics
 
 RULES_KEY = b"rules"
@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class StartingRules:
     rules: RuleSet
-    read_through: dict[int, int] = field(default_factory=dict)  # partition -> last offset read
+    positions: Positions = field(default_factory=dict)
+    """Where following the topic goes on: past every record read at start-up."""
 
 
 async def latest_rules(settings: Settings, fallback: RuleSet) -> StartingRules:
@@ -43,7 +44,7 @@ async def latest_rules(settings: Settings, fallback: RuleSet) -> StartingRules:
     )
     async with aclosing(records):
         async for record in records:
-            start.read_through[record.partition] = record.offset
+            start.positions[TopicPartition(record.topic, record.partition)] = record.offset + 1
             if record.key == RULES_KEY and record.value is not None:
                 live.apply(record.value.decode("utf-8", "replace"), "config topic")
     start.rules = live.current
@@ -57,24 +58,16 @@ async def follow_rules(
     bootstrap_servers: str,
     topics: Topics,
     live: LiveRules,
-    read_through: dict[int, int],
+    positions: Positions,
     on_rejected: RejectedRules,
 ) -> None:
-    """Apply every rules record past ``read_through``, forever; report the rejected ones. A
-    broker failure starts the read again; what was applied is skipped."""
-    done = dict(read_through)  # partition -> last offset taken into account
+    """Apply every rules record from ``positions`` on, for ever; report the rejected ones."""
 
-    async def follow() -> None:
-        records = read_topics(bootstrap_servers, [topics.config], True, None)
-        async with aclosing(records):
-            async for record in records:
-                if record.offset <= done.get(record.partition, -1):
-                    continue  # taken into account at start-up or before a broker failure
-                if record.key == RULES_KEY and record.value is not None:
-                    await _take(record, record.value, live, on_rejected)
-                done[record.partition] = record.offset
+    async def take(record: ConsumerRecord[bytes, bytes]) -> None:
+        if record.key == RULES_KEY and record.value is not None:
+            await _take(record, record.value, live, on_rejected)
 
-    await for_ever(follow, "rules follower")
+    await follow_topics(bootstrap_servers, [topics.config], take, "rules follower", None, positions)
 
 
 async def _take(
@@ -94,7 +87,7 @@ def register_config_follower(
     settings: Settings,
     live: LiveRules,
     codec: WireCodec,
-    read_through: dict[int, int],
+    positions: Positions,
 ) -> Any:
     """Follow the config topic past what the worker read at start-up; dead-letter rejects."""
     topics = Topics(settings.topic_prefix)
@@ -105,6 +98,6 @@ def register_config_follower(
         await dead_letters.send(key=key, value=codec.encode(letter))
 
     async def follow_config() -> None:
-        await follow_rules(settings.bootstrap_servers, topics, live, read_through, dead_letter)
+        await follow_rules(settings.bootstrap_servers, topics, live, positions, dead_letter)
 
     return app.task(follow_config)

@@ -1,4 +1,5 @@
-"""Reading whole topics without a consumer group (for tail, the demo and tests)."""
+"""Reading whole topics without a consumer group: once (tail, the demo, tests) or for ever
+(the views every worker keeps, the rules follower, the admin API's state)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ from streams.stopping import despite_unreachable_broker
 M = TypeVar("M", bound=WireModel)
 log = logging.getLogger(__name__)
 
+Positions = dict[TopicPartition, int]
+"""Per partition, the offset of the next record to read."""
+Handler = Callable[[ConsumerRecord[bytes, bytes]], Awaitable[None]]
+
 FOLLOW_RETRY_S = 1.0
 """How long a follower waits before reading again after the broker failed it."""
 
@@ -35,9 +40,12 @@ async def read_topics(
     idle_timeout_s: float | None = None,
     fetch_max_wait_ms: int = 10,
     caught_up: Callable[[], None] | None = None,
+    positions: Positions | None = None,
 ) -> AsyncGenerator[ConsumerRecord[bytes, bytes], None]:
     """Yield records of every partition of ``topics``; stop after ``idle_timeout_s`` of silence.
 
+    A partition in ``positions`` is read from there (a position no longer on the broker reads
+    from the partition's first record), the others from the beginning or the end.
     ``caught_up`` is called once, when every record that was on the topics when reading began
     has been yielded (at once for empty topics). The caller breaks out when it has what it
     wants; the consumer is closed either way.
@@ -46,6 +54,7 @@ async def read_topics(
         bootstrap_servers=bootstrap_servers,
         enable_auto_commit=False,
         fetch_max_wait_ms=fetch_max_wait_ms,
+        auto_offset_reset="earliest",
     )
     try:
         await consumer.start()
@@ -61,10 +70,15 @@ async def read_topics(
                 f"topic {', '.join(missing)} does not exist yet (start the worker first)"
             )
         consumer.assign(partitions)
-        if from_beginning:
-            await consumer.seek_to_beginning(*partitions)
-        else:
-            await consumer.seek_to_end(*partitions)
+        resumed = positions or {}
+        unread = [tp for tp in partitions if tp not in resumed]
+        if unread and from_beginning:
+            await consumer.seek_to_beginning(*unread)
+        elif unread:
+            await consumer.seek_to_end(*unread)
+        for partition in partitions:
+            if partition in resumed:
+                consumer.seek(partition, resumed[partition])
         ends: dict[TopicPartition, int] = {}
         if caught_up is not None:
             ends = await true_end_offsets(bootstrap_servers, await consumer.end_offsets(partitions))
@@ -82,15 +96,45 @@ async def read_topics(
         await despite_unreachable_broker(consumer.stop())
 
 
-async def for_ever(follow: Callable[[], Awaitable[None]], what: str) -> None:
-    """Run ``follow`` (a read of topics that never ends by itself) again whenever the broker
-    fails it. aiokafka rides out an outage once a consumer is fetching, but one that strikes
-    while a read starts (connecting, loading metadata) raised out of the follower and ended
-    it for good: a view that silently stopped changing. ``follow`` must skip what it has
-    already applied: each new read starts from the beginning."""
+async def follow_topics(
+    bootstrap_servers: str,
+    topics: list[str],
+    handle: Handler,
+    what: str,
+    caught_up: Callable[[], None] | None = None,
+    positions: Positions | None = None,
+) -> None:
+    """Hand every record of ``topics`` to ``handle`` once, in order, for ever: from
+    ``positions`` (a partition not in it from its beginning). ``caught_up`` is called once,
+    when what the topics held as the follow began has been handled.
+
+    A read the broker fails starts again past the last record handled. aiokafka rides out an
+    outage once a consumer is fetching, but one that strikes while a read starts (connecting,
+    loading metadata) raised out of the follower and ended it for good: a view that silently
+    stopped changing. A record whose ``handle`` failed is handed again.
+    """
+    next_read = dict(positions or {})
+    pending = caught_up
+
+    def reached() -> None:
+        nonlocal pending
+        if pending is not None:
+            pending()
+            pending = None
+
+    async def read() -> None:
+        signal = reached if pending is not None else None
+        records = read_topics(
+            bootstrap_servers, topics, True, None, caught_up=signal, positions=next_read
+        )
+        async with aclosing(records):
+            async for record in records:
+                await handle(record)
+                next_read[TopicPartition(record.topic, record.partition)] = record.offset + 1
+
     while True:
         try:
-            await follow()
+            await read()
             return
         except KafkaError as exc:
             log.warning("%s: reading failed (%s); again in %.0f s", what, exc, FOLLOW_RETRY_S)

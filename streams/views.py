@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from contextlib import aclosing
 from typing import TypeVar
+
+from aiokafka import ConsumerRecord
 
 from config.default_lists import default_list_rows
 from engine.lists import ListView, default_entries
 from schemas.codec import DecodeError, WireCodec
 from schemas.models import WireModel
-from streams.reader import for_ever, read_topics
+from streams.reader import follow_topics
 
 log = logging.getLogger(__name__)
 
@@ -29,33 +30,25 @@ async def follow_into(
 ) -> None:
     """Apply every record of ``topic`` from the beginning, for ever; ``caught_up`` once what
     was there at the start has been applied (scoring waits for it: no decision on a view
-    that is still loading). A broker failure starts the read again; what was applied is
-    skipped."""
+    that is still loading)."""
     codec = WireCodec()
-    applied: dict[int, int] = {}  # partition -> last offset applied
 
-    async def follow() -> None:
-        records = read_topics(bootstrap_servers, [topic], True, None, caught_up=caught_up)
-        async with aclosing(records):
-            async for record in records:
-                if record.offset <= applied.get(record.partition, -1):
-                    continue
-                applied[record.partition] = record.offset
-                if record.value is None:
-                    continue  # a tombstone: nothing to apply
-                try:
-                    apply(codec.decode(record.value, (model,)))
-                except DecodeError as exc:
-                    log.warning(
-                        "unreadable %s at %s[%d]@%d: %s",
-                        model.avro_name,
-                        topic,
-                        record.partition,
-                        record.offset,
-                        exc,
-                    )
+    async def take(record: ConsumerRecord[bytes, bytes]) -> None:
+        if record.value is None:
+            return  # a tombstone: nothing to apply
+        try:
+            apply(codec.decode(record.value, (model,)))
+        except DecodeError as exc:
+            log.warning(
+                "unreadable %s at %s[%d]@%d: %s",
+                model.avro_name,
+                topic,
+                record.partition,
+                record.offset,
+                exc,
+            )
 
-    await for_ever(follow, f"view of {topic}")
+    await follow_topics(bootstrap_servers, [topic], take, f"view of {topic}", caught_up)
 
 
 def default_list_view(hash_key: bytes) -> ListView:
