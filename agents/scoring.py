@@ -131,18 +131,19 @@ class SharedViews:
         )
 
     async def wait_loaded(self) -> None:
-        loaded = asyncio.gather(
-            self.blocks_loaded.wait(),
-            self.lists_loaded.wait(),
-            self.models_loaded.wait(),
-            self.known_frauds_loaded.wait(),
-        )
-        while True:
-            try:
-                await asyncio.wait_for(asyncio.shield(loaded), LOAD_WARNING_S)
-                return
-            except TimeoutError:
-                log.warning("scoring waits: fraud blocks, lists or models not loaded yet")
+        """One view after the other, each wait ending with this one: a stop meanwhile leaves
+        nothing waiting behind it."""
+        for loaded in (
+            self.blocks_loaded,
+            self.lists_loaded,
+            self.models_loaded,
+            self.known_frauds_loaded,
+        ):
+            while not loaded.is_set():
+                try:
+                    await asyncio.wait_for(loaded.wait(), LOAD_WARNING_S)
+                except TimeoutError:
+                    log.warning("scoring waits: fraud blocks, lists or models not loaded yet")
 
 
 @dataclass

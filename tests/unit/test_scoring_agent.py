@@ -4,6 +4,8 @@ read again from the table."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import UTC, datetime
 
 from agents.scoring import Scorer, SharedViews
@@ -131,3 +133,21 @@ def test_decisions_are_the_same_with_and_without_the_cache() -> None:
             out.append(decision.features)
     assert features_kept == features_dropped
     assert features_kept[-1]["tx.count.24h"] == 4  # the state really carried over
+
+
+def test_a_stop_while_the_views_load_leaves_no_task_behind() -> None:
+    """A worker stopped before its views loaded kept the inner waits running (shielded); its
+    stop waited a second for them, cancelled them and logged "_GatheringFuture exception was
+    never retrieved" with a traceback."""
+
+    async def scenario() -> set[asyncio.Task[object]]:
+        views = SharedViews.starting(RULES, HASH_KEY)
+        views.blocks_loaded.set()
+        waiting = asyncio.create_task(views.wait_loaded())
+        await asyncio.sleep(0.01)
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+        return asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[arg-type]
+
+    assert asyncio.run(scenario()) == set()
