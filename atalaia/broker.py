@@ -6,6 +6,7 @@ Memory storage only: stopping it loses every topic, offset and group.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import stat
@@ -39,8 +40,14 @@ def free_port() -> int:
 
 
 def tansu_command(host: str, port: int) -> list[str]:
+    """Tansu on ``host:port``, ended by the kernel (SIGTERM) when the process that started it
+    ends, however it ends (kill -9 of a demo used to leave its broker running). Every
+    ``EmbeddedBroker`` is started from a main thread: the kernel's parent-death signal follows
+    the thread that started the process."""
     url = f"tcp://{host}:{port}"
+    setpriv = shutil.which("setpriv")  # util-linux: on every Debian, not on every Linux
     return [
+        *([setpriv, "--pdeathsig", "TERM"] if setpriv else []),
         str(tansu_binary()),
         "broker",
         "--listener-url",

@@ -26,6 +26,7 @@ from atalaia.broker import BrokerError
 from atalaia.demo import DemoError
 from atalaia.evaluate import EvalError
 from atalaia.replay import ReplayError
+from atalaia.supervise import stop_with_supervisor
 from config.auth import Role
 from config.rules import RulesError, load_rules
 from config.settings import Settings, SettingsError, load_settings
@@ -41,6 +42,8 @@ from sinks.key_store import KeyStoreError
 from streams.reader import MissingTopicError
 
 USAGE_ERROR = 2
+SERVICES = ("worker", "api", "auditor", "sink", "learner")
+"""Commands that run until stopped; the others are clients that end by themselves."""
 
 
 class CliError(Exception):
@@ -409,7 +412,9 @@ def _push_rules(settings: Settings, path: Path) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        if args.command not in ("worker", "api", "auditor", "sink", "learner"):
+        if args.command in SERVICES:
+            stop_with_supervisor()
+        else:
             # Client commands report broker failures themselves, in one line.
             logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
         settings = load_settings(args.config)

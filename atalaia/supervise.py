@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 from pydantic import SecretStr
 
 from config.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SUPERVISOR_PID_ENV = "ATALAIA_SUPERVISOR_PID"
+"""Set for a child ``atalaia``: the process that started it, whose end it does not outlive."""
+SUPERVISOR_POLL_S = 1.0
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -33,6 +42,24 @@ def interrupt_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
+def stop_with_supervisor() -> None:
+    """In a child started by ``WorkerProcess``: stop cleanly (SIGTERM to itself) once the
+    process that started it is gone. A demo, test or benchmark killed before its own cleanup
+    ran (kill -9, a second Ctrl-C) used to leave its worker running. Polled: the kernel's
+    parent-death signal follows the parent *thread*, not the process."""
+    supervisor = os.environ.get(SUPERVISOR_PID_ENV, "")
+    if not supervisor.isdigit():
+        return
+
+    def watch() -> None:
+        while os.getppid() == int(supervisor):
+            time.sleep(SUPERVISOR_POLL_S)
+        log.warning("the process that started this one is gone: stopping")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="supervisor-watch", daemon=True).start()
+
+
 class WorkerProcess:
     def __init__(self, settings: Settings, log_file: Path, command: str = "worker") -> None:
         self.settings = settings
@@ -43,6 +70,7 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ATALAIA_")}
         env.update(settings_env(self.settings))
+        env[SUPERVISOR_PID_ENV] = str(os.getpid())
         with self.log_file.open("ab") as log:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "atalaia", self.command],

@@ -1,0 +1,76 @@
+"""What the demo, a benchmark or a test starts does not outlive it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from atalaia.supervise import settings_env
+from config.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+READY_TIMEOUT_S = 60.0
+STARTER = """
+import asyncio, sys, time
+from pathlib import Path
+from atalaia.broker import EmbeddedBroker
+from atalaia.supervise import WorkerProcess
+from config.settings import load_settings
+from streams.admin import ensure_topics
+broker = EmbeddedBroker().start()
+settings = load_settings().model_copy(update={"bootstrap_servers": broker.bootstrap_servers})
+asyncio.run(ensure_topics(settings))
+WorkerProcess(settings, Path(sys.argv[1])).start()
+time.sleep(600)
+"""
+
+
+def _gone(pid: int) -> bool:
+    """Ended (a zombie no one reaps counts: it runs nothing)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_a_killed_starter_leaves_neither_its_broker_nor_its_worker_running(
+    engine_settings: Settings, tmp_path: Path
+) -> None:
+    """kill -9 of a process that started a broker and a worker, as the demo does: the broker
+    ends with it, the worker stops cleanly within seconds."""
+    log = tmp_path / "worker.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATALAIA_")}
+    env.update(settings_env(engine_settings))
+    children: list[int] = []
+    with subprocess.Popen([sys.executable, "-c", STARTER, str(log)], env=env) as starter:
+        try:
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while "[^Worker]: Ready" not in (log.read_text() if log.exists() else ""):
+                assert time.monotonic() < deadline, "the worker did not get ready"
+                time.sleep(0.2)
+            children = _children(starter.pid)
+            assert len(children) == 2  # the broker and the worker
+            starter.kill()
+            starter.wait()
+            deadline = time.monotonic() + 30
+            while not all(map(_gone, children)) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert [pid for pid in children if not _gone(pid)] == []
+        finally:
+            starter.kill()
+            for pid in children:
+                if not _gone(pid):
+                    os.kill(pid, 9)
+    text = log.read_text()
+    assert "the process that started this one is gone: stopping" in text
+    assert "Traceback" not in text
