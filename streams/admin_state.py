@@ -65,8 +65,10 @@ class AdminState:
             follow_topics(self.bootstrap_servers, followed, self._take, "admin state", loaded.set)
         )
         waiting = asyncio.create_task(loaded.wait())
-        await asyncio.wait([waiting, self._follower], return_when=asyncio.FIRST_COMPLETED)
-        waiting.cancel()
+        try:
+            await asyncio.wait([waiting, self._follower], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiting.cancel()
         if self._follower.done():
             self._follower.result()  # it failed before catching up: say why
 
