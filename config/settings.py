@@ -66,6 +66,15 @@ class Settings(BaseSettings):
         default=None, description="Mirror active fraud blocks to this Redis (off when unset)."
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    gc_young_objects: int = Field(
+        default=50_000,
+        ge=0,
+        le=10_000_000,
+        description=(
+            "Allocations between collections of Python's youngest generation in the worker, "
+            "sink and auditor (Python's default 700; 0 keeps it)."
+        ),
+    )
     log_repeat_interval_s: float = Field(
         default=10.0,
         ge=0,
