@@ -35,8 +35,7 @@ class AuditError(Exception):
 
 
 def run_auditor(settings: Settings) -> None:
-
-    from agents.auditor import register_auditor
+    from agents.auditor import register_auditor  # the worker's dependencies only when running one
     from streams.app import new_app, run_until_stopped, utc_now
 
     asyncio.run(ensure_topics(settings))

@@ -50,9 +50,10 @@ def stop_with_supervisor() -> None:
     supervisor = os.environ.get(SUPERVISOR_PID_ENV, "")
     if not supervisor.isdigit():
         return
+    parent = int(supervisor)
 
     def watch() -> None:
-        while os.getppid() == int(supervisor):
+        while os.getppid() == parent:
             time.sleep(SUPERVISOR_POLL_S)
         log.warning("the process that started this one is gone: stopping")
         os.kill(os.getpid(), signal.SIGTERM)
