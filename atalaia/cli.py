@@ -39,6 +39,7 @@ from schemas.models import (
     ListSource,
 )
 from sinks.key_store import KeyStoreError
+from streams.end_offsets import EndOffsetsError
 from streams.reader import MissingTopicError
 
 USAGE_ERROR = 2
@@ -431,7 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AdminCallError as exc:
         print(f"atalaia: {exc}", file=sys.stderr)
         return exc.exit_code
-    except (BrokerError, DemoError, MissingTopicError) as exc:
+    except (BrokerError, DemoError, MissingTopicError, EndOffsetsError) as exc:
         print(f"atalaia: {exc}", file=sys.stderr)
         return 1
     except KafkaConnectionError as exc:

@@ -36,12 +36,13 @@ class StartingRules:
 
 
 async def latest_rules(settings: Settings, fallback: RuleSet) -> StartingRules:
-    """The rules a worker starts with: the topic's latest valid record, else ``fallback``."""
+    """The rules a worker starts with: the topic's latest valid record, else ``fallback``.
+    The read goes to the topic's end as it was when the read began, so a worker never starts
+    with older rules because the broker was slow to answer."""
     live = LiveRules(fallback)
     start = StartingRules(fallback)
-    records = read_topics(
-        settings.bootstrap_servers, [Topics(settings.topic_prefix).config], True, idle_timeout_s=1.0
-    )
+    config_topic = Topics(settings.topic_prefix).config
+    records = read_topics(settings.bootstrap_servers, [config_topic], stop_when_caught_up=True)
     async with aclosing(records):
         async for record in records:
             start.positions[TopicPartition(record.topic, record.partition)] = record.offset + 1

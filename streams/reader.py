@@ -41,14 +41,16 @@ async def read_topics(
     fetch_max_wait_ms: int = 10,
     caught_up: Callable[[], None] | None = None,
     positions: Positions | None = None,
+    stop_when_caught_up: bool = False,
 ) -> AsyncGenerator[ConsumerRecord[bytes, bytes], None]:
     """Yield records of every partition of ``topics``; stop after ``idle_timeout_s`` of silence.
 
     A partition in ``positions`` is read from there (a position no longer on the broker reads
     from the partition's first record), the others from the beginning or the end.
     ``caught_up`` is called once, when every record that was on the topics when reading began
-    has been yielded (at once for empty topics). The caller breaks out when it has what it
-    wants; the consumer is closed either way.
+    has been yielded (at once for empty topics); ``stop_when_caught_up`` ends the read there,
+    however slowly the broker answered (an idle timeout is a guess). The caller breaks out
+    when it has what it wants; the consumer is closed either way.
     """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,
@@ -79,8 +81,9 @@ async def read_topics(
         for partition in partitions:
             if partition in resumed:
                 consumer.seek(partition, resumed[partition])
+        watch_end = caught_up is not None or stop_when_caught_up
         ends: dict[TopicPartition, int] = {}
-        if caught_up is not None:
+        if watch_end:
             ends = await true_end_offsets(bootstrap_servers, await consumer.end_offsets(partitions))
         last_record = time.monotonic()
         while idle_timeout_s is None or time.monotonic() - last_record < idle_timeout_s:
@@ -89,9 +92,12 @@ async def read_topics(
                 for record in records:
                     last_record = time.monotonic()
                     yield record
-            if caught_up is not None and await _reached(consumer, ends):
-                caught_up()
-                caught_up = None
+            if watch_end and await _reached(consumer, ends):
+                if caught_up is not None:
+                    caught_up()
+                if stop_when_caught_up:
+                    return
+                watch_end = False
     finally:
         await despite_unreachable_broker(consumer.stop())
 

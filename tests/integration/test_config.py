@@ -11,13 +11,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from atalaia.publish import OutRecord, publish
 from atalaia.supervise import WorkerProcess, settings_env
 from config.rules import default_rules_path, load_rules
 from config.settings import Settings
 from schemas.models import AuditRecord, Decision, Verdict
-from streams.live_config import RULES_KEY
+from streams.live_config import RULES_KEY, StartingRules, latest_rules
 from streams.topics import Topics
 from tests import factories
 from tests.integration.helpers import collect, read_all, send_events
@@ -146,3 +147,32 @@ def test_a_restarted_worker_starts_with_the_latest_pushed_rules(
     start_worker()
     probe = factories.gift(event_type="gift_paid", giver_user_id="first")
     assert _decide(engine_settings, [probe])[probe.event_id].rule_version == "pushed-before-start"
+
+
+def test_the_start_up_read_takes_the_last_valid_rules_and_follows_on_past_them(
+    engine_settings: Settings,
+) -> None:
+    """Read to the topic's end as it was, not until a second of silence: the last valid record
+    wins over an invalid one after it, and following goes on past every record read."""
+    topics = Topics(engine_settings.topic_prefix)
+    text = default_rules_path().read_text()
+    shipped = load_rules()
+    values = [
+        text.replace(f'version = "{shipped.version}"', 'version = "first"'),
+        text.replace(f'version = "{shipped.version}"', 'version = "second"'),
+        "not toml [",
+    ]
+
+    async def scenario() -> StartingRules:
+        producer = AIOKafkaProducer(bootstrap_servers=engine_settings.bootstrap_servers)
+        await producer.start()
+        try:
+            for value in values:
+                await producer.send_and_wait(topics.config, value.encode(), key=RULES_KEY)
+        finally:
+            await producer.stop()
+        return await asyncio.wait_for(latest_rules(engine_settings, shipped), 60)
+
+    start = asyncio.run(scenario())
+    assert start.rules.version == "second"
+    assert sum(start.positions.values()) == len(values)

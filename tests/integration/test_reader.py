@@ -43,6 +43,21 @@ def test_a_read_resumes_each_partition_at_its_position(engine_settings: Settings
     assert asyncio.run(scenario()) == [(0, 3), (0, 4), (1, 0), (1, 1)]
 
 
+def test_a_read_until_caught_up_ends_at_the_end_it_found(engine_settings: Settings) -> None:
+    """No idle timeout: the read ends once it has yielded what the topic held when it began,
+    across partitions and the empty ones."""
+    bootstrap = engine_settings.bootstrap_servers
+    topic = Topics(engine_settings.topic_prefix).decisions
+
+    async def scenario() -> list[tuple[int, int]]:
+        await _put(bootstrap, topic, {0: 3, 2: 2}, "c")
+        records = read_topics(bootstrap, [topic], stop_when_caught_up=True)
+        return sorted([(r.partition, r.offset) async for r in records])
+
+    read = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert read == [(0, 0), (0, 1), (0, 2), (2, 0), (2, 1)]
+
+
 def test_a_follower_hands_each_record_once_across_a_failed_read(
     engine_settings: Settings,
 ) -> None:
