@@ -8,11 +8,17 @@ content hashes), Merkle batches to ``audit-batches`` (``engine.audit_log``).
 Outputs are sent before the states are written: a crash in between re-appends the batch with
 the same sequence numbers and hashes, i.e. byte-identical records, which ``audit verify``
 reports as repeated (and compaction removes); nothing is ever missing from a chain.
+
+A batch is cut when it is full or ``audit_batch_seconds`` old: at its chain's next record, or,
+on a chain gone quiet, by a timer that checks the chains this worker owns every
+``min(audit_batch_seconds, 60)`` seconds, so no record waits for traffic to get its root.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any, cast
@@ -22,10 +28,10 @@ from aiokafka.errors import KafkaError
 from faust.streams import Stream
 from faust.types import EventT
 
-from agents.current import as_current
+from agents.current import PartitionEvent, as_current
 from agents.retry import until_stored
 from config.settings import Settings
-from engine.audit_log import ChainState, append, content_hash, decision_record
+from engine.audit_log import ChainState, append, content_hash, cut_if_due, decision_record
 from schemas.codec import DecodeError, WireCodec
 from schemas.models import AuditRecord, Decision
 from streams.side_producer import SideProducer
@@ -34,6 +40,8 @@ from streams.topics import Topics
 log = logging.getLogger(__name__)
 
 Output = tuple[str, bytes, bytes, int | None]
+SEAL_CHECK_MAX_S = 60.0
+"""The longest wait between two checks for due batches on quiet chains."""
 
 
 def register_auditor(
@@ -70,49 +78,81 @@ def register_auditor(
             )
             return None
 
+    # The agent's batches and the timer's cuts both read, change and write a chain's state.
+    chain_writes = asyncio.Lock()
+
     async def audit(stream: faust.StreamT[bytes]) -> None:
         async for records in cast(Stream[bytes], stream).take_events(batch_size, within=window_s):
-            now: datetime = clock()
-            states: dict[int, tuple[ChainState, EventT[bytes]]] = {}
-            outputs: list[Output] = []
-            for record in records:
-                entry = incoming(record)
-                if entry is None:
-                    continue
-                chain = record.message.partition
-                with as_current(record):
-                    if chain not in states:
-                        key = f"chain:{chain}".encode()
-                        states[chain] = (ChainState.from_bytes(chains.get(key), chain), record)
-                    state = states[chain][0]
-                    id_key = entry.audit_id.encode()
-                    seen = known.get(id_key)
-                    out = append(
-                        state,
-                        entry,
-                        seen.decode() if seen else None,
-                        now,
-                        settings.audit_batch_records,
-                        settings.audit_batch_seconds,
-                    )
-                    if not out.duplicate and seen is None:
-                        known[id_key] = content_hash(entry).encode()
-                states[chain] = (state, record)
-                for chained in out.records:
-                    value = codec.encode(chained)
-                    outputs.append((topics.audit, chained.audit_id.encode(), value, chain))
-                    if chained.action == "audit_conflict":
-                        log.warning("audit: %s", chained.details.reason)
-                for batch in out.batches:
-                    value = codec.encode(batch)
-                    outputs.append((topics.audit_batches, batch.batch_id.encode(), value, None))
-            await until_stored(
-                partial(_send_all, producer, outputs), (KafkaError,), "sending audit records"
-            )
-            for chain, (state, last) in states.items():
-                with as_current(last):
-                    chains[f"chain:{chain}".encode()] = state.to_bytes()
+            async with chain_writes:
+                await append_batch(records)
 
+    async def append_batch(records: Sequence[EventT[bytes]]) -> None:
+        now: datetime = clock()
+        states: dict[int, tuple[ChainState, EventT[bytes]]] = {}
+        outputs: list[Output] = []
+        for record in records:
+            entry = incoming(record)
+            if entry is None:
+                continue
+            chain = record.message.partition
+            with as_current(record):
+                if chain not in states:
+                    key = f"chain:{chain}".encode()
+                    states[chain] = (ChainState.from_bytes(chains.get(key), chain), record)
+                state = states[chain][0]
+                id_key = entry.audit_id.encode()
+                seen = known.get(id_key)
+                out = append(
+                    state,
+                    entry,
+                    seen.decode() if seen else None,
+                    now,
+                    settings.audit_batch_records,
+                    settings.audit_batch_seconds,
+                )
+                if not out.duplicate and seen is None:
+                    known[id_key] = content_hash(entry).encode()
+            states[chain] = (state, record)
+            for chained in out.records:
+                value = codec.encode(chained)
+                outputs.append((topics.audit, chained.audit_id.encode(), value, chain))
+                if chained.action == "audit_conflict":
+                    log.warning("audit: %s", chained.details.reason)
+            for batch in out.batches:
+                value = codec.encode(batch)
+                outputs.append((topics.audit_batches, batch.batch_id.encode(), value, None))
+        await until_stored(
+            partial(_send_all, producer, outputs), (KafkaError,), "sending audit records"
+        )
+        for chain, (state, last) in states.items():
+            with as_current(last):
+                chains[f"chain:{chain}".encode()] = state.to_bytes()
+
+    async def cut_quiet_chains() -> None:
+        """Cut the due batch of each chain this worker owns. Not while partitions move or
+        tables recover: a state read then may be stale, and a cut from it would be wrong."""
+        if app.rebalancing or app.in_recovery:
+            return
+        async with chain_writes:
+            now: datetime = clock()
+            assigned = app.consumer.assignment()
+            owned = {tp.partition for tp in assigned if tp.topic == topics.audit_intake}
+            for chain in sorted(owned):
+                key = f"chain:{chain}".encode()
+                at = PartitionEvent(topics.audit_intake, chain)
+                with as_current(at):
+                    state = ChainState.from_bytes(chains.get(key), chain)
+                batch = cut_if_due(state, now, settings.audit_batch_seconds)
+                if batch is None:
+                    continue
+                output = (topics.audit_batches, batch.batch_id.encode(), codec.encode(batch), None)
+                await until_stored(
+                    partial(_send_all, producer, [output]), (KafkaError,), "sending an audit batch"
+                )
+                with as_current(at):
+                    chains[key] = state.to_bytes()
+
+    app.timer(min(float(settings.audit_batch_seconds), SEAL_CHECK_MAX_S))(cut_quiet_chains)
     return app.agent(source, name="atalaia.auditor")(audit)
 
 

@@ -100,7 +100,10 @@ class Settings(BaseSettings):
         default=1000, ge=1, le=1_000_000, description="Audit records per Merkle batch (at most)."
     )
     audit_batch_seconds: int = Field(
-        default=3600, ge=1, description="A batch is cut at the first record after this age."
+        default=3600,
+        ge=1,
+        description="A batch is cut at this age: at its chain's next record, or by the "
+        "auditor's check every min(this, 60) s on a quiet chain.",
     )
     stellar_secret: SecretStr = Field(
         default=SecretStr(""),

@@ -3,8 +3,9 @@
 Each audit chain (one per partition of the audit topic) has one writer, the auditor. It gives
 every record the next ``sequence`` and the SHA-256 of the previous record's canonical JSON,
 so a gap, a reorder, a replay or an edit shows before any batch is cut. Records are then
-grouped into batches (every ``batch_records`` records, or at the first record after
-``batch_seconds``) whose RFC 6962 Merkle root is chained to the previous batch's root.
+grouped into batches (every ``batch_records`` records, or once the open batch is
+``batch_seconds`` old: ``cut_if_due``, at the next record or when the auditor checks a quiet
+chain) whose RFC 6962 Merkle root is chained to the previous batch's root.
 
 A record id is written once: the same content again is ignored (at-least-once producers), a
 different content under a known id is refused and leaves a conflict record in the chain.
@@ -92,10 +93,9 @@ def append(
     if known_content == content:
         return Appended(duplicate=True)
     out = Appended()
-    at_ms = int(at.timestamp() * 1000)
-    opened = state.batch_opened_ms
-    if state.pending and opened is not None and at_ms - opened >= batch_seconds * 1000:
-        out.batches.append(_cut(state, at))
+    due = cut_if_due(state, at, batch_seconds)
+    if due is not None:
+        out.batches.append(due)
     if known_content is not None:
         record = conflict_record(record, known_content, content)
     chained = record.model_copy(
@@ -109,11 +109,21 @@ def append(
     state.last_hash = record_hash(chained)
     state.pending.append(leaf_hash(canonical(chained)).hex())
     if state.batch_opened_ms is None:
-        state.batch_opened_ms = at_ms
+        state.batch_opened_ms = int(at.timestamp() * 1000)
     out.records.append(chained)
     if len(state.pending) >= batch_records:
         out.batches.append(_cut(state, at))
     return out
+
+
+def cut_if_due(state: ChainState, at: datetime, batch_seconds: int) -> AuditBatch | None:
+    """The open batch, cut at ``at`` if it has been open ``batch_seconds`` (else None)."""
+    opened = state.batch_opened_ms
+    if not state.pending or opened is None:
+        return None
+    if int(at.timestamp() * 1000) - opened < batch_seconds * 1000:
+        return None
+    return _cut(state, at)
 
 
 def _cut(state: ChainState, at: datetime) -> AuditBatch:

@@ -331,3 +331,48 @@ async def _raw_audit_bytes(settings: Settings) -> bytes:
         async for record in records:
             chunks.append(record.value or b"")
     return b"".join(chunks)
+
+
+def test_a_quiet_chain_gets_its_batch_without_more_traffic(
+    audit_settings: Settings, tmp_path: Path
+) -> None:
+    """Batches are due after 2 s and nothing arrives after the three records: the auditor's
+    check cuts them anyway, and the log verifies."""
+    settings = audit_settings.model_copy(
+        update={
+            "audit_batch_records": 1000,
+            "audit_batch_seconds": 2,
+            "data_dir": tmp_path / "auditor",
+        }
+    )
+    auditor = WorkerProcess(settings, tmp_path / "auditor.log", command="auditor").start()
+    try:
+        topics = Topics(settings.topic_prefix)
+        records = [
+            AuditRecord.model_validate(
+                {
+                    "audit_id": f"quiet-{n}",
+                    "timestamp": datetime.now(UTC),
+                    "action": "admin_call",
+                    "actor": {"type": "admin", "id": "admin-key"},
+                    "details": {"request": "GET /api/admin/cases 200"},
+                    "compliance": {
+                        "regulation": "LGPD",
+                        "retention_period": "7_years",
+                        "classification": "confidential",
+                    },
+                }
+            )
+            for n in range(3)
+        ]
+        asyncio.run(_write_intake(settings, topics.audit_intake, records))
+        deadline = time.monotonic() + 90
+        log = asyncio.run(read_log(settings))
+        while sum(b.count for b in log.batches) < len(records) and time.monotonic() < deadline:
+            time.sleep(1)
+            log = asyncio.run(read_log(settings))
+        assert sum(b.count for b in log.batches) == len(records)
+        verified = run_atalaia(settings, "audit", "verify")
+        assert verified.returncode == 0 and verified.stdout.startswith("OK:"), verified.stdout
+    finally:
+        auditor.stop()

@@ -11,6 +11,7 @@ from engine.audit_log import (
     append,
     canonical,
     content_hash,
+    cut_if_due,
     record_hash,
     verify_batches,
     verify_chain,
@@ -76,6 +77,27 @@ def test_a_batch_is_also_cut_by_time() -> None:
     first = append(state, _record(1), None, AT, 1000, 60)
     later = append(state, _record(2), None, AT + timedelta(seconds=61), 1000, 60)
     assert first.batches == [] and [b.batch_id for b in later.batches] == ["3:0-0"]
+
+
+def test_a_quiet_chain_is_cut_once_its_batch_is_due_and_only_then() -> None:
+    state = ChainState(chain=2)
+    assert cut_if_due(state, AT + timedelta(days=1), 60) is None  # nothing open
+    records = [append(state, _record(n), None, AT, 1000, 60).records[0] for n in range(3)]
+    assert cut_if_due(state, AT + timedelta(seconds=59), 60) is None
+    batch = cut_if_due(state, AT + timedelta(seconds=60), 60)
+    assert batch is not None and batch.batch_id == "2:0-2" and batch.count == 3
+    assert batch.root == merkle_root([leaf_hash(canonical(r)) for r in records]).hex()
+    assert state.pending == [] and cut_if_due(state, AT + timedelta(days=1), 60) is None
+    after = append(state, _record(3), None, AT + timedelta(seconds=61), 1000, 60)
+    assert after.batches == [] and after.records[0].sequence == 3
+    later = cut_if_due(state, AT + timedelta(seconds=121), 60)
+    assert later is not None and later.previous_root == batch.root
+    assert (
+        verify_batches(
+            {2: {r.sequence or 0: r for r in [*records, *after.records]}}, [batch, later]
+        )
+        == []
+    )
 
 
 def test_same_content_again_is_ignored_different_content_is_refused_with_evidence() -> None:
