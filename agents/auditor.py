@@ -7,7 +7,8 @@ content hashes), Merkle batches to ``audit-batches`` (``engine.audit_log``).
 
 Outputs are sent before the states are written: a crash in between re-appends the batch with
 the same sequence numbers and hashes, i.e. byte-identical records, which ``audit verify``
-reports as repeated (and compaction removes); nothing is ever missing from a chain.
+reports as repeated (and compaction removes); nothing is ever missing from a chain. A
+refused second write also raises a CRITICAL ``audit_conflict`` alert (alerts topic, webhooks).
 
 A batch is cut when it is full or ``audit_batch_seconds`` old: at its chain's next record, or,
 on a chain gone quiet, by a timer that checks the chains this worker owns every
@@ -30,10 +31,13 @@ from faust.types import EventT
 
 from agents.current import PartitionEvent, as_current
 from agents.retry import until_stored
+from config.rules import AlertRules
 from config.settings import Settings
+from engine.alerts import audit_conflict_alert
 from engine.audit_log import ChainState, append, content_hash, cut_if_due, decision_record
 from schemas.codec import DecodeError, WireCodec
-from schemas.models import AuditRecord, Decision
+from schemas.models import Alert, AuditRecord, Decision
+from sinks.webhooks import WebhookSender
 from streams.side_producer import SideProducer
 from streams.topics import Topics
 
@@ -45,11 +49,18 @@ SEAL_CHECK_MAX_S = 60.0
 
 
 def register_auditor(
-    app: faust.App, settings: Settings, clock: Any, batch_size: int, window_s: float
+    app: faust.App,
+    settings: Settings,
+    alert_rules: AlertRules,
+    clock: Any,
+    batch_size: int,
+    window_s: float,
 ) -> Any:
     topics = Topics(settings.topic_prefix)
     codec = WireCodec()
     producer: SideProducer = app.side_producer  # type: ignore[attr-defined]
+    webhooks = WebhookSender(settings.alert_webhook_urls)
+    app.task(webhooks.run)
     source = app.topic(topics.audit_intake, topics.decisions, key_type=bytes, value_type=bytes)
     chains = app.Table(
         "audit-chains",
@@ -90,6 +101,7 @@ def register_auditor(
         now: datetime = clock()
         states: dict[int, tuple[ChainState, EventT[bytes]]] = {}
         outputs: list[Output] = []
+        alerts: list[Alert] = []
         for record in records:
             entry = incoming(record)
             if entry is None:
@@ -118,12 +130,19 @@ def register_auditor(
                 outputs.append((topics.audit, chained.audit_id.encode(), value, chain))
                 if chained.action == "audit_conflict":
                     log.warning("audit: %s", chained.details.reason)
+                    alert = audit_conflict_alert(chained, alert_rules, now)
+                    alerts.append(alert)
+                    outputs.append(
+                        (topics.alerts, alert.alert_id.encode(), codec.encode(alert), None)
+                    )
             for batch in out.batches:
                 value = codec.encode(batch)
                 outputs.append((topics.audit_batches, batch.batch_id.encode(), value, None))
         await until_stored(
             partial(_send_all, producer, outputs), (KafkaError,), "sending audit records"
         )
+        for alert in alerts:
+            webhooks.enqueue(alert)
         for chain, (state, last) in states.items():
             with as_current(last):
                 chains[f"chain:{chain}".encode()] = state.to_bytes()

@@ -43,8 +43,8 @@ def run_sink(settings: Settings) -> None:
     register_analytics_sink(
         app, topics, store, lock, settings.sink_batch_rows, settings.sink_batch_ms / 1000
     )
-    webhooks = [url.strip() for url in settings.alert_webhooks.split(",") if url.strip()]
-    register_alerter(app, topics, load_rules(settings.rules_path).alerts, webhooks, utc_now)
+    alert_rules = load_rules(settings.rules_path).alerts
+    register_alerter(app, topics, alert_rules, settings.alert_webhook_urls, utc_now)
 
     async def serve_queries() -> None:
         runner = web.AppRunner(_query_app(store, lock))

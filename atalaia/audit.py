@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from atalaia.publish import OutRecord, publish
+from config.rules import load_rules
 from config.settings import Settings
 from engine.anchor import build_anchor, check_anchor, day_batches
 from engine.audit_log import Problem, canonical, verify_batches, verify_chain
@@ -38,10 +39,11 @@ def run_auditor(settings: Settings) -> None:
     from agents.auditor import register_auditor  # the worker's dependencies only when running one
     from streams.app import new_app, run_until_stopped, utc_now
 
+    alert_rules = load_rules(settings.rules_path).alerts
     asyncio.run(ensure_topics(settings))
     app = new_app(settings, f"{settings.app_id}-audit")
     window_s = settings.batch_window_ms / 1000
-    register_auditor(app, settings, utc_now, settings.batch_size, window_s)
+    register_auditor(app, settings, alert_rules, utc_now, settings.batch_size, window_s)
     run_until_stopped(app, settings)
 
 

@@ -6,7 +6,7 @@ import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -318,7 +318,11 @@ class CaseRules(_Frozen):
 
 
 AlertRule = Literal[
-    "blacklist_hit_critical", "fraud_spike", "unusual_pattern", "system_performance"
+    "blacklist_hit_critical",
+    "fraud_spike",
+    "unusual_pattern",
+    "system_performance",
+    "audit_conflict",
 ]
 
 
@@ -340,8 +344,9 @@ class AlertRules(_Frozen):
 
     @model_validator(mode="after")
     def _every_trigger(self) -> AlertRules:
-        if len(self.triggers) != 4:
-            raise ValueError("alerts.triggers needs all four triggers")
+        missing = [rule for rule in get_args(AlertRule) if rule not in self.triggers]
+        if missing:
+            raise ValueError(f"alerts.triggers lacks {', '.join(missing)}")
         return self
 
 

@@ -178,6 +178,10 @@ class Settings(BaseSettings):
         return self.analytics_target or str(self.data_dir / "analytics")
 
     @property
+    def alert_webhook_urls(self) -> list[str]:
+        return [url.strip() for url in self.alert_webhooks.split(",") if url.strip()]
+
+    @property
     def key_store_path(self) -> Path:
         return self.key_store_dir or self.data_dir / "keys"
 

@@ -4,7 +4,8 @@ Triggers ("Sistema de Alertas"): a CRITICAL block-list hit; a fraud spike (more 
 the last hour's decisions blocked, once the hour holds enough decisions to say so); an unusual
 pattern (a reason code firing far more this hour than its trailing average); slow processing
 (a decision more than 5 s after its event reached the broker). Throttling: the same alert
-once per 5 min, one alert per user per hour, at most 100 per hour in all.
+once per 5 min, one alert per user per hour, at most 100 per hour in all. One more, not from
+decisions nor in the seed: an audit conflict (``audit_conflict_alert``, raised by the auditor).
 
 >>> from datetime import UTC, datetime
 >>> from config.rules import load_rules
@@ -23,12 +24,13 @@ from datetime import datetime, timedelta
 
 from config.rules import AlertRule as Rule
 from config.rules import AlertRules
-from schemas.models import Alert, Decision, Verdict
+from schemas.models import Alert, AuditRecord, Decision, Verdict
 
 CRITICAL_HIT: Rule = "blacklist_hit_critical"
 FRAUD_SPIKE: Rule = "fraud_spike"
 UNUSUAL_PATTERN: Rule = "unusual_pattern"
 SLOW_PROCESSING: Rule = "system_performance"
+AUDIT_CONFLICT: Rule = "audit_conflict"
 
 
 @dataclass
@@ -169,4 +171,22 @@ def _alert(
         event_id=decision.event_id,
         dedupe_key=dedupe,
         created_at=decision.decided_at,
+    )
+
+
+def audit_conflict_alert(conflict: AuditRecord, rules: AlertRules, at: datetime) -> Alert:
+    """The alert for a chained ``audit_conflict`` record: a second write of a known audit id
+    with other content was refused. Never throttled: each is evidence of its own. Named by
+    its place in the audit log (a re-sent alert has the same id)."""
+    trigger = rules.triggers[AUDIT_CONFLICT]
+    place = f"{conflict.chain}-{conflict.sequence}"
+    return Alert(
+        alert_id=f"{AUDIT_CONFLICT}-{place}",
+        rule=AUDIT_CONFLICT,
+        severity=trigger.severity,
+        channels=list(trigger.channels),
+        message=conflict.details.reason or f"audit conflict at chain {conflict.chain}",
+        event_id=f"audit:{conflict.chain}:{conflict.sequence}",
+        dedupe_key=conflict.audit_id,
+        created_at=at,
     )

@@ -27,8 +27,8 @@ from atalaia.supervise import WorkerProcess
 from config.settings import Settings
 from engine.audit_log import record_hash
 from schemas.codec import WireCodec
-from schemas.models import AuditDetails, AuditRecord
-from streams.reader import read_topics
+from schemas.models import Alert, AuditDetails, AuditRecord
+from streams.reader import read_decoded, read_topics
 from streams.topics import Topics
 from tests import factories
 from tests.integration.helpers import admin_call, collect, run_atalaia, send_events
@@ -309,6 +309,10 @@ def test_an_id_is_written_once_a_different_second_write_leaves_a_conflict(
     assert [r.audit_id for r in chained if r.audit_id == "once-1"] == ["once-1"]
     (conflict,) = [r for r in chained if r.action == "audit_conflict"]
     assert conflict.details.reason == "second write of once-1 with different content refused"
+    alerts, _ = asyncio.run(read_decoded(settings.bootstrap_servers, {topics.alerts: (Alert,)}))
+    (alert,) = alerts
+    assert (alert.rule, alert.severity) == ("audit_conflict", "CRITICAL")
+    assert alert.event_id == f"audit:{conflict.chain}:{conflict.sequence}"
 
 
 async def _write_intake(settings: Settings, topic: str, records: list[AuditRecord]) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from config.rules import load_rules
-from engine.alerts import AlertEngine, Throttle
-from schemas.models import Decision, Reason
+from engine.alerts import AlertEngine, Throttle, audit_conflict_alert
+from engine.audit_log import ChainState, append, content_hash
+from schemas.models import AuditRecord, Decision, Reason
 
 RULES = load_rules().alerts
 AT = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -92,3 +93,31 @@ def test_the_global_limit_holds_under_a_burst() -> None:
     allowed = sum(throttle.allow(f"k{n}", f"u{n}", AT + timedelta(seconds=n)) for n in range(500))
     assert allowed == 100
     assert throttle.allow("k-late", "u-late", AT + timedelta(hours=1, seconds=1))
+
+
+def test_a_refused_audit_rewrite_raises_a_critical_alert_named_by_its_place() -> None:
+    record = AuditRecord.model_validate(
+        {
+            "audit_id": "list-change 7 by analyst@bank",  # audit ids are not identifiers
+            "timestamp": AT,
+            "action": "list_change",
+            "actor": {"type": "admin", "id": "admin-key"},
+            "details": {"reason": "added"},
+            "compliance": {
+                "regulation": "LGPD",
+                "retention_period": "7_years",
+                "classification": "confidential",
+            },
+        }
+    )
+    rewritten = record.model_copy(
+        update={"details": record.details.model_copy(update={"reason": "x"})}
+    )
+    state = ChainState(chain=1)
+    append(state, record, None, AT, 100, 3600)
+    (conflict,) = append(state, rewritten, content_hash(record), AT, 100, 3600).records
+    alert = audit_conflict_alert(conflict, RULES, AT)
+    assert (alert.rule, alert.severity) == ("audit_conflict", "CRITICAL")
+    assert alert.alert_id == "audit_conflict-1-1" and alert.event_id == "audit:1:1"
+    assert alert.message == f"second write of {record.audit_id} with different content refused"
+    assert alert.dedupe_key == conflict.audit_id and alert.channels

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -164,6 +165,12 @@ def test_rules_file_errors_are_one_line(tmp_path: Path) -> None:
     text = Path(str(RULES_PATH)).read_text().replace("review_from = 50", "review_from = 90")
     bad.write_text(text)
     with pytest.raises(RulesError, match="review_from must not exceed block_above"):
+        load_rules(bad)
+    text = Path(str(RULES_PATH)).read_text()
+    section = re.compile(r"\[alerts\.triggers\.audit_conflict\]\n(?:\w+ = .*\n)+")
+    assert section.search(text)
+    bad.write_text(section.sub("", text))
+    with pytest.raises(RulesError, match=r"alerts\.triggers lacks audit_conflict"):
         load_rules(bad)
 
 
