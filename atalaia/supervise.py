@@ -62,10 +62,14 @@ def stop_with_supervisor() -> None:
 
 
 class WorkerProcess:
-    def __init__(self, settings: Settings, log_file: Path, command: str = "worker") -> None:
+    def __init__(
+        self, settings: Settings, log_file: Path, command: str = "worker", module: str = "atalaia"
+    ) -> None:
+        """Runs ``python -m <module> <command>`` (a benchmark may run a module of its own)."""
         self.settings = settings
         self.log_file = log_file
         self.command = command
+        self.module = module
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
@@ -74,7 +78,7 @@ class WorkerProcess:
         env[SUPERVISOR_PID_ENV] = str(os.getpid())
         with self.log_file.open("ab") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "atalaia", self.command],
+                [sys.executable, "-m", self.module, self.command],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
