@@ -36,8 +36,9 @@ from config.settings import Settings
 from engine.alerts import audit_conflict_alert
 from engine.audit_log import ChainState, append, content_hash, cut_if_due, decision_record
 from schemas.codec import DecodeError, WireCodec
-from schemas.models import Alert, AuditRecord, Decision
+from schemas.models import Alert, AuditBatch, AuditRecord, Decision
 from sinks.webhooks import WebhookSender
+from streams.metrics import AUDIT_BATCHES, AUDIT_CONFLICTS, AUDIT_RECORDS, AUDIT_REPEATS
 from streams.side_producer import SideProducer
 from streams.topics import Topics
 
@@ -102,6 +103,8 @@ def register_auditor(
         states: dict[int, tuple[ChainState, EventT[bytes]]] = {}
         outputs: list[Output] = []
         alerts: list[Alert] = []
+        appended = conflicts = 0
+        cuts: list[str] = []
         for record in records:
             entry = incoming(record)
             if entry is None:
@@ -124,11 +127,15 @@ def register_auditor(
                 )
                 if not out.duplicate and seen is None:
                     known[id_key] = content_hash(entry).encode()
+            if out.duplicate:
+                AUDIT_REPEATS.inc()
             states[chain] = (state, record)
             for chained in out.records:
                 value = codec.encode(chained)
                 outputs.append((topics.audit, chained.audit_id.encode(), value, chain))
+                appended += 1
                 if chained.action == "audit_conflict":
+                    conflicts += 1
                     log.warning("audit: %s", chained.details.reason)
                     alert = audit_conflict_alert(chained, alert_rules, now)
                     alerts.append(alert)
@@ -138,11 +145,16 @@ def register_auditor(
             for batch in out.batches:
                 value = codec.encode(batch)
                 outputs.append((topics.audit_batches, batch.batch_id.encode(), value, None))
+                cuts.append(_cause_of(batch, settings.audit_batch_records))
         await until_stored(
             partial(_send_all, producer, outputs), (KafkaError,), "sending audit records"
         )
         for alert in alerts:
             webhooks.enqueue(alert)
+        AUDIT_RECORDS.inc(appended)
+        AUDIT_CONFLICTS.inc(conflicts)
+        for cause in cuts:
+            AUDIT_BATCHES.labels(cause).inc()
         for chain, (state, last) in states.items():
             with as_current(last):
                 chains[f"chain:{chain}".encode()] = state.to_bytes()
@@ -170,9 +182,18 @@ def register_auditor(
                 )
                 with as_current(at):
                     chains[key] = state.to_bytes()
+                AUDIT_BATCHES.labels(QUIET).inc()
 
     app.timer(min(float(settings.audit_batch_seconds), SEAL_CHECK_MAX_S))(cut_quiet_chains)
     return app.agent(source, name="atalaia.auditor")(audit)
+
+
+FULL, AGED, QUIET = "full", "age", "quiet chain"
+"""Why a batch was cut: it held the most records, it was due at a record, or the timer."""
+
+
+def _cause_of(batch: AuditBatch, batch_records: int) -> str:
+    return FULL if batch.count >= batch_records else AGED
 
 
 async def _send_all(producer: SideProducer, outputs: list[Output]) -> None:

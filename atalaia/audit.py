@@ -37,13 +37,14 @@ class AuditError(Exception):
 
 def run_auditor(settings: Settings) -> None:
     from agents.auditor import register_auditor  # the worker's dependencies only when running one
-    from streams.app import new_app, run_until_stopped, utc_now
+    from streams.app import new_app, run_until_stopped, serve_metrics_of, utc_now
 
     alert_rules = load_rules(settings.rules_path).alerts
     asyncio.run(ensure_topics(settings))
     app = new_app(settings, f"{settings.app_id}-audit")
     window_s = settings.batch_window_ms / 1000
     register_auditor(app, settings, alert_rules, utc_now, settings.batch_size, window_s)
+    serve_metrics_of(app, settings)
     run_until_stopped(app, settings)
 
 

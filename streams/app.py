@@ -84,6 +84,18 @@ def run_until_stopped(app: faust.App, settings: Settings) -> None:
     worker.execute_from_commandline()
 
 
+def serve_metrics_of(app: faust.App, settings: Settings) -> None:
+    """With ``metrics_port`` set, serve this process's metrics and measure its consumer lag."""
+    if settings.metrics_port is None:
+        return
+    serve_metrics(settings.metrics_port)
+
+    async def lag() -> None:
+        await measure_lag(app.consumer)
+
+    app.timer(LAG_INTERVAL_S)(lag)
+
+
 def new_app(settings: Settings, app_id: str) -> AtalaiaApp:
     """A Faust app (consumer group ``app_id``) with the broker profile's tuning and the side
     producer the agents send through; agents are registered by the caller."""
@@ -197,14 +209,7 @@ def build_app(
         )
 
     register_cases(app, topics, codec, settings.partitions)
-    if settings.metrics_port is not None:
-        serve_metrics(settings.metrics_port)
-
-        async def lag() -> None:
-            await measure_lag(app.consumer)
-
-        app.timer(LAG_INTERVAL_S)(lag)
-
+    serve_metrics_of(app, settings)
     app.task(follow_entity_blocks)
     app.task(follow_lists)
     app.task(follow_models)

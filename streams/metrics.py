@@ -1,6 +1,7 @@
-"""Prometheus metrics of a worker (prometheus-client), served as text on 127.0.0.1 when
-``ATALAIA_METRICS_PORT`` is set. Names and labels are the only place they are defined; no
-label ever carries an id or a personal value (kinds, verdicts, bands, severities only)."""
+"""Prometheus metrics of a worker or an auditor (prometheus-client), served as text on
+127.0.0.1 when ``ATALAIA_METRICS_PORT`` is set; the sink serves its own on its query port.
+Names and labels are the only place they are defined; no label ever carries an id or a
+personal value (kinds, verdicts, bands, severities, causes only)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,14 @@ SINK_BATCH_ROWS = Histogram(
     buckets=(1, 10, 100, 500, 1000, 5000),
 )
 SINK_FAILURES = Counter("atalaia_sink_failures_total", "Analytics sink batches that failed")
+AUDIT_RECORDS = Counter("atalaia_audit_records_total", "Records appended to the audit chains")
+AUDIT_REPEATS = Counter(
+    "atalaia_audit_repeats_total", "Audit inputs ignored: the same content under a known id"
+)
+AUDIT_CONFLICTS = Counter(
+    "atalaia_audit_conflicts_total", "Second writes of a known audit id with other content"
+)
+AUDIT_BATCHES = Counter("atalaia_audit_batches_total", "Merkle batches cut, by cause", ["cause"])
 
 
 @lru_cache(maxsize=1024)

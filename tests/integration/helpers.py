@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from aiokafka import ConsumerRecord
+from prometheus_client.parser import text_string_to_metric_families
 
 from atalaia.publish import OutRecord, publish
 from atalaia.supervise import settings_env
@@ -254,3 +255,15 @@ def run_atalaia(settings: Settings, *args: str) -> subprocess.CompletedProcess[s
         timeout=120,
         check=False,
     )
+
+
+def scrape_metrics(port: int) -> dict[str, float]:
+    """A process's Prometheus text on 127.0.0.1:``port``, as ``name{label=value,...}``."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    values: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            values[f"{sample.name}{{{labels}}}"] = sample.value
+    return values

@@ -23,6 +23,7 @@ from stellar_sdk import Keypair, TransactionEnvelope
 from stellar_sdk.operation import ManageData
 
 from atalaia.audit import AuditLog, read_log
+from atalaia.broker import free_port
 from atalaia.supervise import WorkerProcess
 from config.settings import Settings
 from engine.audit_log import record_hash
@@ -31,7 +32,13 @@ from schemas.models import Alert, AuditDetails, AuditRecord
 from streams.reader import read_decoded, read_topics
 from streams.topics import Topics
 from tests import factories
-from tests.integration.helpers import admin_call, collect, run_atalaia, send_events
+from tests.integration.helpers import (
+    admin_call,
+    collect,
+    run_atalaia,
+    scrape_metrics,
+    send_events,
+)
 
 pytestmark = pytest.mark.integration
 CODEC = WireCodec()
@@ -347,6 +354,7 @@ def test_a_quiet_chain_gets_its_batch_without_more_traffic(
             "audit_batch_records": 1000,
             "audit_batch_seconds": 2,
             "data_dir": tmp_path / "auditor",
+            "metrics_port": free_port(),
         }
     )
     auditor = WorkerProcess(settings, tmp_path / "auditor.log", command="auditor").start()
@@ -378,5 +386,10 @@ def test_a_quiet_chain_gets_its_batch_without_more_traffic(
         assert sum(b.count for b in log.batches) == len(records)
         verified = run_atalaia(settings, "audit", "verify")
         assert verified.returncode == 0 and verified.stdout.startswith("OK:"), verified.stdout
+        assert settings.metrics_port is not None
+        metrics = scrape_metrics(settings.metrics_port)
+        assert metrics["atalaia_audit_records_total{}"] == len(records)
+        assert metrics["atalaia_audit_batches_total{cause=quiet chain}"] == len(log.batches)
+        assert metrics["atalaia_audit_conflicts_total{}"] == 0
     finally:
         auditor.stop()

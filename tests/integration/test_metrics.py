@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from atalaia.broker import free_port, wait_for_port
 from atalaia.publish import OutRecord, publish
@@ -17,20 +15,9 @@ from atalaia.supervise import WorkerProcess
 from config.settings import Settings
 from streams.topics import Topics
 from tests import factories
-from tests.integration.helpers import collect, send_events
+from tests.integration.helpers import collect, scrape_metrics, send_events
 
 pytestmark = pytest.mark.integration
-
-
-def _scrape(port: int) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    values: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
-            values[f"{sample.name}{{{labels}}}"] = sample.value
-    return values
 
 
 def test_metrics_count_what_the_worker_did(
@@ -50,7 +37,7 @@ def test_metrics_count_what_the_worker_did(
     asyncio.run(publish(settings.bootstrap_servers, [bad]))
     asyncio.run(collect(settings.bootstrap_servers, topics, {e.event_id for e in events}))
     time.sleep(6)  # one lag measurement
-    values = _scrape(port)
+    values = scrape_metrics(port)
     assert values["atalaia_events_in_total{kind=transaction}"] == 10
     decided = sum(v for k, v in values.items() if k.startswith("atalaia_decisions_total{"))
     assert decided == 10
