@@ -73,14 +73,11 @@ def _query_app(store: Any, lock: asyncio.Lock) -> Any:
             return web.json_response({"error": first[:500]}, status=400)
         return web.json_response({"columns": columns, "rows": rows}, dumps=_dumps)
 
-    async def metrics(_request: web.Request) -> web.Response:
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    from streams.metrics import metrics_page
 
     app = web.Application()
     app.router.add_post("/sql", sql)
-    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/metrics", metrics_page)
     return app
 
 

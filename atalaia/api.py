@@ -11,7 +11,7 @@
   block on the subject. The engine's own decision is still published when it comes.
 
 Binds 127.0.0.1 by default. Rules follow the config topic like the workers'. The same server
-carries the admin API (``atalaia.admin_api``).
+carries the admin API (``atalaia.admin_api``) and the process's metrics (``GET /metrics``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,6 +45,7 @@ from streams.admin_state import AdminState
 from streams.decision_waiter import DecisionWaiter
 from streams.live_config import follow_rules, latest_rules
 from streams.log_limits import limit_client_repeats
+from streams.metrics import API_REQUESTS, API_SECONDS, SYNC_ANSWERS, child_of, metrics_page
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -140,8 +141,9 @@ class DecideService:
             return await self._late(event, rules, cause, started)
         finally:
             self.waiter.forget(event.event_id, pending)
-        payload = {"source": "engine", **decision.model_dump(mode="json")}
+        payload = {"source": ENGINE, **decision.model_dump(mode="json")}
         payload["answered_in_ms"] = _elapsed_ms(started)
+        child_of(SYNC_ANSWERS, ENGINE, decision.decision.value).inc()
         return web.json_response(payload)
 
     async def _publish(self, event: InputEvent, key: str) -> None:
@@ -170,9 +172,10 @@ class DecideService:
         self, event: InputEvent, rules: RuleSet, cause: str, started: float
     ) -> web.Response:
         answer = late_answer(event, rules.sync, await self._active_block(event, rules), cause)
+        child_of(SYNC_ANSWERS, TIMEOUT_POLICY, answer.verdict.value).inc()
         return web.json_response(
             {
-                "source": "timeout_policy",
+                "source": TIMEOUT_POLICY,
                 "event_id": event.event_id,
                 "decision": answer.verdict.value,
                 "policy": answer.policy,
@@ -185,6 +188,32 @@ class DecideService:
 
 async def _ignore_rejected(_record: Any, _error: str) -> None:
     """The workers dead-letter rejected rules; the API only keeps the rules in force."""
+
+
+ENGINE, TIMEOUT_POLICY = "engine", "timeout_policy"
+"""Who answered a synchronous call: the engine's decision, or the policy when it was late."""
+
+
+@web.middleware
+async def measured(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Count and time every request by its route's pattern (never its path: ids would make
+    labels) and status."""
+    started = time.monotonic()
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        child_of(API_REQUESTS, route, str(status)).inc()
+        child_of(API_SECONDS, route).observe(time.monotonic() - started)
 
 
 def _elapsed_ms(started: float) -> int:
@@ -214,8 +243,9 @@ def build_api(service: DecideService) -> web.Application:
         await store.stop()
         keys.close()
 
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[measured])
     app.router.add_post("/v1/decide/{kind}", service.decide)
+    app.router.add_get("/metrics", metrics_page)
     app.add_routes(admin.routes())
     app.on_startup.extend([service.start, start_store])
     app.on_cleanup.extend([stop_store, service.stop])

@@ -158,19 +158,16 @@ def _alert(
     per_subject: bool = True,
     key: str = "",
 ) -> Alert:
-    trigger = rules.triggers[rule]
     subject = decision.user_id if per_subject else None
-    dedupe = f"{rule}:{subject or ''}:{key}"
-    return Alert(
+    return _raised(
+        rule,
+        rules,
         alert_id=f"{rule}-{decision.event_id}",
-        rule=rule,
-        severity=trigger.severity,
-        channels=list(trigger.channels),
         message=message,
-        subject_id=subject,
         event_id=decision.event_id,
-        dedupe_key=dedupe,
+        dedupe_key=f"{rule}:{subject or ''}:{key}",
         created_at=decision.decided_at,
+        subject_id=subject,
     )
 
 
@@ -178,15 +175,38 @@ def audit_conflict_alert(conflict: AuditRecord, rules: AlertRules, at: datetime)
     """The alert for a chained ``audit_conflict`` record: a second write of a known audit id
     with other content was refused. Never throttled: each is evidence of its own. Named by
     its place in the audit log (a re-sent alert has the same id)."""
-    trigger = rules.triggers[AUDIT_CONFLICT]
-    place = f"{conflict.chain}-{conflict.sequence}"
-    return Alert(
-        alert_id=f"{AUDIT_CONFLICT}-{place}",
-        rule=AUDIT_CONFLICT,
-        severity=trigger.severity,
-        channels=list(trigger.channels),
+    return _raised(
+        AUDIT_CONFLICT,
+        rules,
+        alert_id=f"{AUDIT_CONFLICT}-{conflict.chain}-{conflict.sequence}",
         message=conflict.details.reason or f"audit conflict at chain {conflict.chain}",
         event_id=f"audit:{conflict.chain}:{conflict.sequence}",
         dedupe_key=conflict.audit_id,
         created_at=at,
+    )
+
+
+def _raised(
+    rule: Rule,
+    rules: AlertRules,
+    *,
+    alert_id: str,
+    message: str,
+    event_id: str,
+    dedupe_key: str,
+    created_at: datetime,
+    subject_id: str | None = None,
+) -> Alert:
+    """An alert of ``rule`` with its configured severity and channels."""
+    trigger = rules.triggers[rule]
+    return Alert(
+        alert_id=alert_id,
+        rule=rule,
+        severity=trigger.severity,
+        channels=list(trigger.channels),
+        message=message,
+        subject_id=subject_id,
+        event_id=event_id,
+        dedupe_key=dedupe_key,
+        created_at=created_at,
     )

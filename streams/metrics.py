@@ -1,5 +1,6 @@
 """Prometheus metrics of a worker or an auditor (prometheus-client), served as text on
-127.0.0.1 when ``ATALAIA_METRICS_PORT`` is set; the sink serves its own on its query port.
+127.0.0.1 when ``ATALAIA_METRICS_PORT`` is set; the sink and the API serve theirs on their
+own HTTP server (``metrics_page``).
 Names and labels are the only place they are defined; no label ever carries an id or a
 personal value (kinds, verdicts, bands, severities, causes only)."""
 
@@ -8,7 +9,15 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
 
 EVENTS_IN = Counter("atalaia_events_in_total", "Input events accepted, by kind", ["kind"])
 DECISIONS = Counter(
@@ -37,6 +46,20 @@ SINK_BATCH_ROWS = Histogram(
     buckets=(1, 10, 100, 500, 1000, 5000),
 )
 SINK_FAILURES = Counter("atalaia_sink_failures_total", "Analytics sink batches that failed")
+API_REQUESTS = Counter(
+    "atalaia_api_requests_total", "API requests answered, by route and status", ["route", "status"]
+)
+API_SECONDS = Histogram(
+    "atalaia_api_request_seconds",
+    "API request handling time, by route",
+    ["route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+)
+SYNC_ANSWERS = Counter(
+    "atalaia_sync_answers_total",
+    "Synchronous decisions answered, by source (engine, timeout_policy) and verdict",
+    ["source", "verdict"],
+)
 AUDIT_RECORDS = Counter("atalaia_audit_records_total", "Records appended to the audit chains")
 AUDIT_REPEATS = Counter(
     "atalaia_audit_repeats_total", "Audit inputs ignored: the same content under a known id"
@@ -52,6 +75,11 @@ def child_of(metric: Counter, *values: str) -> Any:
     """The child of ``metric`` for these label values. Cached: the scoring agent counts every
     event, and a ``labels()`` lookup costs more than the increment (labels are bounded enums)."""
     return metric.labels(*values)
+
+
+async def metrics_page(_request: web.Request) -> web.Response:
+    """``GET /metrics`` on a process's own HTTP server (the sink's, the API's)."""
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def serve_metrics(port: int) -> None:

@@ -13,7 +13,7 @@ from engine.admission import subject_of
 from engine.decide import Outcome, decide_event
 from engine.scoring import Assessment
 from engine.velocity import VelocityState
-from schemas.models import GiftEvent, InputEvent, LoginEvent, TransactionEvent
+from schemas.models import AuditRecord, GiftEvent, InputEvent, LoginEvent, TransactionEvent
 
 _counter = itertools.count()
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -83,6 +83,23 @@ def gift(**overrides: Any) -> GiftEvent:
         "country": "BR",
     }
     return GiftEvent.model_validate({**fields, **overrides})
+
+
+def audit_record(audit_id: str, **overrides: Any) -> AuditRecord:
+    """An admin call's audit record, as producers put on the audit intake."""
+    fields: dict[str, Any] = {
+        "audit_id": audit_id,
+        "timestamp": datetime.now(UTC),
+        "action": "admin_call",
+        "actor": {"type": "admin", "id": "admin-key"},
+        "details": {"request": "GET /api/admin/cases 200"},
+        "compliance": {
+            "regulation": "LGPD",
+            "retention_period": "7_years",
+            "classification": "confidential",
+        },
+    }
+    return AuditRecord.model_validate(fields | overrides)
 
 
 def decide_all(events: list[InputEvent]) -> list[Assessment]:

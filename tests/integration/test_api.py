@@ -22,7 +22,7 @@ from schemas.models import BlockedEntityType, FraudBlock, InputEvent
 from sinks.redis_blocks import RedisBlockMirror
 from streams.topics import Topics
 from tests import factories
-from tests.integration.helpers import collect, send_events
+from tests.integration.helpers import collect, scrape_metrics, send_events
 
 pytestmark = pytest.mark.integration
 
@@ -74,6 +74,9 @@ def test_valid_events_get_the_engines_decision_within_the_bound(
     assert answers[0]["user_message"] == load_rules().gift.actions.blocked_message
     assert answers[1]["decision"] == "ALLOW"
     assert answers[1]["rule_version"] == load_rules().version
+    metrics = scrape_metrics(api_settings.api_port)
+    assert metrics["atalaia_sync_answers_total{source=engine,verdict=BLOCK}"] == 1
+    assert metrics["atalaia_sync_answers_total{source=engine,verdict=ALLOW}"] == 1
 
 
 def test_bad_requests_get_a_clear_4xx_and_publish_nothing(
@@ -91,6 +94,11 @@ def test_bad_requests_get_a_clear_4xx_and_publish_nothing(
         got_status, answer = _post(api_settings, kind, body)
         assert (got_status, answer["error"]) == (status, error), answer
         assert answer["detail"] and "\n" not in answer["detail"]
+    metrics = scrape_metrics(api_settings.api_port)  # by route pattern, never by path
+    assert metrics["atalaia_api_requests_total{route=/v1/decide/{kind},status=422}"] == 3
+    assert metrics["atalaia_api_requests_total{route=/v1/decide/{kind},status=404}"] == 1
+    assert metrics["atalaia_api_request_seconds_count{route=/v1/decide/{kind}}"] == 4
+    assert not any("refund" in name for name in metrics)
     topics = Topics(api_settings.topic_prefix)
     published = asyncio.run(collect(api_settings.bootstrap_servers, topics, None, idle_timeout_s=1))
     assert published.decisions == [] and published.dead_letters == []

@@ -294,20 +294,7 @@ def test_an_id_is_written_once_a_different_second_write_leaves_a_conflict(
 ) -> None:
     settings = audit_settings
     start_auditor()
-    original = AuditRecord.model_validate(
-        {
-            "audit_id": "once-1",
-            "timestamp": datetime.now(UTC),
-            "action": "admin_call",
-            "actor": {"type": "admin", "id": "admin-key"},
-            "details": {"request": "GET /api/admin/cases 200"},
-            "compliance": {
-                "regulation": "LGPD",
-                "retention_period": "7_years",
-                "classification": "confidential",
-            },
-        }
-    )
+    original = factories.audit_record("once-1")
     rewritten = original.model_copy(update={"details": AuditDetails(request="GET /x 500")})
     topics = Topics(settings.topic_prefix)
     asyncio.run(_write_intake(settings, topics.audit_intake, [original, original, rewritten]))
@@ -360,23 +347,7 @@ def test_a_quiet_chain_gets_its_batch_without_more_traffic(
     auditor = WorkerProcess(settings, tmp_path / "auditor.log", command="auditor").start()
     try:
         topics = Topics(settings.topic_prefix)
-        records = [
-            AuditRecord.model_validate(
-                {
-                    "audit_id": f"quiet-{n}",
-                    "timestamp": datetime.now(UTC),
-                    "action": "admin_call",
-                    "actor": {"type": "admin", "id": "admin-key"},
-                    "details": {"request": "GET /api/admin/cases 200"},
-                    "compliance": {
-                        "regulation": "LGPD",
-                        "retention_period": "7_years",
-                        "classification": "confidential",
-                    },
-                }
-            )
-            for n in range(3)
-        ]
+        records = [factories.audit_record(f"quiet-{n}") for n in range(3)]
         asyncio.run(_write_intake(settings, topics.audit_intake, records))
         deadline = time.monotonic() + 90
         log = asyncio.run(read_log(settings))

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 from config.rules import load_rules
 from engine.alerts import AlertEngine, Throttle, audit_conflict_alert
 from engine.audit_log import ChainState, append, content_hash
-from schemas.models import AuditRecord, Decision, Reason
+from schemas.models import Decision, Reason
+from tests import factories
 
 RULES = load_rules().alerts
 AT = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -96,19 +97,10 @@ def test_the_global_limit_holds_under_a_burst() -> None:
 
 
 def test_a_refused_audit_rewrite_raises_a_critical_alert_named_by_its_place() -> None:
-    record = AuditRecord.model_validate(
-        {
-            "audit_id": "list-change 7 by analyst@bank",  # audit ids are not identifiers
-            "timestamp": AT,
-            "action": "list_change",
-            "actor": {"type": "admin", "id": "admin-key"},
-            "details": {"reason": "added"},
-            "compliance": {
-                "regulation": "LGPD",
-                "retention_period": "7_years",
-                "classification": "confidential",
-            },
-        }
+    record = factories.audit_record(
+        "list-change 7 by analyst@bank",  # audit ids are not identifiers
+        action="list_change",
+        details={"reason": "added"},
     )
     rewritten = record.model_copy(
         update={"details": record.details.model_copy(update={"reason": "x"})}
