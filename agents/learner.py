@@ -41,11 +41,19 @@ from engine.learning import (
 )
 from schemas.codec import DecodeError, WireCodec
 from schemas.models import Decision, KnownFrauds, Label, ModelSnapshot
+from streams.metrics import (
+    LEARNER_INPUTS,
+    LEARNER_MODEL_LABELS,
+    LEARNER_SNAPSHOTS,
+    LEARNER_UNLABELLED,
+    child_of,
+)
 from streams.side_producer import SideProducer
 from streams.stopping import despite_unreachable_broker
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
+DECISION_INPUT, LABEL_INPUT = "decision", "label"
 
 _CHECKPOINT = "checkpoint"
 _EXAMPLE = "example:"
@@ -145,6 +153,7 @@ class LearnerProcess:
         try:
             if record.topic == self.topics.decisions:
                 decision = self.codec.decode(record.value, (Decision,))
+                child_of(LEARNER_INPUTS, DECISION_INPUT).inc()
                 if is_model_scored(decision.features):
                     at_ms = int(decision.event_occurred_at.timestamp() * 1000)
                     for model in self.models.values():
@@ -154,6 +163,7 @@ class LearnerProcess:
                         self._changed(model, step)
             else:
                 label = self.codec.decode(record.value, (Label,))
+                child_of(LEARNER_INPUTS, LABEL_INPUT).inc()
                 labelled_ms = int(label.labelled_at.timestamp() * 1000)
                 for model in self.models.values():
                     step = model.learner.observe_label(label.event_ids, label.is_fraud, labelled_ms)
@@ -195,6 +205,8 @@ class LearnerProcess:
                 signature=signature,
             )
             out.append((self.topics.models, model.name.encode(), self.codec.encode(snapshot)))
+            child_of(LEARNER_SNAPSHOTS, model.name).inc()
+            child_of(LEARNER_MODEL_LABELS, model.name).set(snapshot.labels)
         champion = self.models[CHAMPION].learner
         for entity in sorted(self.known_changed):
             frauds = champion.known.of(entity)
@@ -239,6 +251,7 @@ class LearnerProcess:
             dropped = model.learner.forget_older_than(self.label_wait_ms)
             if dropped:
                 log.info("learner %s: %d decisions had no label in time", model.name, dropped)
+                child_of(LEARNER_UNLABELLED, model.name).inc(dropped)
 
     def close(self) -> None:
         self.db.close()

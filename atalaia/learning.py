@@ -21,6 +21,7 @@ from streams.admin import ensure_topics
 from streams.app import utc_now
 from streams.live_config import latest_rules
 from streams.log_limits import limit_client_repeats
+from streams.metrics import serve_metrics
 from streams.reader import read_decoded
 from streams.topics import Topics
 
@@ -59,6 +60,8 @@ def run_learner_main(settings: Settings) -> int:
 
     async def main() -> None:
         await ensure_topics(settings)
+        if settings.metrics_port is not None:
+            serve_metrics(settings.metrics_port)
         start = await latest_rules(settings, fallback)
         process = build_learner(settings, start.rules, challenger)
         stop = asyncio.Event()

@@ -1,4 +1,4 @@
-"""Prometheus metrics of a worker or an auditor (prometheus-client), served as text on
+"""Prometheus metrics of a worker, an auditor or the learner (prometheus-client), served on
 127.0.0.1 when ``ATALAIA_METRICS_PORT`` is set; the sink and the API serve theirs on their
 own HTTP server (``metrics_page``).
 Names and labels are the only place they are defined; no label ever carries an id or a
@@ -60,6 +60,20 @@ SYNC_ANSWERS = Counter(
     "Synchronous decisions answered, by source (engine, timeout_policy) and verdict",
     ["source", "verdict"],
 )
+LEARNER_INPUTS = Counter(
+    "atalaia_learner_inputs_total", "Records the learner read, by kind (decision, label)", ["kind"]
+)
+LEARNER_SNAPSHOTS = Counter(
+    "atalaia_learner_snapshots_total", "Model snapshots published, by model", ["model"]
+)
+LEARNER_MODEL_LABELS = Gauge(
+    "atalaia_learner_model_labels", "Labelled examples a model has learned, by model", ["model"]
+)
+LEARNER_UNLABELLED = Counter(
+    "atalaia_learner_unlabelled_total",
+    "Scored decisions forgotten with no label in time, by model",
+    ["model"],
+)
 AUDIT_RECORDS = Counter("atalaia_audit_records_total", "Records appended to the audit chains")
 AUDIT_REPEATS = Counter(
     "atalaia_audit_repeats_total", "Audit inputs ignored: the same content under a known id"
@@ -71,7 +85,7 @@ AUDIT_BATCHES = Counter("atalaia_audit_batches_total", "Merkle batches cut, by c
 
 
 @lru_cache(maxsize=1024)
-def child_of(metric: Counter, *values: str) -> Any:
+def child_of(metric: Counter | Gauge | Histogram, *values: str) -> Any:
     """The child of ``metric`` for these label values. Cached: the scoring agent counts every
     event, and a ``labels()`` lookup costs more than the increment (labels are bounded enums)."""
     return metric.labels(*values)

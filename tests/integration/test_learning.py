@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from atalaia.broker import free_port
 from atalaia.learning import compare_shadow
 from atalaia.publish import OutRecord, publish
 from atalaia.supervise import WorkerProcess
@@ -27,7 +28,14 @@ from schemas.models import (
 )
 from streams.topics import Topics
 from tests import factories
-from tests.integration.helpers import CODEC, collect, read_all, run_atalaia, send_events
+from tests.integration.helpers import (
+    CODEC,
+    collect,
+    read_all,
+    run_atalaia,
+    scrape_metrics,
+    send_events,
+)
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
 
@@ -63,13 +71,20 @@ def model_settings(engine_settings: Settings, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
+def learner_metrics_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
 def start_learner(
-    model_settings: Settings, tmp_path: Path
+    model_settings: Settings, tmp_path: Path, learner_metrics_port: int
 ) -> Iterator[Callable[[], WorkerProcess]]:
     started: list[WorkerProcess] = []
 
     def start() -> WorkerProcess:
         settings = model_settings.model_copy(update={"data_dir": tmp_path / "learner"})
+        if not started:  # the first learner serves its metrics (a restarted one starts at 0)
+            settings = settings.model_copy(update={"metrics_port": learner_metrics_port})
         log = tmp_path / f"learner-{len(started)}.log"
         learner = WorkerProcess(settings, log, command="learner").start()
         started.append(learner)
@@ -133,6 +148,7 @@ def test_labels_teach_the_model_the_worker_scores_with_and_a_restart_keeps_it(
     model_settings: Settings,
     start_worker: Callable[..., WorkerProcess],
     start_learner: Callable[[], WorkerProcess],
+    learner_metrics_port: int,
 ) -> None:
     settings = model_settings
     topics = Topics(settings.topic_prefix)
@@ -156,6 +172,11 @@ def test_labels_teach_the_model_the_worker_scores_with_and_a_restart_keeps_it(
     decided(settings, second)
     learned = wait_for_snapshot(settings, "champion", lambda s: s.labels >= 20)
     assert learned.frauds == 2 and learned.known_until == T0 + timedelta(hours=1)
+    metrics = scrape_metrics(learner_metrics_port)
+    assert metrics["atalaia_learner_inputs_total{kind=label}"] >= 1
+    assert metrics["atalaia_learner_inputs_total{kind=decision}"] >= 25
+    assert metrics["atalaia_learner_snapshots_total{model=champion}"] >= 1
+    assert metrics["atalaia_learner_model_labels{model=champion}"] >= 20
 
     # 3. Now the worker scores with that model and reads the known frauds of the terminal.
     third = card_payments("p3", T0 + timedelta(hours=3), 3, "t-bad") + card_payments(
