@@ -92,7 +92,11 @@ def test_chained_batched_verified_proved_anchored_and_tampering_named(
     start_worker()
     start_auditor()
     events = [
-        factories.transaction(user_id=f"u{n}", occurred_at=datetime.now(UTC) - timedelta(seconds=n))
+        # Ids long enough not to turn up by chance in the envelope's ~300 binary bytes (a
+        # two-byte "u1" did, about once in twenty runs).
+        factories.transaction(
+            user_id=f"anchored-user-{n:02d}", occurred_at=datetime.now(UTC) - timedelta(seconds=n)
+        )
         for n in range(16)
     ]
     asyncio.run(send_events(settings.bootstrap_servers, topics, events))
