@@ -91,8 +91,8 @@ async def read_log(settings: Settings, audit_topic: str | None = None) -> AuditL
     return log
 
 
-def verify_main(settings: Settings, audit_topic: str | None, anchors: bool) -> int:
-    log = asyncio.run(read_log(settings, audit_topic))
+def verify_log(log: AuditLog, anchors: bool) -> list[Problem]:
+    """Every problem in the chains and batches (and the anchors) as read."""
     problems = list(log.unreadable)
     for chain, records in sorted(log.chains.items()):
         problems += verify_chain(chain, records)
@@ -102,6 +102,12 @@ def verify_main(settings: Settings, audit_topic: str | None, anchors: bool) -> i
             problems += [
                 Problem(None, f"anchor {anchor.day}", p) for p in check_anchor(anchor, log.batches)
             ]
+    return problems
+
+
+def verify_main(settings: Settings, audit_topic: str | None, anchors: bool) -> int:
+    log = asyncio.run(read_log(settings, audit_topic))
+    problems = verify_log(log, anchors)
     count = sum(len(r) for r in log.chains.values())
     if problems:
         for problem in problems:

@@ -196,6 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also run the learner, a challenger in shadow, and compare them on the labels",
     )
+    demo.add_argument(
+        "--audit",
+        action="store_true",
+        help="also run the auditor and verify the audit log of the decisions (chains and "
+        "Merkle batches)",
+    )
     pace = demo.add_mutually_exclusive_group()
     pace.add_argument(
         "--rate",
@@ -383,7 +389,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from atalaia.demo import demo_main
 
     rate = None if args.burst else args.rate
-    return demo_main(settings, args.transactions, args.gifts, rate, args.analytics, args.learning)
+    return demo_main(
+        settings, args.transactions, args.gifts, rate, args.analytics, args.learning, args.audit
+    )
 
 
 def _push_rules(settings: Settings, path: Path) -> int:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from atalaia.analytics import run_query
+from atalaia.audit import read_log, verify_log
 from atalaia.broker import EmbeddedBroker, free_port, wait_for_port
 from atalaia.learning import compare_shadow, print_comparison
 from atalaia.measure import percentile
@@ -55,6 +56,10 @@ WORKER_READY_TIMEOUT_S = 120.0
 LABEL_DELAY = timedelta(days=7)
 """The handbook's labels are known a week after each transaction."""
 SINK_TIMEOUT_S = 180.0
+AUDIT_TIMEOUT_S = 180.0
+DEMO_AUDIT_BATCH_S = 3
+"""The demo's Merkle batches are due after 3 s (an hour by default), so it can show every
+decision sealed within seconds of the last one."""
 IDLE_TIMEOUT_S = 30.0
 
 
@@ -79,6 +84,8 @@ class DemoResult:
     elapsed_s: float = 0.0
     model_versions: Counter[str] = field(default_factory=Counter)
     shadow: str = ""
+    audit: str = ""
+    audit_problems: int = 0
 
     @property
     def decided(self) -> int:
@@ -179,10 +186,12 @@ async def run_demo(
     analytics: bool = False,
     learning: bool = False,
     learner_only: bool = False,
+    audit: bool = False,
 ) -> DemoResult:
     """``learning``: also run the learner with the shipped challenger in shadow, publish the
     handbook's labels (known 7 days after each transaction) and compare the two;
-    ``learner_only``: run the learner, no challenger (the benchmark's "model on")."""
+    ``learner_only``: run the learner, no challenger (the benchmark's "model on");
+    ``audit``: also run the auditor (batches due after a few seconds) and verify its log."""
     codec = WireCodec()
     now = datetime.now(UTC)
     if settings.handbook_path.is_file():
@@ -211,6 +220,12 @@ async def run_demo(
                 await await_first_model(demo.bootstrap_servers, topics)
             print(f"broker on {broker.bootstrap_servers}; starting worker...", file=out)
             worker = WorkerProcess(demo, workdir / "worker.log").start()
+            auditor = None
+            if audit:
+                demo = demo.model_copy(update={"audit_batch_seconds": DEMO_AUDIT_BATCH_S})
+                auditor_settings = demo.model_copy(update={"data_dir": workdir / "auditor"})
+                auditor = WorkerProcess(auditor_settings, workdir / "auditor.log", "auditor")
+                auditor.start()
             sink = None
             if analytics:
                 demo = demo.model_copy(
@@ -262,6 +277,9 @@ async def run_demo(
                     result.shadow = await _shadow_summary(
                         demo.bootstrap_servers, codec, topics, tx_events, frauds, expected
                     )
+                if auditor is not None:
+                    print("waiting for the auditor to seal every decision...", file=out)
+                    await _audit_summary(demo, auditor, workdir / "auditor.log", result)
                 if sink is not None:
                     print("waiting for the analytics sink...", file=out)
                     await _sink_serving(demo, sink, workdir / "sink.log")
@@ -271,10 +289,42 @@ async def run_demo(
             finally:
                 if sink is not None:
                     sink.stop()
+                if auditor is not None:
+                    auditor.stop()
                 worker.stop()
                 if learner is not None:
                     learner.stop()
     return result
+
+
+async def _audit_summary(
+    settings: Settings, auditor: WorkerProcess, log_file: Path, result: DemoResult
+) -> None:
+    """Once the audit log holds every decision (and the warm-up's), each in a Merkle batch:
+    what ``atalaia audit verify`` says of it."""
+    wanted = result.decided + 1
+    deadline = time.monotonic() + AUDIT_TIMEOUT_S
+    while True:
+        log = await read_log(settings)
+        chained = sum(len(records) for records in log.chains.values())
+        sealed = sum(batch.count for batch in log.batches)
+        if chained >= wanted and sealed >= chained:
+            break
+        if not auditor.alive:
+            raise DemoError(f"the auditor died; see {log_file}")
+        if time.monotonic() > deadline:
+            raise DemoError(
+                f"the audit log held {chained} of {wanted} records, {sealed} sealed, "
+                f"after {AUDIT_TIMEOUT_S:.0f}s"
+            )
+        await asyncio.sleep(1.0)
+    problems = verify_log(log, anchors=False)
+    result.audit_problems = len(problems)
+    verdict = "verified OK" if not problems else f"{len(problems)} problems, first: {problems[0]}"
+    result.audit = (
+        f"{chained} records in {len(log.chains)} chains, {len(log.batches)} Merkle batches, "
+        f"every record sealed: {verdict}"
+    )
 
 
 async def _sink_serving(settings: Settings, sink: WorkerProcess, log: Path) -> None:
@@ -363,6 +413,8 @@ def render_summary(result: DemoResult) -> str:
         ]
     if result.shadow:
         lines += ["", "challenger in shadow (atalaia shadow)", result.shadow.rstrip()]
+    if result.audit:
+        lines += ["", f"audit log             {result.audit}"]
     lines += [
         "",
         f"worker ready after    {result.worker_ready_s:.1f} s (group join)",
@@ -408,10 +460,19 @@ def demo_main(
     rate: float | None,
     analytics: bool = False,
     learning: bool = False,
+    audit: bool = False,
 ) -> int:
     interrupt_on_sigterm()
     result = asyncio.run(
-        run_demo(settings, transactions, gifts, rate, analytics=analytics, learning=learning)
+        run_demo(
+            settings,
+            transactions,
+            gifts,
+            rate,
+            analytics=analytics,
+            learning=learning,
+            audit=audit,
+        )
     )
     print(render_summary(result))
     if result.daily_report:
@@ -423,5 +484,8 @@ def demo_main(
             f"{result.conflicts} conflicting decisions",
             file=sys.stderr,
         )
+        return 1
+    if result.audit_problems:
+        print(f"atalaia: the audit log did not verify: {result.audit}", file=sys.stderr)
         return 1
     return 0

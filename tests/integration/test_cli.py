@@ -142,6 +142,20 @@ def test_demo_with_analytics_prints_the_daily_report_of_its_data() -> None:
     assert "## Top reasons" in report and "## Alerts" in report
 
 
+def test_demo_with_audit_verifies_the_audit_log_of_its_decisions() -> None:
+    done = _atalaia(
+        ["demo", "--transactions", "200", "--gifts", "50", "--burst", "--audit"], None, 300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = re.search(
+        r"audit log +(\d+) records in \d+ chains, \d+ Merkle batches, every record sealed: "
+        r"verified OK",
+        done.stdout,
+    )
+    assert found is not None, done.stdout[-2000:]
+    assert int(found.group(1)) == 251  # every decision and the warm-up's
+
+
 def _learner_pids() -> set[str]:
     found = subprocess.run(
         ["pgrep", "-f", "--", "-m atalaia learner"], capture_output=True, text=True
