@@ -184,7 +184,14 @@ def register_auditor(
                     chains[key] = state.to_bytes()
                 AUDIT_BATCHES.labels(QUIET).inc()
 
+    async def settle_cuts(*_: Any, **__: Any) -> None:
+        """A rebalance waits for a cut in hand (new ones wait for it to end): the cut's state
+        is in the changelog before another worker can recover the chain from it."""
+        async with chain_writes:
+            await app.producer.flush()
+
     app.timer(min(float(settings.audit_batch_seconds), SEAL_CHECK_MAX_S))(cut_quiet_chains)
+    app.on_partitions_revoked.connect(settle_cuts)
     return app.agent(source, name="atalaia.auditor")(audit)
 
 
