@@ -38,7 +38,13 @@ from engine.audit_log import ChainState, append, content_hash, cut_if_due, decis
 from schemas.codec import DecodeError, WireCodec
 from schemas.models import Alert, AuditBatch, AuditRecord, Decision
 from sinks.webhooks import WebhookSender
-from streams.metrics import AUDIT_BATCHES, AUDIT_CONFLICTS, AUDIT_RECORDS, AUDIT_REPEATS
+from streams.metrics import (
+    AUDIT_BATCHES,
+    AUDIT_CONFLICTS,
+    AUDIT_RECORDS,
+    AUDIT_REPEATS,
+    child_of,
+)
 from streams.side_producer import SideProducer
 from streams.topics import Topics
 
@@ -90,6 +96,9 @@ def register_auditor(
             )
             return None
 
+    def batch_output(batch: AuditBatch) -> Output:
+        return (topics.audit_batches, batch.batch_id.encode(), codec.encode(batch), None)
+
     # The agent's batches and the timer's cuts both read, change and write a chain's state.
     chain_writes = asyncio.Lock()
 
@@ -112,8 +121,8 @@ def register_auditor(
             chain = record.message.partition
             with as_current(record):
                 if chain not in states:
-                    key = f"chain:{chain}".encode()
-                    states[chain] = (ChainState.from_bytes(chains.get(key), chain), record)
+                    stored = chains.get(_chain_key(chain))
+                    states[chain] = (ChainState.from_bytes(stored, chain), record)
                 state = states[chain][0]
                 id_key = entry.audit_id.encode()
                 seen = known.get(id_key)
@@ -143,8 +152,7 @@ def register_auditor(
                         (topics.alerts, alert.alert_id.encode(), codec.encode(alert), None)
                     )
             for batch in out.batches:
-                value = codec.encode(batch)
-                outputs.append((topics.audit_batches, batch.batch_id.encode(), value, None))
+                outputs.append(batch_output(batch))
                 cuts.append(_cause_of(batch, settings.audit_batch_records))
         await until_stored(
             partial(_send_all, producer, outputs), (KafkaError,), "sending audit records"
@@ -154,10 +162,10 @@ def register_auditor(
         AUDIT_RECORDS.inc(appended)
         AUDIT_CONFLICTS.inc(conflicts)
         for cause in cuts:
-            AUDIT_BATCHES.labels(cause).inc()
+            child_of(AUDIT_BATCHES, cause).inc()
         for chain, (state, last) in states.items():
             with as_current(last):
-                chains[f"chain:{chain}".encode()] = state.to_bytes()
+                chains[_chain_key(chain)] = state.to_bytes()
 
     async def cut_quiet_chains() -> None:
         """Cut the due batch of each chain this worker owns. Not while partitions move or
@@ -169,20 +177,21 @@ def register_auditor(
             assigned = app.consumer.assignment()
             owned = {tp.partition for tp in assigned if tp.topic == topics.audit_intake}
             for chain in sorted(owned):
-                key = f"chain:{chain}".encode()
+                key = _chain_key(chain)
                 at = PartitionEvent(topics.audit_intake, chain)
                 with as_current(at):
                     state = ChainState.from_bytes(chains.get(key), chain)
                 batch = cut_if_due(state, now, settings.audit_batch_seconds)
                 if batch is None:
                     continue
-                output = (topics.audit_batches, batch.batch_id.encode(), codec.encode(batch), None)
                 await until_stored(
-                    partial(_send_all, producer, [output]), (KafkaError,), "sending an audit batch"
+                    partial(_send_all, producer, [batch_output(batch)]),
+                    (KafkaError,),
+                    "sending an audit batch",
                 )
                 with as_current(at):
                     chains[key] = state.to_bytes()
-                AUDIT_BATCHES.labels(QUIET).inc()
+                child_of(AUDIT_BATCHES, QUIET).inc()
 
     async def settle_cuts(*_: Any, **__: Any) -> None:
         """A rebalance waits for a cut in hand (new ones wait for it to end): the cut's state
@@ -197,6 +206,11 @@ def register_auditor(
 
 FULL, AGED, QUIET = "full", "age", "quiet chain"
 """Why a batch was cut: it held the most records, it was due at a record, or the timer."""
+
+
+def _chain_key(chain: int) -> bytes:
+    """A chain's key in the chains table."""
+    return f"chain:{chain}".encode()
 
 
 def _cause_of(batch: AuditBatch, batch_records: int) -> str:

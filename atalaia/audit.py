@@ -59,6 +59,10 @@ class AuditLog:
     anchors: list[AuditAnchor] = field(default_factory=list)
     unreadable: list[Problem] = field(default_factory=list)
 
+    @property
+    def record_count(self) -> int:
+        return sum(len(records) for records in self.chains.values())
+
     def by_sequence(self) -> dict[int, dict[int, AuditRecord]]:
         return {
             chain: {r.sequence: r for _, r in records if r.sequence is not None}
@@ -108,7 +112,7 @@ def verify_log(log: AuditLog, anchors: bool) -> list[Problem]:
 def verify_main(settings: Settings, audit_topic: str | None, anchors: bool) -> int:
     log = asyncio.run(read_log(settings, audit_topic))
     problems = verify_log(log, anchors)
-    count = sum(len(r) for r in log.chains.values())
+    count = log.record_count
     if problems:
         for problem in problems:
             print(f"FAIL {problem}")

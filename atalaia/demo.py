@@ -306,7 +306,7 @@ async def _audit_summary(
     deadline = time.monotonic() + AUDIT_TIMEOUT_S
     while True:
         log = await read_log(settings)
-        chained = sum(len(records) for records in log.chains.values())
+        chained = log.record_count
         sealed = sum(batch.count for batch in log.batches)
         if chained >= wanted and sealed >= chained:
             break

@@ -73,7 +73,7 @@ def _wait_for_log(settings: Settings, records: int, batches: int) -> AuditLog:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         log = asyncio.run(read_log(settings))
-        count = sum(len(chain) for chain in log.chains.values())
+        count = log.record_count
         if count >= records and len(log.batches) >= batches:
             return log
         time.sleep(1)
