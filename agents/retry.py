@@ -10,21 +10,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 5.0
+T = TypeVar("T")
 
 
 async def until_stored(
-    write: Callable[[], Awaitable[object]],
+    write: Callable[[], Awaitable[T]],
     retry_on: tuple[type[BaseException], ...],
     what: str,
-) -> None:
+) -> T:
+    """The result of the first attempt of ``write`` that does not raise one of ``retry_on``."""
     backoff = 0.1
     while True:
         try:
-            await write()
-            return
+            return await write()
         except retry_on as exc:
             log.warning("%s failed (%s); retrying in %.1fs", what, type(exc).__name__, backoff)
             await asyncio.sleep(backoff)

@@ -2,16 +2,20 @@
 
 A Faust worker process (same app settings, transport, side producer, uvloop and GC tuning as
 ``atalaia worker``) reads the same Avro-framed transactions in batches, writes ``--writes``
-states of ``--state-bytes`` per event to a RocksDB table (changelog and all; each to its own
-key) and sends ``--sends`` records per event through the side producer, awaited per batch:
-what every event costs before any decoding, scoring or encoding. The defaults are the
-minimum (one write of the record, one send); ``--writes 2 --sends 2 --state-bytes 2000`` is
-about the scoring agent's shape (bench/scorer.py counts 1.9 state writes of ~1.9 KB and 1.6
-outputs per event). Next to the raw aiokafka passthrough and the pipeline benchmark, it splits
-a worker's time into the framework's and ours. Bounded: a fixed count, every wait a timeout.
+states of ``--state-bytes`` per event (each to its own key) and sends ``--sends`` records per
+event through the side producer, awaited per batch: what every event costs before any
+decoding, scoring or encoding. States are written as the scoring agent writes them: to the
+RocksDB table's store, their changelog records sent with the batch's other records, the
+persisted offsets set per batch; ``--through-table`` writes them through Faust's table instead
+(a changelog send through Faust's producer and a persisted-offset write per record), to
+compare. The defaults are the minimum (one write of the record, one send);
+``--writes 2 --sends 2 --state-bytes 2000`` is about the scoring agent's shape (bench/scorer.py
+counts 1.9 state writes of ~1.9 KB and 1.6 outputs per event). Next to the raw aiokafka
+passthrough and the pipeline benchmark, it splits a worker's time into the framework's and
+ours. Bounded: a fixed count, every wait a timeout.
 
     .venv/bin/python -m bench.faust_floor [--events 20000] [--writes 1] [--sends 1]
-                                          [--state-bytes 0]
+                                          [--state-bytes 0] [--through-table]
 """
 
 from __future__ import annotations
@@ -31,9 +35,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
+from aiokafka.structs import RecordMetadata
 from faust.streams import Stream
+from faust.types import StoreT
 
 from agents.current import as_current
+from agents.scoring import persist_offsets
 from atalaia.broker import EmbeddedBroker
 from atalaia.demo import local_settings
 from atalaia.measure import percentile
@@ -50,7 +57,7 @@ READY_TIMEOUT_S = 90.0
 RUN_TIMEOUT_S = 300.0
 SERVE = "serve"
 SHAPE_ENV = "BENCH_FLOOR_SHAPE"
-"""How the benchmark tells its worker process the shape: ``writes,sends,state_bytes``."""
+"""How the benchmark tells its worker process the shape: ``writes,sends,state_bytes,table``."""
 
 
 @dataclass(frozen=True)
@@ -59,14 +66,15 @@ class Shape:
     sends: int = 1
     state_bytes: int = 0
     """0: each state is the record's own value."""
+    through_table: bool = False
 
     def encoded(self) -> str:
-        return f"{self.writes},{self.sends},{self.state_bytes}"
+        return f"{self.writes},{self.sends},{self.state_bytes},{int(self.through_table)}"
 
     @classmethod
     def decoded(cls, text: str) -> Shape:
-        writes, sends, state_bytes = (int(part) for part in text.split(","))
-        return cls(writes, sends, state_bytes)
+        writes, sends, state_bytes, through_table = (int(part) for part in text.split(","))
+        return cls(writes, sends, state_bytes, bool(through_table))
 
 
 def serve(settings: Settings, shape: Shape) -> None:
@@ -79,12 +87,14 @@ def serve(settings: Settings, shape: Shape) -> None:
     topics = Topics(settings.topic_prefix)
     source = app.topic(topics.transactions, key_type=bytes, value_type=bytes)
     table = app.Table("floor", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    store = cast(StoreT[bytes, bytes], table.data)
     producer = app.side_producer
 
     async def forward(stream: faust.StreamT[bytes]) -> None:
         window_s = settings.batch_window_ms / 1000
+        changelog = table.changelog_topic.get_topic_name()
         async for records in cast(Stream[bytes], stream).take_events(settings.batch_size, window_s):
-            sends = []
+            sends, changes = [], []
             for record in records:
                 message = record.message
                 value = message.value or b""
@@ -92,11 +102,20 @@ def serve(settings: Settings, shape: Shape) -> None:
                 state = os.urandom(shape.state_bytes) if shape.state_bytes else value
                 with as_current(record):
                     for n in range(shape.writes):
-                        table[key + b"#%d" % n] = state
+                        state_key = key + b"#%d" % n
+                        if shape.through_table:
+                            table[state_key] = state
+                            continue
+                        store[state_key] = state
+                        partition = message.partition
+                        changes.append(
+                            await producer.send(changelog, state_key, state, None, partition)
+                        )
                 for _ in range(shape.sends):
                     sent = await producer.send(topics.validated, key, value, message.timestamp)
                     sends.append(sent)
             await asyncio.gather(*sends)
+            persist_offsets(store, [cast(RecordMetadata, await sent) for sent in changes])
 
     app.agent(source, name="floor")(forward)
     run_until_stopped(app, settings)
@@ -159,6 +178,7 @@ async def measure(
         "state_writes_per_event": shape.writes,
         "sends_per_event": shape.sends,
         "state_bytes": shape.state_bytes or "the record's value",
+        "states_written": "through Faust's table" if shape.through_table else "to the store",
         "worker_ready_s": round(ready_s, 1),
         "events_per_s": round(events / elapsed_s),
         "p50_ms": percentile(measured, 0.50),
@@ -189,8 +209,11 @@ def main() -> int:
     parser.add_argument("--writes", type=_between(1, 10), default=1)
     parser.add_argument("--sends", type=_between(1, 10), default=1)
     parser.add_argument("--state-bytes", type=_between(0, 65_536), default=0)
+    parser.add_argument(
+        "--through-table", action="store_true", help="write states through Faust's table"
+    )
     args = parser.parse_args()
-    shape = Shape(args.writes, args.sends, args.state_bytes)
+    shape = Shape(args.writes, args.sends, args.state_bytes, args.through_table)
     interrupt_on_sigterm()
     with tempfile.TemporaryDirectory(prefix="atalaia-floor-") as tmp:
         report = asyncio.run(measure(load_settings(), args.events, shape, Path(tmp)))

@@ -88,7 +88,7 @@ def run(rules: RuleSet, records: list[_Record], topics: Topics, batch_size: int)
         batch = scorer.begin(owned)
         for record in [*rerouted, *records[first : first + batch_size]]:
             scorer.handle(batch, record, rules)  # type: ignore[arg-type]
-        scorer.store(batch)
+        scorer.write_states(batch)
         # What the agent sends to the re-route topic comes back to it in a later batch.
         rerouted = [
             _Record(_Message(topic, key, value, time.time()))

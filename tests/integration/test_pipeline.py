@@ -7,10 +7,13 @@ import json
 import re
 from collections import Counter
 from collections.abc import Callable
+from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
+import rocksdict
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -24,6 +27,7 @@ from engine.decisions import DecisionLedger, Seen
 from engine.velocity import Observation, VelocityState
 from schemas.models import Decision, DecisionAction, GiftEvent, TransactionEvent, Verdict
 from streams.partitioning import owner_partition
+from streams.reader import read_topics
 from streams.topics import Topics
 from tests import factories
 from tests.integration.helpers import (
@@ -302,6 +306,45 @@ def test_a_fresh_worker_recovers_state_written_in_multi_record_batches(
 
     counts = {d.subject_id: d.features["tx.count.30d"] for _, d in out.decisions}
     assert counts == {user: history + 1 for user in users}
+
+
+def test_the_local_store_holds_what_the_changelog_holds_and_knows_how_far(
+    engine_settings: Settings, start_worker: Callable[..., WorkerProcess], tmp_path: Path
+) -> None:
+    """The agent writes its states to RocksDB and sends their changelog records itself: after
+    a stop, each partition's store holds the changelog's last value of every key, and its
+    persisted offset is the changelog's last offset, where a restart resumes reading it."""
+    topics = Topics(engine_settings.topic_prefix)
+    bootstrap = engine_settings.bootstrap_servers
+    events = timed_transactions(300, users=20)
+    worker = start_worker()
+    asyncio.run(send_events(bootstrap, topics, events))
+    asyncio.run(collect(bootstrap, topics, {e.event_id for e in events}))
+    assert worker.stop() == 0
+
+    changelog = f"{engine_settings.app_id}-velocity-changelog"
+    last_offset: dict[int, int] = {}
+    latest: dict[int, dict[bytes, bytes]] = {}
+
+    async def read_changelog() -> None:
+        records = read_topics(bootstrap, [changelog], True, 2.0)
+        async with aclosing(records):
+            async for record in records:
+                last_offset[record.partition] = record.offset
+                latest.setdefault(record.partition, {})[record.key] = record.value
+
+    asyncio.run(read_changelog())
+    assert set(last_offset) == set(range(engine_settings.partitions))
+    for partition, offset in last_offset.items():
+        [path] = (tmp_path / "node-0").rglob(f"velocity-{partition}.db")
+        options = rocksdict.Options(raw_mode=True)
+        store = rocksdict.Rdict(str(path), options, access_type=rocksdict.AccessType.read_only())
+        try:
+            held = {k: v for k, v in store.items() if k != b"__faust\0offset__"}
+            assert held == latest[partition]
+            assert int(store[b"__faust\0offset__"]) == offset
+        finally:
+            store.close()
 
 
 async def _write_in_batches(

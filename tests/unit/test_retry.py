@@ -14,12 +14,13 @@ def test_retries_listed_errors_until_the_write_succeeds(monkeypatch: pytest.Monk
     monkeypatch.setattr(retry, "MAX_BACKOFF_S", 0.01)
     attempts = []
 
-    async def flaky() -> None:
+    async def flaky() -> int:
         attempts.append(1)
         if len(attempts) < 4:
             raise ConnectionError("down")
+        return len(attempts)
 
-    asyncio.run(until_stored(flaky, (ConnectionError,), "writing"))
+    assert asyncio.run(until_stored(flaky, (ConnectionError,), "writing")) == 4
     assert len(attempts) == 4
 
 

@@ -8,7 +8,10 @@ import asyncio
 import contextlib
 from datetime import UTC, datetime
 
-from agents.scoring import Scorer, SharedViews
+from aiokafka.structs import RecordMetadata, TopicPartition
+from faust.types import TP
+
+from agents.scoring import Scorer, SharedViews, persist_offsets
 from config.rules import load_rules
 from engine.admission import subject_of
 from engine.entities import entity_keys
@@ -51,7 +54,7 @@ def _score(scorer: Scorer, owned: frozenset[int], *events: object) -> list[tuple
         key = subject_of(event).key.encode()  # type: ignore[arg-type]
         value = CODEC.encode(event)  # type: ignore[arg-type]
         scorer.handle(batch, _Record(_Message(TOPICS.transactions, key, value)), RULES)  # type: ignore[arg-type]
-    scorer.store(batch)
+    scorer.write_states(batch)
     return [(topic, key) for topic, key, _, _ in batch.outputs]
 
 
@@ -63,6 +66,43 @@ def test_a_worker_owning_every_partition_counts_the_entities_in_the_same_batch()
     assert [t for t, _ in outputs] == [TOPICS.decisions]  # nothing re-routed
     for key in entity_keys(event, RULES.entities, HASH_KEY):
         assert event.event_id in VelocityState.from_bytes(table[key.encode()])
+
+
+def test_every_state_written_goes_to_the_changelog_on_its_key_s_partition() -> None:
+    table: dict[bytes, bytes] = {}
+    scorer = _scorer(table)
+    batch = scorer.begin(frozenset(range(PARTITIONS)))
+    for user in ("u-a", "u-b", "u-a"):
+        event = factories.transaction(user_id=user)
+        key = subject_of(event).key.encode()
+        record = _Record(_Message(TOPICS.transactions, key, CODEC.encode(event)))
+        scorer.handle(batch, record, RULES)  # type: ignore[arg-type]
+    scorer.write_states(batch)
+
+    assert len(batch.changelog) == len(table) > 2  # one record per key: subjects and entities
+    assert {key: value for key, value, _ in batch.changelog} == table
+    for key, _, partition in batch.changelog:
+        assert partition == owner_partition(key, PARTITIONS)
+
+
+class _OffsetsKept:
+    """What a Faust store is told of its changelog's offsets."""
+
+    def __init__(self) -> None:
+        self.offsets: dict[TP, int] = {}
+
+    def set_persisted_offset(self, tp: TP, offset: int) -> None:
+        self.offsets[tp] = offset
+
+
+def test_a_store_is_told_the_last_changelog_offset_of_each_partition() -> None:
+    def at(partition: int, offset: int) -> RecordMetadata:
+        tp = TopicPartition("log", partition)
+        return RecordMetadata("log", partition, tp, offset, -1, 0, 0)
+
+    kept = _OffsetsKept()
+    persist_offsets(kept, [at(0, 7), at(1, 3), at(0, 9), at(0, 8)])  # type: ignore[arg-type]
+    assert kept.offsets == {TP("log", 0): 9, TP("log", 1): 3}
 
 
 def test_an_entity_on_a_partition_owned_elsewhere_goes_through_the_re_route_topic() -> None:
@@ -124,7 +164,7 @@ def test_decisions_are_the_same_with_and_without_the_cache() -> None:
             scorer.handle(
                 batch, _Record(_Message(TOPICS.transactions, key, CODEC.encode(event))), RULES
             )  # type: ignore[arg-type]
-            scorer.store(batch)
+            scorer.write_states(batch)
             decision = next(
                 CODEC.decode(v, (Decision,))
                 for t, _, v, _ in batch.outputs
