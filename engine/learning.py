@@ -26,6 +26,7 @@ import pickle
 from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 
 from river import anomaly, linear_model, optim, preprocessing
 from river.compose import Pipeline
@@ -110,9 +111,17 @@ def amount_bands(amount: float, per_octave: int, octaves: int) -> dict[str, floa
     >>> [name for name, on in amount_bands(230.0, 4, 12).items() if on]
     ['amount_band_31']
     """
-    count = per_octave * octaves
-    band = min(count - 1, int(math.log2(max(amount, 1.0)) * per_octave)) if count else 0
-    return {f"amount_band_{k}": float(k == band) for k in range(count)}
+    names = _band_names(per_octave * octaves)
+    bands = dict.fromkeys(names, 0.0)
+    if names:
+        bands[names[min(len(names) - 1, int(math.log2(max(amount, 1.0)) * per_octave))]] = 1.0
+    return bands
+
+
+@cache
+def _band_names(count: int) -> tuple[str, ...]:
+    """Formatted once per band count: every scored and learned event needs them."""
+    return tuple(f"amount_band_{k}" for k in range(count))
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from engine.learning import (
     OnlineModel,
     PendingLabel,
     PendingLabels,
+    amount_bands,
     is_model_scored,
     known_fraud_feature,
     model_inputs,
@@ -47,6 +48,21 @@ def fraud(event_id: str, occurred_ms: int, labelled_ms: int) -> KnownFraud:
         occurred_at=utc_from_ms(occurred_ms),
         labelled_at=utc_from_ms(labelled_ms),
     )
+
+
+@pytest.mark.parametrize(
+    ("amount", "band"),
+    [(0.0, 0), (0.5, 0), (1.0, 0), (1.18, 0), (1.19, 1), (2.0, 4), (230.0, 31), (1e9, 47)],
+)
+def test_an_amount_falls_in_exactly_one_band_of_the_log_scale(amount: float, band: int) -> None:
+    bands = amount_bands(amount, 4, 12)
+    assert list(bands) == [f"amount_band_{k}" for k in range(48)]
+    assert [k for k, name in enumerate(bands) if bands[name]] == [band]
+    assert set(bands.values()) == {0.0, 1.0}
+
+
+def test_no_bands_when_none_are_configured() -> None:
+    assert amount_bands(500.0, 4, 0) == {}
 
 
 def test_model_inputs_come_from_the_decision_features_alone() -> None:
