@@ -18,7 +18,7 @@ record arriving meanwhile, and overwriting it there would swap that record for a
 The changelog records of a batch's states go through the side producer with its other
 outputs, and the store's persisted offsets (where Faust's recovery resumes reading the
 changelog) are set once per partition when all of them are acknowledged: what a Faust table
-write does per record, ~55 µs cheaper per state (``bench.faust_floor``, with and without
+write does per record, ~50-115 µs cheaper per state (``bench.faust_floor``, with and without
 ``--through-table``).
 Faust acknowledges a batch even when its processing raises: outputs are retried until stored
 and an event that cannot be decided is dead-lettered with the reason, never dropped.
