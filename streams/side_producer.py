@@ -1,7 +1,14 @@
-"""A normally batching producer for the engine's outputs, flushed before Faust commits.
+"""A batching producer for the engine's outputs, flushed before Faust commits.
 
-Faust's producer writes the table changelogs. Decisions, validated events and the other
-outputs go through this producer instead, awaited per batch by the agents (5 ms linger).
+Faust's producer writes the changelogs of tables written through Faust. Decisions,
+validated events, the scoring agent's state changelog and the other outputs go through this
+producer instead, awaited per batch by the agents. It does not linger: an agent queues a
+whole batch's records before it awaits them, and queuing yields to the sender only when a
+partition's batch is full, so they travel together anyway and a linger only idles the agent
+between its batches. Batches hold up to 256 KB (aiokafka's default is 16 KB): a fuller
+partition batch makes the agent wait for the broker in the middle of its own batch. Both
+measured on the scoring worker's burst (README, Measured): the 5 ms linger cost ~20%, the
+16 KB batches ~15%.
 Faust flushes its producer before it commits offsets, and ``streams.transport`` makes that
 flush also wait for this one, so a committed offset still means its outputs were
 acknowledged (at-least-once).
@@ -13,9 +20,12 @@ import asyncio
 
 from aiokafka import AIOKafkaProducer
 
+MAX_BATCH_BYTES = 256 * 1024
+"""Per partition; a quarter of a broker's default limit on a record batch (1 MB)."""
+
 
 class SideProducer:
-    def __init__(self, bootstrap_servers: str, linger_ms: int = 5) -> None:
+    def __init__(self, bootstrap_servers: str, linger_ms: int = 0) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.linger_ms = linger_ms
         self._producer: AIOKafkaProducer | None = None
@@ -28,7 +38,10 @@ class SideProducer:
         async with self._starting:
             if self._producer is None:
                 producer = AIOKafkaProducer(
-                    bootstrap_servers=self.bootstrap_servers, linger_ms=self.linger_ms, acks="all"
+                    bootstrap_servers=self.bootstrap_servers,
+                    linger_ms=self.linger_ms,
+                    acks="all",
+                    max_batch_size=MAX_BATCH_BYTES,
                 )
                 await producer.start()
                 self._producer = producer

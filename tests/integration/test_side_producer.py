@@ -9,7 +9,7 @@ import pytest
 
 from config.settings import Settings
 from streams.reader import read_topics
-from streams.side_producer import SideProducer
+from streams.side_producer import MAX_BATCH_BYTES, SideProducer
 from streams.topics import Topics
 
 pytestmark = pytest.mark.integration
@@ -31,3 +31,24 @@ def test_flush_waits_for_every_queued_record(engine_settings: Settings) -> None:
 
     values = asyncio.run(scenario())
     assert sorted(values) == sorted(f"v{n}".encode() for n in range(500))
+
+
+def test_full_size_batches_and_a_record_larger_than_a_batch_are_stored(
+    engine_settings: Settings,
+) -> None:
+    """Records queued without a pause fill partition batches up to ``MAX_BATCH_BYTES``; the
+    broker takes batches that size, and a record larger than a batch travels on its own."""
+    topic = Topics(engine_settings.topic_prefix).decisions
+    values = [n.to_bytes(4, "big") * 256 for n in range(1_000)]  # 1 KB each: ~4 full batches
+    values.append(b"x" * (MAX_BATCH_BYTES + 1))
+
+    async def scenario() -> list[bytes]:
+        producer = SideProducer(engine_settings.bootstrap_servers)
+        sent = [await producer.send(topic, b"one-key", value, partition=0) for value in values]
+        await asyncio.gather(*sent)
+        await producer.stop()
+        records = read_topics(engine_settings.bootstrap_servers, [topic], True, 1.0)
+        async with aclosing(records):
+            return [record.value async for record in records if record.value is not None]
+
+    assert asyncio.run(scenario()) == values  # all of them, in order
