@@ -100,7 +100,7 @@ Output = tuple[str, bytes, bytes, float | None]  # topic, key, value, timestamp 
 SCORING_FAILED = "ScoringFailed"
 
 
-async def _send_batch(
+async def send_batch(
     producer: SideProducer, batch: Batch, changelog_topic: str
 ) -> list[RecordMetadata]:
     """Send every output and changelog record and wait until the broker acknowledged all of
@@ -479,7 +479,7 @@ def register_scoring(
             scorer.write_states(batch)
             # The batch is acknowledged when this loop moves on: only once all of it is stored.
             positions = await until_stored(
-                partial(_send_batch, producer, batch, changelog),
+                partial(send_batch, producer, batch, changelog),
                 (KafkaError,),
                 f"sending {len(batch.outputs)} records and {len(batch.changelog)} states",
             )

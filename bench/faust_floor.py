@@ -5,14 +5,15 @@ A Faust worker process (same app settings, transport, side producer, uvloop and 
 states of ``--state-bytes`` per event (each to its own key) and sends ``--sends`` records per
 event through the side producer, awaited per batch: what every event costs before any
 decoding, scoring or encoding. States are written as the scoring agent writes them: to the
-RocksDB table's store, their changelog records sent with the batch's other records, the
-persisted offsets set per batch; ``--through-table`` writes them through Faust's table instead
-(a changelog send through Faust's producer and a persisted-offset write per record), to
-compare. The defaults are the minimum (one write of the record, one send);
-``--writes 2 --sends 2 --state-bytes 2000`` is about the scoring agent's shape (bench/scorer.py
-counts 1.9 state writes of ~1.9 KB and 1.6 outputs per event). Next to the raw aiokafka
-passthrough and the pipeline benchmark, it splits a worker's time into the framework's and
-ours. Bounded: a fixed count, every wait a timeout.
+RocksDB table's store, their changelog records sent with the batch's other records and the
+persisted offsets set per batch, by the agent's own ``send_batch`` and ``persist_offsets``;
+``--through-table`` writes them through Faust's table instead (a changelog send through
+Faust's producer and a persisted-offset write per record), to compare. The defaults are
+the minimum (one write of the record, one send); ``--writes 2 --sends 2 --state-bytes 2000``
+is about the scoring agent's shape (bench/scorer.py counts 1.9 state writes of ~1.9 KB and
+1.6 outputs per event). Next to the raw aiokafka passthrough and the pipeline benchmark, it
+splits a worker's time into the framework's and ours. Bounded: a fixed count, every wait a
+timeout.
 
     .venv/bin/python -m bench.faust_floor [--events 20000] [--writes 1] [--sends 1]
                                           [--state-bytes 0] [--through-table]
@@ -35,12 +36,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
-from aiokafka.structs import RecordMetadata
 from faust.streams import Stream
 from faust.types import StoreT
 
 from agents.current import as_current
-from agents.scoring import persist_offsets
+from agents.scoring import Batch, persist_offsets, send_batch
 from atalaia.broker import EmbeddedBroker
 from atalaia.demo import local_settings
 from atalaia.measure import percentile
@@ -94,7 +94,7 @@ def serve(settings: Settings, shape: Shape) -> None:
         window_s = settings.batch_window_ms / 1000
         changelog = table.changelog_topic.get_topic_name()
         async for records in cast(Stream[bytes], stream).take_events(settings.batch_size, window_s):
-            sends, changes = [], []
+            batch = Batch([], {}, frozenset())
             for record in records:
                 message = record.message
                 value = message.value or b""
@@ -105,17 +105,12 @@ def serve(settings: Settings, shape: Shape) -> None:
                         state_key = key + b"#%d" % n
                         if shape.through_table:
                             table[state_key] = state
-                            continue
-                        store[state_key] = state
-                        partition = message.partition
-                        changes.append(
-                            await producer.send(changelog, state_key, state, None, partition)
-                        )
-                for _ in range(shape.sends):
-                    sent = await producer.send(topics.validated, key, value, message.timestamp)
-                    sends.append(sent)
-            await asyncio.gather(*sends)
-            persist_offsets(store, [cast(RecordMetadata, await sent) for sent in changes])
+                        else:
+                            store[state_key] = state
+                            batch.changelog.append((state_key, state, message.partition))
+                output = (topics.validated, key, value, message.timestamp)
+                batch.outputs += [output] * shape.sends
+            persist_offsets(store, await send_batch(producer, batch, changelog))
 
     app.agent(source, name="floor")(forward)
     run_until_stopped(app, settings)
