@@ -18,7 +18,7 @@ from engine.learning import CHALLENGER, CHAMPION
 from engine.metrics import Confusion, confusion
 from schemas.models import Label, ShadowDecision, Verdict
 from streams.admin import ensure_topics
-from streams.app import utc_now
+from streams.app import collect_garbage_seldom, utc_now
 from streams.live_config import latest_rules
 from streams.log_limits import limit_client_repeats
 from streams.metrics import serve_metrics
@@ -64,6 +64,7 @@ def run_learner_main(settings: Settings) -> int:
             serve_metrics(settings.metrics_port)
         start = await latest_rules(settings, fallback)
         process = build_learner(settings, start.rules, challenger)
+        collect_garbage_seldom(settings.gc_young_objects)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -72,7 +72,7 @@ class Settings(BaseSettings):
         le=10_000_000,
         description=(
             "Allocations between collections of Python's youngest generation in the worker, "
-            "sink and auditor (Python's default 700; 0 keeps it)."
+            "sink, auditor and learner (Python's default 700; 0 keeps it)."
         ),
     )
     log_repeat_interval_s: float = Field(

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Collection
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
@@ -139,7 +138,7 @@ def record_entity(
     the blocks it placed the first time, in case they were not published then.
     """
     # In an entity's windows the counterparty is the subject that used it.
-    obs = replace(observe(event), counterparty=subject_of(event).key)
+    obs = observe(event)._replace(counterparty=subject_of(event).key)
     durations = {limit.reason: limit.block_seconds for limit in entities.limits}
     if not state.record(obs, horizon_s):
         placed = state.features_of(event.event_id) or {}

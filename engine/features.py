@@ -10,10 +10,12 @@ published with each decision so an analyst sees the values a verdict came from.
 
 from __future__ import annotations
 
+from functools import cache
+
 from config.rules import CapyPay, RuleSet
 from engine.admission import Subject, subject_of
 from engine.geo import distance_km
-from engine.velocity import Features, Observation, VelocityState
+from engine.velocity import Features, Observation, VelocityState, WindowStats
 from schemas.models import (
     GiftEvent,
     GiftEventType,
@@ -28,7 +30,7 @@ from schemas.models import (
 _GIVER_METRICS = ("gift_created", "payment_failed")
 _GIFT_METRICS = ("redeem_failed", "redeem_ok")
 _LOGIN_METRICS = ("login_failed", "login_ok")
-_STATS = ("count", "amount_cents", "counterparties", "countries", "devices")
+_STATS = WindowStats._fields
 BLOCKED_FEATURE = "subject.blocked"
 """1 when a fraud block on the subject was in force at the event's time."""
 ENTITY_BLOCKED_FEATURE = "entity.blocked"
@@ -115,9 +117,17 @@ def velocity_features(state: VelocityState, event: InputEvent, windows: dict[str
     for metric in dict.fromkeys((own, *related)):
         for name, seconds in windows.items():
             stats = state.window(metric, at_ms, seconds)
-            for stat in _STATS if metric == own else ("count",):
-                features[f"{metric}.{stat}.{name}"] = getattr(stats, stat)
+            if metric == own:
+                for stat, value in zip(_STATS, stats, strict=True):
+                    features[_feature_name(metric, stat, name)] = value
+            else:
+                features[_feature_name(metric, "count", name)] = stats.count
     return features
+
+
+@cache
+def _feature_name(metric: str, stat: str, window: str) -> str:
+    return f"{metric}.{stat}.{window}"
 
 
 def history_features(state: VelocityState, event: InputEvent, horizon_s: int) -> Features:

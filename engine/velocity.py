@@ -27,13 +27,14 @@ False
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import orjson
 
 
-@dataclass(frozen=True)
-class Observation:
-    """What one event contributes to its entity's windows."""
+class Observation(NamedTuple):
+    """What one event contributes to its entity's windows (a tuple: each event builds one
+    per state it is counted in)."""
 
     event_id: str
     at_ms: int
@@ -46,16 +47,18 @@ class Observation:
     lon: float | None = None
 
 
-@dataclass(frozen=True)
-class WindowStats:
-    count: int
+class WindowStats(NamedTuple):
+    """A tuple: one is built per window read, several per event. Its ``count`` field
+    replaces the tuple method of that name, which nothing here calls."""
+
+    count: int  # type: ignore[assignment]
     amount_cents: int
     counterparties: int
     countries: int
     devices: int
 
 
-@dataclass
+@dataclass(slots=True)
 class _Bucket:
     count: int = 0
     amount_cents: int = 0
@@ -63,8 +66,12 @@ class _Bucket:
     countries: set[str] = field(default_factory=set)
     devices: set[str] = field(default_factory=set)
     amounts: list[int] = field(default_factory=list)  # one per event: repeated amounts
+    row: orjson.Fragment | None = field(default=None, repr=False, compare=False)
+    """Its serialised row while unchanged: a state is written after every batch that changed
+    it, and most of its buckets did not change."""
 
     def add(self, obs: Observation) -> None:
+        self.row = None
         self.count += 1
         self.amount_cents += obs.amount_cents
         self.amounts.append(obs.amount_cents)
@@ -76,19 +83,42 @@ class _Bucket:
             if value is not None:
                 values.add(value)
 
-    def dump(self, second: int) -> list[object]:
-        return [
-            second,
-            self.count,
-            self.amount_cents,
-            sorted(self.counterparties),
-            sorted(self.countries),
-            sorted(self.devices),
-            sorted(self.amounts),
-        ]
+    def dump(self, second: int) -> orjson.Fragment:
+        """The bucket's row (``second`` is the bucket's own: buckets never move)."""
+        if self.row is None:
+            self.row = orjson.Fragment(
+                orjson.dumps(
+                    [
+                        second,
+                        self.count,
+                        self.amount_cents,
+                        sorted(self.counterparties),
+                        sorted(self.countries),
+                        sorted(self.devices),
+                        sorted(self.amounts),
+                    ]
+                )
+            )
+        return self.row
 
 
 Features = dict[str, int]
+
+
+class _Seen(NamedTuple):
+    """A recorded event: its second and the features it was decided with, kept serialised
+    (they are only read back for a re-delivery, and written with the state every time)."""
+
+    second: int
+    features: bytes
+    row: orjson.Fragment
+
+    @classmethod
+    def of(cls, second: int, features: bytes) -> _Seen:
+        return cls(second, features, orjson.Fragment(b"[%d,%b]" % (second, features)))
+
+
+_NO_FEATURES = b"{}"
 
 
 class VelocityState:
@@ -96,10 +126,12 @@ class VelocityState:
 
     def __init__(self) -> None:
         self._metrics: dict[str, dict[int, _Bucket]] = {}
-        self._seen: dict[str, tuple[int, Features]] = {}
+        self._seen: dict[str, _Seen] = {}
         self._blocks: dict[str, int] = {}  # reason code -> expires at (epoch ms)
         self.last_place: tuple[int, float, float] | None = None  # (at_ms, lat, lon), newest
         self.watermark_s: int | None = None
+        self._oldest_s: int | None = None
+        """The oldest bucket's second: pruning skips when nothing is due."""
 
     def record(self, obs: Observation, horizon_s: int) -> bool:
         """Count ``obs``; False if it was already counted or is older than the horizon."""
@@ -115,7 +147,9 @@ class VelocityState:
             and (self.last_place is None or obs.at_ms >= self.last_place[0])
         ):
             self.last_place = (obs.at_ms, obs.lat, obs.lon)
-        self._seen[obs.event_id] = (second, {})
+        self._seen[obs.event_id] = _Seen.of(second, _NO_FEATURES)
+        if self._oldest_s is None or second < self._oldest_s:
+            self._oldest_s = second
         if self.watermark_s is None or second > self.watermark_s:
             self.watermark_s = second
             self._prune(second - horizon_s)
@@ -127,12 +161,15 @@ class VelocityState:
     def features_of(self, event_id: str) -> Features | None:
         """Features remembered for an already-recorded event (None if unknown)."""
         seen = self._seen.get(event_id)
-        return dict(seen[1]) if seen is not None else None
+        if seen is None:
+            return None
+        features: Features = orjson.loads(seen.features)
+        return features
 
     def remember(self, event_id: str, features: Features) -> None:
         """Keep the features an event was decided with, for identical re-decisions."""
-        second, _ = self._seen[event_id]
-        self._seen[event_id] = (second, dict(features))
+        second = self._seen[event_id].second
+        self._seen[event_id] = _Seen.of(second, orjson.dumps(features))
 
     def window(self, metric: str, at_ms: int, length_s: int) -> WindowStats:
         at_s = at_ms // 1000
@@ -197,18 +234,26 @@ class VelocityState:
         return sum(len(buckets) for buckets in self._metrics.values())
 
     def _prune(self, cutoff_s: int) -> None:
-        for metric, buckets in list(self._metrics.items()):
-            for second in [s for s in buckets if s <= cutoff_s]:
-                del buckets[second]
-            if not buckets:
-                del self._metrics[metric]
-        for event_id in [e for e, (s, _) in self._seen.items() if s <= cutoff_s]:
-            del self._seen[event_id]
+        # Every recorded event has a bucket at its second and both are dropped together, so
+        # the oldest bucket says whether anything is due.
+        if self._oldest_s is None or self._oldest_s <= cutoff_s:
+            for metric, buckets in list(self._metrics.items()):
+                for second in [s for s in buckets if s <= cutoff_s]:
+                    del buckets[second]
+                if not buckets:
+                    del self._metrics[metric]
+            for event_id in [e for e, seen in self._seen.items() if seen.second <= cutoff_s]:
+                del self._seen[event_id]
+            self._oldest_s = self._oldest_bucket()
         for reason in [r for r, until in self._blocks.items() if until // 1000 <= cutoff_s]:
             del self._blocks[reason]
 
+    def _oldest_bucket(self) -> int | None:
+        return min((min(buckets) for buckets in self._metrics.values()), default=None)
+
     def to_bytes(self) -> bytes:
-        """Compact JSON (orjson: a state is written after every batch that changed it)."""
+        """Compact JSON (orjson: a state is written after every batch that changed it; the
+        rows of unchanged buckets and recorded events are kept serialised)."""
         return orjson.dumps(
             {
                 "w": self.watermark_s,
@@ -216,7 +261,7 @@ class VelocityState:
                     metric: [bucket.dump(s) for s, bucket in sorted(buckets.items())]
                     for metric, buckets in self._metrics.items()
                 },
-                "s": {event_id: [s, f] for event_id, (s, f) in self._seen.items()},
+                "s": {event_id: seen.row for event_id, seen in self._seen.items()},
                 "b": self._blocks,
                 "p": self.last_place,
             }
@@ -238,7 +283,10 @@ class VelocityState:
                 buckets[second] = _Bucket(
                     count, amount, set(counterparties), set(countries), set(devices), amounts
                 )
-        state._seen = {event_id: (s, f) for event_id, (s, f) in raw["s"].items()}
+        state._seen = {
+            event_id: _Seen.of(s, orjson.dumps(f)) for event_id, (s, f) in raw["s"].items()
+        }
+        state._oldest_s = state._oldest_bucket()
         state._blocks = dict(raw.get("b", {}))
         place = raw.get("p")
         state.last_place = (place[0], place[1], place[2]) if place else None
