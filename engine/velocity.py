@@ -86,36 +86,41 @@ class _Bucket:
     def dump(self, second: int) -> orjson.Fragment:
         """The bucket's row (``second`` is the bucket's own: buckets never move)."""
         if self.row is None:
-            self.row = orjson.Fragment(
-                orjson.dumps(
-                    [
-                        second,
-                        self.count,
-                        self.amount_cents,
-                        sorted(self.counterparties),
-                        sorted(self.countries),
-                        sorted(self.devices),
-                        sorted(self.amounts),
-                    ]
-                )
-            )
+            row = [
+                second,
+                self.count,
+                self.amount_cents,
+                sorted(self.counterparties),
+                sorted(self.countries),
+                sorted(self.devices),
+                sorted(self.amounts),
+            ]
+            self.row = orjson.Fragment(_kept(orjson.dumps(row)))
         return self.row
 
 
 Features = dict[str, int]
 
 
+def _kept(serialised: bytes) -> bytes:
+    """An exact-size copy of orjson's output, which keeps the capacity of its working buffer
+    (several KB): rows stay in memory as long as their state is cached."""
+    return memoryview(serialised).tobytes()
+
+
 class _Seen(NamedTuple):
-    """A recorded event: its second and the features it was decided with, kept serialised
-    (they are only read back for a re-delivery, and written with the state every time)."""
+    """A recorded event: its second and the features it was decided with, kept serialised as
+    its row (they are only read back for a re-delivery, and written with the state every
+    time)."""
 
     second: int
-    features: bytes
-    row: orjson.Fragment
+    row: bytes
+    fragment: orjson.Fragment
 
     @classmethod
     def of(cls, second: int, features: bytes) -> _Seen:
-        return cls(second, features, orjson.Fragment(b"[%d,%b]" % (second, features)))
+        row = b"[%d,%b]" % (second, features)  # a new, exact-size object
+        return cls(second, row, orjson.Fragment(row))
 
 
 _NO_FEATURES = b"{}"
@@ -163,7 +168,7 @@ class VelocityState:
         seen = self._seen.get(event_id)
         if seen is None:
             return None
-        features: Features = orjson.loads(seen.features)
+        features: Features = orjson.loads(seen.row)[1]
         return features
 
     def remember(self, event_id: str, features: Features) -> None:
@@ -261,7 +266,7 @@ class VelocityState:
                     metric: [bucket.dump(s) for s, bucket in sorted(buckets.items())]
                     for metric, buckets in self._metrics.items()
                 },
-                "s": {event_id: seen.row for event_id, seen in self._seen.items()},
+                "s": {event_id: seen.fragment for event_id, seen in self._seen.items()},
                 "b": self._blocks,
                 "p": self.last_place,
             }

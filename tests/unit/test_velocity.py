@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import tracemalloc
 
 import pytest
 
@@ -119,6 +120,25 @@ def test_serialised_rows_kept_between_writes_are_never_stale() -> None:
         written.to_bytes()
         if n % 50 == 49:
             assert written.to_bytes() == _replayed(steps).to_bytes(), n
+
+
+def test_kept_rows_cost_about_their_size_in_memory() -> None:
+    """States stay cached for long: a remembered event's features and a bucket's row must not
+    hold on to the serialiser's working buffer (several KB each)."""
+    features = {f"tx.amount_cents.window{n}": 10_000_000 + n for n in range(46)}
+    state = VelocityState()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(200):
+            state.record(Observation(f"e{n}", n * 1000, "tx", 100 + n, "pix", "BR", "d"), HORIZON)
+            state.remember(f"e{n}", features)
+            state.to_bytes()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    serialised = len(state.to_bytes())
+    assert grown < 3 * serialised, (grown, serialised)
 
 
 def test_a_state_read_back_still_drops_what_falls_behind_the_horizon() -> None:
