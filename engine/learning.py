@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from operator import itemgetter
 
 from river import anomaly, linear_model, optim, preprocessing
 from river.compose import Pipeline
@@ -45,6 +46,7 @@ _HOUR = "ml.hour"
 _WEEKEND = "ml.weekend"
 _MAX_RATIO = 20.0
 _FIRST_TRANSACTION = "first_transaction"
+_PUSH = itemgetter(1)
 
 
 def is_model_scored(features: Features) -> bool:
@@ -52,8 +54,27 @@ def is_model_scored(features: Features) -> bool:
     return _AMOUNT in features
 
 
+@cache
 def known_fraud_feature(entity_type: str, window: str) -> str:
     return f"{ML_PREFIX}known_frauds.{entity_type}.{window}"
+
+
+@cache
+def _known_fraud_input(entity_type: str, window: str) -> str:
+    return f"{entity_type}_known_frauds_{window}_log"
+
+
+@cache
+def _user_window_names(window: str) -> tuple[str, str, str, str, str]:
+    """A user window's two features and three inputs, named once: every scored and learned
+    event needs them."""
+    return (
+        f"tx.count.{window}",
+        f"tx.amount_cents.{window}",
+        f"user_tx_count_{window}_log",
+        f"user_avg_amount_{window}_log",
+        f"amount_to_avg_{window}",
+    )
 
 
 def model_features(
@@ -83,16 +104,17 @@ def model_inputs(features: Features, rules: ModelRules) -> dict[str, float]:
         **amount_bands(amount, rules.amount_bands_per_octave, rules.amount_band_octaves),
     }
     for window in rules.user_windows:
-        count = features.get(f"tx.count.{window}", 0)
-        total = features.get(f"tx.amount_cents.{window}", 0) / 100
+        count_name, total_name, count_log, average_log, to_average = _user_window_names(window)
+        count = features.get(count_name, 0)
+        total = features.get(total_name, 0) / 100
         average = total / count if count else 0.0
-        inputs[f"user_tx_count_{window}_log"] = math.log1p(count)
-        inputs[f"user_avg_amount_{window}_log"] = math.log1p(average)
-        inputs[f"amount_to_avg_{window}"] = min(amount / average, _MAX_RATIO) if average else 1.0
+        inputs[count_log] = math.log1p(count)
+        inputs[average_log] = math.log1p(average)
+        inputs[to_average] = min(amount / average, _MAX_RATIO) if average else 1.0
     for entity_type in rules.known_fraud_entities:
         for window in rules.known_fraud_windows:
             known = features.get(known_fraud_feature(entity_type, window), 0)
-            inputs[f"{entity_type}_known_frauds_{window}_log"] = math.log1p(known)
+            inputs[_known_fraud_input(entity_type, window)] = math.log1p(known)
     since = features.get("tx.seconds_since_previous", -1)
     inputs[_FIRST_TRANSACTION] = float(since < 0)
     inputs["seconds_since_previous_log"] = math.log1p(max(since, 0))
@@ -179,12 +201,11 @@ class OnlineModel:
         scaled = scaler.transform_one(inputs)
         probability = float(regression.predict_proba_one(scaled).get(True, 0.0))
         anomaly_score = float(self.unsupervised.score_one(inputs)) if self.events else 0.0
-        weights = regression.weights
-        pushes = [(name, weights.get(name, 0.0) * value) for name, value in scaled.items()]
-        top = sorted((p for p in pushes if p[1] > 0), key=lambda p: -p[1])
-        contributions = tuple(
-            (name, round(push, 3)) for name, push in top[: self.rules.top_features]
-        )
+        weight = regression.weights.get
+        pushes = ((name, weight(name, 0.0) * value) for name, value in scaled.items())
+        # nlargest is sorted(..., reverse=True)[:n]: ties keep the inputs' order.
+        top = heapq.nlargest(self.rules.top_features, (p for p in pushes if p[1] > 0), _PUSH)
+        contributions = tuple((name, round(push, 3)) for name, push in top)
         return ModelScore(probability, anomaly_score, self.ready, contributions)
 
 
