@@ -22,7 +22,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from config.rules import CapyPay
-from engine.features import BLOCKED_FEATURE, ENTITY_BLOCKED_FEATURE
+from engine.features import BLOCKED_FEATURE, ENTITY_BLOCKED_FEATURE, window_feature
 from engine.lists import ListVerdict
 from engine.money import format_brl
 from engine.velocity import Features
@@ -141,7 +141,10 @@ def _velocity(event: TransactionEvent, features: Features, model: CapyPay) -> li
     rules = model.velocity
     hour, day = rules.hour_window, rules.day_window
     factor = _Factor("VELOCITY", model.caps.velocity)
-    per_hour, per_day = features.get(f"tx.count.{hour}", 1), features.get(f"tx.count.{day}", 1)
+    per_hour, per_day = (
+        features.get(window_feature("tx", "count", hour), 1),
+        features.get(window_feature("tx", "count", day), 1),
+    )
     excess = max(per_hour - rules.transactions_per_hour, per_day - rules.transactions_per_day)
     if excess > 0:
         factor.add(
@@ -150,8 +153,8 @@ def _velocity(event: TransactionEvent, features: Features, model: CapyPay) -> li
             f"{per_hour} transactions in {hour} (limit {rules.transactions_per_hour}), "
             f"{per_day} in {day} (limit {rules.transactions_per_day})",
         )
-    volume_hour = features.get(f"tx.amount_cents.{hour}", event.amount_cents)
-    volume_day = features.get(f"tx.amount_cents.{day}", event.amount_cents)
+    volume_hour = features.get(window_feature("tx", "amount_cents", hour), event.amount_cents)
+    volume_day = features.get(window_feature("tx", "amount_cents", day), event.amount_cents)
     ratio = max(volume_hour / rules.volume_per_hour_cents, volume_day / rules.volume_per_day_cents)
     if ratio > 1:
         factor.add(
@@ -202,9 +205,11 @@ def _amount(event: TransactionEvent, features: Features, model: CapyPay) -> list
             f"{format_brl(amount)} just below the {format_brl(alert)} alert",
         )
     window = rules.average_window
-    earlier = features.get(f"tx.count.{window}", 1) - 1
+    earlier = features.get(window_feature("tx", "count", window), 1) - 1
     if earlier >= rules.min_history_for_average:
-        average = (features.get(f"tx.amount_cents.{window}", amount) - amount) / earlier
+        average = (
+            features.get(window_feature("tx", "amount_cents", window), amount) - amount
+        ) / earlier
         ratio = amount / average if average else 0.0
         if ratio > 1 + rules.unusual_amount_threshold:
             factor.add(
@@ -217,7 +222,7 @@ def _amount(event: TransactionEvent, features: Features, model: CapyPay) -> list
         factor.add("AMOUNT_ROUND", rules.round_amount_points, f"round amount {format_brl(amount)}")
     day, day_volume = (
         model.velocity.day_window,
-        features.get(f"tx.amount_cents.{model.velocity.day_window}", amount),
+        features.get(window_feature("tx", "amount_cents", model.velocity.day_window), amount),
     )
     if day_volume >= rules.daily_volume_alert_cents:
         factor.add(
@@ -285,8 +290,8 @@ def _login_velocity(features: Features, model: CapyPay) -> list[Reason]:
     rules = model.login_velocity
     window = rules.window
     factor = _Factor("VELOCITY", model.caps.velocity)
-    failed = features.get(f"login_failed.count.{window}", 0)
-    logins = failed + features.get(f"login_ok.count.{window}", 0)
+    failed = features.get(window_feature("login_failed", "count", window), 0)
+    logins = failed + features.get(window_feature("login_ok", "count", window), 0)
     if failed > rules.failures_allowed:
         factor.add(
             "VELOCITY_LOGIN_FAILURES",

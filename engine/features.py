@@ -119,14 +119,16 @@ def velocity_features(state: VelocityState, event: InputEvent, windows: dict[str
             stats = state.window(metric, at_ms, seconds)
             if metric == own:
                 for stat, value in zip(_STATS, stats, strict=True):
-                    features[_feature_name(metric, stat, name)] = value
+                    features[window_feature(metric, stat, name)] = value
             else:
-                features[_feature_name(metric, "count", name)] = stats.count
+                features[window_feature(metric, "count", name)] = stats.count
     return features
 
 
 @cache
-def _feature_name(metric: str, stat: str, window: str) -> str:
+def window_feature(metric: str, stat: str, window: str) -> str:
+    """A window statistic's feature name, ``<metric>.<stat>.<window>``: the one place it is
+    spelled (formatted once per name, as every event reads several)."""
     return f"{metric}.{stat}.{window}"
 
 

@@ -33,6 +33,7 @@ from river import anomaly, linear_model, optim, preprocessing
 from river.compose import Pipeline
 
 from config.rules import ModelRules
+from engine.features import window_feature
 from engine.velocity import Features
 from schemas.models import KnownFraud, Label, Reason, SubjectType, TransactionEvent
 
@@ -69,8 +70,8 @@ def _user_window_names(window: str) -> tuple[str, str, str, str, str]:
     """A user window's two features and three inputs, named once: every scored and learned
     event needs them."""
     return (
-        f"tx.count.{window}",
-        f"tx.amount_cents.{window}",
+        window_feature("tx", "count", window),
+        window_feature("tx", "amount_cents", window),
         f"user_tx_count_{window}_log",
         f"user_avg_amount_{window}_log",
         f"amount_to_avg_{window}",

@@ -28,6 +28,7 @@ from engine.features import (
     ENTITY_BLOCKED_FEATURE,
     REFUND_IN_POLICY_FEATURE,
     REFUND_OF_REDEEMED_FEATURE,
+    window_feature,
 )
 from engine.learning import ModelScore, model_reasons
 from engine.lists import ListVerdict, judge_hits
@@ -124,14 +125,14 @@ def gift_reasons(
                 f"gift of {format_brl(event.amount_cents)} exceeds the "
                 f"{format_brl(limits.max_amount_per_gift_cents)} per-gift limit",
             )
-        created = features[f"gift_created.count.{day}"]
+        created = features[window_feature("gift_created", "count", day)]
         if created > limits.max_gifts_per_day:
             fire(
                 "GIFT_DAILY_COUNT_EXCEEDED",
                 points.daily_count_exceeded,
                 f"{created} gifts created in {day}, limit {limits.max_gifts_per_day}",
             )
-        total = features[f"gift_created.amount_cents.{day}"]
+        total = features[window_feature("gift_created", "amount_cents", day)]
         if total > limits.max_amount_per_day_cents:
             fire(
                 "GIFT_DAILY_AMOUNT_EXCEEDED",
@@ -139,7 +140,7 @@ def gift_reasons(
                 f"{format_brl(total)} in gifts in {day}, limit "
                 f"{format_brl(limits.max_amount_per_day_cents)}",
             )
-        failures = features[f"payment_failed.count.{day}"]
+        failures = features[window_feature("payment_failed", "count", day)]
         if failures >= limits.max_failed_payments_per_day:
             fire(
                 "GIFT_FAILED_PAYMENTS_LIMIT",
@@ -147,7 +148,7 @@ def gift_reasons(
                 f"{failures} failed gift payments in {day}, limit "
                 f"{limits.max_failed_payments_per_day}",
             )
-        recent = features[f"gift_created.count.{patterns.rapid_creation_window}"]
+        recent = features[window_feature("gift_created", "count", patterns.rapid_creation_window)]
         if recent >= patterns.rapid_creation_count:
             fire(
                 "GIFT_RAPID_CREATION",
@@ -168,7 +169,7 @@ def gift_reasons(
             "refund through support",
         )
     if kind is GiftEventType.REFUND_REQUESTED:
-        refunds = features[f"refund_requested.count.{day}"]
+        refunds = features[window_feature("refund_requested", "count", day)]
         if refunds > limits.max_refunds_per_day:
             fire(
                 "GIFT_MASS_REFUND",
@@ -179,8 +180,8 @@ def gift_reasons(
         fire("GIFT_PIX_FAILED", points.payment_failed, "PIX payment for the gift failed")
     if kind is GiftEventType.REDEEM_ATTEMPT:
         window = patterns.code_attempts_window
-        wrong = features[f"redeem_failed.count.{window}"]
-        attempts = wrong + features[f"redeem_ok.count.{window}"]
+        wrong = features[window_feature("redeem_failed", "count", window)]
+        attempts = wrong + features[window_feature("redeem_ok", "count", window)]
         if attempts > limits.max_code_attempts:
             fire(
                 "GIFT_CODE_ATTEMPTS_EXCEEDED",
