@@ -7,8 +7,10 @@ same handbook + GiftPix records, in batches as the agent takes them, with a dict
 place of the RocksDB table; what it re-routes comes back in the next batch, as through the
 broker. One worker owns every partition, as in the pipeline benchmark. It says how much of
 a worker's time is ours, and moves only when our code does. Runs with the online model off
-(rules only) and on (model features, known frauds; no snapshot loaded, as on a fresh
-deployment).
+(rules only), on with no snapshot loaded (model features and known frauds only, as on a fresh
+deployment), and on with a snapshot of a model that learned these events (every
+transaction, and the handbook's labels), scored as a worker scores it
+(``engine.frozen_model.FrozenModel``) and, for comparison, by river's model itself.
 
     .venv/bin/python -m bench.scorer [--transactions 20000] [--gifts 2000] [--batch 100]
 """
@@ -25,13 +27,24 @@ from agents.scoring import Scorer, SharedViews
 from atalaia.demo import event_record
 from atalaia.sample import (
     generated_gifts,
+    handbook_frauds,
     interleave,
     read_handbook,
     synthetic_transactions_until,
 )
 from config.rules import RuleSet, load_rules
 from config.settings import load_settings
+from engine.frozen_model import FrozenModel
+from engine.learning import (
+    CHAMPION,
+    LoadedModel,
+    OnlineModel,
+    ScoresInputs,
+    is_model_scored,
+    model_inputs,
+)
 from schemas.codec import WireCodec
+from schemas.models import Decision
 from streams.partitioning import owner_partition
 from streams.topics import Topics
 
@@ -70,11 +83,21 @@ def _records(transactions: int, gifts: int, topics: Topics) -> list[_Record]:
     return records
 
 
-def run(rules: RuleSet, records: list[_Record], topics: Topics, batch_size: int) -> float:
-    """Input events/s through a fresh scorer (states start empty, as on a new deployment)."""
+def run(
+    rules: RuleSet,
+    records: list[_Record],
+    topics: Topics,
+    batch_size: int,
+    model: ScoresInputs | None = None,
+    decisions: list[bytes] | None = None,
+) -> float:
+    """Input events/s through a fresh scorer (states start empty, as on a new deployment),
+    scoring with ``model`` if given; the decisions it publishes go to ``decisions``."""
     settings = load_settings()
     hash_key = settings.pii_hash_key.get_secret_value().encode()
     views = SharedViews.starting(rules, hash_key)
+    if model is not None:
+        views.models[CHAMPION].add(LoadedModel("bench", 0, model))
     table: dict[bytes, bytes] = {}
     clock = lambda: datetime.now(UTC)  # noqa: E731
     cache_keys = settings.state_cache_keys
@@ -89,6 +112,10 @@ def run(rules: RuleSet, records: list[_Record], topics: Topics, batch_size: int)
         for record in [*rerouted, *records[first : first + batch_size]]:
             scorer.handle(batch, record, rules)  # type: ignore[arg-type]
         scorer.write_states(batch)
+        if decisions is not None:
+            decisions += [
+                value for topic, _, value, _ in batch.outputs if topic == topics.decisions
+            ]
         # What the agent sends to the re-route topic comes back to it in a later batch.
         rerouted = [
             _Record(_Message(topic, key, value, time.time()))
@@ -96,6 +123,19 @@ def run(rules: RuleSet, records: list[_Record], topics: Topics, batch_size: int)
             if topic == topics.validated
         ]
     return len(records) / (time.perf_counter() - started)
+
+
+def learned(rules: RuleSet, decisions: list[bytes], frauds: set[str]) -> OnlineModel:
+    """A model that learned every scored transaction and its label (the learner's work,
+    without waiting for labels: this measures scoring, not what the model knows)."""
+    model, codec = OnlineModel(rules.model), WireCodec()
+    for value in decisions:
+        decision = codec.decode(value, (Decision,))
+        if is_model_scored(decision.features):
+            inputs = model_inputs(decision.features, rules.model)
+            model.learn_event(inputs)
+            model.learn_label(inputs, decision.event_id in frauds)
+    return model
 
 
 def main() -> int:
@@ -110,12 +150,26 @@ def main() -> int:
     rules_only = shipped.model_copy(
         update={"model": shipped.model.model_copy(update={"enabled": False})}
     )
+    decisions: list[bytes] = []
+    rules_only_rate = run(rules_only, records, topics, args.batch)
+    model_on_rate = run(shipped, records, topics, args.batch, decisions=decisions)
+    settings = load_settings()
+    frauds = (
+        handbook_frauds(settings.handbook_path, args.transactions)
+        if settings.handbook_path.is_file()
+        else set()
+    )
+    model = learned(shipped, decisions, frauds)
     report = {
         "machine": f"{platform.machine()} {platform.python_version()}",
         "records": len(records),
         "batch": args.batch,
-        "rules_only_events_per_s": round(run(rules_only, records, topics, args.batch)),
-        "model_on_events_per_s": round(run(shipped, records, topics, args.batch)),
+        "rules_only_events_per_s": round(rules_only_rate),
+        "model_on_events_per_s": round(model_on_rate),
+        "model_learned_events_per_s": round(
+            run(shipped, records, topics, args.batch, FrozenModel(model))
+        ),
+        "model_learned_river_events_per_s": round(run(shipped, records, topics, args.batch, model)),
     }
     print(json.dumps(report, indent=2))
     return 0

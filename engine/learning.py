@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from operator import itemgetter
+from typing import Protocol
 
 from river import anomaly, linear_model, optim, preprocessing
 from river.compose import Pipeline
@@ -252,12 +253,19 @@ def model_reasons(score: ModelScore, version: str, rules: ModelRules) -> list[Re
     return [Reason(code=code, points=points, detail=detail)]
 
 
+class ScoresInputs(Protocol):
+    """A model as scoring sees it: a learning ``OnlineModel`` (replays) or a worker's
+    ``engine.frozen_model.FrozenModel`` of a snapshot."""
+
+    def score(self, inputs: dict[str, float]) -> ModelScore: ...
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     version: str
     known_until_ms: int
     """The latest ``labelled_at`` among the labels it learned."""
-    model: OnlineModel
+    model: ScoresInputs
 
 
 class ModelShelf:

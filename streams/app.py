@@ -19,6 +19,7 @@ from agents.counter_mirror import register_counter_mirror
 from agents.scoring import SharedViews, register_scoring
 from config.rules import LiveRules, RuleSet
 from config.settings import Settings
+from engine.frozen_model import FrozenModel
 from engine.learning import (
     LoadedModel,
     ModelError,
@@ -188,7 +189,7 @@ def build_app(
             log.warning("model snapshot %s has an unknown name", snapshot.version)
             return
         known_until = int(snapshot.known_until.timestamp() * 1000)
-        shelf.add(LoadedModel(snapshot.version, known_until, model))
+        shelf.add(LoadedModel(snapshot.version, known_until, FrozenModel(model)))
 
     async def follow_models() -> None:
         await follow_into(
