@@ -12,13 +12,16 @@ from __future__ import annotations
 import io
 import json
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources
 from typing import Any, TypeVar
 
 import fastavro
 from pydantic import ValidationError
 
+from schemas.avro_writer import compile_writer
 from schemas.errors import describe_validation_error
 from schemas.models import INPUT_MODELS, WIRE_MODELS, InputEvent, WireModel
 
@@ -44,6 +47,23 @@ class SchemaEntry:
     version: int
     parsed: Any
     model: type[WireModel]
+
+    @cached_property
+    def frame(self) -> Callable[[WireModel], bytes]:
+        """A record framed with this schema: compiled once (``schemas.avro_writer``), or
+        fastavro on the record's dict for a schema the compiled writer does not cover."""
+        header = _HEADER.pack(MAGIC_BYTE, self.schema_id)
+        body = compile_writer(self.parsed)
+        if body is not None:
+            return lambda record: header + body(record)
+
+        def through_fastavro(record: WireModel) -> bytes:
+            out = io.BytesIO()
+            out.write(header)
+            fastavro.schemaless_writer(out, self.parsed, record.model_dump())
+            return out.getvalue()
+
+        return through_fastavro
 
 
 class SchemaRegistry:
@@ -92,11 +112,7 @@ class WireCodec:
         self.registry = registry or SchemaRegistry.load()
 
     def encode(self, record: WireModel) -> bytes:
-        entry = self.registry.latest(type(record))
-        out = io.BytesIO()
-        out.write(_HEADER.pack(MAGIC_BYTE, entry.schema_id))
-        fastavro.schemaless_writer(out, entry.parsed, record.model_dump())
-        return out.getvalue()
+        return self.registry.latest(type(record)).frame(record)
 
     def decode(self, data: bytes | None, accepted: tuple[type[M], ...]) -> M:
         """Decode one record value that must be one of ``accepted``.
