@@ -37,8 +37,10 @@ from typing import Any, cast
 import faust
 from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
+from faust.stores.rocksdb import Store as RocksDBStore
 from faust.streams import Stream
 from faust.types import TP, EventT, StoreT
+from rocksdict import WriteBatch
 
 from agents.current import PartitionEvent, as_current
 from agents.retry import until_stored
@@ -114,6 +116,38 @@ async def send_batch(
     return [cast(RecordMetadata, await sent) for sent in changes]
 
 
+StateWrites = list[tuple[bytes, bytes, int]]
+"""States to store: key, value, partition."""
+
+
+def write_states_to(
+    store: MutableMapping[bytes, bytes], topic: str
+) -> Callable[[StateWrites], None]:
+    """How a batch's states reach the velocity table's store. RocksDB takes one write batch
+    per partition, as Faust applies a changelog batch (a put through the store costs its
+    layers and a write per key); any other store one key at a time, on the key's partition."""
+    if isinstance(store, RocksDBStore) and store.use_rocksdict:
+        rocksdb_store = store
+
+        def write_batches(writes: StateWrites) -> None:
+            batches: dict[int, WriteBatch] = {}
+            for key, value, partition in writes:
+                if partition not in batches:
+                    batches[partition] = WriteBatch(raw_mode=True)
+                batches[partition].put(key, value)
+            for partition, batch in batches.items():
+                rocksdb_store._db_for_partition(partition).write(batch)
+
+        return write_batches
+
+    def write_each(writes: StateWrites) -> None:
+        for key, value, partition in writes:
+            with as_current(PartitionEvent(topic, partition)):
+                store[key] = value
+
+    return write_each
+
+
 def persist_offsets(store: StoreT[bytes, bytes], positions: list[RecordMetadata]) -> None:
     """Tell the store how far the changelog it holds goes, per partition (as Faust does per
     record): a restart then reads only what came after."""
@@ -181,7 +215,7 @@ class Batch:
     outputs: list[Output]
     states: dict[bytes, tuple[VelocityState, EventT[bytes] | PartitionEvent]]
     owned: frozenset[int]
-    changelog: list[tuple[bytes, bytes, int]] = field(default_factory=list)
+    changelog: StateWrites = field(default_factory=list)
 
 
 class Scorer:
@@ -206,6 +240,7 @@ class Scorer:
         self.cache: dict[bytes, VelocityState] = {}
         self.cache_keys = cache_keys
         self.cached_for: frozenset[int] = frozenset()
+        self.store_states = write_states_to(store, topics.validated)
 
     def begin(self, owned: frozenset[int]) -> Batch:
         """A new batch. The decoded states of the keys this worker owns are kept between
@@ -421,10 +456,8 @@ class Scorer:
         """One store write per subject per batch, on the subject's partition, and its
         changelog record for the batch to send."""
         for key, (state, record) in batch.states.items():
-            value = state.to_bytes()
-            with as_current(record):
-                self.store[key] = value
-            batch.changelog.append((key, value, record.message.partition))
+            batch.changelog.append((key, state.to_bytes(), record.message.partition))
+        self.store_states(batch.changelog)
 
 
 def register_scoring(
