@@ -11,9 +11,17 @@ from typing import Any
 from config.rules import load_rules
 from engine.admission import subject_of
 from engine.decide import Outcome, decide_event
+from engine.decisions import build_decision
 from engine.scoring import Assessment
 from engine.velocity import VelocityState
-from schemas.models import AuditRecord, GiftEvent, InputEvent, LoginEvent, TransactionEvent
+from schemas.models import (
+    AuditRecord,
+    Decision,
+    GiftEvent,
+    InputEvent,
+    LoginEvent,
+    TransactionEvent,
+)
 
 _counter = itertools.count()
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -116,3 +124,18 @@ def run_all(events: list[InputEvent]) -> list[Outcome]:
 
 def decide(event: InputEvent) -> Assessment:
     return decide_all([event])[0]
+
+
+def decision_of(event: InputEvent, outcome: Outcome, at: datetime, **extra: Any) -> Decision:
+    """The decision the scoring agent publishes for ``outcome``, received and decided at
+    ``at`` (``extra``: the model's score, label entities)."""
+    return build_decision(
+        event,
+        outcome.assessment,
+        rule_version=load_rules().version,
+        received_at=at,
+        decided_at=at,
+        actions=outcome.actions,
+        user_message=outcome.user_message,
+        **extra,
+    )

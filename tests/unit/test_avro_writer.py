@@ -13,7 +13,6 @@ import pytest
 
 from config.rules import load_rules
 from engine.decide import decide_event
-from engine.decisions import build_decision
 from engine.learning import LoadedModel, OnlineModel
 from engine.velocity import VelocityState
 from schemas.avro_writer import compile_writer, long_bytes
@@ -105,18 +104,9 @@ def decisions() -> list[Decision]:
     ]:
         outcome = decide_event(VelocityState(), event, RULES, model=loaded)
         at = datetime(2026, 12, 5, 7, 0, 0, 123_000, tzinfo=UTC)
+        scored = (outcome.model_score, "online-2.1") if outcome.model_score else None
         made.append(
-            build_decision(
-                event,
-                outcome.assessment,
-                rule_version=RULES.version,
-                received_at=at,
-                decided_at=at,
-                actions=outcome.actions,
-                user_message=outcome.user_message,
-                model=(outcome.model_score, "online-2.1") if outcome.model_score else None,
-                label_entities=["card:c1"],
-            )
+            factories.decision_of(event, outcome, at, model=scored, label_entities=["card:c1"])
         )
     return made
 

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from config.rules import load_rules
 from engine.cases import SubjectCases, apply_command, case_command_for
 from engine.decide import decide_event
-from engine.decisions import build_decision
 from engine.velocity import VelocityState
 from schemas.models import CaseCommand, CaseStatus, Decision, InputEvent, ListSeverity
 from tests import factories
@@ -37,16 +36,7 @@ def _decision(
     event: InputEvent, lists: dict[str, int] | None = None
 ) -> tuple[Decision, ListSeverity | None]:
     outcome = decide_event(VelocityState(), event, RULES, lists=lists)
-    decision = build_decision(
-        event,
-        outcome.assessment,
-        rule_version=RULES.version,
-        received_at=AT,
-        decided_at=AT,
-        actions=outcome.actions,
-        user_message=outcome.user_message,
-    )
-    return decision, outcome.assessment.list_severity
+    return factories.decision_of(event, outcome, AT), outcome.assessment.list_severity
 
 
 def test_decisions_link_to_one_open_case_which_keeps_the_highest_priority() -> None:
