@@ -32,6 +32,7 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from itertools import islice
 from typing import Any, cast
 
 import faust
@@ -245,10 +246,16 @@ class Scorer:
     def begin(self, owned: frozenset[int]) -> Batch:
         """A new batch. The decoded states of the keys this worker owns are kept between
         batches (decoding one costs more than scoring with it); they are forgotten when the
-        owned partitions change, as another worker may have written them meanwhile."""
-        if owned != self.cached_for or len(self.cache) > self.cache_keys:
+        owned partitions change, as another worker may have written them meanwhile. Past
+        ``cache_keys`` the least recently used quarter is dropped (not the whole cache: every
+        busy key would then be read from RocksDB again at once)."""
+        if owned != self.cached_for:
             self.forget()
             self.cached_for = owned
+        elif len(self.cache) > self.cache_keys:
+            stale = len(self.cache) - self.cache_keys * 3 // 4
+            for key in list(islice(self.cache, stale)):  # least recently used first
+                del self.cache[key]
         return Batch([], {}, owned)
 
     def forget(self) -> None:
@@ -324,6 +331,7 @@ class Scorer:
             return
         batch.states[key] = (state, at)
         if self.cache_keys:
+            self.cache.pop(key, None)  # to the end: the cache's order is of last use
             self.cache[key] = state
 
     def count_elsewhere(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from datetime import UTC, datetime
 
 from aiokafka.structs import RecordMetadata, TopicPartition
@@ -191,3 +192,31 @@ def test_a_stop_while_the_views_load_leaves_no_task_behind() -> None:
         return asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[arg-type]
 
     assert asyncio.run(scenario()) == set()
+
+
+def test_past_its_bound_the_cache_drops_the_least_recently_used_states() -> None:
+    everything = frozenset(range(PARTITIONS))
+    views = SharedViews.starting(RULES, HASH_KEY)
+    clock = lambda: datetime.now(UTC)  # noqa: E731
+    table = _CountingReads()
+    scorer = Scorer(TOPICS, CODEC, clock, PARTITIONS, table, views, HASH_KEY, None, 8)
+    busy = factories.transaction(user_id="u-busy")
+    busy_key = subject_of(busy).key.encode()
+    for n in range(20):
+        _score(scorer, everything, factories.transaction(user_id=f"u-{n}"), busy)
+        scorer.begin(everything)
+        assert len(scorer.cache) <= 8
+    assert table.reads[busy_key] == 1  # used in every batch: never dropped, never read again
+    assert b"user:u-19" in scorer.cache and b"user:u-0" not in scorer.cache
+
+
+class _CountingReads(dict[bytes, bytes]):
+    """The table, counting the scorer's reads per key."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: Counter[bytes] = Counter()
+
+    def get(self, key: bytes, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
+        self.reads[key] += 1
+        return super().get(key, default)
