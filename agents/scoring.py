@@ -10,16 +10,18 @@ A decided event is then counted for each entity it names (and a redemption for i
 the worker owning that key: in the same batch when that is this worker, else through the
 re-route topic.
 
-States are read and written through the table's store (RocksDB or memory), on the partition
-Faust's "current event" context variable names; in a batch we point it at the record being
-handled, so every state lands on its subject's partition. Only the context variable of this
-task: the stream's own ``current_event`` attribute is what ``take_events`` reads for the next
-record arriving meanwhile, and overwriting it there would swap that record for a stale one.
-The changelog records of a batch's states go through the side producer with its other
-outputs, and the store's persisted offsets (where Faust's recovery resumes reading the
-changelog) are set once per partition when all of them are acknowledged: what a Faust table
-write does per record, ~50-115 µs cheaper per state (``bench.faust_floor``, with and without
-``--through-table``).
+States are read through the table's store (RocksDB or memory), on the partition Faust's
+"current event" context variable names; in a batch we point it at the record being handled,
+so every state is read from (and later written to) its subject's partition. Only the
+context variable of this task: the stream's own ``current_event`` attribute is what
+``take_events`` reads for the next record arriving meanwhile, and overwriting it there would
+swap that record for a stale one.
+The states a batch changed are written at its end: on RocksDB as one write batch per
+partition (as Faust applies a changelog batch), on the memory store key by key. Their
+changelog records go through the side producer with the batch's other outputs, and the
+store's persisted offsets (where Faust's recovery resumes reading the changelog) are set once
+per partition when all of them are acknowledged: what a Faust table write does per record,
+~50-115 µs cheaper per state (``bench.faust_floor``, with and without ``--through-table``).
 Faust acknowledges a batch even when its processing raises: outputs are retried until stored
 and an event that cannot be decided is dead-lettered with the reason, never dropped.
 """
