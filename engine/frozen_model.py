@@ -13,14 +13,11 @@ the model's cost per event (``bench.scorer`` reports both).
 
 from __future__ import annotations
 
-import heapq
 import math
-from operator import itemgetter
 from typing import Any
 
-from engine.learning import ModelScore, OnlineModel
+from engine.learning import ModelScore, OnlineModel, top_contributions
 
-_PUSH = itemgetter(1)
 _UNLEARNED = (0.0, 0.0, 0.0)
 """(mean, deviation, weight) of a name the supervised model never learned: scaled to 0."""
 Node = tuple[Any, ...]
@@ -105,9 +102,7 @@ class FrozenModel:
                 pushes.append((name, push))
         probability = float(self._link(logit + self._intercept))
         anomaly_score = self._anomaly(inputs) if self._trees else 0.0
-        # nlargest is sorted(..., reverse=True)[:n]: ties keep the inputs' order.
-        top = heapq.nlargest(self.top_features, pushes, _PUSH)
-        contributions = tuple((name, round(push, 3)) for name, push in top)
+        contributions = top_contributions(pushes, self.top_features)
         return ModelScore(probability, anomaly_score, self.ready, contributions)
 
     def _anomaly(self, inputs: dict[str, float]) -> float:

@@ -205,10 +205,17 @@ class OnlineModel:
         anomaly_score = float(self.unsupervised.score_one(inputs)) if self.events else 0.0
         weight = regression.weights.get
         pushes = ((name, weight(name, 0.0) * value) for name, value in scaled.items())
-        # nlargest is sorted(..., reverse=True)[:n]: ties keep the inputs' order.
-        top = heapq.nlargest(self.rules.top_features, (p for p in pushes if p[1] > 0), _PUSH)
-        contributions = tuple((name, round(push, 3)) for name, push in top)
+        contributions = top_contributions((p for p in pushes if p[1] > 0), self.rules.top_features)
         return ModelScore(probability, anomaly_score, self.ready, contributions)
+
+
+def top_contributions(
+    positive_pushes: Iterable[tuple[str, float]], count: int
+) -> tuple[tuple[str, float], ...]:
+    """The ``count`` largest pushes, rounded for the decision's reason; ties keep the
+    inputs' order (``nlargest`` is ``sorted(..., reverse=True)[:count]``)."""
+    top = heapq.nlargest(count, positive_pushes, _PUSH)
+    return tuple((name, round(push, 3)) for name, push in top)
 
 
 class ModelError(Exception):
