@@ -211,12 +211,12 @@ class SharedViews:
 @dataclass
 class Batch:
     """What one batch produces: records to send and the states it changed (each with the
-    record, or stand-in, whose partition it is written on), and the partitions this worker
+    partition it is written on), and the partitions this worker
     owned when the batch began; once stored, the changelog records of its states (key,
     value, partition)."""
 
     outputs: list[Output]
-    states: dict[bytes, tuple[VelocityState, EventT[bytes] | PartitionEvent]]
+    states: dict[bytes, tuple[VelocityState, int]]
     owned: frozenset[int]
     changelog: StateWrites = field(default_factory=list)
 
@@ -331,7 +331,7 @@ class Scorer:
             self.dead_letter(batch, record, SCORING_FAILED, type(exc).__name__)
             self.cache.pop(key, None)  # read it again from the store
             return
-        batch.states[key] = (state, at)
+        batch.states[key] = (state, at.message.partition)
         if self.cache_keys:
             self.cache.pop(key, None)  # to the end: the cache's order is of last use
             self.cache[key] = state
@@ -465,8 +465,8 @@ class Scorer:
     def write_states(self, batch: Batch) -> None:
         """One store write per subject per batch, on the subject's partition, and its
         changelog record for the batch to send."""
-        for key, (state, record) in batch.states.items():
-            batch.changelog.append((key, state.to_bytes(), record.message.partition))
+        for key, (state, partition) in batch.states.items():
+            batch.changelog.append((key, state.to_bytes(), partition))
         self.store_states(batch.changelog)
 
 
