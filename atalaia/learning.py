@@ -11,6 +11,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TextIO
 
+import uvloop
+
 from agents.learner import LearnerProcess, run_learner
 from config.rules import RuleSet, load_challenger, load_rules
 from config.settings import Settings
@@ -74,7 +76,7 @@ def run_learner_main(settings: Settings) -> int:
         finally:
             process.close()
 
-    asyncio.run(main())
+    uvloop.run(main())
     return 0
 
 
