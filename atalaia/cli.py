@@ -23,6 +23,7 @@ from atalaia.admin_cli import AdminCallError
 from atalaia.analytics import AnalyticsError
 from atalaia.audit import AuditError
 from atalaia.broker import BrokerError
+from atalaia.compiled import stale_message, stale_sources
 from atalaia.demo import DemoError
 from atalaia.evaluate import EvalError
 from atalaia.replay import ReplayError
@@ -419,6 +420,10 @@ def _push_rules(settings: Settings, path: Path) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    stale = stale_sources()
+    if stale:
+        print(f"atalaia: {stale_message(stale)}", file=sys.stderr)
+        return 1
     try:
         args = build_parser().parse_args(argv)
         if args.command in SERVICES:

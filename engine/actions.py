@@ -30,7 +30,7 @@ def actions_for(
     """The actions to carry out, and the message to show the user (None: nothing to show)."""
     policy = rules.gift.actions
     actions: list[DecisionAction] = []
-    message = None
+    message: str | None = None
     if isinstance(event, LoginEvent) and assessment.verdict is Verdict.REVIEW:
         actions.append(DecisionAction.FLAG_USER_FOR_REVIEW)
     severity = assessment.list_severity
