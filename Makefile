@@ -11,18 +11,17 @@ $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip 'setuptools>=77'
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	$(COMPILE)
 	touch $(STAMP)
 
 setup: $(STAMP)
 
-# The scoring hot path (pyproject.toml's [tool.atalaia] compiled) compiled to C next to its
-# sources; again after an edit (incremental: seconds). Tests and the CLI refuse a compiled
-# module older than its source.
+# Opt-in: the scoring hot path (pyproject.toml's [tool.atalaia] compiled) compiled to C next
+# to its sources; again after an edit (incremental: seconds). Tests and the CLI refuse a
+# compiled module older than its source. Not the default: see the README (Two commands).
 compile: $(STAMP)
 	$(COMPILE)
 
-demo: compile
+demo: $(STAMP)
 	$(BIN)/atalaia demo
 
 lint: $(STAMP)
@@ -34,10 +33,10 @@ typecheck: $(STAMP)
 
 check: lint typecheck
 
-test: check compile
+test: check
 	$(BIN)/python -m pytest
 
-bench: compile
+bench: $(STAMP)
 	$(BIN)/python -m bench.pipeline
 
 clean:

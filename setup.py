@@ -1,8 +1,9 @@
 """The scoring hot path (``[tool.atalaia] compiled`` in pyproject.toml) compiled to C by
-mypyc when ``ATALAIA_COMPILE=1``: ``make setup`` and ``make compile`` build it in place,
-with the project's dependencies installed so that mypyc sees their types. Without it the
-package installs as plain Python and runs the same code slower; the README's Measured
-section says which figures are compiled."""
+mypyc when ``ATALAIA_COMPILE=1``: ``make compile`` (opt-in) builds it in place, with the
+project's dependencies installed so that mypyc sees their types. Without it the package
+installs as plain Python (the default, see the README: the compiled build aborts on SIGTERM
+in some runs) and runs the same code slower; the README's Measured section says which
+figures are compiled."""
 
 import os
 import tempfile
