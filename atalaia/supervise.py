@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import FrameType
 
 from pydantic import SecretStr
 
@@ -34,10 +35,19 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 def interrupt_on_sigterm() -> None:
-    """Turn SIGTERM into KeyboardInterrupt, so ``finally`` blocks stop our child processes."""
+    """Make SIGTERM do what Ctrl-C does, so ``finally`` blocks stop our child processes.
 
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+    Inside ``asyncio.run`` that cancels the main task (the handler asyncio installs for
+    SIGINT) instead of raising KeyboardInterrupt wherever the signal lands. A handler that
+    raises can land inside a compiled module (``make compile``), whose integer arithmetic
+    checks for signals and aborts the process ("fatal: out of memory") on any error there:
+    ``atalaia demo`` stopped by SIGTERM did so mid-replay."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        on_sigint = signal.getsignal(signal.SIGINT)
+        if not callable(on_sigint):
+            raise KeyboardInterrupt
+        on_sigint(signum, frame)
 
     signal.signal(signal.SIGTERM, interrupt)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 from typing import Any
 
@@ -24,6 +24,7 @@ Append = Callable[[bytes], None]
 Write = Callable[[Any, Append], None]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
 _DOUBLE = struct.Struct("<d")
 _SMALL_LONGS = range(-1024, 4096)
 
@@ -85,10 +86,12 @@ def _write_null(value: None, append: Append) -> None:
 
 
 def _write_timestamp_millis(value: datetime | int, append: Append) -> None:
-    """fastavro's conversion of an aware datetime, to the same integer."""
+    """fastavro's conversion of an aware datetime, to the same integer (its
+    ``(days * 86400 + seconds) * 1000 + microseconds // 1000`` is the floor of the
+    milliseconds). One division of timedeltas: compiled, the multiplications of a timestamp
+    this large take a slow path that aborts the process if a signal handler raises in it."""
     if isinstance(value, datetime):
-        delta = value - _EPOCH
-        value = (delta.days * 86_400 + delta.seconds) * 1000 + int(delta.microseconds / 1000)
+        value = (value - _EPOCH) // _MILLISECOND
     _write_long(value, append)
 
 

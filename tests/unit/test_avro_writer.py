@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import random
 import string
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -163,3 +165,60 @@ def test_empty_and_self_referring_records_encode_as_fastavro_does() -> None:
     for parsed, datum in ((empty, {}), (chain, three)):
         encode = compile_writer(parsed)
         assert encode is not None and encode(datum) == fastavro_bytes(parsed, datum)
+
+
+SIGNAL_STORM = """
+import os, signal, subprocess, sys, time
+from datetime import UTC, datetime
+from schemas.avro_writer import compile_writer
+
+class Interrupted(Exception):
+    pass
+
+armed = False
+
+def interrupt(signum, frame):
+    global armed
+    if armed:  # raise only inside the encoding loop below, once per round
+        armed = False
+        raise Interrupted
+
+FIRE = (
+    "import os, signal, sys, time\\n"
+    "target = int(sys.argv[1])\\n"
+    "while os.getppid() == target:\\n"
+    "    os.kill(target, signal.SIGUSR1)\\n"
+    "    time.sleep(0.0001)\\n"
+)
+signal.signal(signal.SIGUSR1, interrupt)
+encode = compile_writer({"type": "long", "logicalType": "timestamp-millis"})
+moment = datetime(2018, 4, 1, 12, 30, tzinfo=UTC)
+# Another process fires, so signals land anywhere in this one (not where it drops the GIL).
+firing = subprocess.Popen(
+    [sys.executable, "-c", FIRE, str(os.getpid())],
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+)
+interrupted = 0
+deadline = time.monotonic() + 1.0
+while time.monotonic() < deadline:
+    try:
+        armed = True
+        for _ in range(200):
+            encode(moment)
+        armed = False
+    except Interrupted:
+        interrupted += 1
+firing.kill()
+print(interrupted)
+"""
+
+
+def test_encoding_a_timestamp_survives_a_signal_handler_that_raises() -> None:
+    """Compiled, a raising handler (SIGTERM in ``atalaia demo``) that landed in the
+    timestamp's integer arithmetic aborted the process; it must surface as the exception."""
+    done = subprocess.run(
+        [sys.executable, "-c", SIGNAL_STORM], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout) > 100  # the handler really ran, and raised, many times
