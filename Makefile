@@ -13,15 +13,15 @@ $(STAMP): pyproject.toml setup.py
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+setup: compile
 
-# Opt-in: the scoring hot path (pyproject.toml's [tool.atalaia] compiled) compiled to C next
-# to its sources; again after an edit (incremental: seconds). Tests and the CLI refuse a
-# compiled module older than its source. Not the default: see the README (Two commands).
+# The scoring hot path (pyproject.toml's [tool.atalaia] compiled) compiled to C next to its
+# sources; again after an edit (incremental: seconds). Tests and the CLI refuse a compiled
+# module older than its source.
 compile: $(STAMP)
 	$(COMPILE)
 
-demo: $(STAMP)
+demo: compile
 	$(BIN)/atalaia demo
 
 lint: $(STAMP)
@@ -33,10 +33,10 @@ typecheck: $(STAMP)
 
 check: lint typecheck
 
-test: check
+test: check compile
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+bench: compile
 	$(BIN)/python -m bench.pipeline
 
 clean:

@@ -1,13 +1,10 @@
 """The scoring hot path (``[tool.atalaia] compiled`` in pyproject.toml) compiled to C by
-mypyc when ``ATALAIA_COMPILE=1``: ``make compile`` (opt-in) builds it in place, with the
-project's dependencies installed so that mypyc sees their types. Without it the package
-installs as plain Python (the default, see the README: the compiled build aborts on SIGTERM
-in some runs) and runs the same code slower; the README's Measured section says which
-figures are compiled."""
+mypyc when ``ATALAIA_COMPILE=1``: ``make setup`` / ``make compile`` build it in place, with
+the project's dependencies installed so that mypyc sees their types. Without it (a plain
+``pip install``) the package installs as plain Python and runs the same code slower."""
 
 import os
 import tempfile
-import tomllib
 
 from setuptools import setup
 
@@ -24,20 +21,20 @@ follow_imports = skip
 if os.environ.get("ATALAIA_COMPILE") == "1":
     from mypyc.build import mypycify
 
-    with open("pyproject.toml", "rb") as project:
-        compiled = tomllib.load(project)["tool"]["atalaia"]["compiled"]
+    from atalaia.compiled import CHECKOUT, built_files, compiled_sources
+
+    sources = compiled_sources()
     with tempfile.NamedTemporaryFile("w", suffix=".ini") as config:
         config.write(MYPYC_CONFIG)
         config.flush()
         options = ["--config-file", config.name, "--cache-dir", "build/mypyc-cache"]
-        extensions = mypycify([*options, *compiled], opt_level="3", group_name="engine.native")
+        listed = [str(source.relative_to(CHECKOUT)) for source in sources]
+        extensions = mypycify([*options, *listed], opt_level="3", group_name="engine.native")
     setup(ext_modules=extensions)
     # Marks each module built from its source as it is now (atalaia.compiled compares the
     # times): an unchanged module is not rebuilt and keeps its older time.
-    for source in compiled:
-        stem, folder = os.path.splitext(os.path.basename(source))[0], os.path.dirname(source)
-        for name in os.listdir(folder):
-            if name.startswith(f"{stem}.cpython-") and name.endswith(".so"):
-                os.utime(os.path.join(folder, name))
+    for source in sources:
+        for built in built_files(source):
+            os.utime(built)
 else:
     setup()
