@@ -45,12 +45,11 @@ from streams.metrics import (
     AUDIT_REPEATS,
     child_of,
 )
-from streams.side_producer import SideProducer
+from streams.side_producer import SideProducer, SideRecord
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
 
-Output = tuple[str, bytes, bytes, int | None]
 SEAL_CHECK_MAX_S = 60.0
 """The longest wait between two checks for due batches on quiet chains."""
 
@@ -96,8 +95,8 @@ def register_auditor(
             )
             return None
 
-    def batch_output(batch: AuditBatch) -> Output:
-        return (topics.audit_batches, batch.batch_id.encode(), codec.encode(batch), None)
+    def batch_output(batch: AuditBatch) -> SideRecord:
+        return (topics.audit_batches, batch.batch_id.encode(), codec.encode(batch), None, None)
 
     # The agent's batches and the timer's cuts both read, change and write a chain's state.
     chain_writes = asyncio.Lock()
@@ -110,7 +109,7 @@ def register_auditor(
     async def append_batch(records: Sequence[EventT[bytes]]) -> None:
         now: datetime = clock()
         states: dict[int, tuple[ChainState, EventT[bytes]]] = {}
-        outputs: list[Output] = []
+        outputs: list[SideRecord] = []
         alerts: list[Alert] = []
         appended = conflicts = 0
         cuts: list[str] = []
@@ -141,7 +140,7 @@ def register_auditor(
             states[chain] = (state, record)
             for chained in out.records:
                 value = codec.encode(chained)
-                outputs.append((topics.audit, chained.audit_id.encode(), value, chain))
+                outputs.append((topics.audit, chained.audit_id.encode(), value, None, chain))
                 appended += 1
                 if chained.action == "audit_conflict":
                     conflicts += 1
@@ -149,13 +148,13 @@ def register_auditor(
                     alert = audit_conflict_alert(chained, alert_rules, now)
                     alerts.append(alert)
                     outputs.append(
-                        (topics.alerts, alert.alert_id.encode(), codec.encode(alert), None)
+                        (topics.alerts, alert.alert_id.encode(), codec.encode(alert), None, None)
                     )
             for batch in out.batches:
                 outputs.append(batch_output(batch))
                 cuts.append(_cause_of(batch, settings.audit_batch_records))
         await until_stored(
-            partial(_send_all, producer, outputs), (KafkaError,), "sending audit records"
+            partial(producer.send_all, outputs), (KafkaError,), "sending audit records"
         )
         for alert in alerts:
             webhooks.enqueue(alert)
@@ -185,7 +184,7 @@ def register_auditor(
                 if batch is None:
                     continue
                 await until_stored(
-                    partial(_send_all, producer, [batch_output(batch)]),
+                    partial(producer.send_all, [batch_output(batch)]),
                     (KafkaError,),
                     "sending an audit batch",
                 )
@@ -215,12 +214,3 @@ def _chain_key(chain: int) -> bytes:
 
 def _cause_of(batch: AuditBatch, batch_records: int) -> str:
     return FULL if batch.count >= batch_records else AGED
-
-
-async def _send_all(producer: SideProducer, outputs: list[Output]) -> None:
-    sends = [
-        await producer.send(topic, key, value, None, partition)
-        for topic, key, value, partition in outputs
-    ]
-    for sent in sends:
-        await sent

@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ from streams.metrics import (
     LEARNER_UNLABELLED,
     child_of,
 )
-from streams.side_producer import SideProducer
+from streams.side_producer import SideProducer, SideRecord
 from streams.stopping import despite_unreachable_broker
 from streams.topics import Topics
 
@@ -301,11 +302,13 @@ async def run_learner(process: LearnerProcess, stop: asyncio.Event | None = None
 
 async def _publish(process: LearnerProcess, producer: SideProducer) -> None:
     outputs = process.outputs()
-
-    async def send_all() -> None:
-        sends = [await producer.send(topic, key, value, None) for topic, key, value in outputs]
-        await asyncio.gather(*sends)
-
     if outputs:
-        await until_stored(send_all, (Exception,), f"sending {len(outputs)} learner records")
+        records: list[SideRecord] = [
+            (topic, key, value, None, None) for topic, key, value in outputs
+        ]
+        await until_stored(
+            partial(producer.send_all, records),
+            (Exception,),
+            f"sending {len(records)} learner records",
+        )
     process.checkpoint()

@@ -95,7 +95,7 @@ from streams.metrics import (
     child_of,
 )
 from streams.partitioning import owner_partition
-from streams.side_producer import SideProducer
+from streams.side_producer import SideProducer, SideRecord
 from streams.topics import Topics
 from streams.views import default_list_view
 
@@ -110,13 +110,10 @@ async def send_batch(
 ) -> list[RecordMetadata]:
     """Send every output and changelog record and wait until the broker acknowledged all of
     them; the changelog records' positions."""
-    sends = [await producer.send(*output) for output in batch.outputs]
-    changes = [
-        await producer.send(changelog_topic, key, value, None, partition)
-        for key, value, partition in batch.changelog
-    ]
-    await asyncio.gather(*sends)
-    return [cast(RecordMetadata, await sent) for sent in changes]
+    records: list[SideRecord] = [(*output, None) for output in batch.outputs]
+    records += [(changelog_topic, key, value, None, p) for key, value, p in batch.changelog]
+    acknowledged = await producer.send_all(records)
+    return acknowledged[len(batch.outputs) :]
 
 
 StateWrites = list[tuple[bytes, bytes, int]]

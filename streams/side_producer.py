@@ -17,11 +17,16 @@ acknowledged (at-least-once).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.structs import RecordMetadata
 
 MAX_BATCH_BYTES = 256 * 1024
 """Per partition; a quarter of a broker's default limit on a record batch (1 MB)."""
+
+SideRecord = tuple[str, bytes | None, bytes, float | None, int | None]
+"""Topic, key, value, timestamp in seconds (None: now), partition (None: by the key)."""
 
 
 class SideProducer:
@@ -64,6 +69,13 @@ class SideProducer:
         self._pending.add(future)
         future.add_done_callback(self._pending.discard)
         return future
+
+    async def send_all(self, records: Iterable[SideRecord]) -> list[RecordMetadata]:
+        """Queue every record, then wait until the broker acknowledged them all (queued
+        together, they travel in the same batches); their positions, in order."""
+        sends = [await self.send(*record) for record in records]
+        positions: list[RecordMetadata] = await asyncio.gather(*sends)
+        return positions
 
     async def flush(self) -> None:
         """Wait for every queued record; raises if one could not be delivered."""

@@ -6,10 +6,11 @@ import asyncio
 from contextlib import aclosing
 
 import pytest
+from aiokafka.structs import RecordMetadata
 
 from config.settings import Settings
 from streams.reader import read_topics
-from streams.side_producer import MAX_BATCH_BYTES, SideProducer
+from streams.side_producer import MAX_BATCH_BYTES, SideProducer, SideRecord
 from streams.topics import Topics
 
 pytestmark = pytest.mark.integration
@@ -52,3 +53,26 @@ def test_full_size_batches_and_a_record_larger_than_a_batch_are_stored(
             return [record.value async for record in records if record.value is not None]
 
     assert asyncio.run(scenario()) == values  # all of them, in order
+
+
+def test_send_all_returns_each_records_position_once_the_broker_has_them_all(
+    engine_settings: Settings,
+) -> None:
+    topic = Topics(engine_settings.topic_prefix).decisions
+    records: list[SideRecord] = [
+        (topic, f"k{n}".encode(), f"v{n}".encode(), 1_700_000_000.0 + n, n % 2) for n in range(300)
+    ]
+
+    async def scenario() -> tuple[list[RecordMetadata], list[tuple[int, int, bytes | None]]]:
+        producer = SideProducer(engine_settings.bootstrap_servers, linger_ms=50)
+        positions = await producer.send_all(records)
+        await producer.stop()
+        stored = read_topics(engine_settings.bootstrap_servers, [topic], True, 1.0)
+        async with aclosing(stored):
+            return positions, [(r.partition, r.timestamp, r.value) async for r in stored]
+
+    positions, stored = asyncio.run(scenario())
+    assert [(p.partition, p.offset) for p in positions] == [(n % 2, n // 2) for n in range(300)]
+    assert sorted(stored) == sorted(
+        (n % 2, 1_700_000_000_000 + n * 1000, f"v{n}".encode()) for n in range(300)
+    )
