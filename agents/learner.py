@@ -184,10 +184,10 @@ class LearnerProcess:
         if model.name == CHAMPION:
             self.known_changed |= step.entities
 
-    def outputs(self) -> list[tuple[str, bytes, bytes]]:
+    def outputs(self) -> list[SideRecord]:
         """Snapshots of the models that changed and the known frauds that changed."""
         now: datetime = self.clock()
-        out = []
+        out: list[SideRecord] = []
         for model in self.models.values():
             if not model.changed:
                 continue
@@ -205,7 +205,8 @@ class LearnerProcess:
                 blob=blob,
                 signature=signature,
             )
-            out.append((self.topics.models, model.name.encode(), self.codec.encode(snapshot)))
+            value = self.codec.encode(snapshot)
+            out.append((self.topics.models, model.name.encode(), value, None, None))
             child_of(LEARNER_SNAPSHOTS, model.name).inc()
             child_of(LEARNER_MODEL_LABELS, model.name).set(snapshot.labels)
         champion = self.models[CHAMPION].learner
@@ -213,7 +214,8 @@ class LearnerProcess:
             frauds = champion.known.of(entity)
             updated = max(f.labelled_at for f in frauds) if frauds else now
             record = KnownFrauds(entity_key=entity, frauds=frauds, updated_at=updated)
-            out.append((self.topics.known_frauds, entity.encode(), self.codec.encode(record)))
+            value = self.codec.encode(record)
+            out.append((self.topics.known_frauds, entity.encode(), value, None, None))
         return out
 
     def checkpoint(self) -> None:
@@ -301,11 +303,8 @@ async def run_learner(process: LearnerProcess, stop: asyncio.Event | None = None
 
 
 async def _publish(process: LearnerProcess, producer: SideProducer) -> None:
-    outputs = process.outputs()
-    if outputs:
-        records: list[SideRecord] = [
-            (topic, key, value, None, None) for topic, key, value in outputs
-        ]
+    records = process.outputs()
+    if records:
         await until_stored(
             partial(producer.send_all, records),
             (Exception,),
