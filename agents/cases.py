@@ -8,7 +8,6 @@ same case version, label and audit record again (all keyed, so harmless), never 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -18,7 +17,7 @@ from engine.audit import case_record
 from engine.cases import SubjectCases, apply_command
 from schemas.codec import DecodeError, WireCodec
 from schemas.models import CaseCommand
-from streams.side_producer import SideProducer
+from streams.side_producer import SideProducer, SideRecord
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -46,16 +45,21 @@ def register_cases(app: faust.App, topics: Topics, codec: WireCodec, partitions:
             state = SubjectCases.from_bytes(table.get(key))
             previous = state.current  # the case a link or an analyst's change acts on
             applied = apply_command(state, command)
-            outputs = [(topics.cases, c.case_id.encode(), codec.encode(c)) for c in applied.cases]
+            outputs: list[SideRecord] = [
+                (topics.cases, c.case_id.encode(), codec.encode(c), None, None)
+                for c in applied.cases
+            ]
             if applied.label is not None:
                 label = applied.label
-                outputs.append((topics.labels, label.label_id.encode(), codec.encode(label)))
+                outputs.append(
+                    (topics.labels, label.label_id.encode(), codec.encode(label), None, None)
+                )
             if applied.cases or applied.refused:
                 new = applied.cases[0] if applied.cases else None
                 audit = case_record(command, previous, new, applied.refused)
-                outputs.append((topics.audit_intake, audit.audit_id.encode(), codec.encode(audit)))
-            sends = [await producer.send(topic, k, value, None) for topic, k, value in outputs]
-            await asyncio.gather(*sends)
+                audit_key = audit.audit_id.encode()
+                outputs.append((topics.audit_intake, audit_key, codec.encode(audit), None, None))
+            await producer.send_all(outputs)
             table[key] = state.to_bytes()
 
     return app.agent(source, name="atalaia.cases")(apply)

@@ -101,7 +101,6 @@ from streams.views import default_list_view
 
 log = logging.getLogger(__name__)
 
-Output = tuple[str, bytes, bytes, float | None]  # topic, key, value, timestamp (s)
 SCORING_FAILED = "ScoringFailed"
 
 
@@ -110,9 +109,8 @@ async def send_batch(
 ) -> list[RecordMetadata]:
     """Send every output and changelog record and wait until the broker acknowledged all of
     them; the changelog records' positions."""
-    records: list[SideRecord] = [(*output, None) for output in batch.outputs]
-    records += [(changelog_topic, key, value, None, p) for key, value, p in batch.changelog]
-    acknowledged = await producer.send_all(records)
+    changelog = [(changelog_topic, key, value, None, p) for key, value, p in batch.changelog]
+    acknowledged = await producer.send_all([*batch.outputs, *changelog])
     return acknowledged[len(batch.outputs) :]
 
 
@@ -212,7 +210,7 @@ class Batch:
     owned when the batch began; once stored, the changelog records of its states (key,
     value, partition)."""
 
-    outputs: list[Output]
+    outputs: list[SideRecord]
     states: dict[bytes, tuple[VelocityState, int]]
     owned: frozenset[int]
     changelog: StateWrites = field(default_factory=list)
@@ -267,7 +265,7 @@ class Scorer:
         )
         child_of(DEAD_LETTERS, error).inc()
         key, letter = dead_letter_of(msg, error, detail, self.clock())
-        batch.outputs.append((self.topics.dead_letters, key, self.codec.encode(letter), None))
+        batch.outputs.append((self.topics.dead_letters, key, self.codec.encode(letter), None, None))
 
     def handle(self, batch: Batch, record: EventT[bytes], rules: RuleSet) -> None:
         msg = record.message
@@ -288,7 +286,7 @@ class Scorer:
         if owner_partition(key, self.partitions) != msg.partition:
             # Keep the input's broker timestamp: latency is measured from it.
             batch.outputs.append(
-                (self.topics.validated, key, self.codec.encode(event), msg.timestamp)
+                (self.topics.validated, key, self.codec.encode(event), msg.timestamp, None)
             )
             return
         self.apply(batch, record, key, record, event, rules)
@@ -343,7 +341,7 @@ class Scorer:
             at = PartitionEvent(self.topics.validated, partition)
             self.apply(batch, record, key, at, event, rules)
         else:
-            batch.outputs.append((self.topics.validated, key, self.codec.encode(event), None))
+            batch.outputs.append((self.topics.validated, key, self.codec.encode(event), None, None))
 
     def count_for_entity(
         self,
@@ -357,7 +355,7 @@ class Scorer:
         for block in record_entity(state, event, *entity, rules.entities, windows, horizon_s):
             block_key = entity_key(block.entity_type, block.entity_id).encode()
             batch.outputs.append(
-                (self.topics.fraud_blocks, block_key, self.codec.encode(block), None)
+                (self.topics.fraud_blocks, block_key, self.codec.encode(block), None, None)
             )
 
     def decide(
@@ -384,9 +382,11 @@ class Scorer:
         encode = self.codec.encode
         for block in outcome.blocks:
             block_key = entity_key(block.entity_type, block.entity_id).encode()
-            batch.outputs.append((self.topics.fraud_blocks, block_key, encode(block), None))
+            batch.outputs.append((self.topics.fraud_blocks, block_key, encode(block), None, None))
         if outcome.fraud_event is not None:
-            batch.outputs.append((self.topics.fraud_events, key, encode(outcome.fraud_event), None))
+            batch.outputs.append(
+                (self.topics.fraud_events, key, encode(outcome.fraud_event), None, None)
+            )
         decision = build_decision(
             event,
             outcome.assessment,
@@ -398,10 +398,10 @@ class Scorer:
             model=model_of(outcome),
             label_entities=labelled,
         )
-        batch.outputs.append((self.topics.decisions, key, encode(decision), None))
+        batch.outputs.append((self.topics.decisions, key, encode(decision), None, None))
         if self.challenger is not None:
             shadow = self.shadow(event, outcome, decision, self.challenger, at_ms)
-            batch.outputs.append((self.topics.shadow_decisions, key, encode(shadow), None))
+            batch.outputs.append((self.topics.shadow_decisions, key, encode(shadow), None, None))
         child_of(EVENTS_IN, decision.event_kind.value).inc()
         child_of(DECISIONS, decision.decision.value, decision.band.value).inc()
         LATENCY.observe(max(0, decision.latency_ms) / 1000)
@@ -410,10 +410,12 @@ class Scorer:
         override = override_record(decision)
         if override is not None:
             audit_key = override.audit_id.encode()
-            batch.outputs.append((self.topics.audit_intake, audit_key, encode(override), None))
+            batch.outputs.append(
+                (self.topics.audit_intake, audit_key, encode(override), None, None)
+            )
         command = case_command_for(decision, outcome.assessment.list_severity, rules.cases)
         if command is not None:
-            batch.outputs.append((self.topics.case_commands, key, encode(command), None))
+            batch.outputs.append((self.topics.case_commands, key, encode(command), None, None))
         # Each entity counts the event on its own partition; a giver learns of a redemption.
         for other in [*entities, giver_key_of_redemption(event)]:
             if other is not None:

@@ -108,7 +108,7 @@ def serve(settings: Settings, shape: Shape) -> None:
                         else:
                             store[state_key] = state
                             batch.changelog.append((state_key, state, message.partition))
-                output = (topics.validated, key, value, message.timestamp)
+                output = (topics.validated, key, value, message.timestamp, None)
                 batch.outputs += [output] * shape.sends
             persist_offsets(store, await send_batch(producer, batch, changelog))
 

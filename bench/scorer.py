@@ -114,13 +114,13 @@ def run(
         scorer.write_states(batch)
         if decisions is not None:
             decisions += [
-                value for topic, _, value, _ in batch.outputs if topic == topics.decisions
+                value for topic, _, value, _, _ in batch.outputs if topic == topics.decisions
             ]
         # What the agent sends to the re-route topic comes back to it in a later batch.
         rerouted = [
             _Record(_Message(topic, key, value, time.time()))
-            for topic, key, value, _ in batch.outputs
-            if topic == topics.validated
+            for topic, key, value, _, _ in batch.outputs
+            if topic == topics.validated and key is not None
         ]
     return len(records) / (time.perf_counter() - started)
 

@@ -56,7 +56,7 @@ def _score(scorer: Scorer, owned: frozenset[int], *events: object) -> list[tuple
         value = CODEC.encode(event)  # type: ignore[arg-type]
         scorer.handle(batch, _Record(_Message(TOPICS.transactions, key, value)), RULES)  # type: ignore[arg-type]
     scorer.write_states(batch)
-    return [(topic, key) for topic, key, _, _ in batch.outputs]
+    return [(topic, key) for topic, key, _, _, _ in batch.outputs]
 
 
 def test_a_worker_owning_every_partition_counts_the_entities_in_the_same_batch() -> None:
@@ -168,7 +168,7 @@ def test_decisions_are_the_same_with_and_without_the_cache() -> None:
             scorer.write_states(batch)
             decision = next(
                 CODEC.decode(v, (Decision,))
-                for t, _, v, _ in batch.outputs
+                for t, _, v, _, _ in batch.outputs
                 if t == TOPICS.decisions
             )
             out.append(decision.features)
