@@ -31,15 +31,8 @@ from rocksdict import Rdict
 
 from agents.retry import until_stored
 from config.rules import RuleSet
-from engine.learning import (
-    CHAMPION,
-    Example,
-    Learner,
-    LearnStep,
-    is_model_scored,
-    seal_model,
-    utc_from_ms,
-)
+from engine.learning import CHAMPION, Example, Learner, LearnStep, seal_model, utc_from_ms
+from engine.model_inputs import is_model_scored
 from schemas.codec import DecodeError, WireCodec
 from schemas.models import Decision, KnownFrauds, Label, ModelSnapshot
 from streams.metrics import (

@@ -62,17 +62,9 @@ from engine.entities import (
     record_entity,
 )
 from engine.features import at_ms_of, giver_key_of_redemption, record_redemption
-from engine.learning import (
-    CHALLENGER,
-    CHAMPION,
-    KnownFrauds,
-    LoadedModel,
-    ModelShelf,
-    is_model_scored,
-    model_inputs,
-    version_of,
-)
+from engine.learning import CHALLENGER, CHAMPION, KnownFrauds, LoadedModel, ModelShelf, version_of
 from engine.lists import ListView, list_features
+from engine.model_inputs import is_model_scored, model_inputs
 from engine.scoring import assess
 from engine.velocity import VelocityState
 from schemas.codec import DecodeError, WireCodec

@@ -27,13 +27,13 @@ from river import compose, linear_model, optim, preprocessing, tree
 from atalaia.evaluate import LOCAL_UTC_OFFSET_HOURS, TRAINING_WEEK, label_of, read_labelled
 from config.rules import load_rules
 from config.settings import load_settings
-from engine.learning import model_inputs
 from engine.metrics import (
     auc_roc,
     average_precision,
     card_precision_at_k,
     handbook_test_indexes,
 )
+from engine.model_inputs import model_inputs
 from engine.replay import Replay
 from streams.views import default_list_view
 

@@ -35,14 +35,8 @@ from atalaia.sample import (
 from config.rules import RuleSet, load_rules
 from config.settings import load_settings
 from engine.frozen_model import FrozenModel
-from engine.learning import (
-    CHAMPION,
-    LoadedModel,
-    OnlineModel,
-    ScoresInputs,
-    is_model_scored,
-    model_inputs,
-)
+from engine.learning import CHAMPION, LoadedModel, OnlineModel, ScoresInputs
+from engine.model_inputs import is_model_scored, model_inputs
 from schemas.codec import WireCodec
 from schemas.models import Decision
 from streams.partitioning import owner_partition

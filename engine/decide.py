@@ -11,7 +11,8 @@ from config.rules import RuleSet
 from engine.actions import actions_for
 from engine.blocks import blocks_for, fraud_event_of
 from engine.features import record_and_read
-from engine.learning import LoadedModel, ModelScore, model_features, model_inputs
+from engine.learning import LoadedModel
+from engine.model_inputs import ModelScore, model_features, model_inputs
 from engine.scoring import Assessment, assess
 from engine.velocity import Features, VelocityState
 from schemas.models import DecisionAction, FraudBlock, FraudEvent, InputEvent, TransactionEvent

@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from engine.admission import subject_of, user_of
-from engine.learning import ModelScore
+from engine.model_inputs import ModelScore
 from engine.scoring import Assessment
 from schemas.models import (
     EVENT_KIND_OF,

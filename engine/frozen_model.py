@@ -16,7 +16,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from engine.learning import ModelScore, OnlineModel, top_contributions
+from engine.learning import OnlineModel
+from engine.model_inputs import ModelScore, top_contributions
 
 _UNLEARNED = (0.0, 0.0, 0.0)
 """(mean, deviation, weight) of a name the supervised model never learned: scaled to 0."""

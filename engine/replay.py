@@ -25,8 +25,9 @@ from engine.entities import (
     record_entity,
 )
 from engine.features import at_ms_of
-from engine.learning import Learner, LoadedModel, is_model_scored
+from engine.learning import Learner, LoadedModel
 from engine.lists import ListView, list_features
+from engine.model_inputs import is_model_scored
 from engine.velocity import VelocityState
 from schemas.models import InputEvent, Label
 

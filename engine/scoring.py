@@ -30,8 +30,8 @@ from engine.features import (
     REFUND_OF_REDEEMED_FEATURE,
     window_feature,
 )
-from engine.learning import ModelScore, model_reasons
 from engine.lists import ListVerdict, judge_hits
+from engine.model_inputs import ModelScore, model_reasons
 from engine.money import format_brl
 from engine.velocity import Features
 from schemas.models import (

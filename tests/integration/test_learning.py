@@ -18,7 +18,8 @@ from atalaia.publish import OutRecord, publish
 from atalaia.supervise import WorkerProcess
 from config.rules import default_rules_path, load_rules
 from config.settings import Settings
-from engine.learning import event_label, known_fraud_feature
+from engine.learning import event_label
+from engine.model_inputs import known_fraud_feature
 from schemas.models import (
     Decision,
     ModelSnapshot,

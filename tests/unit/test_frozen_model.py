@@ -9,7 +9,8 @@ import pytest
 
 from config.rules import ModelRules, load_rules
 from engine.frozen_model import FrozenModel, raw_cut
-from engine.learning import OnlineModel, model_inputs
+from engine.learning import OnlineModel
+from engine.model_inputs import model_inputs
 
 RULES = load_rules()
 

@@ -14,19 +14,21 @@ from engine.learning import (
     Learner,
     LoadedModel,
     ModelError,
-    ModelScore,
     ModelShelf,
     OnlineModel,
     PendingLabel,
     PendingLabels,
+    open_model,
+    seal_model,
+    utc_from_ms,
+)
+from engine.model_inputs import (
+    ModelScore,
     amount_bands,
     is_model_scored,
     known_fraud_feature,
     model_inputs,
     model_reasons,
-    open_model,
-    seal_model,
-    utc_from_ms,
 )
 from engine.replay import Replay
 from engine.velocity import VelocityState

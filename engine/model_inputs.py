@@ -1,0 +1,168 @@
+"""The model's side of a decision (pure, compiled with the scoring hot path): the inputs it
+reads from a decision's features, its score, and the reasons that score adds. The learner
+rebuilds the same inputs from each published decision, so training and scoring read exactly
+the same numbers.
+
+>>> from config.rules import load_rules
+>>> inputs = model_inputs({"ml.amount_cents": 12_000, "tx.count.30d": 1}, load_rules().model)
+>>> inputs["amount_log"] == math.log1p(120.0), inputs["user_tx_count_30d_log"] == math.log1p(1)
+(True, True)
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cache
+from operator import itemgetter
+
+from config.rules import ModelRules
+from engine.features import window_feature
+from engine.velocity import Features
+from schemas.models import Reason, TransactionEvent
+
+ML_PREFIX = "ml."
+"""Decision features the model reads that the rules do not already publish."""
+_AMOUNT = "ml.amount_cents"
+_HOUR = "ml.hour"
+_WEEKEND = "ml.weekend"
+_MAX_RATIO = 20.0
+_FIRST_TRANSACTION = "first_transaction"
+_PUSH = itemgetter(1)
+
+
+def is_model_scored(features: Features) -> bool:
+    """Whether a decision's features hold the model's inputs (transactions, model on)."""
+    return _AMOUNT in features
+
+
+@cache
+def known_fraud_feature(entity_type: str, window: str) -> str:
+    return f"{ML_PREFIX}known_frauds.{entity_type}.{window}"
+
+
+@cache
+def _known_fraud_input(entity_type: str, window: str) -> str:
+    return f"{entity_type}_known_frauds_{window}_log"
+
+
+@cache
+def _user_window_names(window: str) -> tuple[str, str, str, str, str]:
+    """A user window's two features and three inputs, named once: every scored and learned
+    event needs them."""
+    return (
+        window_feature("tx", "count", window),
+        window_feature("tx", "amount_cents", window),
+        f"user_tx_count_{window}_log",
+        f"user_avg_amount_{window}_log",
+        f"amount_to_avg_{window}",
+    )
+
+
+def model_features(
+    event: TransactionEvent, known: Features, local_utc_offset_hours: int
+) -> Features:
+    """What a transaction adds to its decision's features for the model: its amount, local
+    hour and weekday, and the known-fraud counts of its terminal or card (``known``)."""
+    local = event.occurred_at + timedelta(hours=local_utc_offset_hours)
+    return {
+        _AMOUNT: event.amount_cents,
+        _HOUR: local.hour,
+        _WEEKEND: int(local.weekday() >= 5),
+        **known,
+    }
+
+
+def model_inputs(features: Features, rules: ModelRules) -> dict[str, float]:
+    """The model's input vector, from a decision's features alone: the learner rebuilds it
+    from the published decision, so training and scoring read exactly the same numbers.
+    Counts and amounts are log-scaled; the amount is also compared with the user's averages."""
+    amount = features.get(_AMOUNT, 0) / 100
+    hour = features.get(_HOUR, 12)
+    inputs = {
+        "amount_log": math.log1p(amount),
+        "night": float(hour <= rules.night_until_hour),
+        "weekend": float(features.get(_WEEKEND, 0)),
+        **amount_bands(amount, rules.amount_bands_per_octave, rules.amount_band_octaves),
+    }
+    for window in rules.user_windows:
+        count_name, total_name, count_log, average_log, to_average = _user_window_names(window)
+        count = features.get(count_name, 0)
+        total = features.get(total_name, 0) / 100
+        average = total / count if count else 0.0
+        inputs[count_log] = math.log1p(count)
+        inputs[average_log] = math.log1p(average)
+        inputs[to_average] = min(amount / average, _MAX_RATIO) if average else 1.0
+    for entity_type in rules.known_fraud_entities:
+        for window in rules.known_fraud_windows:
+            known = features.get(known_fraud_feature(entity_type, window), 0)
+            inputs[_known_fraud_input(entity_type, window)] = math.log1p(known)
+    since = features.get("tx.seconds_since_previous", -1)
+    inputs[_FIRST_TRANSACTION] = float(since < 0)
+    inputs["seconds_since_previous_log"] = math.log1p(max(since, 0))
+    inputs["new_country"] = float(features.get("tx.new_country", 0))
+    inputs["new_device"] = float(features.get("tx.new_device", 0))
+    inputs["list_block_hits"] = float(sum(1 for name in features if name.startswith("list.block.")))
+    return inputs
+
+
+def amount_bands(amount: float, per_octave: int, octaves: int) -> dict[str, float]:
+    """One-hot band of the amount on a log scale (``per_octave`` bands per doubling, from
+    R$ 1 up to 2**octaves; beyond, the last band): lets a linear model give a range of
+    amounts its own weight, which a log amount alone cannot. Dense (every band 0 or 1),
+    because a standard scaler erases a feature that is only ever seen as 1.
+
+    >>> [name for name, on in amount_bands(230.0, 4, 12).items() if on]
+    ['amount_band_31']
+    """
+    names = _band_names(per_octave * octaves)
+    bands = dict.fromkeys(names, 0.0)
+    if names:
+        bands[names[min(len(names) - 1, int(math.log2(max(amount, 1.0)) * per_octave))]] = 1.0
+    return bands
+
+
+@cache
+def _band_names(count: int) -> tuple[str, ...]:
+    """Formatted once per band count: every scored and learned event needs them."""
+    return tuple(f"amount_band_{k}" for k in range(count))
+
+
+@dataclass(frozen=True)
+class ModelScore:
+    probability: float
+    """Supervised fraud probability, 0-1."""
+    anomaly: float
+    """Unsupervised anomaly score, 0-1 (higher: more unusual)."""
+    ready: bool
+    """Whether the supervised model has learned enough labels to be trusted."""
+    contributions: tuple[tuple[str, float], ...]
+    """Inputs pushing the probability up most: (name, weight x standardised value)."""
+
+
+def top_contributions(
+    positive_pushes: Iterable[tuple[str, float]], count: int
+) -> tuple[tuple[str, float], ...]:
+    """The ``count`` largest pushes, rounded for the decision's reason; ties keep the
+    inputs' order (``nlargest`` is ``sorted(..., reverse=True)[:count]``)."""
+    top = heapq.nlargest(count, positive_pushes, _PUSH)
+    return tuple((name, round(push, 3)) for name, push in top)
+
+
+def model_reasons(score: ModelScore, version: str, rules: ModelRules) -> list[Reason]:
+    """The model's part of the score, as reasons: the supervised probability once it is
+    ready, else (cold start) the anomaly score; with the inputs that pushed it up."""
+    if score.ready:
+        points = round(rules.points * score.probability)
+        code, what = "MODEL_FRAUD_PROBABILITY", f"fraud probability {score.probability:.2f}"
+    else:
+        points = round(rules.anomaly_points * score.anomaly)
+        code, what = "MODEL_ANOMALY", f"anomaly score {score.anomaly:.2f} (cold start)"
+    if points <= 0:
+        return []
+    top = ", ".join(f"{name} {push:+.2f}" for name, push in score.contributions)
+    detail = f"{what}, model {version}" + (f"; pushed up by {top}" if top else "")
+    return [Reason(code=code, points=points, detail=detail)]
