@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Iterable
-from typing import cast
+from typing import Any, TypeVar, cast
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.producer.message_accumulator import BatchBuilder
@@ -35,6 +35,12 @@ MAX_BATCH_BYTES = 256 * 1024
 SideRecord = tuple[str, bytes | None, bytes, float | None, int | None]
 """Topic, key, value, timestamp in seconds (None: now), partition (None: by the key)."""
 
+T = TypeVar("T")
+
+
+def _ms(timestamp_s: float | None) -> int | None:
+    return int(timestamp_s * 1000) if timestamp_s is not None else None
+
 
 class SideProducer:
     def __init__(self, bootstrap_servers: str, linger_ms: int = 0) -> None:
@@ -42,7 +48,7 @@ class SideProducer:
         self.linger_ms = linger_ms
         self._producer: AIOKafkaProducer | None = None
         self._starting = asyncio.Lock()
-        self._pending: set[asyncio.Future[object]] = set()
+        self._pending: set[asyncio.Future[Any]] = set()
 
     async def _started(self) -> AIOKafkaProducer:
         if self._producer is not None:
@@ -69,13 +75,10 @@ class SideProducer:
     ) -> asyncio.Future[object]:
         """Queue a record; the returned future resolves when the broker acknowledged it."""
         producer = await self._started()
-        timestamp_ms = int(timestamp_s * 1000) if timestamp_s is not None else None
         future: asyncio.Future[object] = await producer.send(
-            topic, value, key=key, timestamp_ms=timestamp_ms, partition=partition
+            topic, value, key=key, timestamp_ms=_ms(timestamp_s), partition=partition
         )
-        self._pending.add(future)
-        future.add_done_callback(self._pending.discard)
-        return future
+        return self._pending_until_done(future)
 
     async def send_all(self, records: Iterable[SideRecord]) -> list[RecordMetadata]:
         """Queue every record, then wait until the broker acknowledged them all; their
@@ -98,18 +101,14 @@ class SideProducer:
         batches: list[asyncio.Future[RecordMetadata]] = []
         members: list[list[tuple[int, int, int]]] = []  # per batch: record, offset in it, ts
         for tp, indices in by_partition.items():
-            builder = None
+            builder = producer.create_batch()
+            members.append([])
             for index in indices:
                 _, key, value, timestamp_s, _ = rows[index]
-                timestamp_ms = int(timestamp_s * 1000) if timestamp_s is not None else None
-                added = (
-                    builder.append(timestamp=timestamp_ms, key=key, value=value)
-                    if builder is not None
-                    else None
-                )
-                if added is None:  # no batch yet, or a full one; an empty one takes any size
-                    if builder is not None:
-                        batches.append(await self._send_batch(producer, builder, tp))
+                timestamp_ms = _ms(timestamp_s)
+                added = builder.append(timestamp=timestamp_ms, key=key, value=value)
+                if added is None:  # full: send it and start another, which takes any size
+                    batches.append(await self._send_batch(producer, builder, tp))
                     builder = producer.create_batch()
                     members.append([])
                     added = builder.append(timestamp=timestamp_ms, key=key, value=value)
@@ -130,6 +129,10 @@ class SideProducer:
         future: asyncio.Future[RecordMetadata] = await producer.send_batch(
             builder, tp.topic, partition=tp.partition
         )
+        return self._pending_until_done(future)
+
+    def _pending_until_done(self, future: asyncio.Future[T]) -> asyncio.Future[T]:
+        """Kept for ``flush`` until the broker answers."""
         self._pending.add(future)
         future.add_done_callback(self._pending.discard)
         return future
