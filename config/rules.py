@@ -361,6 +361,8 @@ class ModelRules(_Frozen):
     family: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]*$", max_length=64)
     points: int = Field(ge=0, le=100)
     anomaly_points: int = Field(ge=0, le=100)
+    anomaly_quantile: float = Field(gt=0, lt=1)
+    anomaly_quantile_window: int = Field(ge=1)
     min_labels: int = Field(ge=0)
     min_frauds: int = Field(ge=0)
     fraud_weight: float = Field(gt=0)

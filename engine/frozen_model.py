@@ -72,6 +72,7 @@ class FrozenModel:
 
     def __init__(self, model: OnlineModel) -> None:
         self.ready = model.ready
+        self.anomaly_cut = model.anomaly_cut
         self.top_features = model.rules.top_features
         scaler, regression = model.supervised.steps.values()
         self._intercept: float = regression.intercept
@@ -104,7 +105,7 @@ class FrozenModel:
         probability = float(self._link(logit + self._intercept))
         anomaly_score = self._anomaly(inputs) if self._trees else 0.0
         contributions = top_contributions(pushes, self.top_features)
-        return ModelScore(probability, anomaly_score, self.ready, contributions)
+        return ModelScore(probability, anomaly_score, self.anomaly_cut, self.ready, contributions)
 
     def _anomaly(self, inputs: dict[str, float]) -> float:
         """River's ``HalfSpaceTrees.score_one`` on the min-max scaled inputs."""

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from river import anomaly, linear_model, optim, preprocessing
+from river import anomaly, linear_model, optim, preprocessing, stats
 from river.compose import Pipeline
 
 from config.rules import ModelRules
@@ -43,7 +43,9 @@ CHALLENGER = "challenger"
 class OnlineModel:
     """A class-weighted logistic regression on standardised inputs, learning one label at a
     time, plus Half-Space Trees on min-max scaled inputs for an anomaly score while labels are
-    few (cold start). Both learn incrementally; ``score`` never changes them."""
+    few (cold start), with a quantile of the scores the trees gave the last transactions they
+    learned: raw scores are not calibrated, the quantile says which are unusual. All
+    learn incrementally; ``score`` never changes them."""
 
     def __init__(self, rules: ModelRules) -> None:
         self.rules = rules
@@ -57,6 +59,10 @@ class OnlineModel:
             window_size=rules.anomaly_window,
             seed=rules.seed,
         )
+        self.anomaly_scores = stats.RollingQuantile(
+            rules.anomaly_quantile, rules.anomaly_quantile_window
+        )
+        self.anomaly_scored = 0
         self.labels = 0
         self.frauds = 0
         self.events = 0
@@ -71,9 +77,24 @@ class OnlineModel:
         self.labels += 1
         self.frauds += int(is_fraud)
 
+    @property
+    def anomaly_cut(self) -> float | None:
+        """Above this anomaly score a transaction is more unusual than ``anomaly_quantile`` of
+        the last ``anomaly_quantile_window`` learned; None until the trees' window's worth of
+        them were scored."""
+        cut = self.anomaly_scores.get()
+        if cut is None or self.anomaly_scored < self.rules.anomaly_window:
+            return None
+        return float(cut)
+
     def learn_event(self, inputs: dict[str, float]) -> None:
-        """Unsupervised: every decided transaction, labelled or not."""
-        self.unsupervised.learn_one(inputs)
+        """Unsupervised: every decided transaction, labelled or not; scored first (as a
+        worker scored it, before learning it) for the quantile of the scores."""
+        pipeline = self.unsupervised
+        if not pipeline["HalfSpaceTrees"]._first_window:  # river scores 0 until then
+            self.anomaly_scores.update(pipeline.score_one(inputs))
+            self.anomaly_scored += 1
+        pipeline.learn_one(inputs)
         self.events += 1
 
     def score(self, inputs: dict[str, float]) -> ModelScore:
@@ -86,7 +107,7 @@ class OnlineModel:
         weight = regression.weights.get
         pushes = ((name, weight(name, 0.0) * value) for name, value in scaled.items())
         contributions = top_contributions((p for p in pushes if p[1] > 0), self.rules.top_features)
-        return ModelScore(probability, anomaly_score, self.ready, contributions)
+        return ModelScore(probability, anomaly_score, self.anomaly_cut, self.ready, contributions)
 
 
 class ModelError(Exception):
@@ -105,13 +126,17 @@ def seal_model(model: OnlineModel, key: bytes) -> tuple[bytes, str]:
     return blob, hmac.new(key, blob, hashlib.sha256).hexdigest()
 
 
-def open_model(blob: bytes, signature: str, key: bytes) -> OnlineModel:
+def open_model(blob: bytes, signature: str, key: bytes, family: str) -> OnlineModel:
+    """The model of a signed snapshot, if it is of ``family``: a snapshot of another family
+    (left on the topic from before an upgrade) has other inputs or another shape."""
     expected = hmac.new(key, blob, hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, signature):
         raise ModelError("model snapshot signature does not match this deployment's key")
     model = pickle.loads(blob)
     if not isinstance(model, OnlineModel):
         raise ModelError(f"model snapshot holds a {type(model).__name__}")
+    if model.rules.family != family:
+        raise ModelError(f"model family {model.rules.family}, the rules expect {family}")
     return model
 
 

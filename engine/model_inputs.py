@@ -137,6 +137,9 @@ class ModelScore:
     """Supervised fraud probability, 0-1."""
     anomaly: float
     """Unsupervised anomaly score, 0-1 (higher: more unusual)."""
+    anomaly_cut: float | None
+    """The ``anomaly_quantile`` of the anomaly scores of the transactions learned so far:
+    above it, a transaction is unusual (None until enough were scored to tell)."""
     ready: bool
     """Whether the supervised model has learned enough labels to be trusted."""
     contributions: tuple[tuple[str, float], ...]
@@ -154,13 +157,19 @@ def top_contributions(
 
 def model_reasons(score: ModelScore, version: str, rules: ModelRules) -> list[Reason]:
     """The model's part of the score, as reasons: the supervised probability once it is
-    ready, else (cold start) the anomaly score; with the inputs that pushed it up."""
+    ready, else (cold start) ``anomaly_points`` for a transaction more unusual than the
+    ``anomaly_quantile`` of those learned; with the inputs that pushed the probability up."""
     if score.ready:
         points = round(rules.points * score.probability)
         code, what = "MODEL_FRAUD_PROBABILITY", f"fraud probability {score.probability:.2f}"
     else:
-        points = round(rules.anomaly_points * score.anomaly)
-        code, what = "MODEL_ANOMALY", f"anomaly score {score.anomaly:.2f} (cold start)"
+        cut = score.anomaly_cut
+        if cut is None or score.anomaly <= cut:
+            return []
+        points = rules.anomaly_points
+        percentile = f"{rules.anomaly_quantile * 100:g}th percentile"
+        code = "MODEL_ANOMALY"
+        what = f"anomaly score {score.anomaly:.2f} above {cut:.2f}, the {percentile} (cold start)"
     if points <= 0:
         return []
     top = ", ".join(f"{name} {push:+.2f}" for name, push in score.contributions)

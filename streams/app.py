@@ -21,6 +21,7 @@ from config.rules import LiveRules, RuleSet
 from config.settings import Settings
 from engine.frozen_model import FrozenModel
 from engine.learning import (
+    CHALLENGER,
     LoadedModel,
     ModelError,
     open_model,
@@ -181,14 +182,17 @@ def build_app(
         )
 
     def take_snapshot(snapshot: ModelSnapshot) -> None:
-        try:
-            model = open_model(snapshot.blob, snapshot.signature, hash_key)
-        except ModelError as exc:
-            log.warning("model snapshot %s refused: %s", snapshot.version, exc)
-            return
         shelf = views.models.get(snapshot.name)
         if shelf is None:
             log.warning("model snapshot %s has an unknown name", snapshot.version)
+            return
+        rules = challenger if snapshot.name == CHALLENGER else live.current
+        if rules is None:
+            return  # a challenger's snapshot where none is scored in shadow
+        try:
+            model = open_model(snapshot.blob, snapshot.signature, hash_key, rules.model.family)
+        except ModelError as exc:
+            log.warning("model snapshot %s refused: %s", snapshot.version, exc)
             return
         known_until = int(snapshot.known_until.timestamp() * 1000)
         shelf.add(LoadedModel(snapshot.version, known_until, FrozenModel(model)))

@@ -170,9 +170,9 @@ def test_demo_with_learning_scores_with_the_model_and_compares_a_challenger() ->
     )
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
-    assert "online-2                     300 transactions scored" in out
+    assert "online-3                     300 transactions scored" in out
     assert "challenger in shadow (atalaia shadow)" in out
     assert "events: 350; same verdict:" in out
-    assert "champion 2026." in out and "vs challenger challenger-1/online-2-w10" in out
+    assert "champion 2026." in out and "vs challenger challenger-1/online-3-w10" in out
     assert "on 300 labelled events" in out
     assert _learner_pids() <= learners_before, "learner left running"

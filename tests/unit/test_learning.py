@@ -169,14 +169,21 @@ def test_the_shelf_picks_the_newest_snapshot_that_knows_nothing_later() -> None:
 
 
 def test_snapshots_open_only_with_the_key_they_were_signed_with() -> None:
-    model = OnlineModel(small_model())
+    rules = small_model()
+    model = OnlineModel(rules)
     model.learn_label({"amount_log": 3.0}, True)
     blob, signature = seal_model(model, b"key-1")
-    assert open_model(blob, signature, b"key-1").labels == 1
+    assert open_model(blob, signature, b"key-1", rules.family).labels == 1
     with pytest.raises(ModelError, match="signature"):
-        open_model(blob, signature, b"key-2")
+        open_model(blob, signature, b"key-2", rules.family)
     with pytest.raises(ModelError, match="signature"):
-        open_model(blob + b"x", signature, b"key-1")
+        open_model(blob + b"x", signature, b"key-1", rules.family)
+
+
+def test_a_snapshot_of_another_model_family_is_refused() -> None:
+    blob, signature = seal_model(OnlineModel(small_model(family="online-0")), b"key-1")
+    with pytest.raises(ModelError, match="model family online-0, the rules expect online-3"):
+        open_model(blob, signature, b"key-1", "online-3")
 
 
 def test_a_class_weighted_model_learns_to_rank_frauds_above_legitimate_events() -> None:
@@ -194,15 +201,46 @@ def test_a_class_weighted_model_learns_to_rank_frauds_above_legitimate_events() 
 
 
 def test_the_model_adds_points_as_a_reason_cold_start_uses_the_anomaly_score() -> None:
-    rules = small_model(points=100, anomaly_points=10)
-    ready = ModelScore(0.83, 0.2, True, (("amount_to_avg_30d", 1.5),))
+    rules = small_model(points=100, anomaly_points=10, anomaly_quantile=0.99)
+    ready = ModelScore(0.83, 0.2, 0.6, True, (("amount_to_avg_30d", 1.5),))
     [reason] = model_reasons(ready, "online-1.4", rules)
     assert reason.code == "MODEL_FRAUD_PROBABILITY" and reason.points == 83
     assert "online-1.4" in reason.detail and "amount_to_avg_30d +1.50" in reason.detail
-    cold = ModelScore(0.99, 0.7, False, ())
+    cold = ModelScore(0.99, 0.7, 0.6, False, ())
     [reason] = model_reasons(cold, "online-1.1", rules)
-    assert reason.code == "MODEL_ANOMALY" and reason.points == 7
-    assert model_reasons(ModelScore(0.001, 0.0, True, ()), "v", rules) == []
+    assert reason.code == "MODEL_ANOMALY" and reason.points == 10
+    assert reason.detail.startswith("anomaly score 0.70 above 0.60, the 99th percentile")
+    assert model_reasons(ModelScore(0.001, 0.0, None, True, ()), "v", rules) == []
+
+
+@pytest.mark.parametrize("cut", [None, 0.7, 0.75])
+def test_cold_start_adds_nothing_at_or_below_the_cut_or_before_there_is_one(
+    cut: float | None,
+) -> None:
+    cold = ModelScore(0.99, 0.7, cut, False, ())
+    assert model_reasons(cold, "online-1.1", small_model(anomaly_points=10)) == []
+
+
+def test_the_anomaly_cut_flags_about_the_configured_share_and_an_outlier() -> None:
+    rules = small_model(anomaly_window=100, anomaly_quantile=0.98, anomaly_quantile_window=1000)
+    model, rng = OnlineModel(rules), random.Random(11)
+
+    def ordinary() -> dict[str, float]:
+        return {"amount_log": rng.gauss(4.0, 0.5), "hour": rng.uniform(8, 20)}
+
+    for _ in range(199):  # the trees' first window, then 99 scored: not enough to tell
+        model.learn_event(ordinary())
+    assert model.anomaly_cut is None
+    model.learn_event(ordinary())
+    assert model.anomaly_cut is not None
+    for _ in range(1800):
+        model.learn_event(ordinary())
+    cut = model.anomaly_cut
+    assert cut is not None
+    flagged = sum(model.score(ordinary()).anomaly > cut for _ in range(5000))
+    assert 25 <= flagged <= 250  # 2% of 5,000 is 100
+    outlier = model.score({"amount_log": 9.0, "hour": 3.0})
+    assert outlier.anomaly > cut and outlier.anomaly_cut == cut
 
 
 def _label(event_id: str, user: str, is_fraud: bool, at_ms: int) -> Label:
