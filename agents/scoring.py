@@ -64,7 +64,7 @@ from engine.entities import (
 from engine.features import at_ms_of, giver_key_of_redemption, record_redemption
 from engine.learning import CHALLENGER, CHAMPION, KnownFrauds, LoadedModel, ModelShelf, version_of
 from engine.lists import ListView, list_features
-from engine.model_inputs import is_model_scored, model_inputs
+from engine.model_inputs import is_model_scored
 from engine.scoring import assess
 from engine.velocity import VelocityState
 from schemas.codec import DecodeError, WireCodec
@@ -436,7 +436,7 @@ class Scorer:
         scored = None
         model = self._model(CHALLENGER, at_ms) if challenger.model.enabled else None
         if model is not None and is_model_scored(features):
-            scored = model.model.score(model_inputs(features, challenger.model)), model.version
+            scored = model.model.score_features(features, challenger.model), model.version
         would = assess(event, challenger, features, scored)
         return ShadowDecision(
             event_id=decision.event_id,

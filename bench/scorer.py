@@ -35,7 +35,7 @@ from atalaia.sample import (
 from config.rules import RuleSet, load_rules
 from config.settings import load_settings
 from engine.frozen_model import FrozenModel
-from engine.learning import CHAMPION, LoadedModel, OnlineModel, ScoresInputs
+from engine.learning import CHAMPION, LoadedModel, OnlineModel, ScoresFeatures
 from engine.model_inputs import is_model_scored, model_inputs
 from schemas.codec import WireCodec
 from schemas.models import Decision
@@ -82,7 +82,7 @@ def run(
     records: list[_Record],
     topics: Topics,
     batch_size: int,
-    model: ScoresInputs | None = None,
+    model: ScoresFeatures | None = None,
     decisions: list[bytes] | None = None,
 ) -> float:
     """Input events/s through a fresh scorer (states start empty, as on a new deployment),

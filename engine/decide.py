@@ -12,7 +12,7 @@ from engine.actions import actions_for
 from engine.blocks import blocks_for, fraud_event_of
 from engine.features import record_and_read
 from engine.learning import LoadedModel
-from engine.model_inputs import ModelScore, model_features, model_inputs
+from engine.model_inputs import ModelScore, model_features
 from engine.scoring import Assessment, assess
 from engine.velocity import Features, VelocityState
 from schemas.models import DecisionAction, FraudBlock, FraudEvent, InputEvent, TransactionEvent
@@ -48,7 +48,7 @@ def decide_event(
         offset = rules.capypay.velocity.local_utc_offset_hours
         features.update(model_features(event, known_frauds or {}, offset))
         if model is not None:
-            scored = model.model.score(model_inputs(features, rules.model)), model.version
+            scored = model.model.score_features(features, rules.model), model.version
     assessment = assess(event, rules, features, scored)
     blocks = blocks_for(event, assessment, rules.gift.blocks)
     for block in blocks:

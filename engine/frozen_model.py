@@ -16,14 +16,19 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from config.rules import ModelRules
 from engine.learning import OnlineModel
-from engine.model_inputs import ModelScore, top_contributions
+from engine.model_inputs import (
+    ModelScore,
+    model_input_names,
+    model_input_values,
+    model_inputs,
+    top_contributions,
+)
+from engine.velocity import Features
 
 _UNLEARNED = (0.0, 0.0, 0.0)
 """(mean, deviation, weight) of a name the supervised model never learned: scaled to 0."""
-Node = tuple[Any, ...]
-"""A branch ``(r_mass, feature, cut, left, right, taken_when_missing)`` or a leaf
-``(r_mass,)``."""
 
 
 def raw_cut(low: float, span: float, threshold: float) -> float:
@@ -51,24 +56,52 @@ def raw_cut(low: float, span: float, threshold: float) -> float:
     return cut
 
 
-def _frozen_tree(node: Any, height: int, bounds: dict[str, tuple[float, float]]) -> Node:
+class Node:
+    """A node of a frozen Half-Space Tree; a leaf has no children."""
+
+    def __init__(
+        self,
+        r_mass: float,
+        feature: str,
+        position: int,
+        cut: float,
+        children: tuple[Node, Node] | None,
+        missing_goes_right: bool,
+    ) -> None:
+        self.r_mass = r_mass
+        self.feature = feature
+        self.position = position
+        """The feature's position in ``model_input_names``; -1 for a name not among them."""
+        self.cut = cut
+        self.left, self.right = children or (self, self)
+        self.missing_goes_right = missing_goes_right
+
+
+def _frozen_tree(
+    node: Any, height: int, bounds: dict[str, tuple[float, float]], positions: dict[str, int]
+) -> Node:
+    # Masses are counts: as floats they are exact, and so are their products with 2**depth.
     if height == 0:
-        return (node.r_mass,)
+        return Node(float(node.r_mass), "", -1, 0.0, None, False)
     left, right = node.children
-    missing = 1 if left.l_mass < right.l_mass else 0  # river's rule for a missing input
     low, high = bounds.get(node.feature, (math.inf, -math.inf))  # river's for an unseen name
-    return (
-        node.r_mass,
+    return Node(
+        float(node.r_mass),
         node.feature,
+        positions.get(node.feature, -1),
         raw_cut(low, high - low, node.threshold),
-        _frozen_tree(left, height - 1, bounds),
-        _frozen_tree(right, height - 1, bounds),
-        missing,
+        (
+            _frozen_tree(left, height - 1, bounds, positions),
+            _frozen_tree(right, height - 1, bounds, positions),
+        ),
+        left.l_mass < right.l_mass,  # river's rule for a missing input
     )
 
 
 class FrozenModel:
-    """What a worker scores with: an ``OnlineModel`` as it was when snapshotted."""
+    """What a worker scores with: an ``OnlineModel`` as it was when snapshotted. A decision's
+    features are scored by position (``model_input_values``): the statistics and weights
+    are laid out in the order of the snapshot's own ``model_input_names``."""
 
     def __init__(self, model: OnlineModel) -> None:
         self.ready = model.ready
@@ -78,21 +111,62 @@ class FrozenModel:
         self._intercept: float = regression.intercept
         self._link = regression.loss.mean_func  # the logistic function, as river clamps it
         weights = regression.weights
-        self._standard = {
-            name: (scaler.means[name], variance**0.5 if variance else 0.0, weights.get(name, 0.0))
+        self._standard: dict[str, tuple[float, float, float]] = {
+            name: (
+                float(scaler.means[name]),
+                variance**0.5 if variance else 0.0,
+                float(weights.get(name, 0.0)),
+            )
             for name, variance in scaler.vars.items()
         }
+        self._rules = model.rules
+        self._names = model_input_names(model.rules)
+        self._by_position: list[tuple[float, float, float]] = [
+            self._standard.get(name, _UNLEARNED) for name in self._names
+        ]
+        positions = {name: k for k, name in enumerate(self._names)}
         minmax, trees = model.unsupervised.steps.values()
         bounds = {name: (low.get(), minmax.max[name].get()) for name, low in minmax.min.items()}
         scores_anomalies = model.events > 0 and not trees._first_window
-        self._height = trees.height
-        self._size_limit = 0.1 * trees.window_size
-        self._max_score = trees._max_score
+        self._height: int = trees.height
+        self._size_limit: float = 0.1 * trees.window_size
+        self._max_score = float(trees._max_score)  # exact: a sum of counts times powers of 2
         self._trees = (
-            [_frozen_tree(t, trees.height, bounds) for t in trees.trees] if scores_anomalies else []
+            [_frozen_tree(t, trees.height, bounds, positions) for t in trees.trees]
+            if scores_anomalies
+            else []
         )
 
+    def score_features(self, features: Features, rules: ModelRules) -> ModelScore:
+        """The score of a decision's features, read by position when ``rules`` name the
+        same inputs as the snapshot's (the model family promises it), else by name."""
+        if rules is not self._rules:
+            if model_input_names(rules) != self._names:
+                return self.score(model_inputs(features, rules))
+            self._rules = rules  # the same inputs: positions hold
+        values = model_input_values(features, rules)
+        by_position, count = self._by_position, self.top_features
+        logit = 0.0
+        top: list[tuple[float, int]] = []  # (push, position): largest first, ties in order
+        for k in range(len(values)):
+            mean, deviation, weight = by_position[k]
+            push = weight * ((values[k] - mean) / deviation if deviation else 0.0)
+            logit += push  # in river's order: the inputs' own
+            if push > 0 and count and (len(top) < count or push > top[-1][0]):
+                at = len(top)
+                while at and top[at - 1][0] < push:
+                    at -= 1
+                top.insert(at, (push, k))
+                if len(top) > count:
+                    top.pop()
+        probability = float(self._link(logit + self._intercept))
+        anomaly_score = self._anomaly_by_position(values) if self._trees else 0.0
+        names = self._names
+        contributions = tuple((names[k], round(push, 3)) for push, k in top)
+        return ModelScore(probability, anomaly_score, self.anomaly_cut, self.ready, contributions)
+
     def score(self, inputs: dict[str, float]) -> ModelScore:
+        """The score of inputs by name, as river's ``OnlineModel.score``."""
         standard = self._standard
         logit = 0.0
         pushes: list[tuple[str, float]] = []
@@ -114,17 +188,39 @@ class FrozenModel:
         for root in self._trees:
             node, depth_pow, score = root, 1, 0.0
             for _ in range(height):
-                mass = node[0]
+                mass = node.r_mass
                 score += mass * depth_pow
                 if mass < size_limit:
                     break
-                value = inputs.get(node[1])
+                value = inputs.get(node.feature)
                 if value is None:
-                    node = node[3 + node[5]]
+                    node = node.right if node.missing_goes_right else node.left
                 else:
-                    node = node[3] if value < node[2] else node[4]
+                    node = node.left if value < node.cut else node.right
                 depth_pow <<= 1
             else:
-                score += node[0] * depth_pow
+                score += node.r_mass * depth_pow
+            total += score
+        return float(1 - total / self._max_score)
+
+    def _anomaly_by_position(self, values: list[float]) -> float:
+        """``_anomaly`` on inputs by position."""
+        height, size_limit = self._height, self._size_limit
+        total = 0.0
+        for root in self._trees:
+            node, depth_pow, score = root, 1, 0.0
+            for _ in range(height):
+                mass = node.r_mass
+                score += mass * depth_pow
+                if mass < size_limit:
+                    break
+                position = node.position
+                if position < 0:
+                    node = node.right if node.missing_goes_right else node.left
+                else:
+                    node = node.left if values[position] < node.cut else node.right
+                depth_pow <<= 1
+            else:
+                score += node.r_mass * depth_pow
             total += score
         return float(1 - total / self._max_score)

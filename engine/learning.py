@@ -97,6 +97,9 @@ class OnlineModel:
         pipeline.learn_one(inputs)
         self.events += 1
 
+    def score_features(self, features: Features, rules: ModelRules) -> ModelScore:
+        return self.score(model_inputs(features, rules))
+
     def score(self, inputs: dict[str, float]) -> ModelScore:
         # The pipeline's steps by hand: the standardised inputs serve the probability and
         # the contributions both (predicting never updates the scaler).
@@ -140,11 +143,11 @@ def open_model(blob: bytes, signature: str, key: bytes, family: str) -> OnlineMo
     return model
 
 
-class ScoresInputs(Protocol):
+class ScoresFeatures(Protocol):
     """A model as scoring sees it: a learning ``OnlineModel`` (replays) or a worker's
     ``engine.frozen_model.FrozenModel`` of a snapshot."""
 
-    def score(self, inputs: dict[str, float]) -> ModelScore: ...
+    def score_features(self, features: Features, rules: ModelRules) -> ModelScore: ...
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,7 @@ class LoadedModel:
     version: str
     known_until_ms: int
     """The latest ``labelled_at`` among the labels it learned."""
-    model: ScoresInputs
+    model: ScoresFeatures
 
 
 class ModelShelf:

@@ -77,51 +77,89 @@ def model_features(
 
 
 def model_inputs(features: Features, rules: ModelRules) -> dict[str, float]:
-    """The model's input vector, from a decision's features alone: the learner rebuilds it
-    from the published decision, so training and scoring read exactly the same numbers.
-    Counts and amounts are log-scaled; the amount is also compared with the user's averages."""
+    """The model's input vector by name (what river's models learn and score), from a
+    decision's features alone: the learner rebuilds it from the published decision, so
+    training and scoring read exactly the same numbers."""
+    return dict(zip(model_input_names(rules), model_input_values(features, rules), strict=True))
+
+
+def model_input_names(rules: ModelRules) -> tuple[str, ...]:
+    """The names of ``model_input_values``, in its order."""
+    return _input_names(
+        rules.amount_bands_per_octave * rules.amount_band_octaves,
+        rules.user_windows,
+        rules.known_fraud_entities,
+        rules.known_fraud_windows,
+    )
+
+
+@cache
+def _input_names(
+    bands: int,
+    user_windows: tuple[str, ...],
+    known_fraud_entities: tuple[str, ...],
+    known_fraud_windows: tuple[str, ...],
+) -> tuple[str, ...]:
+    names = ["amount_log", "night", "weekend", *_band_names(bands)]
+    for window in user_windows:
+        names += _user_window_names(window)[2:]
+    for entity_type in known_fraud_entities:
+        names += [_known_fraud_input(entity_type, window) for window in known_fraud_windows]
+    names += [
+        _FIRST_TRANSACTION,
+        "seconds_since_previous_log",
+        "new_country",
+        "new_device",
+        "list_block_hits",
+    ]
+    return tuple(names)
+
+
+def model_input_values(features: Features, rules: ModelRules) -> list[float]:
+    """The model's inputs in the order of ``model_input_names`` (a worker's snapshot scores
+    them by position). Counts and amounts are log-scaled; the amount is also compared with
+    the user's averages."""
     amount = features.get(_AMOUNT, 0) / 100
     hour = features.get(_HOUR, 12)
-    inputs = {
-        "amount_log": math.log1p(amount),
-        "night": float(hour <= rules.night_until_hour),
-        "weekend": float(features.get(_WEEKEND, 0)),
-        **amount_bands(amount, rules.amount_bands_per_octave, rules.amount_band_octaves),
-    }
+    values = [
+        math.log1p(amount),
+        float(hour <= rules.night_until_hour),
+        float(features.get(_WEEKEND, 0)),
+        *amount_bands(amount, rules.amount_bands_per_octave, rules.amount_band_octaves),
+    ]
     for window in rules.user_windows:
-        count_name, total_name, count_log, average_log, to_average = _user_window_names(window)
+        count_name, total_name, _, _, _ = _user_window_names(window)
         count = features.get(count_name, 0)
         total = features.get(total_name, 0) / 100
         average = total / count if count else 0.0
-        inputs[count_log] = math.log1p(count)
-        inputs[average_log] = math.log1p(average)
-        inputs[to_average] = min(amount / average, _MAX_RATIO) if average else 1.0
+        values.append(math.log1p(count))
+        values.append(math.log1p(average))
+        values.append(min(amount / average, _MAX_RATIO) if average else 1.0)
     for entity_type in rules.known_fraud_entities:
         for window in rules.known_fraud_windows:
-            known = features.get(known_fraud_feature(entity_type, window), 0)
-            inputs[_known_fraud_input(entity_type, window)] = math.log1p(known)
+            values.append(math.log1p(features.get(known_fraud_feature(entity_type, window), 0)))
     since = features.get("tx.seconds_since_previous", -1)
-    inputs[_FIRST_TRANSACTION] = float(since < 0)
-    inputs["seconds_since_previous_log"] = math.log1p(max(since, 0))
-    inputs["new_country"] = float(features.get("tx.new_country", 0))
-    inputs["new_device"] = float(features.get("tx.new_device", 0))
-    inputs["list_block_hits"] = float(sum(1 for name in features if name.startswith("list.block.")))
-    return inputs
+    values.append(float(since < 0))
+    values.append(math.log1p(max(since, 0)))
+    values.append(float(features.get("tx.new_country", 0)))
+    values.append(float(features.get("tx.new_device", 0)))
+    values.append(float(sum(1 for name in features if name.startswith("list.block."))))
+    return values
 
 
-def amount_bands(amount: float, per_octave: int, octaves: int) -> dict[str, float]:
+def amount_bands(amount: float, per_octave: int, octaves: int) -> list[float]:
     """One-hot band of the amount on a log scale (``per_octave`` bands per doubling, from
     R$ 1 up to 2**octaves; beyond, the last band): lets a linear model give a range of
     amounts its own weight, which a log amount alone cannot. Dense (every band 0 or 1),
     because a standard scaler erases a feature that is only ever seen as 1.
 
-    >>> [name for name, on in amount_bands(230.0, 4, 12).items() if on]
-    ['amount_band_31']
+    >>> amount_bands(230.0, 4, 12).index(1.0)
+    31
     """
-    names = _band_names(per_octave * octaves)
-    bands = dict.fromkeys(names, 0.0)
-    if names:
-        bands[names[min(len(names) - 1, int(math.log2(max(amount, 1.0)) * per_octave))]] = 1.0
+    count = per_octave * octaves
+    bands = [0.0] * count
+    if count:
+        bands[min(count - 1, int(math.log2(max(amount, 1.0)) * per_octave))] = 1.0
     return bands
 
 

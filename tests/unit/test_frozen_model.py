@@ -10,7 +10,8 @@ import pytest
 from config.rules import ModelRules, load_rules
 from engine.frozen_model import FrozenModel, raw_cut
 from engine.learning import OnlineModel
-from engine.model_inputs import model_inputs
+from engine.model_inputs import model_input_names, model_inputs
+from engine.velocity import Features
 
 RULES = load_rules()
 
@@ -22,9 +23,13 @@ def model_rules(**changes: object) -> ModelRules:
 
 
 def transaction_inputs(rng: random.Random, rules: ModelRules) -> dict[str, float]:
-    """The inputs of a plausible transaction's features (amounts, counts, known frauds)."""
+    return model_inputs(transaction_features(rng), rules)
+
+
+def transaction_features(rng: random.Random) -> Features:
+    """A plausible transaction's features for the model (amounts, counts, known frauds)."""
     count = rng.randint(0, 40)
-    features = {
+    return {
         "ml.amount_cents": rng.choice([0, 100, 5_000, 12_345, 100_000, rng.randint(1, 10**7)]),
         "ml.hour": rng.randint(0, 23),
         "ml.weekend": rng.randint(0, 1),
@@ -36,7 +41,6 @@ def transaction_inputs(rng: random.Random, rules: ModelRules) -> dict[str, float
         "tx.seconds_since_previous": rng.choice([-1, 0, 30, 86_400]),
         "tx.new_device": rng.randint(0, 1),
     }
-    return model_inputs(features, rules)
 
 
 def trained(rules: ModelRules, events: int, labels: int, seed: int = 3) -> OnlineModel:
@@ -56,6 +60,14 @@ def assert_scores_alike(model: OnlineModel, inputs: list[dict[str, float]]) -> N
         assert frozen.score(one) == model.score(one)  # every field, to the last bit
 
 
+def assert_features_score_alike(model: OnlineModel, rules: ModelRules, seed: int) -> None:
+    """A worker scores a decision's features by position: the same as river by name."""
+    frozen, rng = FrozenModel(model), random.Random(seed)
+    for _ in range(300):
+        features = transaction_features(rng)
+        assert frozen.score_features(features, rules) == model.score(model_inputs(features, rules))
+
+
 @pytest.mark.parametrize(
     ("events", "labels"),
     [
@@ -71,6 +83,15 @@ def test_a_frozen_snapshot_scores_exactly_as_the_river_model(events: int, labels
     model = trained(rules, events, labels)
     rng = random.Random(9)
     assert_scores_alike(model, [transaction_inputs(rng, rules) for _ in range(500)])
+    assert_features_score_alike(model, rules, seed=events + labels)
+
+
+def test_rules_naming_other_inputs_than_the_snapshot_are_scored_by_name() -> None:
+    rules = model_rules()
+    model = trained(rules, 600, 600)
+    assert_features_score_alike(model, rules.model_copy(update={"amount_band_octaves": 10}), 1)
+    assert_features_score_alike(model, rules.model_copy(update={"user_windows": ("7d",)}), 2)
+    assert_features_score_alike(model, rules.model_copy(update={"night_until_hour": 2}), 3)
 
 
 def test_unseen_and_missing_inputs_score_as_river_scores_them() -> None:
@@ -157,3 +178,7 @@ def test_an_input_exactly_at_a_split_goes_the_way_river_sends_it() -> None:
                 at_splits.append(inputs)
     assert len(at_splits) >= 100
     assert_scores_alike(model, at_splits)
+    frozen, names = FrozenModel(model), model_input_names(rules)
+    for inputs in at_splits:
+        by_position = [inputs[name] for name in names]
+        assert frozen._anomaly_by_position(by_position) == model.score(inputs).anomaly

@@ -27,6 +27,8 @@ from engine.model_inputs import (
     amount_bands,
     is_model_scored,
     known_fraud_feature,
+    model_input_names,
+    model_input_values,
     model_inputs,
     model_reasons,
 )
@@ -58,13 +60,16 @@ def fraud(event_id: str, occurred_ms: int, labelled_ms: int) -> KnownFraud:
 )
 def test_an_amount_falls_in_exactly_one_band_of_the_log_scale(amount: float, band: int) -> None:
     bands = amount_bands(amount, 4, 12)
-    assert list(bands) == [f"amount_band_{k}" for k in range(48)]
-    assert [k for k, name in enumerate(bands) if bands[name]] == [band]
-    assert set(bands.values()) == {0.0, 1.0}
+    assert len(bands) == 48 and [k for k, on in enumerate(bands) if on] == [band]
+    assert set(bands) == {0.0, 1.0}
+    inputs = model_inputs({"ml.amount_cents": round(amount * 100)}, RULES.model)
+    assert [inputs[f"amount_band_{k}"] for k in range(48)] == bands
 
 
 def test_no_bands_when_none_are_configured() -> None:
-    assert amount_bands(500.0, 4, 0) == {}
+    assert amount_bands(500.0, 4, 0) == []
+    rules = RULES.model.model_copy(update={"amount_band_octaves": 1, "amount_bands_per_octave": 0})
+    assert not any(name.startswith("amount_band") for name in model_input_names(rules))
 
 
 def test_model_inputs_come_from_the_decision_features_alone() -> None:
@@ -84,6 +89,10 @@ def test_model_inputs_come_from_the_decision_features_alone() -> None:
     assert inputs["list_block_hits"] == 1.0
     assert inputs["first_transaction"] == 1.0  # no seconds_since_previous: no history
     assert model_inputs(features, RULES.model) == inputs  # the same numbers every time
+    names = model_input_names(RULES.model)
+    assert len(set(names)) == len(names) == 71  # 3 + 48 bands + 3 x 3 user + 6 known + 5
+    assert list(inputs) == list(names)
+    assert list(inputs.values()) == model_input_values(features, RULES.model)
 
 
 def test_a_transaction_decision_carries_the_model_features_and_score() -> None:
