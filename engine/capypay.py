@@ -19,10 +19,8 @@ reasons always add up to the score.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from config.rules import CapyPay
-from engine.features import BLOCKED_FEATURE, ENTITY_BLOCKED_FEATURE, window_feature
+from engine.features import BLOCKED_FEATURE, ENTITY_BLOCKED_FEATURE, local_time, window_feature
 from engine.lists import ListVerdict
 from engine.money import format_brl
 from engine.velocity import Features
@@ -59,7 +57,7 @@ class _Factor:
 
 
 def _local_hour(event: TransactionEvent | LoginEvent, offset_hours: int) -> tuple[int, int]:
-    local = event.occurred_at + timedelta(hours=offset_hours)
+    local = local_time(event.occurred_at, offset_hours)
     return local.hour, local.weekday()
 
 

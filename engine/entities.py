@@ -25,7 +25,7 @@ from functools import lru_cache
 from config.rules import Entities
 from engine.admission import subject_of
 from engine.features import observe
-from engine.velocity import VelocityState
+from engine.velocity import Observation, VelocityState
 from schemas.models import (
     SUBJECT_ENTITY_TYPES,
     BlockedEntityType,
@@ -37,6 +37,8 @@ from schemas.models import (
 )
 
 SEPARATOR = ":"
+_EVERY_ENTITY_TYPE = tuple(BlockedEntityType)
+"""In their declared order: the order of the keys ``named_entity_keys`` returns."""
 
 
 @lru_cache(maxsize=65_536)
@@ -60,7 +62,7 @@ def named_entity_keys(
     event: InputEvent, types: Collection[BlockedEntityType], hash_key: bytes
 ) -> list[str]:
     """Keys of the entities of these ``types`` that the event names."""
-    found = {entity: None for entity in BlockedEntityType} | _named_entities(event, hash_key)
+    found = dict.fromkeys(_EVERY_ENTITY_TYPE) | _named_entities(event, hash_key)
     return [
         entity_key(entity, value)
         for entity, value in found.items()
@@ -137,8 +139,20 @@ def record_entity(
     seen, not at this event's time. A re-delivered event is not counted again but gets back
     the blocks it placed the first time, in case they were not published then.
     """
-    # In an entity's windows the counterparty is the subject that used it.
-    obs = observe(event)._replace(counterparty=subject_of(event).key)
+    # In an entity's windows the counterparty is the subject that used it (built field by
+    # field: a NamedTuple's _replace is interpreted Python).
+    own = observe(event)
+    obs = Observation(
+        own.event_id,
+        own.at_ms,
+        own.metric,
+        own.amount_cents,
+        subject_of(event).key,
+        own.country,
+        own.device,
+        own.lat,
+        own.lon,
+    )
     durations = {limit.reason: limit.block_seconds for limit in entities.limits}
     if not state.record(obs, horizon_s):
         placed = state.features_of(event.event_id) or {}

@@ -10,6 +10,7 @@ published with each decision so an analyst sees the values a verdict came from.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from functools import cache
 
 from config.rules import CapyPay, RuleSet
@@ -48,6 +49,16 @@ def metric_of(event: InputEvent) -> str:
         case GiftEvent():
             return event.event_type.value
     raise TypeError(f"not an input event: {type(event).__name__}")
+
+
+def local_time(occurred_at: datetime, utc_offset_hours: int) -> datetime:
+    """The event's wall-clock time where the rules place their users (hours, weekdays)."""
+    return occurred_at + _hours(utc_offset_hours)
+
+
+@cache
+def _hours(count: int) -> timedelta:
+    return timedelta(hours=count)
 
 
 def at_ms_of(event: InputEvent) -> int:

@@ -15,12 +15,11 @@ import heapq
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
 from functools import cache
 from operator import itemgetter
 
 from config.rules import ModelRules
-from engine.features import window_feature
+from engine.features import local_time, window_feature
 from engine.velocity import Features
 from schemas.models import Reason, TransactionEvent
 
@@ -67,7 +66,7 @@ def model_features(
 ) -> Features:
     """What a transaction adds to its decision's features for the model: its amount, local
     hour and weekday, and the known-fraud counts of its terminal or card (``known``)."""
-    local = event.occurred_at + timedelta(hours=local_utc_offset_hours)
+    local = local_time(event.occurred_at, local_utc_offset_hours)
     return {
         _AMOUNT: event.amount_cents,
         _HOUR: local.hour,
