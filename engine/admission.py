@@ -31,6 +31,10 @@ from schemas.models import (
 _RECIPIENT_SIDE_GIFT_STEPS = frozenset({GiftEventType.REDEEM_ATTEMPT, GiftEventType.GIFT_REDEEMED})
 
 
+_KEY_PREFIX = {subject: f"{subject.value}:" for subject in SubjectType}
+"""Formatted once: reading an enum member's ``value`` runs Python code."""
+
+
 @dataclass(frozen=True)
 class Subject:
     type: SubjectType
@@ -39,7 +43,7 @@ class Subject:
     @property
     def key(self) -> str:
         """Partition key: one partition owns each subject's state."""
-        return f"{self.type.value}:{self.id}"
+        return _KEY_PREFIX[self.type] + self.id
 
 
 def subject_of(event: InputEvent) -> Subject:

@@ -37,8 +37,8 @@ from schemas.models import (
 )
 
 SEPARATOR = ":"
-_EVERY_ENTITY_TYPE = tuple(BlockedEntityType)
-"""In their declared order: the order of the keys ``named_entity_keys`` returns."""
+_KEY_PREFIX = {entity: f"{entity.value}{SEPARATOR}" for entity in BlockedEntityType}
+"""Formatted once: reading an enum member's ``value`` runs Python code."""
 
 
 @lru_cache(maxsize=65_536)
@@ -50,7 +50,7 @@ def keyed_id(value: str, key: bytes) -> str:
 
 
 def entity_key(entity: BlockedEntityType, entity_id: str) -> str:
-    return f"{entity.value}{SEPARATOR}{entity_id}"
+    return _KEY_PREFIX[entity] + entity_id
 
 
 def entity_keys(event: InputEvent, entities: Entities, hash_key: bytes) -> list[str]:
@@ -61,18 +61,19 @@ def entity_keys(event: InputEvent, entities: Entities, hash_key: bytes) -> list[
 def named_entity_keys(
     event: InputEvent, types: Collection[BlockedEntityType], hash_key: bytes
 ) -> list[str]:
-    """Keys of the entities of these ``types`` that the event names."""
-    found = dict.fromkeys(_EVERY_ENTITY_TYPE) | _named_entities(event, hash_key)
+    """Keys of the entities of these ``types`` that the event names, in the types'
+    declared order."""
     return [
-        entity_key(entity, value)
-        for entity, value in found.items()
+        _KEY_PREFIX[entity] + value
+        for entity, value in _named_entities(event, hash_key).items()
         if value is not None and entity in types
     ]
 
 
 def _named_entities(event: InputEvent, hash_key: bytes) -> dict[BlockedEntityType, str | None]:
-    """Entity id by type for what the event names; values that could identify a person
-    (IP, counterparty wallet or bank account) only as keyed hashes."""
+    """Entity id by type for what the event names, in the types' declared order; values that
+    could identify a person (IP, counterparty wallet or bank account) only as keyed
+    hashes."""
     ip = keyed_id(event.ip, hash_key) if event.ip else None
     match event:
         case TransactionEvent():

@@ -91,6 +91,20 @@ def test_a_transaction_names_its_card_account_document_terminal_and_counterparty
     assert entity_keys(tx, only_ip, KEY) == []  # untracked entities get no windows
 
 
+def test_entity_keys_come_in_the_declared_order_of_their_types() -> None:
+    """The order of the entity windows an event is counted in, the same on every worker."""
+    everything = RULES.entities.model_copy(update={"tracked": frozenset(ENTITY_TYPES)})
+    declared = [entity.value for entity in BlockedEntityType]
+    events = [
+        factories.transaction(card_id="c", account_id="a", terminal_id="t", ip=IP),
+        factories.login(ip=IP),
+        factories.gift(ip=IP, device_id="d"),
+    ]
+    for event in events:
+        types = [key.split(":")[0] for key in entity_keys(event, everything, KEY)]
+        assert len(types) >= 2 and types == sorted(types, key=declared.index)
+
+
 def _card_use(user: str, minute: int) -> TransactionEvent:
     return factories.transaction(
         user_id=user, card_id="card-x", occurred_at=factories.NOW - timedelta(minutes=60 - minute)
