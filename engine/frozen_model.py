@@ -27,6 +27,7 @@ from engine.model_inputs import (
 )
 from engine.velocity import Features
 
+_NONE_MISSING: frozenset[int] = frozenset()
 _UNLEARNED = (0.0, 0.0, 0.0)
 """(mean, deviation, weight) of a name the supervised model never learned: scaled to 0."""
 
@@ -71,7 +72,8 @@ class Node:
         self.r_mass = r_mass
         self.feature = feature
         self.position = position
-        """The feature's position in ``model_input_names``; -1 for a name not among them."""
+        """The feature's position in ``model_input_names``; a name not among them (a
+        model that learned other inputs) is given one after them."""
         self.cut = cut
         self.left, self.right = children or (self, self)
         self.missing_goes_right = missing_goes_right
@@ -88,7 +90,7 @@ def _frozen_tree(
     return Node(
         float(node.r_mass),
         node.feature,
-        positions.get(node.feature, -1),
+        positions.setdefault(node.feature, len(positions)),
         raw_cut(low, high - low, node.threshold),
         (
             _frozen_tree(left, height - 1, bounds, positions),
@@ -136,6 +138,7 @@ class FrozenModel:
             if scores_anomalies
             else []
         )
+        self._tree_names = tuple(positions)  # the inputs' names, then any other the trees read
 
     def score_features(self, features: Features, rules: ModelRules) -> ModelScore:
         """The score of a decision's features, read by position when ``rules`` name the
@@ -160,7 +163,7 @@ class FrozenModel:
                 if len(top) > count:
                     top.pop()
         probability = float(self._link(logit + self._intercept))
-        anomaly_score = self._anomaly_by_position(values) if self._trees else 0.0
+        anomaly_score = self._anomaly(values, _NONE_MISSING) if self._trees else 0.0
         names = self._names
         contributions = tuple((names[k], round(push, 3)) for push, k in top)
         return ModelScore(probability, anomaly_score, self.anomaly_cut, self.ready, contributions)
@@ -177,35 +180,20 @@ class FrozenModel:
             if push > 0:
                 pushes.append((name, push))
         probability = float(self._link(logit + self._intercept))
-        anomaly_score = self._anomaly(inputs) if self._trees else 0.0
+        anomaly_score = self._anomaly_by_name(inputs) if self._trees else 0.0
         contributions = top_contributions(pushes, self.top_features)
         return ModelScore(probability, anomaly_score, self.anomaly_cut, self.ready, contributions)
 
-    def _anomaly(self, inputs: dict[str, float]) -> float:
-        """River's ``HalfSpaceTrees.score_one`` on the min-max scaled inputs."""
-        height, size_limit = self._height, self._size_limit
-        total = 0.0
-        for root in self._trees:
-            node, depth_pow, score = root, 1, 0.0
-            for _ in range(height):
-                mass = node.r_mass
-                score += mass * depth_pow
-                if mass < size_limit:
-                    break
-                value = inputs.get(node.feature)
-                if value is None:
-                    node = node.right if node.missing_goes_right else node.left
-                else:
-                    node = node.left if value < node.cut else node.right
-                depth_pow <<= 1
-            else:
-                score += node.r_mass * depth_pow
-            total += score
-        return float(1 - total / self._max_score)
+    def _anomaly_by_name(self, inputs: dict[str, float]) -> float:
+        names = self._tree_names
+        values = [inputs.get(name, 0.0) for name in names]
+        return self._anomaly(values, frozenset(k for k, n in enumerate(names) if n not in inputs))
 
-    def _anomaly_by_position(self, values: list[float]) -> float:
-        """``_anomaly`` on inputs by position."""
+    def _anomaly(self, values: list[float], missing: frozenset[int]) -> float:
+        """River's ``HalfSpaceTrees.score_one`` on the min-max scaled inputs, given by
+        position; past the end of ``values`` or in ``missing``, an input is missing."""
         height, size_limit = self._height, self._size_limit
+        given = len(values)
         total = 0.0
         for root in self._trees:
             node, depth_pow, score = root, 1, 0.0
@@ -215,7 +203,7 @@ class FrozenModel:
                 if mass < size_limit:
                     break
                 position = node.position
-                if position < 0:
+                if position >= given or (missing and position in missing):
                     node = node.right if node.missing_goes_right else node.left
                 else:
                     node = node.left if values[position] < node.cut else node.right

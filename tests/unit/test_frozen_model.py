@@ -181,4 +181,4 @@ def test_an_input_exactly_at_a_split_goes_the_way_river_sends_it() -> None:
     frozen, names = FrozenModel(model), model_input_names(rules)
     for inputs in at_splits:
         by_position = [inputs[name] for name in names]
-        assert frozen._anomaly_by_position(by_position) == model.score(inputs).anomaly
+        assert frozen._anomaly(by_position, frozenset()) == model.score(inputs).anomaly
