@@ -25,7 +25,7 @@ from functools import lru_cache
 from config.rules import Entities
 from engine.admission import subject_of
 from engine.features import observe
-from engine.velocity import Observation, VelocityState
+from engine.velocity import VelocityState
 from schemas.models import (
     SUBJECT_ENTITY_TYPES,
     BlockedEntityType,
@@ -140,20 +140,8 @@ def record_entity(
     seen, not at this event's time. A re-delivered event is not counted again but gets back
     the blocks it placed the first time, in case they were not published then.
     """
-    # In an entity's windows the counterparty is the subject that used it (built field by
-    # field: a NamedTuple's _replace is interpreted Python).
-    own = observe(event)
-    obs = Observation(
-        own.event_id,
-        own.at_ms,
-        own.metric,
-        own.amount_cents,
-        subject_of(event).key,
-        own.country,
-        own.device,
-        own.lat,
-        own.lon,
-    )
+    # In an entity's windows the counterparty is the subject that used it.
+    obs = observe(event, counterparty=subject_of(event).key)
     durations = {limit.reason: limit.block_seconds for limit in entities.limits}
     if not state.record(obs, horizon_s):
         placed = state.features_of(event.event_id) or {}

@@ -65,17 +65,20 @@ def at_ms_of(event: InputEvent) -> int:
     return int(event.occurred_at.timestamp() * 1000)
 
 
-def observe(event: InputEvent) -> Observation:
+def observe(event: InputEvent, counterparty: str | None = None) -> Observation:
+    """What the event adds to a state's windows; ``counterparty`` in place of the event's
+    own (an entity's windows count the subject that used it)."""
     at_ms = at_ms_of(event)
     match event:
         case TransactionEvent():
-            counterparty = (
-                event.counterparty_pix_key_hash
-                or event.counterparty_wallet
-                or event.counterparty_bank_account
-                or event.terminal_id
-                or event.merchant_id
-            )
+            if counterparty is None:
+                counterparty = (
+                    event.counterparty_pix_key_hash
+                    or event.counterparty_wallet
+                    or event.counterparty_bank_account
+                    or event.terminal_id
+                    or event.merchant_id
+                )
             return Observation(
                 event.event_id,
                 at_ms,
@@ -93,7 +96,7 @@ def observe(event: InputEvent) -> Observation:
                 at_ms,
                 metric_of(event),
                 0,
-                None,
+                counterparty,
                 event.country,
                 event.device_fingerprint,
                 event.lat,
@@ -105,7 +108,7 @@ def observe(event: InputEvent) -> Observation:
                 at_ms,
                 metric_of(event),
                 event.amount_cents or 0,
-                event.recipient_key_hash,
+                event.recipient_key_hash if counterparty is None else counterparty,
                 event.country,
                 event.device_id,
             )
