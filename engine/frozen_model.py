@@ -148,24 +148,18 @@ class FrozenModel:
                 return self.score(model_inputs(features, rules))
             self._rules = rules  # the same inputs: positions hold
         values = model_input_values(features, rules)
-        by_position, count = self._by_position, self.top_features
+        names, by_position = self._names, self._by_position
         logit = 0.0
-        top: list[tuple[float, int]] = []  # (push, position): largest first, ties in order
+        pushes: list[tuple[str, float]] = []
         for k in range(len(values)):
             mean, deviation, weight = by_position[k]
             push = weight * ((values[k] - mean) / deviation if deviation else 0.0)
             logit += push  # in river's order: the inputs' own
-            if push > 0 and count and (len(top) < count or push > top[-1][0]):
-                at = len(top)
-                while at and top[at - 1][0] < push:
-                    at -= 1
-                top.insert(at, (push, k))
-                if len(top) > count:
-                    top.pop()
+            if push > 0:
+                pushes.append((names[k], push))
         probability = float(self._link(logit + self._intercept))
         anomaly_score = self._anomaly(values, _NONE_MISSING) if self._trees else 0.0
-        names = self._names
-        contributions = tuple((names[k], round(push, 3)) for push, k in top)
+        contributions = top_contributions(pushes, self.top_features)
         return ModelScore(probability, anomaly_score, self.anomaly_cut, self.ready, contributions)
 
     def score(self, inputs: dict[str, float]) -> ModelScore:
