@@ -10,7 +10,8 @@ a worker's time is ours, and moves only when our code does. Runs with the online
 (rules only), on with no snapshot loaded (model features and known frauds only, as on a fresh
 deployment), and on with a snapshot of a model that learned these events (every
 transaction, and the handbook's labels), scored as a worker scores it
-(``engine.frozen_model.FrozenModel``) and, for comparison, by river's model itself.
+(``engine.frozen_model.FrozenModel``) and, for comparison, by river's model itself. Also
+says how many bytes of state a worker writes per event (to RocksDB and the changelog).
 
     .venv/bin/python -m bench.scorer [--transactions 20000] [--gifts 2000] [--batch 100]
 """
@@ -22,6 +23,7 @@ import json
 import platform
 import time
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from agents.scoring import Scorer, SharedViews
 from atalaia.demo import event_record
@@ -77,6 +79,12 @@ def _records(transactions: int, gifts: int, topics: Topics) -> list[_Record]:
     return records
 
 
+class Run(NamedTuple):
+    events_per_s: float
+    state_bytes_per_event: float
+    """Bytes of state written (to the store and its changelog) per input event."""
+
+
 def run(
     rules: RuleSet,
     records: list[_Record],
@@ -84,7 +92,7 @@ def run(
     batch_size: int,
     model: ScoresFeatures | None = None,
     decisions: list[bytes] | None = None,
-) -> float:
+) -> Run:
     """Input events/s through a fresh scorer (states start empty, as on a new deployment),
     scoring with ``model`` if given; the decisions it publishes go to ``decisions``."""
     settings = load_settings()
@@ -100,12 +108,14 @@ def run(
     )
     owned = frozenset(range(PARTITIONS))
     started = time.perf_counter()
+    state_bytes = 0
     rerouted: list[_Record] = []
     for first in range(0, len(records) + batch_size, batch_size):
         batch = scorer.begin(owned)
         for record in [*rerouted, *records[first : first + batch_size]]:
             scorer.handle(batch, record, rules)  # type: ignore[arg-type]
         scorer.write_states(batch)
+        state_bytes += sum(len(value) for _, value, _ in batch.changelog)
         if decisions is not None:
             decisions += [
                 value for topic, _, value, _, _ in batch.outputs if topic == topics.decisions
@@ -116,7 +126,8 @@ def run(
             for topic, key, value, _, _ in batch.outputs
             if topic == topics.validated and key is not None
         ]
-    return len(records) / (time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    return Run(len(records) / elapsed, state_bytes / len(records))
 
 
 def learned(rules: RuleSet, decisions: list[bytes], frauds: set[str]) -> OnlineModel:
@@ -145,8 +156,8 @@ def main() -> int:
         update={"model": shipped.model.model_copy(update={"enabled": False})}
     )
     decisions: list[bytes] = []
-    rules_only_rate = run(rules_only, records, topics, args.batch)
-    model_on_rate = run(shipped, records, topics, args.batch, decisions=decisions)
+    rules_only_run = run(rules_only, records, topics, args.batch)
+    model_on_run = run(shipped, records, topics, args.batch, decisions=decisions)
     settings = load_settings()
     frauds = (
         handbook_frauds(settings.handbook_path, args.transactions)
@@ -158,12 +169,15 @@ def main() -> int:
         "machine": f"{platform.machine()} {platform.python_version()}",
         "records": len(records),
         "batch": args.batch,
-        "rules_only_events_per_s": round(rules_only_rate),
-        "model_on_events_per_s": round(model_on_rate),
+        "rules_only_events_per_s": round(rules_only_run.events_per_s),
+        "model_on_events_per_s": round(model_on_run.events_per_s),
         "model_learned_events_per_s": round(
-            run(shipped, records, topics, args.batch, FrozenModel(model))
+            run(shipped, records, topics, args.batch, FrozenModel(model)).events_per_s
         ),
-        "model_learned_river_events_per_s": round(run(shipped, records, topics, args.batch, model)),
+        "model_learned_river_events_per_s": round(
+            run(shipped, records, topics, args.batch, model).events_per_s
+        ),
+        "state_bytes_per_event": round(model_on_run.state_bytes_per_event),
     }
     print(json.dumps(report, indent=2))
     return 0
