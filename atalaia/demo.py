@@ -6,7 +6,6 @@ import asyncio
 import io
 import json
 import sys
-import tempfile
 import time
 from collections import Counter
 from contextlib import aclosing
@@ -31,6 +30,7 @@ from atalaia.sample import (
     read_handbook,
     synthetic_transactions_until,
 )
+from atalaia.scratch import scratch_directory
 from atalaia.supervise import WorkerProcess, interrupt_on_sigterm
 from config.rules import default_challenger_path
 from config.settings import Settings
@@ -205,7 +205,7 @@ async def run_demo(
     bad = invalid_samples(now)
     result = DemoResult(transaction_source=source, rate=rate)
 
-    with tempfile.TemporaryDirectory(prefix="atalaia-demo-") as tmp:
+    with scratch_directory("atalaia-demo-") as tmp:
         workdir = Path(tmp)
         with EmbeddedBroker(log_file=workdir / "broker.log") as broker:
             demo = local_settings(settings, broker.bootstrap_servers, workdir, "demo")

@@ -18,7 +18,6 @@ import asyncio
 import csv
 import gzip
 import heapq
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import aclosing
@@ -32,6 +31,7 @@ from atalaia.broker import EmbeddedBroker
 from atalaia.demo import await_worker, local_settings
 from atalaia.publish import OutRecord, publish
 from atalaia.sample import handbook_transaction
+from atalaia.scratch import scratch_directory
 from atalaia.supervise import WorkerProcess
 from config.rules import RuleSet, load_rules
 from config.settings import Settings
@@ -256,7 +256,7 @@ async def decide_in_pipeline(
     codec = WireCodec()
     wanted = {i.event.event_id for i in items if i.event.occurred_at >= first_measured}
     decisions: dict[str, Scores] = {}
-    with tempfile.TemporaryDirectory(prefix="atalaia-eval-") as tmp:
+    with scratch_directory("atalaia-eval-") as tmp:
         workdir = Path(tmp)
         with EmbeddedBroker(log_file=workdir / "broker.log") as broker:
             run = local_settings(settings, broker.bootstrap_servers, workdir, "eval")

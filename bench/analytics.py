@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import json
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +22,7 @@ from atalaia.broker import EmbeddedBroker, free_port, wait_for_port
 from atalaia.demo import await_worker, local_settings
 from atalaia.publish import OutRecord, publish
 from atalaia.sample import synthetic_transactions
+from atalaia.scratch import scratch_directory
 from atalaia.supervise import WorkerProcess, interrupt_on_sigterm
 from config.settings import Settings, load_settings
 from engine.admission import subject_of
@@ -43,7 +43,7 @@ def run(transactions: int) -> dict[str, object]:
     codec = WireCodec()
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=30 * transactions + 60)
     events = synthetic_transactions(transactions, start)
-    with tempfile.TemporaryDirectory(prefix="atalaia-bench-sink-") as tmp:
+    with scratch_directory("atalaia-bench-sink-") as tmp:
         workdir = Path(tmp)
         with EmbeddedBroker(log_file=workdir / "broker.log") as broker:
             base = local_settings(load_settings(), broker.bootstrap_servers, workdir, "bench")
@@ -100,7 +100,7 @@ def store_only(rows: int, batch: int) -> dict[str, object]:
     event = synthetic_transactions(1, now - timedelta(minutes=1))[0]
     outcome = decide_event(VelocityState(), event, rules)
     template = build_decision(event, outcome.assessment, rules.version, now, now)
-    with tempfile.TemporaryDirectory(prefix="atalaia-bench-store-") as tmp:
+    with scratch_directory("atalaia-bench-store-") as tmp:
         store = AnalyticsStore(connect(str(Path(tmp) / "ch")))
         store.ensure_schema()
         started = time.monotonic()

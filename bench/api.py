@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import json
 import sys
-import tempfile
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -27,6 +26,7 @@ from atalaia.broker import EmbeddedBroker, free_port, wait_for_port
 from atalaia.demo import await_worker, local_settings
 from atalaia.measure import percentile
 from atalaia.sample import generated_gifts, interleave, synthetic_transactions
+from atalaia.scratch import scratch_directory
 from atalaia.supervise import WorkerProcess, interrupt_on_sigterm
 from config.settings import Settings, load_settings
 from schemas.codec import WireCodec
@@ -84,7 +84,7 @@ async def run(settings: Settings, requests: int, concurrency: int) -> dict[str, 
             generated_gifts(requests - half, now - timedelta(seconds=60 * requests)),
         )
     )
-    with tempfile.TemporaryDirectory(prefix="atalaia-bench-api-") as tmp:
+    with scratch_directory("atalaia-bench-api-") as tmp:
         workdir = Path(tmp)
         with EmbeddedBroker(log_file=workdir / "broker.log") as broker:
             local = local_settings(settings, broker.bootstrap_servers, workdir, "bench-api")

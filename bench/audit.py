@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import json
 import sys
-import tempfile
 import time
 from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
@@ -24,6 +23,7 @@ from atalaia.broker import EmbeddedBroker
 from atalaia.demo import await_worker, local_settings
 from atalaia.publish import OutRecord, publish
 from atalaia.sample import synthetic_transactions
+from atalaia.scratch import scratch_directory
 from atalaia.supervise import WorkerProcess, interrupt_on_sigterm
 from config.settings import load_settings
 from engine.admission import subject_of
@@ -42,7 +42,7 @@ async def run(transactions: int) -> dict[str, object]:
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=30 * transactions + 60)
     events = synthetic_transactions(transactions, start)
     expected = {e.event_id for e in events}
-    with tempfile.TemporaryDirectory(prefix="atalaia-bench-audit-") as tmp:
+    with scratch_directory("atalaia-bench-audit-") as tmp:
         workdir = Path(tmp)
         with EmbeddedBroker(log_file=workdir / "broker.log") as broker:
             settings = local_settings(load_settings(), broker.bootstrap_servers, workdir, "bench")

@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from contextlib import aclosing
@@ -46,6 +45,7 @@ from atalaia.demo import local_settings
 from atalaia.measure import percentile
 from atalaia.publish import OutRecord, publish
 from atalaia.sample import synthetic_transactions
+from atalaia.scratch import scratch_directory
 from atalaia.supervise import WorkerProcess, interrupt_on_sigterm, stop_with_supervisor
 from config.settings import Settings, load_settings
 from schemas.codec import WireCodec
@@ -210,7 +210,7 @@ def main() -> int:
     args = parser.parse_args()
     shape = Shape(args.writes, args.sends, args.state_bytes, args.through_table)
     interrupt_on_sigterm()
-    with tempfile.TemporaryDirectory(prefix="atalaia-floor-") as tmp:
+    with scratch_directory("atalaia-floor-") as tmp:
         report = asyncio.run(measure(load_settings(), args.events, shape, Path(tmp)))
     print(json.dumps(report, indent=2))
     return 0

@@ -74,3 +74,64 @@ def test_a_killed_starter_leaves_neither_its_broker_nor_its_worker_running(
     text = log.read_text()
     assert "the process that started this one is gone: stopping" in text
     assert "Traceback" not in text
+
+
+SCRATCH_OWNER = """
+import sys, time
+from atalaia.scratch import scratch_directory
+with scratch_directory("atalaia-test-", grace_s=float(sys.argv[1])) as tmp:
+    (tmp / "store").mkdir()
+    (tmp / "store" / "data").write_bytes(b"x" * 1000)
+    print(tmp, flush=True)
+    if sys.argv[2] == "wait":
+        time.sleep(600)
+"""
+
+
+def _scratch_owner(grace_s: float, then: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", SCRATCH_OWNER, str(grace_s), then],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _reapers_of(directory: str) -> list[int]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if directory.encode() in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue  # ended meanwhile
+    return found
+
+
+def test_a_killed_owner_s_scratch_directory_is_removed_after_the_grace() -> None:
+    with _scratch_owner(1.0, "wait") as owner:
+        assert owner.stdout is not None
+        directory = Path(owner.stdout.readline().strip())
+        assert (directory / "store" / "data").exists()
+        reapers = _reapers_of(str(directory))
+        assert len(reapers) == 1
+        owner.kill()
+        owner.wait()
+        time.sleep(0.3)
+        assert directory.exists()  # its children get the grace to stop first
+        deadline = time.monotonic() + 15
+        while directory.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not directory.exists()
+        deadline = time.monotonic() + 5
+        while not all(map(_gone, reapers)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert all(map(_gone, reapers))
+
+
+def test_a_normal_end_removes_the_directory_and_its_reaper() -> None:
+    with _scratch_owner(60.0, "end") as owner:
+        assert owner.stdout is not None
+        directory = Path(owner.stdout.readline().strip())
+        assert owner.wait(timeout=30) == 0
+    assert not directory.exists()
+    assert _reapers_of(str(directory)) == []
