@@ -116,7 +116,7 @@ class _Seen(NamedTuple):
     """A recorded event: its second and the features it was decided with, kept serialised as
     its row (they are only read back for a re-delivery, and written with the state every
     time). The row holds the values only, in the order of the state's ``shape`` (a list of
-    feature names, stored once per state): the names were ~70% of a state's bytes."""
+    feature names, stored once per state): the names were ~60% of a state's bytes."""
 
     second: int
     shape: int
