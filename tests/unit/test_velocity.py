@@ -243,3 +243,34 @@ def test_states_written_with_names_in_every_row_still_load() -> None:
     assert state.window("tx", 2_000, 60).count == 2
     assert b"tx.count.5m" in state.to_bytes()
     assert VelocityState.from_bytes(state.to_bytes()).features_of("e1") == {"tx.count.5m": 1}
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_remembered_features_survive_pruning_and_bytes(seed: int) -> None:
+    """Random streams (gaps past the horizon, re-deliveries) with features of changing names:
+    every recorded event keeps exactly what it was remembered with, in the state and in a copy
+    read back from its bytes, and a copy writes the same bytes. A two-hour horizon: events
+    fall behind it all along, and with them names other events still use."""
+    rng = random.Random(seed)
+    horizon = 7_200
+    names = [f"tx.count.{n}" for n in range(6)] + ["list.block.email.HIGH.manual.a***@x"]
+    state, remembered = VelocityState(), {}
+    for obs in _stream(seed, 300):
+        if not state.record(obs, horizon):
+            continue
+        if rng.random() < 0.8:
+            keys = rng.sample(names, rng.randrange(0, len(names)))
+            features = {key: rng.randrange(0, 1_000) for key in keys}
+            state.remember(obs.event_id, features)
+            remembered[obs.event_id] = features
+        else:
+            remembered[obs.event_id] = {}
+        written = state.to_bytes()
+        copy = VelocityState.from_bytes(written)
+        assert copy.to_bytes() == written
+        for event_id, features in remembered.items():
+            if event_id in state:
+                assert state.features_of(event_id) == features
+                assert list(copy.features_of(event_id) or {}) == list(features)
+            else:
+                assert copy.features_of(event_id) is None
