@@ -64,7 +64,7 @@ def named_entity_keys(
     """Keys of the entities of these ``types`` that the event names, in the types'
     declared order."""
     return [
-        _KEY_PREFIX[entity] + value
+        entity_key(entity, value)
         for entity, value in _named_entities(event, hash_key).items()
         if value is not None and entity in types
     ]
