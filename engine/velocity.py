@@ -283,9 +283,8 @@ class VelocityState:
         if len(used) == len(self._shapes):
             return
         names = self._shape_names()
-        kept = [names[shape] for shape in sorted(used)]
         renumbered = {shape: index for index, shape in enumerate(sorted(used))}
-        self._shapes = {shape_names: index for index, shape_names in enumerate(kept)}
+        self._shapes = {names[shape]: index for shape, index in renumbered.items()}
         self._shapes_row = None
         for event_id, seen in self._seen.items():
             if seen.shape != NO_SHAPE:
