@@ -190,9 +190,9 @@ def top_contributions(
     >>> top_contributions([("a", 1.0), ("b", 3.0), ("c", 1.0), ("d", 2.0)], 3)
     (('b', 3.0), ('d', 2.0), ('a', 1.0))
     """
-    top: list[tuple[str, float]] = []  # largest first
     if count <= 0:
         return ()
+    top: list[tuple[str, float]] = []  # largest first
     for name, push in positive_pushes:
         if len(top) < count or push > top[-1][1]:
             at = len(top)
