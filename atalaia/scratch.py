@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from atalaia.supervise import wait_until_orphaned
+
 POLL_S = 0.5
 GRACE_S = 10.0
 """After the owner is gone: its worker stops within ~3 s of it, the broker at once."""
@@ -46,8 +48,7 @@ def scratch_directory(prefix: str, grace_s: float = GRACE_S) -> Iterator[Path]:
 
 def reap(owner: int, directory: Path, grace_s: float) -> None:
     """Remove ``directory`` once ``owner`` (this process's parent) has ended."""
-    while os.getppid() == owner:
-        time.sleep(POLL_S)
+    wait_until_orphaned(owner, POLL_S)
     time.sleep(grace_s)
     for _ in range(REMOVE_TRIES):  # a child still stopping may write meanwhile
         shutil.rmtree(directory, ignore_errors=True)

@@ -52,19 +52,24 @@ def interrupt_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
+def wait_until_orphaned(parent: int, poll_s: float = SUPERVISOR_POLL_S) -> None:
+    """Return once ``parent`` has ended (this process then has another parent). Polled: the
+    kernel's parent-death signal follows the parent *thread*, not the process."""
+    while os.getppid() == parent:
+        time.sleep(poll_s)
+
+
 def stop_with_supervisor() -> None:
     """In a child started by ``WorkerProcess``: stop cleanly (SIGTERM to itself) once the
     process that started it is gone. A demo, test or benchmark killed before its own cleanup
-    ran (kill -9, a second Ctrl-C) used to leave its worker running. Polled: the kernel's
-    parent-death signal follows the parent *thread*, not the process."""
+    ran (kill -9, a second Ctrl-C) used to leave its worker running."""
     supervisor = os.environ.get(SUPERVISOR_PID_ENV, "")
     if not supervisor.isdigit():
         return
     parent = int(supervisor)
 
     def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(SUPERVISOR_POLL_S)
+        wait_until_orphaned(parent)
         log.warning("the process that started this one is gone: stopping")
         os.kill(os.getpid(), signal.SIGTERM)
 
