@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from config.rules import CapyPay
 from engine.features import BLOCKED_FEATURE, ENTITY_BLOCKED_FEATURE, local_time, window_feature
-from engine.lists import ListVerdict
+from engine.lists import ListVerdict, OtherHit
 from engine.money import format_brl
 from engine.velocity import Features
 from schemas.models import LoginEvent, NetworkFlag, Reason, TransactionEvent
@@ -250,33 +250,43 @@ def _amount(event: TransactionEvent, features: Features, model: CapyPay) -> list
     return factor.capped()
 
 
-def _blacklist(features: Features, model: CapyPay, judged: ListVerdict) -> list[Reason]:
-    """List hits (judged by ``engine.lists.judge_hits``), and active fraud blocks as HIGH
-    hits; an allow-list override shows as a reason of 0 points."""
+_FRAUD_BLOCKS = (
+    (BLOCKED_FEATURE, "BLACKLIST_FRAUD_BLOCK", "user is under an active fraud block"),
+    (
+        ENTITY_BLOCKED_FEATURE,
+        "BLACKLIST_ENTITY_BLOCK",
+        "an entity the event names (IP, device, card...) is under an active fraud block",
+    ),
+)
+
+
+def fraud_block_hits(features: Features, model: CapyPay) -> list[OtherHit]:
+    """Active fraud blocks on the user, or on an entity the event names, as block-list
+    matches (the seed's HIGH): judged with the list hits, so further matches add the
+    seed's fixed amount and an allow-list hit overrides them too."""
+    points = model.blacklist.fraud_block_points
+    return [
+        OtherHit(code, points, detail)
+        for feature, code, detail in _FRAUD_BLOCKS
+        if features.get(feature)
+    ]
+
+
+def _blacklist(model: CapyPay, judged: ListVerdict) -> list[Reason]:
+    """The matches as judged by ``engine.lists.judge_hits``; an allow-list override, or a
+    match the maximum left no points, shows as a reason of 0 points."""
     factor = _Factor("BLACKLIST", model.caps.blacklist)
     for reason in judged.reasons:
         factor.add(reason.code, reason.points, reason.detail)
-    if features.get(BLOCKED_FEATURE):
-        factor.add(
-            "BLACKLIST_FRAUD_BLOCK",
-            model.blacklist.fraud_block_points,
-            "user is under an active fraud block",
-        )
-    if features.get(ENTITY_BLOCKED_FEATURE):
-        factor.add(
-            "BLACKLIST_ENTITY_BLOCK",
-            model.blacklist.fraud_block_points,
-            "an entity the event names (IP, device, card...) is under an active fraud block",
-        )
-    overrides = [reason for reason in judged.reasons if reason.points == 0]
-    return [*overrides, *factor.capped()]
+    unscored = [reason for reason in judged.reasons if reason.points == 0]
+    return [*unscored, *factor.capped()]
 
 
 def transaction_reasons(
     event: TransactionEvent, features: Features, model: CapyPay, judged: ListVerdict
 ) -> list[Reason]:
     return [
-        *_blacklist(features, model, judged),
+        *_blacklist(model, judged),
         *_velocity(event, features, model),
         *_amount(event, features, model),
         *_geo(event, features, "tx", model),
@@ -312,7 +322,7 @@ def login_reasons(
 ) -> list[Reason]:
     metric = "login_ok" if event.success else "login_failed"
     return [
-        *_blacklist(features, model, judged),
+        *_blacklist(model, judged),
         *_login_velocity(features, model),
         *_geo(event, features, metric, model),
         *_behavioral(event, features, metric, model),

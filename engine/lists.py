@@ -25,7 +25,7 @@ features, so a re-delivered event gets the same decision even if the lists chang
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -283,16 +283,30 @@ NO_HITS = ListVerdict([], None)
 """The verdict of an event no list names."""
 
 
-def judge_hits(features: Features, rules: ListRules) -> ListVerdict:
-    """The seed's blacklist scoring: the most severe hit's points, plus a fixed amount per
-    additional hit, at most the maximum; any allow-list hit overrides all of it (and says so,
-    so the override is visible in the decision and its audit record)."""
+@dataclass(frozen=True)
+class OtherHit:
+    """A block-list match that is not a list entry (an active fraud block): worth ``points``
+    alone, and one more match in the seed's multiple-match formula otherwise."""
+
+    code: str
+    points: int
+    detail: str
+
+
+def judge_hits(
+    features: Features, rules: ListRules, others: Sequence[OtherHit] = ()
+) -> ListVerdict:
+    """The seed's blacklist scoring: the most severe match's points, plus a fixed amount per
+    additional match, at most the maximum; any allow-list hit overrides all of it (and says
+    so, so the override is visible in the decision and its audit record). Matches are the
+    list hits and ``others``; each keeps its own reason, the most severe first with its
+    points, each further one with the additional amount."""
     blocks = sorted(
         _hits(features, BLOCK_PREFIX),
         key=lambda hit: _SEVERITY_ORDER.index(hit.severity),
         reverse=True,
     )
-    if not blocks:
+    if not blocks and not others:
         return NO_HITS
     listed = "; ".join(
         f"{hit.shown} x{hit.count}" if hit.count > 1 else hit.shown for hit in blocks
@@ -300,16 +314,27 @@ def judge_hits(features: Features, rules: ListRules) -> ListVerdict:
     allowed = _hits(features, ALLOW_PREFIX)
     if allowed:
         allowing = "; ".join(hit.shown for hit in allowed)
-        detail = f"allow-listed {allowing} overrides block-list hits: {listed}"
+        overridden = "; ".join(filter(None, [listed, *[other.detail for other in others]]))
+        detail = f"allow-listed {allowing} overrides block-list hits: {overridden}"
         return ListVerdict([Reason(code=WHITELIST_OVERRIDE, points=0, detail=detail)], None)
-    top = blocks[0].severity
-    total = sum(hit.count for hit in blocks)
-    points = min(
-        rules.severity_points[top] + (total - 1) * rules.additional_match_points, rules.max_points
-    )
-    detail = f"block-list hits: {listed}"
-    if total > 1:
-        detail += f" ({rules.severity_points[top]} + {total - 1} more x "
-        detail += f"{rules.additional_match_points}, max {rules.max_points})"
-    reason = Reason(code="BLACKLIST_LIST_HIT", points=points, detail=detail)
-    return ListVerdict([reason], top)
+    matches: list[tuple[str, int, int, str]] = [
+        (other.code, other.points, 1, other.detail) for other in others
+    ]
+    top = blocks[0].severity if blocks else None
+    if top is not None:
+        total = sum(hit.count for hit in blocks)
+        detail = f"block-list hits: {listed}"
+        matches.append(("BLACKLIST_LIST_HIT", rules.severity_points[top], total, detail))
+    matches.sort(key=lambda match: match[1], reverse=True)  # stable: ties keep their order
+    further = rules.additional_match_points
+    reasons, score = [], 0
+    for n, (code, alone, count, detail) in enumerate(matches):
+        earned = (alone if n == 0 else further) + (count - 1) * further
+        earned = min(earned, rules.max_points - score)
+        if n > 0:
+            detail += f" (a further match: +{further} each, max {rules.max_points})"
+        elif count > 1:
+            detail += f" ({alone} + {count - 1} more x {further}, max {rules.max_points})"
+        score += earned
+        reasons.append(Reason(code=code, points=earned, detail=detail))
+    return ListVerdict(reasons, top)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from config.rules import Bands, FlowThresholds, GiftRules, RuleSet
 from engine.admission import subject_of
-from engine.capypay import login_reasons, transaction_reasons
+from engine.capypay import fraud_block_hits, login_reasons, transaction_reasons
 from engine.features import (
     BLOCKED_FEATURE,
     ENTITY_BLOCKED_FEATURE,
@@ -243,7 +243,10 @@ def assess(
 ) -> Assessment:
     """Score the event on the rules plus, when given, the online model's (score, version)."""
     kind = EVENT_KIND_OF[type(event)]
-    judged = judge_hits(features, rules.lists)  # once: reasons and severity both read it
+    # Fraud blocks count as block-list matches for transactions and logins; gift actions
+    # under a block are refused by their own rules.
+    blocks = () if kind is EventKind.GIFT else fraud_block_hits(features, rules.capypay)
+    judged = judge_hits(features, rules.lists, blocks)  # once: reasons and severity read it
     match event:
         case GiftEvent():
             reasons = gift_reasons(event, rules.gift, features, judged)

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from config.rules import load_rules
+from engine.capypay import fraud_block_hits
 from engine.decide import decide_event
 from engine.identities import keyed_hash, normalise
 from engine.lists import (
@@ -17,6 +18,7 @@ from engine.lists import (
     new_entry,
     removal_of,
 )
+from engine.scoring import assess
 from engine.velocity import VelocityState
 from schemas.models import (
     DecisionAction,
@@ -133,6 +135,59 @@ def test_hits_score_as_the_seed_says(features: dict[str, int], points: int, code
     """10/30/60/100 by severity, + 10 per additional match, max 100; allow overrides."""
     (reason,) = judge_hits(features, RULES.lists).reasons
     assert (reason.code, reason.points) == (code, points)
+
+
+@pytest.mark.parametrize(
+    ("features", "reasons", "verdict"),
+    [
+        ({"subject.blocked": 1}, [("BLACKLIST_FRAUD_BLOCK", 60)], Verdict.REVIEW),
+        (
+            {"subject.blocked": 1, "entity.blocked": 1},
+            [("BLACKLIST_FRAUD_BLOCK", 60), ("BLACKLIST_ENTITY_BLOCK", 10)],
+            Verdict.REVIEW,
+        ),
+        (
+            {"subject.blocked": 1, "list.block.user.MEDIUM": 1},
+            [("BLACKLIST_FRAUD_BLOCK", 60), ("BLACKLIST_LIST_HIT", 10)],
+            Verdict.BLOCK,  # 70 points; MEDIUM blocks a transaction outright
+        ),
+        (
+            {"entity.blocked": 1, "list.block.user.CRITICAL": 1, "list.block.email.LOW": 1},
+            [("BLACKLIST_ENTITY_BLOCK", 0), ("BLACKLIST_LIST_HIT", 100)],
+            Verdict.BLOCK,
+        ),
+        (
+            {"subject.blocked": 1, "entity.blocked": 1, "list.allow.user.LOW": 1},
+            [("WHITELIST_OVERRIDE", 0)],
+            Verdict.ALLOW,
+        ),
+    ],
+)
+def test_fraud_blocks_are_matches_of_the_seed_formula(
+    features: dict[str, int], reasons: list[tuple[str, int]], verdict: Verdict
+) -> None:
+    """A fraud block is a HIGH match: the most severe match's points, + 10 per further one
+    (max 100), and an allow-list hit overrides it like any block-list hit."""
+    assessment = assess(factories.transaction(network_flags=[]), RULES, features)
+    blacklist = [
+        (r.code, r.points)
+        for r in assessment.reasons
+        if r.code.startswith(("BLACKLIST_", "WHITELIST_"))
+    ]
+    assert sorted(blacklist) == sorted(reasons)
+    assert assessment.verdict is verdict
+
+
+def test_an_override_of_fraud_blocks_names_them() -> None:
+    features = {"subject.blocked": 1, "list.allow.user.LOW.MANUAL.***1": 1}
+    (override,) = judge_hits(
+        features, RULES.lists, fraud_block_hits(features, RULES.capypay)
+    ).reasons
+    assert override.code == "WHITELIST_OVERRIDE"
+    assert override.detail == (
+        "allow-listed user ***1 LOW (MANUAL) overrides block-list hits: "
+        "user is under an active fraud block"
+    )
 
 
 def test_a_whitelisted_user_is_not_blocked_by_a_critical_hit() -> None:
