@@ -9,6 +9,7 @@ import sys
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,8 @@ from config.rules import load_rules
 from config.settings import Settings
 from engine.admission import subject_of
 from engine.entities import entity_keys
-from engine.velocity import VelocityState
+from engine.features import BLOCKED_FEATURE, ENTITY_BLOCKED_FEATURE, record_and_read, window_feature
+from engine.velocity import VelocityState, WindowStats
 from schemas.codec import WireCodec
 from schemas.models import (
     DeadLetter,
@@ -96,8 +98,12 @@ async def collect(
     return out
 
 
+COUNTRIES = ("BR", "BR", "BR", "AR", "US")
+
+
 def timed_transactions(count: int, users: int, spacing_ms: int = 700) -> list[TransactionEvent]:
-    """Transactions in time order, ending now, spread over ``users`` subjects."""
+    """Transactions in time order, ending now, spread over ``users`` subjects, with
+    counterparties, countries and devices that vary (so every distinct count moves)."""
     start = datetime.now(UTC) - timedelta(milliseconds=count * spacing_ms + 60_000)
     return [
         factories.transaction(
@@ -105,37 +111,76 @@ def timed_transactions(count: int, users: int, spacing_ms: int = 700) -> list[Tr
             user_id=f"user-{n % users}",
             occurred_at=start + timedelta(milliseconds=n * spacing_ms),
             amount_cents=1_000 + (n * 7919) % 500_000,
+            counterparty_pix_key_hash=factories.sha(f"pix-{n % 7}"),
+            country=COUNTRIES[n % len(COUNTRIES)],
+            device_id=f"dev-{n % 4}",
         )
         for n in range(count)
     ]
 
 
+def _second(event: TransactionEvent) -> int:
+    return int(event.occurred_at.timestamp() * 1000) // 1000
+
+
+def _stats(
+    inside: list[TransactionEvent], counterparty: Callable[[TransactionEvent], str]
+) -> WindowStats:
+    """A window's statistics counted from the events in it, by brute force."""
+    return WindowStats(
+        len(inside),
+        sum(e.amount_cents for e in inside),
+        len({counterparty(e) for e in inside}),
+        len({e.country for e in inside}),
+        len({e.device_id for e in inside}),
+    )
+
+
 def recomputed_windows(
     events: list[TransactionEvent], windows: dict[str, int]
 ) -> dict[str, dict[str, int]]:
-    """Count and amount per window for each event, from the input alone (sent in order).
+    """Every window statistic (count, amount, distinct counterparties, countries, devices)
+    for each event, from the input alone (sent in order).
 
     For event i of a user: that user's events j <= i whose second is in (t_i - W, t_i].
     """
     expected: dict[str, dict[str, int]] = {}
     for i, event in enumerate(events):
-        at_s = int(event.occurred_at.timestamp() * 1000) // 1000
+        at_s = _second(event)
         earlier = [e for e in events[: i + 1] if e.user_id == event.user_id]
         values: dict[str, int] = {}
         for name, length in windows.items():
-            inside = [
-                e
-                for e in earlier
-                if at_s - length < int(e.occurred_at.timestamp() * 1000) // 1000 <= at_s
-            ]
-            values[f"tx.count.{name}"] = len(inside)
-            values[f"tx.amount_cents.{name}"] = sum(e.amount_cents for e in inside)
+            inside = [e for e in earlier if at_s - length < _second(e) <= at_s]
+            stats = _stats(inside, lambda e: e.counterparty_pix_key_hash or "")
+            for stat, value in zip(WindowStats._fields, stats, strict=True):
+                values[window_feature("tx", stat, name)] = value
         expected[event.event_id] = values
     return expected
 
 
-def window_mismatches(decisions: list[Decision], expected: dict[str, dict[str, int]]) -> list[str]:
-    """Every decision whose window values differ from the recomputation (should be none)."""
+def reference_features(events: list[TransactionEvent]) -> dict[str, dict[str, int | float]]:
+    """The features an uninterrupted engine reads for each event (windows, and the profile:
+    previous event, countries and devices seen, last place, usual hours, amounts), computed
+    from the input alone in order, each subject in a fresh state. Block flags are left out:
+    blocks reach workers through their topic, at a time no input fixes."""
+    rules = load_rules()
+    states: dict[str, VelocityState] = {}
+    expected = {}
+    for event in events:
+        state = states.setdefault(subject_of(event).key, VelocityState())
+        features = record_and_read(state, event, rules)
+        expected[event.event_id] = {
+            name: value
+            for name, value in features.items()
+            if name not in (BLOCKED_FEATURE, ENTITY_BLOCKED_FEATURE)
+        }
+    return expected
+
+
+def window_mismatches(
+    decisions: list[Decision], expected: dict[str, dict[str, int | float]]
+) -> list[str]:
+    """Every decision whose features differ from the expected ones (should be none)."""
     wrong = []
     for decision in decisions:
         want = expected.get(decision.event_id)
@@ -143,7 +188,8 @@ def window_mismatches(decisions: list[Decision], expected: dict[str, dict[str, i
             continue
         got = {name: decision.features.get(name) for name in want}
         if got != want:
-            wrong.append(f"{decision.event_id}: got {got}, want {want}")
+            differ = {name: (got[name], want[name]) for name in want if got[name] != want[name]}
+            wrong.append(f"{decision.event_id}: (got, want) {differ}")
     return wrong
 
 
@@ -151,9 +197,10 @@ async def entity_window_mismatches(
     settings: Settings, events: list[TransactionEvent], attempts: int = 10
 ) -> list[str]:
     """Every tracked entity the events name whose state, as last written to the velocity
-    changelog, holds windows that differ from a recomputation from the input (should be
-    none). Windows end at the entity's newest event. Retried while the last changelog writes
-    may still be on their way."""
+    changelog, holds window statistics (count, amount, distinct users, countries, devices)
+    that differ from a recomputation from the input (should be none). Windows end at the
+    entity's newest event. Retried while the last changelog writes may still be on their
+    way."""
     rules = load_rules()
     hash_key = settings.pii_hash_key.get_secret_value().encode()
     named: dict[str, list[TransactionEvent]] = {}
@@ -172,14 +219,14 @@ async def entity_window_mismatches(
         wrong = []
         for key, theirs in named.items():
             state = VelocityState.from_bytes(latest.get(key))
-            seconds = [int(e.occurred_at.timestamp()) for e in theirs]
-            newest = max(seconds)
+            newest = max(_second(e) for e in theirs)
             for name, length in rules.velocity.windows.items():
-                inside = [e for e, s in zip(theirs, seconds, strict=True) if newest - length < s]
+                inside = [e for e in theirs if newest - length < _second(e)]
+                # In an entity's windows the counterparty is the subject that used it.
+                want = _stats(inside, lambda e: subject_of(e).key)
                 got = state.window("tx", newest * 1000, length)
-                want = (len(inside), sum(e.amount_cents for e in inside))
-                if (got.count, got.amount_cents) != want:
-                    wrong.append(f"{key} {name}: got {(got.count, got.amount_cents)}, want {want}")
+                if got != want:
+                    wrong.append(f"{key} {name}: got {got}, want {want}")
         if not wrong:
             break
     return wrong

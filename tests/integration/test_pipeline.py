@@ -36,6 +36,7 @@ from tests.integration.helpers import (
     entity_window_mismatches,
     read_giftpix_outputs,
     recomputed_windows,
+    reference_features,
     send_events,
     timed_transactions,
     window_mismatches,
@@ -126,7 +127,7 @@ def test_garbage_goes_to_the_dlq_with_its_reason_and_the_worker_keeps_going(
 def _decide_and_check(
     out_decisions: list[Decision], events: list[TransactionEvent]
 ) -> Counter[Seen]:
-    """Every event decided, re-deliveries identical, window values exact."""
+    """Every event decided, re-deliveries identical, window and profile values exact."""
     wanted = {e.event_id for e in events}
     ours = [d for d in out_decisions if d.event_id in wanted]
     ledger = DecisionLedger()
@@ -135,8 +136,10 @@ def _decide_and_check(
     assert outcomes[Seen.FIRST] == len(events)
     assert outcomes[Seen.CONFLICT] == 0
     assert outcomes[Seen.DUPLICATE] == len(ours) - len(events)
-    expected = recomputed_windows(events, load_rules().velocity.windows)
-    assert window_mismatches(ours, expected) == []
+    # Windows counted by brute force from the input; every feature of the state (windows and
+    # profile) as an uninterrupted engine reads it from the same input.
+    assert window_mismatches(ours, recomputed_windows(events, load_rules().velocity.windows)) == []
+    assert window_mismatches(ours, reference_features(events)) == []
     return outcomes
 
 
