@@ -177,6 +177,23 @@ async def _collect(
     result.elapsed_s = last_seen - replay_started
 
 
+def demo_events(
+    settings: Settings, transactions: int, gifts: int, now: datetime
+) -> tuple[str, list[TransactionEvent], list[GiftEvent]]:
+    """The demo's traffic: where its transactions come from, the handbook's first
+    ``transactions`` rows (synthetic ones without the file), and ``gifts`` GiftPix events
+    ending before ``now``."""
+    if settings.handbook_path.is_file():
+        tx_events = read_handbook(settings.handbook_path, transactions)
+        source = f"handbook ({settings.handbook_path.name})"
+    else:
+        tx_events = synthetic_transactions_until(transactions, now.replace(microsecond=0))
+        source = "synthetic (handbook file not found)"
+    # Gifts span about 45 s each on average: start far enough back to end before now.
+    gift_events = generated_gifts(gifts, now.replace(microsecond=0) - timedelta(seconds=60 * gifts))
+    return source, tx_events, gift_events
+
+
 async def run_demo(
     settings: Settings,
     transactions: int,
@@ -194,14 +211,7 @@ async def run_demo(
     ``audit``: also run the auditor (batches due after a few seconds) and verify its log."""
     codec = WireCodec()
     now = datetime.now(UTC)
-    if settings.handbook_path.is_file():
-        tx_events = read_handbook(settings.handbook_path, transactions)
-        source = f"handbook ({settings.handbook_path.name})"
-    else:
-        tx_events = synthetic_transactions_until(transactions, now.replace(microsecond=0))
-        source = "synthetic (handbook file not found)"
-    # Gifts span about 45 s each on average: start far enough back to end before now.
-    gift_events = generated_gifts(gifts, now.replace(microsecond=0) - timedelta(seconds=60 * gifts))
+    source, tx_events, gift_events = demo_events(settings, transactions, gifts, now)
     bad = invalid_samples(now)
     result = DemoResult(transaction_source=source, rate=rate)
 

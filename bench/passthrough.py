@@ -1,7 +1,9 @@
 """Raw aiokafka consume -> produce passthrough on the embedded broker: the floor to compare with.
 
-Same broker binary, same records (Avro-framed transactions), same partition count as the
-pipeline benchmark; no decoding, no state, no Faust. Bounded by ``count`` and ``timeout_s``.
+Same broker binary, same records (the handbook's transactions as Avro, GiftPix events as
+JSON, on their input topics, keyed by subject), same partition count as the pipeline
+benchmark; no decoding, no state, no Faust. A broker of its own, fresh as the pipeline's
+was. Bounded by the record count and ``timeout_s``.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from atalaia.broker import EmbeddedBroker
+from atalaia.demo import demo_events, event_record
 from atalaia.measure import percentile
-from atalaia.publish import OutRecord, publish
-from atalaia.sample import synthetic_transactions
+from atalaia.publish import publish
+from atalaia.sample import interleave
 from config.settings import Settings
 from schemas.codec import WireCodec
 from streams.admin import ensure_topics
@@ -42,16 +45,16 @@ class PassthroughResult:
 
 async def _forward(
     bootstrap: str,
-    source: str,
+    sources: list[str],
     sink: str,
     count: int,
     timeout_s: float,
     result: PassthroughResult,
     ready: asyncio.Event,
 ) -> float:
-    """Copy records from ``source`` to ``sink``; returns when the last one was acknowledged."""
+    """Copy records from ``sources`` to ``sink``; returns when the last one was acknowledged."""
     consumer = AIOKafkaConsumer(
-        source,
+        *sources,
         bootstrap_servers=bootstrap,
         group_id=f"passthrough-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest",
@@ -87,10 +90,13 @@ async def _forward(
 
 
 async def run_passthrough(
-    settings: Settings, count: int, rate: float | None, timeout_s: float = 300.0
+    settings: Settings, transactions: int, gifts: int, rate: float | None, timeout_s: float = 300.0
 ) -> PassthroughResult:
+    """Forward the demo's traffic of ``transactions`` + ``gifts`` events (as the pipeline
+    benchmark replays it) from the input topics to one output topic."""
     codec = WireCodec()
     result = PassthroughResult()
+    _, tx_events, gift_events = demo_events(settings, transactions, gifts, datetime.now(UTC))
     with EmbeddedBroker() as broker:
         local = settings.model_copy(
             update={
@@ -100,23 +106,20 @@ async def run_passthrough(
         )
         topics = Topics(local.topic_prefix)
         await ensure_topics(local)
+        records = [event_record(codec, topics, e) for e in interleave(tx_events, gift_events)]
         ready = asyncio.Event()
         forwarding = asyncio.create_task(
             _forward(
                 broker.bootstrap_servers,
-                topics.transactions,
+                list(topics.input_models()),
                 topics.validated,
-                count,
+                len(records),
                 timeout_s,
                 result,
                 ready,
             )
         )
         await asyncio.wait_for(ready.wait(), timeout=60)
-        events = synthetic_transactions(count, datetime.now(UTC))
-        records = [
-            OutRecord(topics.transactions, e.user_id.encode(), codec.encode(e)) for e in events
-        ]
         started = time.monotonic()
         await publish(broker.bootstrap_servers, records, rate=rate)
         result.elapsed_s = await forwarding - started

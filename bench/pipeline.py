@@ -62,17 +62,14 @@ def main() -> int:
         rules_only = settings.model_copy(update={"rules_path": _without_model(Path(tmp))})
         burst_rules = asyncio.run(run_demo(rules_only, args.transactions, args.gifts, None))
     burst = asyncio.run(run_demo(settings, args.transactions, args.gifts, None, learner_only=True))
+    paced_transactions, paced_gifts = max(1, args.rate * 10), args.gifts // 10 or 1
     paced = asyncio.run(
-        run_demo(
-            settings,
-            max(1, args.rate * 10),
-            args.gifts // 10 or 1,
-            float(args.rate),
-            learner_only=True,
-        )
+        run_demo(settings, paced_transactions, paced_gifts, float(args.rate), learner_only=True)
     )
-    raw_burst = asyncio.run(run_passthrough(settings, burst.valid, None))
-    raw_paced = asyncio.run(run_passthrough(settings, paced.valid, float(args.rate)))
+    raw_burst = asyncio.run(run_passthrough(settings, args.transactions, args.gifts, None))
+    raw_paced = asyncio.run(
+        run_passthrough(settings, paced_transactions, paced_gifts, float(args.rate))
+    )
     report = {
         "machine": f"{platform.machine()} {platform.python_version()}",
         "profile": settings.profile,
