@@ -48,7 +48,7 @@ from rocksdict import WriteBatch
 from agents.current import PartitionEvent, as_current
 from agents.retry import until_stored
 from config.rules import LiveRules, RuleSet
-from engine.admission import admit, subject_of
+from engine.admission import admit, is_redemption_step, subject_of
 from engine.audit import override_record
 from engine.cases import case_command_for
 from engine.decide import Outcome, decide_event, model_of
@@ -344,7 +344,10 @@ class Scorer:
         rules: RuleSet,
     ) -> None:
         windows, horizon_s = rules.velocity.windows, rules.velocity.horizon_s
-        for block in record_entity(state, event, *entity, rules.entities, windows, horizon_s):
+        consecutive = rules.gift.consecutive_failures
+        for block in record_entity(
+            state, event, *entity, rules.entities, consecutive, windows, horizon_s
+        ):
             block_key = entity_key(block.entity_type, block.entity_id).encode()
             batch.outputs.append(
                 (self.topics.fraud_blocks, block_key, self.codec.encode(block), None, None)
@@ -361,7 +364,7 @@ class Scorer:
     ) -> None:
         at_ms = at_ms_of(event)
         entities = entity_keys(event, rules.entities, self.hash_key)
-        blocked = self.views.blocks.blocked(entities, at_ms)
+        blocked = self.views.blocks.blocked(entities, at_ms, is_redemption_step(event))
         lists = list_features(self.views.lists.hits(event, self.hash_key))
         labelled: list[str] = []
         known, model = None, None

@@ -34,7 +34,7 @@ from atalaia.admin_api import AdminApi
 from config.rules import LiveRules, RuleSet
 from config.settings import Settings
 from engine.admission import admit, subject_of
-from engine.entities import entity_keys, parse_entity_key
+from engine.entities import block_stops, entity_keys, parse_entity_key
 from engine.late_answer import ActiveBlock, late_answer
 from schemas.codec import DecodeError, WireCodec
 from schemas.models import EVENT_KIND_OF, EventKind, InputEvent
@@ -151,7 +151,8 @@ class DecideService:
         await self.producer.send_and_wait(topic, self.codec.encode(event), key=key.encode())
 
     async def _active_block(self, event: InputEvent, rules: RuleSet) -> ActiveBlock | None:
-        """A block in the Redis mirror on the event's subject, IP or device, if any."""
+        """A block in the Redis mirror on the event's subject, IP or device that stops it, if
+        any (a redeemer's block for consecutive wrong codes stops only its redemptions)."""
         if self.blocks is None:
             return None
         subject = subject_of(event)
@@ -162,7 +163,7 @@ class DecideService:
         try:
             for kind, entity_id in entities:
                 found = await self.blocks.active_block(kind, entity_id)
-                if found is not None:
+                if found is not None and block_stops(str(found["reason"]), event):
                     return ActiveBlock(str(found["reason"]), int(str(found["expires_at_ms"])))
         except RedisError as exc:  # unknown: the policy alone decides
             log.warning("block mirror unreadable: %s", type(exc).__name__)

@@ -106,6 +106,17 @@ class GiftBlocks(_Frozen):
     redemption_block_seconds: int = Field(gt=0)
 
 
+class ConsecutiveFailures(_Frozen):
+    """Seed 5.2 ("Falhas consecutivas": "Bloqueio temporário"): ``failures`` wrong codes in a row
+    from one redeemer (its device, ``engine.entities``), across gifts, with no correct code from
+    it in between, within ``window``: its redemption steps are blocked for ``block_seconds``
+    (at most a day: the block is temporary)."""
+
+    failures: int = Field(ge=2)
+    window: str
+    block_seconds: int = Field(gt=0, le=86_400)
+
+
 class GiftActions(_Frozen):
     blocked_message: str = Field(min_length=1, max_length=512)
     captcha_after: frozenset[str]
@@ -132,6 +143,7 @@ class GiftRules(_Frozen):
     limits: GiftLimits
     patterns: GiftPatterns
     blocks: GiftBlocks
+    consecutive_failures: ConsecutiveFailures
     actions: GiftActions
     points: GiftPoints
 
@@ -412,6 +424,7 @@ class RuleSet(_Frozen):
             self.gift.limits.refund_window,
             self.gift.patterns.rapid_creation_window,
             self.gift.patterns.code_attempts_window,
+            self.gift.consecutive_failures.window,
             *(feature_window(f) for f in self.sync.mirrored_counters),
             *(limit.window for limit in self.entities.limits),
             *self.model.user_windows,
@@ -420,6 +433,15 @@ class RuleSet(_Frozen):
         unknown = sorted(set(named) - set(self.velocity.windows))
         if unknown:
             raise ValueError(f"unknown velocity window(s): {', '.join(unknown)}")
+        return self
+
+    @model_validator(mode="after")
+    def _redeemers_counted(self) -> RuleSet:
+        if BlockedEntityType.DEVICE not in self.entities.tracked:
+            raise ValueError(
+                "gift.consecutive_failures counts each redeemer's device: "
+                "entities.tracked must include device"
+            )
         return self
 
 

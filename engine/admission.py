@@ -57,6 +57,11 @@ def subject_of(event: InputEvent) -> Subject:
     raise TypeError(f"not an input event: {type(event).__name__}")
 
 
+def is_redemption_step(event: InputEvent) -> bool:
+    """A redemption attempt or a completed redemption (both decided with the gift)."""
+    return isinstance(event, GiftEvent) and event.event_type in _RECIPIENT_SIDE_GIFT_STEPS
+
+
 def user_of(event: InputEvent) -> str:
     """The user an event concerns (the giver, for gifts)."""
     return event.giver_user_id if isinstance(event, GiftEvent) else event.user_id

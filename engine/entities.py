@@ -4,7 +4,8 @@ counterparties): their keys, windows and rate limits (pure).
 An event is decided with its subject's state; each tracked entity it names also gets the event
 recorded in a state of its own, keyed ``<entity>:<id>``, e.g. ``ip:<keyed hash>`` or
 ``device:<id>`` (an IP is never kept in clear). Crossing a configured limit blocks the entity
-from the event's time on; the block is placed once, not again while it lasts.
+from the event's time on; the block is placed once, not again while it lasts. A device's
+windows also hold GiftPix's consecutive code failures (``failures_in_a_row``).
 
 >>> from config.rules import load_rules
 >>> from tests.factories import gift
@@ -22,9 +23,9 @@ from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
-from config.rules import Entities
-from engine.admission import subject_of
-from engine.features import observe
+from config.rules import ConsecutiveFailures, Entities
+from engine.admission import is_redemption_step, subject_of
+from engine.features import REDEEM_FAILED, REDEEM_OK, observe
 from engine.velocity import VelocityState
 from schemas.models import (
     SUBJECT_ENTITY_TYPES,
@@ -123,17 +124,82 @@ def parse_entity_key(key: str) -> tuple[BlockedEntityType, str] | None:
 _ENTITY_TYPES = frozenset(BlockedEntityType) - SUBJECT_ENTITY_TYPES
 
 
+CONSECUTIVE_FAILURES = "GIFT_CONSECUTIVE_FAILURES"
+"""The reason of the block that consecutive wrong codes place on their redeemer."""
+REDEEMER = BlockedEntityType.DEVICE
+"""The entity a redeemer is known by, for GiftPix's "falhas consecutivas" (seed 5.2).
+
+A redemption is decided with its gift, on the gift's partition, which sees no other gift's
+attempts; the redeemer's run of wrong codes across gifts needs windows of the redeemer's own.
+Of what a redemption attempt names, the device the codes are entered from is the one that
+stands for the person entering them:
+
+- it is there on anonymous redemptions too: ``redeemer_user_id`` is set only when the
+  redeemer is logged in, and someone guessing codes need not log in;
+- unlike an IP, it is not shared by strangers (carrier and office NAT put many people behind
+  one address, and the seed lists "dependência excessiva de IP" among its risks); the IP has
+  a limit of its own (``IP_REDEMPTION_RATE_LIMIT``);
+- the seed names it for redemptions ("Bloqueio por IP / fingerprint");
+- it is a tracked entity: its state counts its attempts on every gift, and its blocks reach
+  every worker through the fraud-blocks topic (and callers through the Redis mirror). A user
+  is a subject instead: a block in its state would stop its own gift creations and refunds,
+  and would not reach the decisions of the gifts it tries to redeem.
+
+An attempt that names no device is not counted here (the gift's own limits and the IP's
+still apply).
+"""
+REDEMPTION_ONLY_REASONS = frozenset({CONSECUTIVE_FAILURES})
+"""Blocks that stop the entity's redemption steps only; an entity's other blocks stop every
+action naming it."""
+
+
+def block_stops(reason: str, event: InputEvent) -> bool:
+    """Whether an entity block for ``reason`` stops ``event``, an action naming the entity."""
+    return reason not in REDEMPTION_ONLY_REASONS or is_redemption_step(event)
+
+
+def failures_in_a_row(
+    state: VelocityState, at_ms: int, rule: ConsecutiveFailures, windows: dict[str, int]
+) -> int:
+    """The wrong codes a redeemer entered in a row up to ``at_ms``: those within the rule's
+    window after its latest correct code and after the end of its latest block for them (the
+    wrong codes entered while blocked do not place the next block).
+
+    Buckets are one second long, so a correct code resets the wrong ones of its own second.
+
+    >>> from config.rules import load_rules
+    >>> from engine.velocity import Observation
+    >>> rules, state = load_rules(), VelocityState()
+    >>> for n, metric in enumerate(["redeem_failed", "redeem_ok", "redeem_failed"]):
+    ...     _ = state.record(Observation(f"e{n}", n * 1000, metric), 3600)
+    >>> failures_in_a_row(state, 2000, rules.gift.consecutive_failures, rules.velocity.windows)
+    1
+    """
+    at_s = at_ms // 1000
+    after_s = at_s - windows[rule.window]
+    last_correct = state.previous_second(REDEEM_OK, at_ms)
+    if last_correct is not None:
+        after_s = max(after_s, last_correct)
+    blocked_until_ms = state.block_expiry(CONSECUTIVE_FAILURES)
+    if blocked_until_ms is not None:
+        after_s = max(after_s, (blocked_until_ms - 1) // 1000)  # its last blocked second
+    if after_s >= at_s:
+        return 0
+    return state.window(REDEEM_FAILED, at_ms, at_s - after_s).count
+
+
 def record_entity(
     state: VelocityState,
     event: InputEvent,
     entity: BlockedEntityType,
     entity_id: str,
     entities: Entities,
+    consecutive: ConsecutiveFailures,
     windows: dict[str, int],
     horizon_s: int,
 ) -> list[FraudBlock]:
     """Count ``event`` for the entity; the blocks its limits place (at most once each while
-    they last).
+    they last), and for a redeemer's device, the block of ``consecutive`` wrong codes.
 
     Events reach an entity out of order (each was decided on its own subject's partition
     first), so a limit is checked over the window ending at the newest event the entity has
@@ -143,6 +209,7 @@ def record_entity(
     # In an entity's windows the counterparty is the subject that used it.
     obs = observe(event, counterparty=subject_of(event).key)
     durations = {limit.reason: limit.block_seconds for limit in entities.limits}
+    durations[CONSECUTIVE_FAILURES] = consecutive.block_seconds
     if not state.record(obs, horizon_s):
         placed = state.features_of(event.event_id) or {}
         return [
@@ -163,6 +230,17 @@ def record_entity(
         block = _block(entity, entity_id, limit.reason, event, newest_ms, limit.block_seconds)
         state.block(limit.reason, int(block.expires_at.timestamp() * 1000))
         placed[_PLACED + limit.reason] = newest_ms
+        blocks.append(block)
+    if (
+        entity is REDEEMER
+        and obs.metric == REDEEM_FAILED
+        and failures_in_a_row(state, newest_ms, consecutive, windows) >= consecutive.failures
+    ):
+        block = _block(
+            entity, entity_id, CONSECUTIVE_FAILURES, event, newest_ms, consecutive.block_seconds
+        )
+        state.block(CONSECUTIVE_FAILURES, int(block.expires_at.timestamp() * 1000))
+        placed[_PLACED + CONSECUTIVE_FAILURES] = newest_ms
         blocks.append(block)
     state.remember(event.event_id, placed)
     return blocks
@@ -197,13 +275,19 @@ class BlockView:
 
     def __init__(self) -> None:
         self._until: dict[str, int] = {}
+        self._redemptions_until: dict[str, int] = {}  # REDEMPTION_ONLY_REASONS
 
     def apply(self, block: FraudBlock) -> None:
         if block.entity_type in SUBJECT_ENTITY_TYPES:
             return  # subjects' blocks live in their own state
         key = entity_key(block.entity_type, block.entity_id)
         until_ms = int(block.expires_at.timestamp() * 1000)
-        self._until[key] = max(until_ms, self._until.get(key, 0))
+        until = self._redemptions_until if block.reason in REDEMPTION_ONLY_REASONS else self._until
+        until[key] = max(until_ms, until.get(key, 0))
 
-    def blocked(self, keys: list[str], at_ms: int) -> bool:
-        return any(self._until.get(key, 0) > at_ms for key in keys)
+    def blocked(self, keys: list[str], at_ms: int, redemption: bool) -> bool:
+        """Whether a block in force at ``at_ms`` on one of ``keys`` stops an action naming
+        them; ``redemption``: the action is a redemption step."""
+        if any(self._until.get(key, 0) > at_ms for key in keys):
+            return True
+        return redemption and any(self._redemptions_until.get(key, 0) > at_ms for key in keys)

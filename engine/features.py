@@ -29,7 +29,9 @@ from schemas.models import (
 # Related metrics a gift decision reports besides its own, by subject: a gift creation is
 # judged on the giver's failed payments too, a redemption on the gift's earlier attempts.
 _GIVER_METRICS = ("gift_created", "payment_failed")
-_GIFT_METRICS = ("redeem_failed", "redeem_ok")
+REDEEM_FAILED, REDEEM_OK = "redeem_failed", "redeem_ok"
+"""The metrics of a redemption attempt with a wrong code and with the right one."""
+_GIFT_METRICS = (REDEEM_FAILED, REDEEM_OK)
 _LOGIN_METRICS = ("login_failed", "login_ok")
 _STATS = WindowStats._fields
 BLOCKED_FEATURE = "subject.blocked"
@@ -45,7 +47,7 @@ def metric_of(event: InputEvent) -> str:
         case LoginEvent():
             return "login_ok" if event.success else "login_failed"
         case GiftEvent() if event.event_type is GiftEventType.REDEEM_ATTEMPT:
-            return "redeem_ok" if event.code_correct else "redeem_failed"
+            return REDEEM_OK if event.code_correct else REDEEM_FAILED
         case GiftEvent():
             return event.event_type.value
     raise TypeError(f"not an input event: {type(event).__name__}")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from itertools import count
 
 from config.rules import RuleSet
-from engine.admission import subject_of
+from engine.admission import is_redemption_step, subject_of
 from engine.decide import Outcome, decide_event
 from engine.entities import (
     BlockView,
@@ -88,7 +88,7 @@ class Replay:
         subject = subject_of(event).key
         state = self.states.setdefault(subject, VelocityState())
         lists = list_features(self.lists.hits(event, self.hash_key))
-        blocked = self.blocks.blocked(entities, at_ms)
+        blocked = self.blocks.blocked(entities, at_ms, is_redemption_step(event))
         outcome = decide_event(state, event, rules, blocked, lists, model, known)
         for key in entities:
             entity = parse_entity_key(key)
@@ -97,7 +97,13 @@ class Replay:
             entity_state = self.states.setdefault(key, VelocityState())
             windows, horizon_s = rules.velocity.windows, rules.velocity.horizon_s
             for block in record_entity(
-                entity_state, event, *entity, rules.entities, windows, horizon_s
+                entity_state,
+                event,
+                *entity,
+                rules.entities,
+                rules.gift.consecutive_failures,
+                windows,
+                horizon_s,
             ):
                 self.blocks.apply(block)
         features = outcome.assessment.features

@@ -253,6 +253,10 @@ class VelocityState:
         """Block the entity until ``until_ms`` (a later expiry for the same reason wins)."""
         self._blocks[reason] = max(until_ms, self._blocks.get(reason, 0))
 
+    def block_expiry(self, reason: str) -> int | None:
+        """When the latest block for ``reason`` ends or ended (epoch ms; None: none kept)."""
+        return self._blocks.get(reason)
+
     def active_blocks(self, at_ms: int) -> dict[str, int]:
         """Blocks in force at ``at_ms`` (event time), reason -> expiry."""
         return {reason: until for reason, until in self._blocks.items() if until > at_ms}

@@ -1,5 +1,6 @@
-"""Entities across subjects on the real pipeline: the per-IP redemption rate limit, a card
-shared by users, a refund policy that needs the giver's history."""
+"""Entities across subjects on the real pipeline: the per-IP redemption rate limit, a
+device's consecutive wrong codes, a card shared by users, a refund policy that needs the
+giver's history."""
 
 from __future__ import annotations
 
@@ -78,6 +79,55 @@ def test_wrong_codes_from_one_ip_across_gifts_block_that_ip(
     assert decision.decision is Verdict.BLOCK
     assert [r.code for r in decision.reasons] == ["GIFT_ENTITY_BLOCKED"]
     assert IP.encode() not in b"".join(r.value for r, _ in out.decisions)
+
+
+def test_consecutive_wrong_codes_from_one_device_block_its_redemptions_only(
+    engine_settings: Settings, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    """Seed 5.2 "falhas consecutivas": wrong codes on different gifts (subjects, mostly
+    partitions), each from an IP of its own; only the device's windows see the run. Its block
+    stops the device's next redemption, not a gift it creates."""
+    topics = Topics(engine_settings.topic_prefix)
+    bootstrap = engine_settings.bootstrap_servers
+    run = load_rules().gift.consecutive_failures
+    start = datetime.now(UTC) - timedelta(minutes=5)
+    wrong = [
+        factories.gift(
+            event_type="redeem_attempt",
+            gift_id=f"run-{n}",
+            amount_cents=None,
+            code_correct=False,
+            ip=f"203.0.113.{n + 1}",
+            device_id="dev-guesser",
+            occurred_at=start + timedelta(seconds=n),
+        )
+        for n in range(run.failures)
+    ]
+    start_worker()
+    asyncio.run(send_events(bootstrap, topics, wrong))
+    asyncio.run(collect(bootstrap, topics, {e.event_id for e in wrong}))
+
+    (block,) = _entity_blocks(engine_settings, topics, BlockedEntityType.DEVICE)
+    assert (block.entity_id, block.reason) == ("dev-guesser", "GIFT_CONSECUTIVE_FAILURES")
+    assert block.expires_at - block.created_at == timedelta(seconds=run.block_seconds)
+
+    time.sleep(1)  # every worker follows the fraud-blocks topic
+    now = datetime.now(UTC)
+    redemption = wrong[0].model_copy(
+        update={
+            "event_id": "run-right",
+            "gift_id": "run-fresh",
+            "code_correct": True,
+            "occurred_at": now - timedelta(seconds=5),
+        }
+    )
+    creation = factories.gift(device_id="dev-guesser", occurred_at=now - timedelta(seconds=4))
+    asyncio.run(send_events(bootstrap, topics, [redemption, creation]))
+    out = asyncio.run(collect(bootstrap, topics, {redemption.event_id, creation.event_id}))
+    by_id = {d.event_id: d for _, d in out.decisions}
+    assert by_id[redemption.event_id].decision is Verdict.BLOCK
+    assert [r.code for r in by_id[redemption.event_id].reasons] == ["GIFT_ENTITY_BLOCKED"]
+    assert by_id[creation.event_id].decision is Verdict.ALLOW
 
 
 def test_a_redeemed_gift_is_not_refunded(

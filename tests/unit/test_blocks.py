@@ -4,18 +4,30 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from config.rules import load_rules
-from engine.decide import decide_event
+import pytest
+
+from config.rules import RulesError, default_rules_path, load_rules, parse_rules
+from engine.decide import Outcome, decide_event
+from engine.entities import BlockView, block_stops, record_entity
 from engine.features import record_redemption
+from engine.lists import ListView
+from engine.replay import Replay
 from engine.velocity import VelocityState
-from schemas.models import SubjectType, Verdict
+from schemas.models import (
+    BlockedEntityType,
+    FraudBlock,
+    GiftEvent,
+    InputEvent,
+    SubjectType,
+    Verdict,
+)
 from tests import factories
 from tests.factories import run_all
 
 START = factories.NOW - timedelta(days=3)
 
 
-def _gift(giver: str, minutes: float, **fields: object) -> factories.GiftEvent:
+def _gift(giver: str, minutes: float, **fields: object) -> GiftEvent:
     return factories.gift(
         giver_user_id=giver,
         amount_cents=fields.pop("amount_cents", 1_000),
@@ -184,3 +196,181 @@ def test_a_refund_of_a_redeemed_gift_is_refused_without_blocking_the_giver() -> 
         early_giver, _gift("refunds", 5, event_type="refund_requested", gift_id="g-used"), rules
     )
     assert early.assessment.verdict is Verdict.ALLOW  # no redemption known at that time
+
+
+# Seed 5.2 "Falhas consecutivas: bloqueio temporário", per redeemer (its device), across gifts.
+RULES = load_rules()
+RUN = RULES.gift.consecutive_failures
+DEVICE = "dev-redeemer"
+
+
+def _attempt(n: int, seconds: float, correct: bool, **fields: object) -> GiftEvent:
+    """A redemption attempt on gift ``n`` (each its own subject) from DEVICE, each from an IP
+    of its own: only the device ties them together."""
+    return factories.gift(
+        event_type="redeem_attempt",
+        gift_id=f"gift-{n}",
+        amount_cents=None,
+        code_correct=correct,
+        device_id=DEVICE,
+        ip=f"198.51.100.{n % 250}",
+        occurred_at=START + timedelta(seconds=seconds),
+        **fields,
+    )
+
+
+def _wrong(n: int, seconds: float | None = None) -> GiftEvent:
+    return _attempt(n, n * 10 if seconds is None else seconds, correct=False)
+
+
+def _placed(state: VelocityState, events: list[GiftEvent]) -> list[list[FraudBlock]]:
+    """The blocks each event places when it reaches the device's state."""
+    return [
+        record_entity(
+            state,
+            event,
+            BlockedEntityType.DEVICE,
+            DEVICE,
+            RULES.entities,
+            RUN,
+            RULES.velocity.windows,
+            RULES.velocity.horizon_s,
+        )
+        for event in events
+    ]
+
+
+def test_consecutive_wrong_codes_across_gifts_block_the_redeemer_at_the_nth_not_before() -> None:
+    wrong = [_wrong(n) for n in range(RUN.failures)]
+    placed = _placed(VelocityState(), wrong)
+    assert placed[:-1] == [[]] * (RUN.failures - 1)  # N-1 in a row: nothing yet
+    (block,) = placed[-1]
+    assert (block.entity_type, block.entity_id, block.reason) == (
+        BlockedEntityType.DEVICE,
+        DEVICE,
+        "GIFT_CONSECUTIVE_FAILURES",
+    )
+    assert block.created_at == wrong[-1].occurred_at
+    assert block.expires_at - block.created_at == timedelta(seconds=RUN.block_seconds)
+    assert block.event_id == wrong[-1].event_id
+
+
+def test_a_correct_code_resets_the_run() -> None:
+    before = [_wrong(n) for n in range(RUN.failures - 1)]
+    correct = _attempt(50, 500, correct=True)
+    after = [_wrong(n, 600 + n) for n in range(60, 60 + RUN.failures - 1)]
+    state = VelocityState()
+    assert _placed(state, [*before, correct, *after]) == [[]] * (2 * RUN.failures - 1)
+    (block,) = _placed(state, [_wrong(99, 700)])[0]  # the Nth since the correct one
+    assert block.created_at == START + timedelta(seconds=700)
+
+
+def test_wrong_codes_spread_over_more_than_the_window_are_not_a_run() -> None:
+    window_s = RULES.velocity.windows[RUN.window]
+    spread = [_wrong(n, n * window_s) for n in range(RUN.failures)]
+    assert _placed(VelocityState(), spread) == [[]] * RUN.failures
+
+
+def test_re_delivered_attempts_do_not_count_twice() -> None:
+    wrong = [_wrong(n) for n in range(RUN.failures)]
+    state = VelocityState()
+    twice = [event for event in wrong[:-1] for event in (event, event)]
+    assert _placed(state, twice) == [[]] * len(twice)  # N-1 attempts, each delivered twice
+    (block,) = _placed(state, [wrong[-1]])[0]
+    # The Nth re-delivered gets back the same block (in case it was not published); no new one.
+    assert _placed(state, [wrong[-1], wrong[0]]) == [[block], []]
+    at_ms = int(wrong[-1].occurred_at.timestamp() * 1000)
+    assert state.window("redeem_failed", at_ms, 3600).count == RUN.failures
+
+
+def test_out_of_order_attempts_block_once_from_the_newest() -> None:
+    """Attempts reach the device after their gifts' decisions, in any order."""
+    wrong = [_wrong(n) for n in range(RUN.failures)]
+    late_correct = _attempt(77, -60, correct=True)  # before all of them: resets nothing
+    state = VelocityState()
+    placed = _placed(state, [*wrong[::-1], late_correct])
+    blocks = [block for blocks in placed for block in blocks]
+    assert [b.reason for b in blocks] == ["GIFT_CONSECUTIVE_FAILURES"]
+    assert blocks[0].created_at == wrong[-1].occurred_at
+    # A correct code between the first wrong one and the others breaks the run, in whatever
+    # order they arrive.
+    broken = [_wrong(0, 0), _attempt(60, 5, correct=True), *wrong[1:]]
+    for arrival in (broken, broken[::-1]):
+        assert _placed(VelocityState(), arrival) == [[]] * len(broken)
+
+
+def _replayed(events: list[InputEvent]) -> list[Outcome]:
+    """Decided as the workers do: each gift with its own state, the device counting every
+    attempt in its own, and its blocks reaching the next decisions."""
+    replay = Replay(RULES, b"test-key", ListView(), learn=False)
+    return [replay.decide(event) for event in events]
+
+
+def test_the_block_stops_the_redeemer_s_redemptions_until_it_expires() -> None:
+    n, seconds = RUN.failures, RUN.block_seconds
+    wrong = [_wrong(k) for k in range(n)]
+    last_s = (n - 1) * 10  # when the block starts
+    during = [
+        _attempt(100, last_s + 30, correct=True),
+        *(_wrong(110 + k, last_s + seconds - n + 1 + k) for k in range(n - 1)),  # to its end
+    ]
+    creation = _gift("giver-d", (last_s + 60) / 60, device_id=DEVICE, gift_id="new-gift")
+    payment = factories.transaction(
+        device_id=DEVICE, network_flags=[], occurred_at=START + timedelta(seconds=last_s + 60)
+    )
+    after = [  # a wrong code first: those entered before the end place no new block
+        _attempt(200, last_s + seconds, correct=False),
+        _attempt(201, last_s + seconds + 5, correct=True),
+    ]
+    outcomes = _replayed([*wrong, during[0], creation, payment, *during[1:], *after])
+    assert [o.assessment.verdict for o in outcomes[:n]] == [Verdict.ALLOW] * n
+    stopped = [outcomes[n], *outcomes[n + 3 : -2]]
+    assert [[r.code for r in o.assessment.reasons] for o in stopped] == [
+        ["GIFT_ENTITY_BLOCKED"]
+    ] * n
+    assert all(o.assessment.verdict is Verdict.BLOCK and o.blocks == [] for o in stopped)
+    # Only redemptions: the device still creates gifts and pays.
+    assert outcomes[n + 1].assessment.verdict is Verdict.ALLOW
+    assert "BLACKLIST_ENTITY_BLOCK" not in [r.code for r in outcomes[n + 2].assessment.reasons]
+    # Temporary: once it has ended, the redeemer's attempts are scored as anyone's.
+    assert [(o.assessment.verdict, o.assessment.reasons) for o in outcomes[-2:]] == [
+        (Verdict.ALLOW, ()),
+        (Verdict.ALLOW, ()),
+    ]
+
+
+def test_a_redeemer_block_stops_only_redemption_steps() -> None:
+    (block,) = _placed(VelocityState(), [_wrong(n) for n in range(RUN.failures)])[-1]
+    view = BlockView()
+    view.apply(block)
+    at_ms = int(block.created_at.timestamp() * 1000)
+    key = f"device:{DEVICE}"
+    assert view.blocked([key], at_ms, True) and not view.blocked([key], at_ms, False)
+    assert not view.blocked([key], int(block.expires_at.timestamp() * 1000), True)
+    assert block_stops(block.reason, _wrong(1))
+    assert not block_stops(block.reason, factories.login(device_fingerprint=DEVICE))
+    assert block_stops("IP_REDEMPTION_RATE_LIMIT", factories.login())
+
+
+@pytest.mark.parametrize(
+    ("edits", "error"),
+    [
+        ({"failures = 3 ": "failures = 1 "}, "greater than or equal to 2"),
+        ({'window = "1h"         # ours': 'window = "2h"'}, r"unknown velocity window\(s\): 2h"),
+        ({"block_seconds = 900 ": "block_seconds = 0 "}, "greater than 0"),
+        (
+            {
+                'tracked = ["ip", "device", ': 'tracked = ["ip", ',
+                'entity = "device"': 'entity = "ip"',
+            },
+            "must include device",
+        ),
+    ],
+)
+def test_the_consecutive_failures_rule_is_validated(edits: dict[str, str], error: str) -> None:
+    text = default_rules_path().read_text()
+    for old, new in edits.items():
+        assert text.count(old) == 1
+        text = text.replace(old, new)
+    with pytest.raises(RulesError, match=error):
+        parse_rules(text, "test")

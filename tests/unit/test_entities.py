@@ -47,6 +47,7 @@ def _count(state: VelocityState, events: list[GiftEvent]) -> list[list[str]]:
                 BlockedEntityType.IP,
                 keyed_id(IP, KEY),
                 RULES.entities,
+                RULES.gift.consecutive_failures,
                 RULES.velocity.windows,
                 RULES.velocity.horizon_s,
             )
@@ -123,6 +124,7 @@ def test_a_card_used_by_a_fourth_user_in_a_day_is_blocked_repeat_use_is_not() ->
                 BlockedEntityType.CARD,
                 "card-x",
                 RULES.entities,
+                RULES.gift.consecutive_failures,
                 RULES.velocity.windows,
                 RULES.velocity.horizon_s,
             )
@@ -171,13 +173,21 @@ def test_block_view_answers_for_entities_until_expiry() -> None:
     view = BlockView()
     for event in events:
         for block in record_entity(
-            state, event, BlockedEntityType.IP, "h1", RULES.entities, RULES.velocity.windows, 86400
+            state,
+            event,
+            BlockedEntityType.IP,
+            "h1",
+            RULES.entities,
+            RULES.gift.consecutive_failures,
+            RULES.velocity.windows,
+            86400,
         ):
             view.apply(block)
     at = int(events[-1].occurred_at.timestamp() * 1000)
-    assert view.blocked(["ip:h1"], at) and view.blocked(["device:x", "ip:h1"], at + 3_599_000)
-    assert not view.blocked(["ip:h1"], at + 3_600_000)
-    assert not view.blocked(["ip:other"], at)
+    assert view.blocked(["ip:h1"], at, False)
+    assert view.blocked(["device:x", "ip:h1"], at + 3_599_000, True)
+    assert not view.blocked(["ip:h1"], at + 3_600_000, True)
+    assert not view.blocked(["ip:other"], at, True)
 
 
 def test_a_blocked_ip_blocks_the_action_not_its_subject() -> None:
