@@ -48,7 +48,13 @@ from rocksdict import WriteBatch
 from agents.current import PartitionEvent, as_current
 from agents.retry import until_stored
 from config.rules import LiveRules, RuleSet
-from engine.admission import admit, is_redemption_step, subject_of
+from engine.admission import (
+    CLOCK_SKEW_FEATURE,
+    admit,
+    as_of_arrival,
+    is_redemption_step,
+    subject_of,
+)
 from engine.audit import override_record
 from engine.cases import case_command_for
 from engine.decide import Outcome, decide_event, model_of
@@ -359,13 +365,19 @@ class Scorer:
         record: EventT[bytes],
         key: bytes,
         state: VelocityState,
-        event: InputEvent,
+        stamped: InputEvent,
         rules: RuleSet,
     ) -> None:
+        """Decide ``stamped`` as its occurred_at says, or as of its arrival when its clock
+        ran too far ahead; the decision keeps the stamped time."""
+        arrived_ms = int(record.message.timestamp * 1000)
+        event, skew_s = as_of_arrival(stamped, arrived_ms, rules.validation)
         at_ms = at_ms_of(event)
         entities = entity_keys(event, rules.entities, self.hash_key)
         blocked = self.views.blocks.blocked(entities, at_ms, is_redemption_step(event))
         lists = list_features(self.views.lists.hits(event, self.hash_key))
+        if skew_s:
+            lists[CLOCK_SKEW_FEATURE] = skew_s
         labelled: list[str] = []
         known, model = None, None
         if isinstance(event, TransactionEvent) and rules.model.enabled:
@@ -383,7 +395,7 @@ class Scorer:
                 (self.topics.fraud_events, key, encode(outcome.fraud_event), None, None)
             )
         decision = build_decision(
-            event,
+            stamped,
             outcome.assessment,
             rule_version=rules.version,
             received_at=datetime.fromtimestamp(record.message.timestamp, UTC),

@@ -27,7 +27,20 @@ class _Frozen(BaseModel):
 
 
 class ValidationPolicy(_Frozen):
+    """Clock skew: an event stamped up to ``max_future_skew_seconds`` ahead of its arrival is
+    scored as stamped; further ahead, as of its arrival (and says so); further ahead than
+    ``refuse_future_skew_seconds`` of the engine's clock, refused."""
+
     max_future_skew_seconds: int = Field(ge=0, le=86_400)
+    refuse_future_skew_seconds: int = Field(ge=0, le=31_536_000)
+
+    @model_validator(mode="after")
+    def _refused_beyond_scored(self) -> ValidationPolicy:
+        if self.refuse_future_skew_seconds < self.max_future_skew_seconds:
+            raise ValueError(
+                "validation.refuse_future_skew_seconds must be at least max_future_skew_seconds"
+            )
+        return self
 
 
 class Bands(_Frozen):

@@ -13,7 +13,7 @@ Pure functions: the clock is passed in, nothing is read from the outside.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from config.rules import ValidationPolicy
 from schemas.codec import DecodeError, WireCodec
@@ -68,14 +68,44 @@ def user_of(event: InputEvent) -> str:
 
 
 def check_event_time(event: InputEvent, now: datetime, policy: ValidationPolicy) -> None:
-    """Refuse events stamped further in the future than the allowed clock skew."""
+    """Refuse events stamped further in the future than any clock skew would explain."""
     skew = event.occurred_at - now
-    if skew > timedelta(seconds=policy.max_future_skew_seconds):
+    if skew > timedelta(seconds=policy.refuse_future_skew_seconds):
         raise DecodeError(
             "FutureTimestamp",
             f"occurred_at is {skew.total_seconds():.0f}s in the future "
-            f"(allowed skew {policy.max_future_skew_seconds}s)",
+            f"(refused beyond {policy.refuse_future_skew_seconds}s)",
         )
+
+
+CLOCK_SKEW_FEATURE = "event.clock_skew_s"
+"""Seconds an event's occurred_at was ahead of its arrival, when it was scored as of its
+arrival instead (absent otherwise)."""
+
+
+def as_of_arrival(
+    event: InputEvent, arrived_ms: int, policy: ValidationPolicy
+) -> tuple[InputEvent, int]:
+    """The event to score: itself when stamped at most the allowed skew ahead of its arrival
+    (epoch ms), else a copy stamped at its arrival, and the skew in seconds (0: none).
+    Re-deliveries carry the same arrival (the input's broker timestamp), so the same copy.
+
+    >>> from schemas.models import GiftEvent
+    >>> from config.rules import load_rules
+    >>> policy = load_rules().validation
+    >>> gift = GiftEvent(event_id="e1", occurred_at=3_600_000, event_type="redeem_attempt",
+    ...                  gift_id="g1", giver_user_id="u1", code_correct=False)
+    >>> scored, skew = as_of_arrival(gift, 0, policy)
+    >>> scored.occurred_at.timestamp(), skew
+    (0.0, 3600)
+    >>> as_of_arrival(gift, 3_500_000, policy)[1]
+    0
+    """
+    skew_ms = int(event.occurred_at.timestamp() * 1000) - arrived_ms
+    if skew_ms <= policy.max_future_skew_seconds * 1000:
+        return event, 0
+    arrived = datetime.fromtimestamp(arrived_ms / 1000, UTC)
+    return event.model_copy(update={"occurred_at": arrived}), skew_ms // 1000
 
 
 def admit(

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from config.rules import Bands, FlowThresholds, GiftRules, RuleSet
-from engine.admission import subject_of
+from engine.admission import CLOCK_SKEW_FEATURE, subject_of
 from engine.capypay import fraud_block_hits, login_reasons, transaction_reasons
 from engine.features import (
     BLOCKED_FEATURE,
@@ -256,6 +256,10 @@ def assess(
             reasons = login_reasons(event, features, rules.capypay, judged)
     if model is not None:
         reasons = [*reasons, *model_reasons(*model, rules.model)]
+    skew_s = features.get(CLOCK_SKEW_FEATURE)
+    if skew_s:
+        detail = f"occurred_at was {int(skew_s)}s ahead of its arrival: scored as of its arrival"
+        reasons = [*reasons, Reason(code="EVENT_CLOCK_SKEW", points=0, detail=detail)]
     score = max(0, min(MAX_SCORE, sum(r.points for r in reasons)))
     thresholds = {
         EventKind.TRANSACTION: rules.decision.transaction,

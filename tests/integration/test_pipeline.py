@@ -97,15 +97,19 @@ def test_garbage_goes_to_the_dlq_with_its_reason_and_the_worker_keeps_going(
     topics = Topics(engine_settings.topic_prefix)
     bootstrap = engine_settings.bootstrap_servers
     negative = json.loads(factories.gift().model_dump_json()) | {"amount_cents": -1}
+    from_the_future = factories.transaction(occurred_at=datetime.now(UTC) + timedelta(days=2))
     bad = [
         (topics.transactions, b"\xde\xad\xbe\xef garbage", "MalformedPayload"),
         (topics.logins, CODEC.encode(factories.transaction()), "SchemaNotAccepted"),
         (topics.gifts, json.dumps(negative).encode(), "ValidationError"),
         (topics.transactions, b"\x00\x00\x00\x30\x39" + b"x" * 10, "UnknownSchemaId"),
+        (topics.transactions, CODEC.encode(from_the_future), "FutureTimestamp"),
     ]
     worker = start_worker()
     asyncio.run(publish(bootstrap, [OutRecord(t, b"k", v) for t, v, _ in bad]))
-    after = [factories.transaction(), factories.gift()]
+    # A clock an hour ahead: scored as of its arrival, not refused.
+    skewed = factories.transaction(occurred_at=datetime.now(UTC) + timedelta(hours=1))
+    after = [factories.transaction(), factories.gift(), skewed]
     asyncio.run(send_events(bootstrap, topics, after))
 
     out = asyncio.run(collect(bootstrap, topics, {e.event_id for e in after}, len(bad)))
@@ -122,6 +126,10 @@ def test_garbage_goes_to_the_dlq_with_its_reason_and_the_worker_keeps_going(
     assert letters[json.dumps(negative).encode()].error_message == (
         "GiftEvent: amount_cents: Input should be greater than 0"
     )
+    (late,) = [d for _, d in out.decisions if d.event_id == skewed.event_id]
+    assert late.event_occurred_at == skewed.occurred_at
+    assert "EVENT_CLOCK_SKEW" in [r.code for r in late.reasons]
+    assert 3_500 < late.features["event.clock_skew_s"] <= 3_600
 
 
 def _decide_and_check(

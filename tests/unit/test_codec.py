@@ -83,10 +83,18 @@ def test_money_is_never_a_float_or_string(amount: object) -> None:
 
 
 def test_timestamp_far_in_the_future_is_refused() -> None:
-    future = factories.NOW + timedelta(hours=1)
+    future = factories.NOW + timedelta(days=2)
     error = _reject(_json(factories.transaction(), occurred_at=future.isoformat()))
     assert error.error_class == "FutureTimestamp"
-    assert error.message == "occurred_at is 3600s in the future (allowed skew 300s)"
+    assert error.message == "occurred_at is 172800s in the future (refused beyond 86400s)"
+
+
+def test_a_skewed_clock_within_a_day_is_admitted() -> None:
+    """Scored as of its arrival by the scoring agent, not refused."""
+    later = factories.NOW + timedelta(hours=23)
+    value = _json(factories.transaction(), occurred_at=later.isoformat())
+    event = admit(CODEC, value, TransactionEvent, factories.NOW, POLICY)
+    assert event.occurred_at == later
 
 
 def test_small_clock_skew_is_tolerated() -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from aiokafka.structs import RecordMetadata, TopicPartition
 from faust.types import TP
@@ -220,3 +220,53 @@ class _CountingReads(dict[bytes, bytes]):
     def get(self, key: bytes, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
         self.reads[key] += 1
         return super().get(key, default)
+
+
+def _decisions(scorer: Scorer, *records: _Record) -> list[Decision]:
+    batch = scorer.begin(frozenset(range(PARTITIONS)))
+    for record in records:
+        scorer.handle(batch, record, RULES)  # type: ignore[arg-type]
+    scorer.write_states(batch)
+    return [
+        CODEC.decode(value, (Decision,))
+        for topic, _, value, _, _ in batch.outputs
+        if topic == TOPICS.decisions
+    ]
+
+
+def test_an_event_from_a_clock_running_ahead_is_scored_as_of_its_arrival() -> None:
+    """An hour ahead of its broker timestamp: counted and scored at arrival, the decision
+    keeps the stamped time and says why; a re-delivery gets the same decision."""
+    table: dict[bytes, bytes] = {}
+    scorer = _scorer(table)
+    arrived = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    stamped = arrived + timedelta(hours=1)
+    event = factories.transaction(user_id="u-skew", occurred_at=stamped)
+    message = _Message(TOPICS.transactions, subject_of(event).key.encode(), CODEC.encode(event))
+    message.timestamp = arrived.timestamp()
+    (decision,) = _decisions(scorer, _Record(message))
+
+    assert decision.event_occurred_at == stamped
+    assert decision.features["event.clock_skew_s"] == 3600
+    (skew,) = [r for r in decision.reasons if r.code == "EVENT_CLOCK_SKEW"]
+    assert (skew.points, skew.detail) == (
+        0,
+        "occurred_at was 3600s ahead of its arrival: scored as of its arrival",
+    )
+    state = VelocityState.from_bytes(table[subject_of(event).key.encode()])
+    arrived_ms = int(arrived.timestamp() * 1000)
+    assert state.window("tx", arrived_ms, 1).count == 1  # counted in the second it arrived
+    (again,) = _decisions(_scorer(table), _Record(message))
+    assert (again.reasons, again.features) == (decision.reasons, decision.features)
+
+
+def test_a_small_skew_is_scored_as_stamped() -> None:
+    arrived = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    stamped = arrived + timedelta(seconds=RULES.validation.max_future_skew_seconds)
+    event = factories.transaction(user_id="u-small-skew", occurred_at=stamped)
+    message = _Message(TOPICS.transactions, subject_of(event).key.encode(), CODEC.encode(event))
+    message.timestamp = arrived.timestamp()
+    (decision,) = _decisions(_scorer({}), _Record(message))
+
+    assert "event.clock_skew_s" not in decision.features
+    assert "EVENT_CLOCK_SKEW" not in [r.code for r in decision.reasons]
