@@ -248,11 +248,22 @@ class CapyPayLoginVelocity(_Frozen):
     max_points: int = Field(ge=0)
 
 
+class ActionVelocity(_Frozen):
+    """The seed's ``velocityCheckMiddleware`` for one transaction type: more than either limit
+    of the user's transactions of that type in ``hour_window`` (this one included) blocks."""
+
+    hour_window: str
+    transactions_per_hour: int = Field(gt=0)
+    volume_per_hour_cents: int = Field(gt=0)
+
+
 class ActionOptions(_Frozen):
     """The seed middleware's per-action options."""
 
     block_on_medium_risk: bool = False
+    require_manual_review: bool = False
     high_value_review_cents: int | None = Field(default=None, gt=0)
+    velocity: ActionVelocity | None = None
 
 
 class CapyPay(_Frozen):
@@ -433,6 +444,11 @@ class RuleSet(_Frozen):
             self.capypay.amount.pattern_window,
             self.capypay.behavioral.usual_hours_window,
             self.capypay.login_velocity.window,
+            *(
+                options.velocity.hour_window
+                for options in self.capypay.actions.values()
+                if options.velocity is not None
+            ),
             self.gift.limits.day_window,
             self.gift.limits.refund_window,
             self.gift.patterns.rapid_creation_window,

@@ -24,6 +24,7 @@ from schemas.models import (
     LoginEvent,
     SubjectType,
     TransactionEvent,
+    TransactionType,
 )
 
 # Related metrics a gift decision reports besides its own, by subject: a gift creation is
@@ -243,6 +244,37 @@ def travel_features(state: VelocityState, obs: Observation) -> Features:
     return {"travel.km": round(km), "travel.kmh": round(km / hours)}
 
 
+def type_metric(tx_type: TransactionType) -> str:
+    """The metric counting a user's transactions of one type, ``tx_crypto_swap``: recorded
+    beside ``tx`` only for the types whose action options set a velocity limit. Lowercase with
+    underscores like every metric (no dot: feature names are ``<metric>.<stat>.<window>``)."""
+    return f"tx_{tx_type.value.lower()}"
+
+
+def action_velocity_features(
+    state: VelocityState, event: TransactionEvent, rules: RuleSet, counted: bool
+) -> Features:
+    """The count and amount of the user's transactions of the event's type in the window of
+    its action options' velocity limit, this one included (``tx_crypto_swap.count.1h``,
+    ``tx_crypto_swap.amount_cents.1h``); none for types without one. ``counted``: the event
+    was just recorded in ``state``, so it is recorded under the type's metric too, with an id
+    of its own (a re-delivery, not counted again, is not recorded again either)."""
+    options = rules.capypay.actions.get(event.tx_type)
+    if options is None or options.velocity is None:
+        return {}
+    metric = type_metric(event.tx_type)
+    at_ms = at_ms_of(event)
+    if counted:
+        typed = Observation(f"{event.event_id}#{metric}", at_ms, metric, event.amount_cents)
+        state.record(typed, rules.velocity.horizon_s)
+    window = options.velocity.hour_window
+    stats = state.window(metric, at_ms, rules.velocity.windows[window])
+    return {
+        window_feature(metric, "count", window): stats.count,
+        window_feature(metric, "amount_cents", window): stats.amount_cents,
+    }
+
+
 def record_and_read(
     state: VelocityState,
     event: InputEvent,
@@ -280,6 +312,8 @@ def record_and_read(
         )
         state.record(gift, horizon_s)
     features = {**velocity_features(state, event, windows), **history, **blocked, **(lists or {})}
+    if isinstance(event, TransactionEvent):
+        features |= action_velocity_features(state, event, rules, counted)
     if counted:
         state.remember(event.event_id, features)
     return features

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from config.rules import Bands, FlowThresholds, GiftRules, RuleSet
+from config.rules import ActionVelocity, Bands, FlowThresholds, GiftRules, RuleSet
 from engine.admission import CLOCK_SKEW_FEATURE, subject_of
 from engine.capypay import fraud_block_hits, login_reasons, transaction_reasons
 from engine.features import (
@@ -28,6 +28,7 @@ from engine.features import (
     ENTITY_BLOCKED_FEATURE,
     REFUND_IN_POLICY_FEATURE,
     REFUND_OF_REDEEMED_FEATURE,
+    type_metric,
     window_feature,
 )
 from engine.lists import ListVerdict, judge_hits
@@ -205,7 +206,7 @@ def gift_reasons(
 
 
 def _action_options(
-    event: TransactionEvent, band: RiskBand, verdict: Verdict, rules: RuleSet
+    event: TransactionEvent, band: RiskBand, verdict: Verdict, rules: RuleSet, features: Features
 ) -> tuple[Verdict, list[Reason]]:
     """The seed middleware's per-action options (e.g. crypto swaps): they can only tighten."""
     options = rules.capypay.actions.get(event.tx_type)
@@ -221,6 +222,13 @@ def _action_options(
                 detail=f"{event.tx_type.value} is blocked from {band.value} risk",
             )
         )
+    limit = options.velocity
+    excess = None
+    if limit is not None and verdict is not Verdict.BLOCK:
+        excess = _velocity_excess(event, limit, features)
+    if excess is not None:
+        verdict = Verdict.BLOCK
+        notes.append(Reason(code="ACTION_VELOCITY_LIMIT", points=0, detail=excess))
     threshold = options.high_value_review_cents
     if threshold is not None and event.amount_cents >= threshold and verdict is Verdict.ALLOW:
         verdict = Verdict.REVIEW
@@ -233,6 +241,41 @@ def _action_options(
             )
         )
     return verdict, notes
+
+
+def _velocity_excess(
+    event: TransactionEvent, limit: ActionVelocity, features: Features
+) -> str | None:
+    """What exceeds the type's velocity limit (None: nothing, or its features are absent: a
+    re-delivery first decided before the limit was configured, or a challenger's window)."""
+    metric, window = type_metric(event.tx_type), limit.hour_window
+    count = features.get(window_feature(metric, "count", window))
+    volume = features.get(window_feature(metric, "amount_cents", window))
+    if count is None or volume is None:
+        return None
+    excess = []
+    kind = event.tx_type.value
+    if count > limit.transactions_per_hour:
+        excess.append(f"{count} {kind} in {window} (limit {limit.transactions_per_hour})")
+    if volume > limit.volume_per_hour_cents:
+        excess.append(
+            f"{format_brl(volume)} of {kind} in {window} "
+            f"(limit {format_brl(limit.volume_per_hour_cents)})"
+        )
+    return "; ".join(excess) if excess else None
+
+
+def _manual_review(event: TransactionEvent, verdict: Verdict, rules: RuleSet) -> list[Reason]:
+    """The seed's ``requireManualReview``: a REVIEW of this type does not "continue with
+    flag" but waits for an analyst (on the final verdict: not on what ends up blocked)."""
+    options = rules.capypay.actions.get(event.tx_type)
+    if verdict is not Verdict.REVIEW or options is None or not options.require_manual_review:
+        return []
+    detail = (
+        f"{event.tx_type.value} under review: hold the transaction until an analyst decides "
+        "(do not continue with the flag)"
+    )
+    return [Reason(code="ACTION_MANUAL_REVIEW_REQUIRED", points=0, detail=detail)]
 
 
 def assess(
@@ -269,7 +312,7 @@ def assess(
     band = band_for(score, rules.bands)
     verdict = verdict_for(score, thresholds)
     if isinstance(event, TransactionEvent):
-        verdict, notes = _action_options(event, band, verdict, rules)
+        verdict, notes = _action_options(event, band, verdict, rules, features)
         reasons = [*reasons, *notes]
     severity = judged.severity
     block_from = rules.lists.block_from.get(kind)
@@ -284,6 +327,8 @@ def assess(
             f"a {severity.value} block-list hit blocks a {kind.value} (from {block_from.value})"
         )
         reasons = [*reasons, Reason(code="LIST_SEVERITY_BLOCK", points=0, detail=detail)]
+    if isinstance(event, TransactionEvent):
+        reasons = [*reasons, *_manual_review(event, verdict, rules)]
     return Assessment(
         score=score,
         band=band,

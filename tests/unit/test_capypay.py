@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime, timedelta
 
 import pytest
 
-from config.rules import load_rules
+from config.rules import RulesError, RuleSet, default_rules_path, load_rules, parse_rules
+from engine.admission import subject_of
 from engine.capypay import login_reasons, transaction_reasons
+from engine.decide import decide_event
 from engine.lists import NO_HITS
-from schemas.models import Reason, RiskBand, Verdict
+from engine.scoring import Assessment
+from engine.velocity import VelocityState
+from schemas.models import Reason, RiskBand, TransactionType, Verdict
 from tests import factories
 from tests.factories import decide, decide_all
 
@@ -184,13 +189,188 @@ def test_crypto_swap_blocks_from_medium_risk() -> None:
     assert "ACTION_BLOCK_ON_MEDIUM_RISK" in _points(list(blocked.reasons))
 
 
+def _swap_rules(**options: object) -> RuleSet:
+    """The shipped rules with the crypto swap's action options changed."""
+    rules = load_rules()
+    swap = rules.capypay.actions[TransactionType.CRYPTO_SWAP].model_copy(update=options)
+    capypay = rules.capypay.model_copy(update={"actions": {TransactionType.CRYPTO_SWAP: swap}})
+    return rules.model_copy(update={"capypay": capypay})
+
+
+def _decide_with(rules: RuleSet, events: list[factories.TransactionEvent]) -> list[Assessment]:
+    states: dict[str, VelocityState] = defaultdict(VelocityState)
+    return [decide_event(states[subject_of(e).key], e, rules).assessment for e in events]
+
+
+def _swaps(user: str, amounts: list[int], spacing_s: int, **fields: object):
+    return [
+        _tx(
+            user_id=user,
+            tx_type="CRYPTO_SWAP",
+            amount_cents=amount,
+            occurred_at=WEEKDAY_AFTERNOON + timedelta(seconds=n * spacing_s),
+            **fields,
+        )
+        for n, amount in enumerate(amounts)
+    ]
+
+
 def test_high_value_crypto_swap_is_reviewed_even_at_low_risk() -> None:
+    """Without the swap's velocity limit: with it, R$ 100.000 is over R$ 50.000 in the hour."""
     swap = _tx(user_id="swap-hv", tx_type="CRYPTO_SWAP", amount_cents=10_000_000)
-    assessment = decide(swap)
+    assessment = _decide_with(_swap_rules(velocity=None), [swap])[0]
     assert (assessment.score, assessment.band) == (27, RiskBand.LOW)
     assert assessment.verdict is Verdict.REVIEW
-    assert assessment.reasons[-1].code == "ACTION_HIGH_VALUE_REVIEW"
+    assert [r.code for r in assessment.reasons][-2:] == [
+        "ACTION_HIGH_VALUE_REVIEW",
+        "ACTION_MANUAL_REVIEW_REQUIRED",
+    ]
     assert decide(_tx(user_id="pix-hv", amount_cents=10_000_000)).verdict is Verdict.ALLOW
+
+
+def test_shipped_swap_volume_limit_blocks_what_the_high_value_review_would_review() -> None:
+    """The seed's R$ 50.000 an hour is below its R$ 100.000 review: such a swap is blocked."""
+    blocked = decide(_tx(user_id="swap-hv-vol", tx_type="CRYPTO_SWAP", amount_cents=10_000_000))
+    assert blocked.band is RiskBand.LOW and blocked.verdict is Verdict.BLOCK
+    assert [r.code for r in blocked.reasons if r.code.startswith("ACTION_")] == [
+        "ACTION_VELOCITY_LIMIT"
+    ]
+
+
+def test_reviewed_crypto_swap_must_wait_for_an_analyst() -> None:
+    """requireManualReview: a REVIEW swap is held, not "continued with flag"."""
+    rules = _swap_rules(block_on_medium_risk=False, velocity=None)
+    risky = {"amount_cents": 10_000_000, "network_flags": ["TOR"]}
+    swap, pix = _decide_with(
+        rules,
+        [
+            _tx(user_id="mr-swap", tx_type="CRYPTO_SWAP", **risky),
+            _tx(user_id="mr-pix", tx_type="PIX_TRANSFER", **risky),
+        ],
+    )
+    assert (swap.band, swap.verdict) == (RiskBand.MEDIUM, Verdict.REVIEW)
+    held = swap.reasons[-1]
+    assert (held.code, held.points) == ("ACTION_MANUAL_REVIEW_REQUIRED", 0)
+    assert "hold the transaction until an analyst decides" in held.detail
+    assert pix.verdict is Verdict.REVIEW
+    assert "ACTION_MANUAL_REVIEW_REQUIRED" not in _points(list(pix.reasons))
+    optional = _swap_rules(block_on_medium_risk=False, velocity=None, require_manual_review=False)
+    unheld = _decide_with(optional, [_tx(user_id="mr-off", tx_type="CRYPTO_SWAP", **risky)])[0]
+    assert unheld.verdict is Verdict.REVIEW
+    assert "ACTION_MANUAL_REVIEW_REQUIRED" not in _points(list(unheld.reasons))
+
+
+def test_no_manual_review_reason_on_allowed_or_blocked_swaps() -> None:
+    allowed = decide(_tx(user_id="mr-allow", tx_type="CRYPTO_SWAP"))
+    medium = decide(
+        _tx(
+            user_id="mr-block",
+            tx_type="CRYPTO_SWAP",
+            amount_cents=10_000_000,
+            network_flags=["TOR"],
+        )
+    )
+    burst = decide_all(_swaps("mr-burst", [10_000] * 6, spacing_s=600))[-1]
+    assert allowed.verdict is Verdict.ALLOW
+    assert medium.verdict is Verdict.BLOCK and burst.verdict is Verdict.BLOCK
+    for assessment in (allowed, medium, burst):
+        assert "ACTION_MANUAL_REVIEW_REQUIRED" not in _points(list(assessment.reasons))
+
+
+def test_sixth_crypto_swap_in_an_hour_is_blocked() -> None:
+    """velocityCheckMiddleware({ transactionsPerHour: 5 }): five pass, the sixth is blocked."""
+    results = decide_all(_swaps("swap-count", [10_000] * 6, spacing_s=600))
+    assert [r.verdict for r in results] == [Verdict.ALLOW] * 5 + [Verdict.BLOCK]
+    assert all("ACTION_VELOCITY_LIMIT" not in _points(list(r.reasons)) for r in results[:5])
+    sixth = results[-1]
+    assert sixth.band is RiskBand.LOW
+    assert sixth.features["tx_crypto_swap.count.1h"] == 6
+    limit = sixth.reasons[-1]
+    assert (limit.code, limit.points) == ("ACTION_VELOCITY_LIMIT", 0)
+    assert limit.detail == "6 CRYPTO_SWAP in 1h (limit 5)"
+
+
+def test_crypto_swap_volume_over_fifty_thousand_reais_in_an_hour_is_blocked() -> None:
+    """velocityCheckMiddleware({ volumePerHour: 50000 }), in reais: R$ 50.000 passes, more
+    is blocked."""
+    results = decide_all(_swaps("swap-volume", [2_500_000, 2_500_000, 100], spacing_s=600))
+    assert [r.verdict for r in results] == [Verdict.ALLOW, Verdict.ALLOW, Verdict.BLOCK]
+    assert results[1].features["tx_crypto_swap.amount_cents.1h"] == 5_000_000
+    last = results[-1]
+    assert last.band is RiskBand.LOW
+    assert last.reasons[-1].code == "ACTION_VELOCITY_LIMIT"
+    assert "of CRYPTO_SWAP in 1h (limit R$" in last.reasons[-1].detail
+
+
+def test_crypto_swaps_older_than_the_hour_do_not_count() -> None:
+    results = decide_all(_swaps("swap-old", [10_000] * 7, spacing_s=13 * 60))
+    assert [r.verdict for r in results] == [Verdict.ALLOW] * 7
+    assert [r.features["tx_crypto_swap.count.1h"] for r in results] == [1, 2, 3, 4, 5, 5, 5]
+
+
+def test_other_transaction_types_do_not_count_toward_the_swap_limit() -> None:
+    kinds = ["PIX_TRANSFER", "CRYPTO_SWAP"] * 5
+    events = [
+        _tx(
+            user_id="swap-mixed",
+            tx_type=kind,
+            amount_cents=10_000 + n,
+            occurred_at=WEEKDAY_AFTERNOON + timedelta(seconds=n * 330),
+        )
+        for n, kind in enumerate(kinds)
+    ]
+    results = decide_all(events)
+    assert [r.verdict for r in results] == [Verdict.ALLOW] * 10
+    assert results[-1].features["tx.count.1h"] == 10
+    assert results[-1].features["tx_crypto_swap.count.1h"] == 5
+    # Types without a velocity option record and read nothing more.
+    assert not any(name.startswith("tx_") for name in results[-2].features)
+
+
+def test_types_without_a_velocity_option_keep_the_state_small() -> None:
+    rules = load_rules()
+    pix, swap = VelocityState(), VelocityState()
+    for n in range(3):
+        at = WEEKDAY_AFTERNOON + timedelta(seconds=n * 60)
+        decide_event(pix, _tx(user_id="small-pix", occurred_at=at), rules)
+        decide_event(swap, _tx(user_id="small-swap", tx_type="CRYPTO_SWAP", occurred_at=at), rules)
+    assert pix.bucket_count() == 3  # "tx" only
+    assert swap.bucket_count() == 6  # "tx" and "tx_crypto_swap"
+
+
+def test_redelivered_crypto_swap_counts_once() -> None:
+    """A re-delivery (before and after the state is written and read back) is decided as
+    first time and not counted again: the fifth swap still passes."""
+    rules = load_rules()
+    first, second, third, fourth, fifth = _swaps("swap-dup", [10_000] * 5, spacing_s=60)
+    state = VelocityState()
+    decided = [decide_event(state, event, rules).assessment for event in (first, second, third)]
+    decided.append(decide_event(state, fourth, rules).assessment)
+    again = decide_event(state, fourth, rules).assessment
+    state = VelocityState.from_bytes(state.to_bytes())
+    restored = decide_event(state, fourth, rules).assessment
+    assert decided[-1].features["tx_crypto_swap.count.1h"] == 4
+    assert again == decided[-1] and restored == decided[-1]
+    last = decide_event(state, fifth, rules).assessment
+    assert last.features["tx_crypto_swap.count.1h"] == 5
+    assert last.verdict is Verdict.ALLOW
+
+
+@pytest.mark.parametrize(
+    ("shipped", "changed", "error"),
+    [
+        ('hour_window = "1h"\ntransactions', 'hour_window = "90m"\ntransactions', r"90m"),
+        ("transactions_per_hour = 5\n", "transactions_per_hour = 0\n", r"transactions_per_hour"),
+        ("volume_per_hour_cents = 5000000", "volume_per_hour_cents = -1", r"volume_per_hour"),
+    ],
+)
+def test_action_velocity_options_are_validated(shipped: str, changed: str, error: str) -> None:
+    text = default_rules_path().read_text()
+    section = text.index("[capypay.actions.CRYPTO_SWAP.velocity]")
+    assert shipped in text[section:]
+    bad = text[:section] + text[section:].replace(shipped, changed, 1)
+    with pytest.raises(RulesError, match=error):
+        parse_rules(bad, "bad.toml")
 
 
 def test_login_at_night_from_a_new_device() -> None:
