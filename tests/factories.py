@@ -93,6 +93,12 @@ def gift(**overrides: Any) -> GiftEvent:
     return GiftEvent.model_validate({**fields, **overrides})
 
 
+def redemption(gift_id: str, correct: bool, **overrides: Any) -> GiftEvent:
+    """A redemption attempt on ``gift_id``: a code entered, right or wrong (no amount)."""
+    fields = {"event_type": "redeem_attempt", "amount_cents": None, "code_correct": correct}
+    return gift(gift_id=gift_id, **{**fields, **overrides})
+
+
 def audit_record(audit_id: str, **overrides: Any) -> AuditRecord:
     """An admin call's audit record, as producers put on the audit intake."""
     fields: dict[str, Any] = {

@@ -25,15 +25,7 @@ IP = "198.51.100.77"
 
 
 def _redemption(n: int, at: datetime, correct: bool) -> factories.GiftEvent:
-    return factories.gift(
-        event_type="redeem_attempt",
-        gift_id=f"gift-{n}",
-        amount_cents=None,
-        code_correct=correct,
-        ip=IP,
-        device_id=None,
-        occurred_at=at,
-    )
+    return factories.redemption(f"gift-{n}", correct, ip=IP, device_id=None, occurred_at=at)
 
 
 def _entity_blocks(

@@ -207,11 +207,9 @@ DEVICE = "dev-redeemer"
 def _attempt(n: int, seconds: float, correct: bool, **fields: object) -> GiftEvent:
     """A redemption attempt on gift ``n`` (each its own subject) from DEVICE, each from an IP
     of its own: only the device ties them together."""
-    return factories.gift(
-        event_type="redeem_attempt",
-        gift_id=f"gift-{n}",
-        amount_cents=None,
-        code_correct=correct,
+    return factories.redemption(
+        f"gift-{n}",
+        correct,
         device_id=DEVICE,
         ip=f"198.51.100.{n % 250}",
         occurred_at=START + timedelta(seconds=seconds),

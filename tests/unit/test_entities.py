@@ -26,15 +26,8 @@ IP = "198.51.100.23"
 
 
 def _wrong_code(n: int, ip: str = IP) -> GiftEvent:
-    return factories.gift(
-        event_type="redeem_attempt",
-        gift_id=f"g-{n}",
-        amount_cents=None,
-        code_correct=False,
-        ip=ip,
-        device_id=None,
-        occurred_at=factories.NOW - timedelta(minutes=30) + timedelta(seconds=n),
-    )
+    at = factories.NOW - timedelta(minutes=30) + timedelta(seconds=n)
+    return factories.redemption(f"g-{n}", False, ip=ip, device_id=None, occurred_at=at)
 
 
 def _count(state: VelocityState, events: list[GiftEvent]) -> list[list[str]]:
