@@ -63,6 +63,7 @@ from engine.entities import (
     BlockView,
     entity_key,
     entity_keys,
+    keyed_id,
     named_entity_keys,
     parse_entity_key,
     record_entity,
@@ -391,9 +392,11 @@ class Scorer:
             block_key = entity_key(block.entity_type, block.entity_id).encode()
             batch.outputs.append((self.topics.fraud_blocks, block_key, encode(block), None, None))
         if outcome.fraud_event is not None:
-            batch.outputs.append(
-                (self.topics.fraud_events, key, encode(outcome.fraud_event), None, None)
-            )
+            fraud_event = outcome.fraud_event
+            if event.ip:  # known as IP blocks know it, never in clear
+                ip_id = keyed_id(event.ip, self.hash_key)
+                fraud_event = fraud_event.model_copy(update={"ip_id": ip_id})
+            batch.outputs.append((self.topics.fraud_events, key, encode(fraud_event), None, None))
         decision = build_decision(
             stamped,
             outcome.assessment,

@@ -369,6 +369,8 @@ class FraudEvent(WireModel):
     decision: Verdict
     reason_codes: list[str] = Field(default_factory=list)
     network_flags: list[str] = Field(default_factory=list)
+    ip_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] | None = None
+    """The actor's IP as IP blocks know it (``engine.entities.keyed_id``), never in clear."""
     created_at: UtcMillis
 
 

@@ -15,10 +15,10 @@ from faust.types import TP
 from agents.scoring import Scorer, SharedViews, persist_offsets
 from config.rules import load_rules
 from engine.admission import subject_of
-from engine.entities import entity_keys
+from engine.entities import entity_keys, keyed_id
 from engine.velocity import Observation, VelocityState
 from schemas.codec import WireCodec
-from schemas.models import Decision
+from schemas.models import Decision, FraudEvent
 from streams.partitioning import owner_partition
 from streams.topics import Topics
 from tests import factories
@@ -270,3 +270,19 @@ def test_a_small_skew_is_scored_as_stamped() -> None:
 
     assert "event.clock_skew_s" not in decision.features
     assert "EVENT_CLOCK_SKEW" not in [r.code for r in decision.reasons]
+
+
+def test_a_gift_action_s_fraud_event_names_its_ip_as_ip_blocks_do() -> None:
+    """The seed's fraud_events.ip, as the keyed hash an IP block's entity id is."""
+    ip = "198.51.100.77"
+    gift = factories.gift(ip=ip)
+    scorer = _scorer({})
+    batch = scorer.begin(frozenset(range(PARTITIONS)))
+    record = _Record(_Message(TOPICS.gifts, subject_of(gift).key.encode(), CODEC.encode(gift)))
+    scorer.handle(batch, record, RULES)  # type: ignore[arg-type]
+    (value,) = [v for topic, _, v, _, _ in batch.outputs if topic == TOPICS.fraud_events]
+
+    ip_id = CODEC.decode(value, (FraudEvent,)).ip_id
+    assert ip_id == keyed_id(ip, HASH_KEY)
+    assert f"ip:{ip_id}" in entity_keys(gift, RULES.entities, HASH_KEY)
+    assert ip.encode() not in value
