@@ -24,6 +24,7 @@ from config.rules import load_rules
 from config.settings import Settings
 from engine.admission import subject_of
 from engine.decisions import DecisionLedger, Seen
+from engine.entities import keyed_id
 from engine.velocity import Observation, VelocityState
 from schemas.models import Decision, DecisionAction, GiftEvent, TransactionEvent, Verdict
 from streams.partitioning import owner_partition
@@ -85,6 +86,8 @@ def test_every_valid_event_gets_one_decision_keyed_by_subject(
     ]
     gift_ids = {e.event_id for e in everything if isinstance(e, GiftEvent)}
     assert {f.event_id for f in fraud_events} == gift_ids
+    hash_key = engine_settings.pii_hash_key.get_secret_value().encode()
+    assert {f.ip_id for f in fraud_events} == {keyed_id("198.51.100.4", hash_key)}  # all from it
     # No personal data leaves the engine on the decision topic.
     raw = b"".join(record.value for record, _ in out.decisions)
     for personal in ("203.0.113.7", "2001:db8::1", "198.51.100.4", factories.sha("a@b.c")):
