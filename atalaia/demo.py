@@ -8,6 +8,7 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -45,6 +46,7 @@ from schemas.models import (
     GiftEvent,
     GiftEventType,
     InputEvent,
+    ModelSnapshot,
     ShadowDecision,
     TransactionEvent,
 )
@@ -204,11 +206,14 @@ async def run_demo(
     learning: bool = False,
     learner_only: bool = False,
     audit: bool = False,
+    models: Sequence[ModelSnapshot] = (),
 ) -> DemoResult:
     """``learning``: also run the learner with the shipped challenger in shadow, publish the
     handbook's labels (known 7 days after each transaction) and compare the two;
     ``learner_only``: run the learner, no challenger (the benchmark's "model on");
-    ``audit``: also run the auditor (batches due after a few seconds) and verify its log."""
+    ``audit``: also run the auditor (batches due after a few seconds) and verify its log;
+    ``models``: snapshots on the models topic before the worker starts (it scores with
+    them)."""
     codec = WireCodec()
     now = datetime.now(UTC)
     source, tx_events, gift_events = demo_events(settings, transactions, gifts, now)
@@ -221,6 +226,11 @@ async def run_demo(
             demo = local_settings(settings, broker.bootstrap_servers, workdir, "demo")
             topics = Topics(demo.topic_prefix)
             await ensure_topics(demo)
+            if models:
+                snapshots = [
+                    OutRecord(topics.models, m.name.encode(), codec.encode(m)) for m in models
+                ]
+                await publish(demo.bootstrap_servers, snapshots)
             learner = None
             if learning:
                 demo = demo.model_copy(update={"challenger_rules_path": default_challenger_path()})

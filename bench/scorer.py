@@ -143,6 +143,23 @@ def learned(rules: RuleSet, decisions: list[bytes], frauds: set[str]) -> OnlineM
     return model
 
 
+def frauds_among(transactions: int) -> set[str]:
+    """The handbook's frauds among its first ``transactions`` rows (none without the file)."""
+    settings = load_settings()
+    if not settings.handbook_path.is_file():
+        return set()
+    return handbook_frauds(settings.handbook_path, transactions)
+
+
+def learned_model(rules: RuleSet, transactions: int, gifts: int) -> OnlineModel:
+    """A model that learned the benchmark's transactions and their labels, from an
+    in-process replay through the scorer (what a learner ends with, without the wait)."""
+    topics = Topics("bench")
+    decisions: list[bytes] = []
+    run(rules, _records(transactions, gifts, topics), topics, 100, decisions=decisions)
+    return learned(rules, decisions, frauds_among(transactions))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--transactions", type=int, default=20_000)
@@ -158,13 +175,7 @@ def main() -> int:
     decisions: list[bytes] = []
     rules_only_run = run(rules_only, records, topics, args.batch)
     model_on_run = run(shipped, records, topics, args.batch, decisions=decisions)
-    settings = load_settings()
-    frauds = (
-        handbook_frauds(settings.handbook_path, args.transactions)
-        if settings.handbook_path.is_file()
-        else set()
-    )
-    model = learned(shipped, decisions, frauds)
+    model = learned(shipped, decisions, frauds_among(args.transactions))
     report = {
         "machine": f"{platform.machine()} {platform.python_version()}",
         "records": len(records),
