@@ -26,7 +26,7 @@ from functools import lru_cache
 from config.rules import ConsecutiveFailures, Entities
 from engine.admission import is_redemption_step, subject_of
 from engine.features import REDEEM_FAILED, REDEEM_OK, observe
-from engine.velocity import VelocityState
+from engine.velocity import Features, VelocityState
 from schemas.models import (
     SUBJECT_ENTITY_TYPES,
     BlockedEntityType,
@@ -211,14 +211,23 @@ def record_entity(
     durations = {limit.reason: limit.block_seconds for limit in entities.limits}
     durations[CONSECUTIVE_FAILURES] = consecutive.block_seconds
     if not state.record(obs, horizon_s):
-        placed = state.features_of(event.event_id) or {}
+        before = state.features_of(event.event_id) or {}
         return [
             _block(entity, entity_id, reason, event, at_ms, durations[reason])
-            for reason, at_ms in ((r.removeprefix(_PLACED), ms) for r, ms in placed.items())
+            for reason, at_ms in ((r.removeprefix(_PLACED), ms) for r, ms in before.items())
             if reason in durations  # a limit since removed places nothing again
         ]
     newest_ms = (state.watermark_s or 0) * 1000
-    blocks, placed = [], {}
+    blocks: list[FraudBlock] = []
+    placed: Features = {}
+
+    def place(reason: str, seconds: int) -> None:
+        """Block the entity from its newest event on, and remember it for re-deliveries."""
+        block = _block(entity, entity_id, reason, event, newest_ms, seconds)
+        state.block(reason, int(block.expires_at.timestamp() * 1000))
+        placed[_PLACED + reason] = newest_ms
+        blocks.append(block)
+
     for limit in entities.limits:
         if limit.entity is not entity or limit.metric != obs.metric:
             continue
@@ -227,21 +236,13 @@ def record_entity(
             newest_ms
         ):
             continue
-        block = _block(entity, entity_id, limit.reason, event, newest_ms, limit.block_seconds)
-        state.block(limit.reason, int(block.expires_at.timestamp() * 1000))
-        placed[_PLACED + limit.reason] = newest_ms
-        blocks.append(block)
+        place(limit.reason, limit.block_seconds)
     if (
         entity is REDEEMER
         and obs.metric == REDEEM_FAILED
         and failures_in_a_row(state, newest_ms, consecutive, windows) >= consecutive.failures
     ):
-        block = _block(
-            entity, entity_id, CONSECUTIVE_FAILURES, event, newest_ms, consecutive.block_seconds
-        )
-        state.block(CONSECUTIVE_FAILURES, int(block.expires_at.timestamp() * 1000))
-        placed[_PLACED + CONSECUTIVE_FAILURES] = newest_ms
-        blocks.append(block)
+        place(CONSECUTIVE_FAILURES, consecutive.block_seconds)
     state.remember(event.event_id, placed)
     return blocks
 
