@@ -49,7 +49,6 @@ from agents.current import PartitionEvent, as_current
 from agents.retry import until_stored
 from config.rules import LiveRules, RuleSet
 from engine.admission import (
-    CLOCK_SKEW_FEATURE,
     admit,
     as_of_arrival,
     is_redemption_step,
@@ -377,8 +376,6 @@ class Scorer:
         entities = entity_keys(event, rules.entities, self.hash_key)
         blocked = self.views.blocks.blocked(entities, at_ms, is_redemption_step(event))
         lists = list_features(self.views.lists.hits(event, self.hash_key))
-        if skew_s:
-            lists[CLOCK_SKEW_FEATURE] = skew_s
         labelled: list[str] = []
         known, model = None, None
         if isinstance(event, TransactionEvent) and rules.model.enabled:
@@ -386,7 +383,7 @@ class Scorer:
             windows = rules.velocity.windows
             known = self.views.known_frauds.features(labelled, at_ms, rules.model, windows)
             model = self._model(CHAMPION, at_ms)
-        outcome = decide_event(state, event, rules, blocked, lists, model, known)
+        outcome = decide_event(state, event, rules, blocked, lists, model, known, skew_s)
         encode = self.codec.encode
         for block in outcome.blocks:
             block_key = entity_key(block.entity_type, block.entity_id).encode()

@@ -37,12 +37,15 @@ def decide_event(
     lists: Features | None = None,
     model: LoadedModel | None = None,
     known_frauds: Features | None = None,
+    clock_skew_s: int = 0,
 ) -> Outcome:
     """Update the subject's ``state`` with ``event`` and decide it; ``entity_blocked`` says
     whether an entity it names is under a block known at this time, ``lists`` its list hits
-    (``engine.lists.list_features``). A transaction also gets the online ``model``'s score,
-    read from its features plus the ``known_frauds`` of its terminal and card."""
-    features = record_and_read(state, event, rules, entity_blocked, lists or {})
+    (``engine.lists.list_features``), ``clock_skew_s`` how far ahead of its arrival it was
+    stamped when it is scored as of its arrival. A transaction also gets the online
+    ``model``'s score, read from its features plus the ``known_frauds`` of its terminal and
+    card."""
+    features = record_and_read(state, event, rules, entity_blocked, lists or {}, clock_skew_s)
     scored: tuple[ModelScore, str] | None = None
     if isinstance(event, TransactionEvent) and rules.model.enabled:
         offset = rules.capypay.velocity.local_utc_offset_hours

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from functools import cache
 
 from config.rules import CapyPay, RuleSet
-from engine.admission import Subject, subject_of
+from engine.admission import CLOCK_SKEW_FEATURE, Subject, subject_of
 from engine.geo import distance_km
 from engine.velocity import Features, Observation, VelocityState, WindowStats
 from schemas.models import (
@@ -281,8 +281,11 @@ def record_and_read(
     rules: RuleSet,
     entity_blocked: bool = False,
     lists: Features | None = None,
+    clock_skew_s: int = 0,
 ) -> Features:
-    """Count the event in its subject's state and return the features to decide it with.
+    """Count the event in its subject's state and return the features to decide it with;
+    ``clock_skew_s``: how far ahead of its arrival the event was stamped, when it is scored
+    as of its arrival (``engine.admission.as_of_arrival``).
 
     A re-delivered event is not counted again and gets the features it was first decided
     with, so its decision is the same.
@@ -312,6 +315,8 @@ def record_and_read(
         )
         state.record(gift, horizon_s)
     features = {**velocity_features(state, event, windows), **history, **blocked, **(lists or {})}
+    if clock_skew_s:
+        features[CLOCK_SKEW_FEATURE] = clock_skew_s
     if isinstance(event, TransactionEvent):
         features |= action_velocity_features(state, event, rules, counted)
     if counted:
