@@ -24,7 +24,13 @@ from config.rules import load_rules
 from config.settings import Settings
 from engine.admission import subject_of
 from engine.entities import entity_keys
-from engine.features import BLOCKED_FEATURE, ENTITY_BLOCKED_FEATURE, record_and_read, window_feature
+from engine.features import (
+    BLOCKED_FEATURE,
+    ENTITY_BLOCKED_FEATURE,
+    at_ms_of,
+    record_and_read,
+    window_feature,
+)
 from engine.velocity import VelocityState, WindowStats
 from schemas.codec import WireCodec
 from schemas.models import (
@@ -120,7 +126,8 @@ def timed_transactions(count: int, users: int, spacing_ms: int = 700) -> list[Tr
 
 
 def _second(event: TransactionEvent) -> int:
-    return int(event.occurred_at.timestamp() * 1000) // 1000
+    """The second the engine counts the event in."""
+    return at_ms_of(event) // 1000
 
 
 def _stats(
