@@ -31,10 +31,10 @@ from rocksdict import Rdict
 
 from agents.retry import until_stored
 from config.rules import RuleSet
-from engine.learning import CHAMPION, Example, Learner, LearnStep, seal_model, utc_from_ms
+from engine.learning import CHAMPION, Example, Learner, LearnStep, sealed_snapshot
 from engine.model_inputs import is_model_scored
 from schemas.codec import DecodeError, WireCodec
-from schemas.models import Decision, KnownFrauds, Label, ModelSnapshot
+from schemas.models import Decision, KnownFrauds, Label
 from streams.metrics import (
     LEARNER_INPUTS,
     LEARNER_MODEL_LABELS,
@@ -186,17 +186,13 @@ class LearnerProcess:
                 continue
             model.sequence += 1
             learner = model.learner
-            blob, signature = seal_model(learner.model, self.hash_key)
-            snapshot = ModelSnapshot(
-                name=model.name,
-                version=f"{model.rules.model.family}.{model.sequence}",
-                labels=learner.model.labels,
-                frauds=learner.model.frauds,
-                events=learner.model.events,
-                known_until=utc_from_ms(learner.known_until_ms),
-                created_at=now,
-                blob=blob,
-                signature=signature,
+            snapshot = sealed_snapshot(
+                model.name,
+                f"{model.rules.model.family}.{model.sequence}",
+                learner.model,
+                learner.known_until_ms,
+                self.hash_key,
+                now,
             )
             value = self.codec.encode(snapshot)
             out.append((self.topics.models, model.name.encode(), value, None, None))

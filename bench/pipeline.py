@@ -31,7 +31,7 @@ from bench.passthrough import PassthroughResult, run_passthrough
 from bench.scorer import learned_model
 from config.rules import default_rules_path, load_rules
 from config.settings import Settings, load_settings
-from engine.learning import CHAMPION, seal_model, utc_from_ms
+from engine.learning import CHAMPION, sealed_snapshot
 from schemas.models import ModelSnapshot
 
 
@@ -62,18 +62,13 @@ def _learned_snapshot(settings: Settings, transactions: int, gifts: int) -> Mode
     signed with the deployment's key: the worker scores with a trained model, no learner
     beside it taking a share of the two cores."""
     rules = load_rules()
-    model = learned_model(rules, transactions, gifts)
-    blob, signature = seal_model(model, settings.pii_hash_key.get_secret_value().encode())
-    return ModelSnapshot(
-        name=CHAMPION,
-        version=f"{rules.model.family}.bench",
-        labels=model.labels,
-        frauds=model.frauds,
-        events=model.events,
-        known_until=utc_from_ms(0),  # usable for every event, however old
-        created_at=datetime.now(UTC),
-        blob=blob,
-        signature=signature,
+    return sealed_snapshot(
+        CHAMPION,
+        f"{rules.model.family}.bench",
+        learned_model(rules, transactions, gifts),
+        0,  # known until the epoch: usable for every event, however old
+        settings.pii_hash_key.get_secret_value().encode(),
+        datetime.now(UTC),
     )
 
 

@@ -33,7 +33,7 @@ from river.compose import Pipeline
 from config.rules import ModelRules
 from engine.model_inputs import ModelScore, known_fraud_feature, model_inputs, top_contributions
 from engine.velocity import Features
-from schemas.models import KnownFraud, Label, SubjectType, TransactionEvent
+from schemas.models import KnownFraud, Label, ModelSnapshot, SubjectType, TransactionEvent
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -127,6 +127,25 @@ def seal_model(model: OnlineModel, key: bytes) -> tuple[bytes, str]:
     it was signed with the deployment's key, never bytes anyone could write to the topic."""
     blob = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
     return blob, hmac.new(key, blob, hashlib.sha256).hexdigest()
+
+
+def sealed_snapshot(
+    name: str, version: str, model: OnlineModel, known_until_ms: int, key: bytes, at: datetime
+) -> ModelSnapshot:
+    """The snapshot a worker loads: the model sealed with the deployment's ``key``, with what
+    it learned from (``known_until_ms``: the latest ``labelled_at`` among its labels)."""
+    blob, signature = seal_model(model, key)
+    return ModelSnapshot(
+        name=name,
+        version=version,
+        labels=model.labels,
+        frauds=model.frauds,
+        events=model.events,
+        known_until=utc_from_ms(known_until_ms),
+        created_at=at,
+        blob=blob,
+        signature=signature,
+    )
 
 
 def open_model(blob: bytes, signature: str, key: bytes, family: str) -> OnlineModel:
