@@ -78,6 +78,7 @@ from schemas.dead_letters import dead_letter_of
 from schemas.models import (
     BlockedEntityType,
     Decision,
+    FraudBlock,
     GiftEvent,
     InputEvent,
     ShadowDecision,
@@ -341,6 +342,11 @@ class Scorer:
         else:
             batch.outputs.append((self.topics.validated, key, self.codec.encode(event), None, None))
 
+    def block_record(self, block: FraudBlock) -> SideRecord:
+        """A fraud block for its compacted topic, keyed by the entity it blocks."""
+        key = entity_key(block.entity_type, block.entity_id).encode()
+        return (self.topics.fraud_blocks, key, self.codec.encode(block), None, None)
+
     def count_for_entity(
         self,
         batch: Batch,
@@ -354,10 +360,7 @@ class Scorer:
         for block in record_entity(
             state, event, *entity, rules.entities, consecutive, windows, horizon_s
         ):
-            block_key = entity_key(block.entity_type, block.entity_id).encode()
-            batch.outputs.append(
-                (self.topics.fraud_blocks, block_key, self.codec.encode(block), None, None)
-            )
+            batch.outputs.append(self.block_record(block))
 
     def decide(
         self,
@@ -385,9 +388,7 @@ class Scorer:
             model = self._model(CHAMPION, at_ms)
         outcome = decide_event(state, event, rules, blocked, lists, model, known, skew_s)
         encode = self.codec.encode
-        for block in outcome.blocks:
-            block_key = entity_key(block.entity_type, block.entity_id).encode()
-            batch.outputs.append((self.topics.fraud_blocks, block_key, encode(block), None, None))
+        batch.outputs += [self.block_record(block) for block in outcome.blocks]
         if outcome.fraud_event is not None:
             fraud_event = outcome.fraud_event
             if event.ip:  # known as IP blocks know it, never in clear
