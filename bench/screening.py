@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from atalaia.measure import percentile
 from engine.screening import (
     DEFAULT_MIN_SCORE,
     NameScreener,
@@ -323,11 +324,6 @@ def quality(found: Found, queries: Sequence[Query], threshold: float) -> Quality
     return Quality(threshold, tp, fp, fn, on_filler, alerted)
 
 
-def _percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
-
-
 def _timings(screener: NameScreener, queries: Sequence[Query], cold: bool, rounds: int) -> str:
     micros: list[float] = []
     if not cold:
@@ -341,10 +337,8 @@ def _timings(screener: NameScreener, queries: Sequence[Query], cold: bool, round
             screener.screen(q.query, q.document)
             micros.append((time.perf_counter_ns() - started) / 1000)
     mean = sum(micros) / len(micros)
-    return (
-        f"p50 {_percentile(micros, 0.50):7.0f} us   p99 {_percentile(micros, 0.99):7.0f} us   "
-        f"mean {mean:7.0f} us   ({len(micros)} screens)"
-    )
+    p50, p99 = percentile(micros, 0.50, 0.0), percentile(micros, 0.99, 0.0)
+    return f"p50 {p50:7.0f} us   p99 {p99:7.0f} us   mean {mean:7.0f} us   ({len(micros)} screens)"
 
 
 def _table(title: str, rows: Iterable[Quality], mark: float | None = None) -> list[str]:
