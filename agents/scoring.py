@@ -48,13 +48,14 @@ from rocksdict import WriteBatch
 from agents.current import PartitionEvent, as_current
 from agents.retry import until_stored
 from config.rules import LiveRules, RuleSet
+from engine.accounts import AccountView
 from engine.admission import (
     admit,
     as_of_arrival,
     is_redemption_step,
     subject_of,
 )
-from engine.audit import override_record
+from engine.audit import account_state_record, override_record
 from engine.cases import case_command_for
 from engine.decide import Outcome, decide_event, model_of
 from engine.decisions import build_decision
@@ -85,6 +86,7 @@ from schemas.models import (
     TransactionEvent,
 )
 from streams.metrics import (
+    ACCOUNT_FREEZES,
     DEAD_LETTERS,
     DECISIONS,
     EVENTS_IN,
@@ -162,18 +164,21 @@ LOAD_WARNING_S = 10.0
 @dataclass(frozen=True)
 class SharedViews:
     """What every worker keeps whole, followed from compacted topics: the blocks on
-    entities and the block/allow lists. Scoring starts once both have read what their topic
-    held at startup: a decision must not miss a list entry because the view was loading."""
+    entities, the block/allow lists, the model snapshots, the known frauds and the frozen
+    accounts. Scoring starts once all have read what their topic held at startup: a
+    decision must not miss a list entry because the view was loading."""
 
     blocks: BlockView
     lists: ListView
     models: dict[str, ModelShelf]
     """Model snapshots by name: the champion's, and a challenger's scored in shadow."""
     known_frauds: KnownFrauds
+    accounts: AccountView = field(default_factory=AccountView)
     blocks_loaded: asyncio.Event = field(default_factory=asyncio.Event)
     lists_loaded: asyncio.Event = field(default_factory=asyncio.Event)
     models_loaded: asyncio.Event = field(default_factory=asyncio.Event)
     known_frauds_loaded: asyncio.Event = field(default_factory=asyncio.Event)
+    accounts_loaded: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     def starting(cls, rules: RuleSet, hash_key: bytes) -> SharedViews:
@@ -189,17 +194,22 @@ class SharedViews:
     async def wait_loaded(self) -> None:
         """One view after the other, each wait ending with this one: a stop meanwhile leaves
         nothing waiting behind it."""
-        for loaded in (
-            self.blocks_loaded,
-            self.lists_loaded,
-            self.models_loaded,
-            self.known_frauds_loaded,
-        ):
+        for loaded in self.loading().values():
             while not loaded.is_set():
                 try:
                     await asyncio.wait_for(loaded.wait(), LOAD_WARNING_S)
                 except TimeoutError:
                     log.warning("scoring waits: fraud blocks, lists or models not loaded yet")
+
+    def loading(self) -> dict[str, asyncio.Event]:
+        """Each view's "caught up" event, by name."""
+        return {
+            "fraud_blocks": self.blocks_loaded,
+            "lists": self.lists_loaded,
+            "models": self.models_loaded,
+            "known_frauds": self.known_frauds_loaded,
+            "account_states": self.accounts_loaded,
+        }
 
 
 @dataclass
@@ -379,6 +389,7 @@ class Scorer:
         entities = entity_keys(event, rules.entities, self.hash_key)
         blocked = self.views.blocks.blocked(entities, at_ms, is_redemption_step(event))
         lists = list_features(self.views.lists.hits(event, self.hash_key))
+        frozen = self.views.accounts.frozen_user(event) is not None
         labelled: list[str] = []
         known, model = None, None
         if isinstance(event, TransactionEvent) and rules.model.enabled:
@@ -386,7 +397,7 @@ class Scorer:
             windows = rules.velocity.windows
             known = self.views.known_frauds.features(labelled, at_ms, rules.model, windows)
             model = self._model(CHAMPION, at_ms)
-        outcome = decide_event(state, event, rules, blocked, lists, model, known, skew_s)
+        outcome = decide_event(state, event, rules, blocked, lists, model, known, skew_s, frozen)
         encode = self.codec.encode
         batch.outputs += [self.block_record(block) for block in outcome.blocks]
         if outcome.fraud_event is not None:
@@ -421,6 +432,7 @@ class Scorer:
             batch.outputs.append(
                 (self.topics.audit_intake, audit_key, encode(override), None, None)
             )
+        self.freeze(batch, decision)
         command = case_command_for(decision, outcome.assessment.list_severity, rules.cases)
         if command is not None:
             batch.outputs.append((self.topics.case_commands, key, encode(command), None, None))
@@ -428,6 +440,22 @@ class Scorer:
         for other in [*entities, giver_key_of_redemption(event)]:
             if other is not None:
                 self.count_elsewhere(batch, record, other.encode(), event, rules)
+
+    def freeze(self, batch: Batch, decision: Decision) -> None:
+        """Freeze the account ``decision`` asks to freeze: at once for this worker's next
+        events, on the account-states topic for the others, with its audit record."""
+        freeze = self.views.accounts.freeze_for(decision)
+        if freeze is None:
+            return
+        previous = self.views.accounts.states.get(freeze.user_id)
+        self.views.accounts.apply(freeze)
+        ACCOUNT_FREEZES.inc()
+        audit = account_state_record(None, previous, freeze)
+        encode = self.codec.encode
+        batch.outputs += [
+            (self.topics.account_states, freeze.user_id.encode(), encode(freeze), None, None),
+            (self.topics.audit_intake, audit.audit_id.encode(), encode(audit), None, None),
+        ]
 
     def _model(self, name: str, at_ms: int) -> LoadedModel | None:
         shelf = self.views.models.get(name)

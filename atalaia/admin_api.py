@@ -1,6 +1,7 @@
 """The admin API (seed "Interface de Administração"): block/allow lists, list checks, imports,
-exports, statistics, the lists' change log, sanctions/PEP name screening, and investigation
-cases (changes go to the case agent, the cases' only writer).
+exports, statistics, the lists' change log, sanctions/PEP name screening, investigation
+cases (changes go to the case agent, the cases' only writer), and (``atalaia.admin_insights``)
+decisions explained, fraud metrics, reports and frozen accounts.
 
 Served by ``atalaia api`` beside the decision endpoint (127.0.0.1 by default). Every endpoint
 needs ``Authorization: Bearer <key>`` with a key from ``ATALAIA_API_KEYS``: analysts read,
@@ -22,12 +23,14 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from atalaia.audit import read_log
+from atalaia.reports import Query
 from config.auth import Role, authenticate, parse_api_keys
 from config.rules import RuleSet
 from config.settings import Settings
@@ -191,17 +194,30 @@ class AdminApi:
         rules: Callable[[], RuleSet],
         keys_store: SubjectKeyStore,
         clock: Callable[[], datetime] = _now,
+        query: Query | None = None,
     ) -> None:
+        """``query``: the analysts' store, for the decisions, metrics and reports."""
         self.store, self.rules, self.clock = store, rules, clock
+        self.query = query
         self.settings = settings
         self.keys = parse_api_keys(settings.api_keys.get_secret_value())
         self.keys_store = keys_store
 
     def routes(self) -> list[web.RouteDef]:
+        from atalaia import admin_insights as insights
+
         analyst, admin = Role.ANALYST, Role.ADMIN
         base = "/api/admin/blacklist"
         subject = "/api/admin/subjects/{subject_id}"
+        accounts = "/api/admin/accounts"
         return [
+            web.get("/api/admin/decisions/{event_id}", self._with(analyst, insights.explain)),
+            web.get("/api/admin/fraud-metrics", self._with(analyst, insights.fraud_metrics)),
+            web.get("/api/admin/reports/{kind}", self._with(analyst, insights.report)),
+            web.get(accounts, self._with(analyst, insights.list_accounts)),
+            web.get(accounts + "/{user_id}", self._with(analyst, insights.show_account)),
+            web.post(accounts + "/{user_id}/freeze", self._with(admin, insights.freeze)),
+            web.post(accounts + "/{user_id}/unfreeze", self._with(admin, insights.unfreeze)),
             web.get("/api/openapi.json", self._guard(analyst, self.openapi)),
             web.get(base, self._guard(analyst, self.list_entries)),
             web.post(base, self._guard(admin, self.add_entry)),
@@ -221,6 +237,12 @@ class AdminApi:
             web.get(subject + "/export", self._guard(admin, self.export_subject)),
             web.post(subject + "/erase", self._guard(admin, self.erase_subject)),
         ]
+
+    def _with(
+        self, needed: Role, handler: Callable[[AdminApi, web.Request, AuditActor], Awaitable[Any]]
+    ) -> Callable[[web.Request], Awaitable[Any]]:
+        """A handler of another module (``admin_insights``), guarded like this class's own."""
+        return self._guard(needed, partial(handler, self))
 
     def _guard(self, needed: Role, handler: Handler) -> Callable[[web.Request], Awaitable[Any]]:
         async def guarded(request: web.Request) -> web.StreamResponse:
@@ -605,7 +627,7 @@ def _shown_fields() -> list[str]:
 
 
 _SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
-_PATH_PARAMS = ("entity_type", "value", "case_id", "subject_id")
+_PATH_PARAMS = ("entity_type", "value", "case_id", "subject_id", "event_id", "user_id")
 
 
 def _operation(
@@ -708,6 +730,9 @@ def openapi_document() -> dict[str, Any]:
             }
         },
     }
+    from atalaia.admin_insights import openapi_paths
+
+    paths.update(openapi_paths(_operation, analyst, admin))
     return {
         "openapi": "3.1.0",
         "info": {"title": "Atalaia admin API", "version": "1"},

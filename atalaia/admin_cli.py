@@ -1,4 +1,5 @@
-"""``atalaia lists ...`` and ``atalaia cases ...``: the admin API from the terminal.
+"""``atalaia lists|cases|accounts ...`` and ``atalaia explain``: the admin API from the
+terminal.
 
 The commands call the running ``atalaia api`` with the key in ``$ATALAIA_API_KEY`` (never a
 flag: command lines are visible to every user of the machine), so the CLI gets the same
@@ -117,6 +118,30 @@ def cases_command(port: int, args: Any) -> int:
         path = f"/api/admin/cases/{urllib.parse.quote(args.case_id)}/close"
         shown = call(port, "POST", path, json.dumps(body).encode())
     print(json.dumps(shown, indent=2, ensure_ascii=False))
+    return 0
+
+
+def accounts_command(port: int, args: Any) -> int:
+    base = "/api/admin/accounts"
+    if args.accounts_command == "list":
+        shown = call(port, "GET", f"{base}?status={'all' if args.all else 'frozen'}")
+    elif args.accounts_command == "show":
+        shown = call(port, "GET", f"{base}/{urllib.parse.quote(args.user_id, safe='')}")
+    else:
+        path = f"{base}/{urllib.parse.quote(args.user_id, safe='')}/{args.accounts_command}"
+        shown = call(port, "POST", path, json.dumps({"reason": args.reason}).encode())
+    print(json.dumps(shown, indent=2, ensure_ascii=False))
+    return 0
+
+
+def explain_command(port: int, event_id: str, as_json: bool) -> int:
+    from engine.explain import render_text
+
+    path = f"/api/admin/decisions/{urllib.parse.quote(event_id, safe='')}"
+    explained = call(port, "GET", path)
+    print(
+        json.dumps(explained, indent=2, ensure_ascii=False) if as_json else render_text(explained)
+    )
     return 0
 
 

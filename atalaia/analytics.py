@@ -31,7 +31,8 @@ def run_sink(settings: Settings) -> None:
     from config.rules import load_rules
     from sinks.clickhouse import AnalyticsStore, connect
     from streams.admin import ensure_topics
-    from streams.app import new_app, run_until_stopped, utc_now
+    from streams.app import new_app, run_until_stopped, serve_ops_of, utc_now
+    from streams.ops import Check, Readiness
     from streams.topics import Topics
 
     asyncio.run(ensure_topics(settings))
@@ -45,22 +46,27 @@ def run_sink(settings: Settings) -> None:
     )
     alert_rules = load_rules(settings.rules_path).alerts
     register_alerter(app, topics, alert_rules, settings.alert_webhook_urls, utc_now)
+    readiness = Readiness("sink")
+    kind = "ClickHouse server" if "://" in settings.analytics else "chDB directory"
+    readiness.check("store", lambda: Check(True, f"{kind}, schema in place"))
+    serve_ops_of(app, settings, readiness)
 
     async def serve_queries() -> None:
-        runner = web.AppRunner(_query_app(store, lock))
+        runner = web.AppRunner(_query_app(store, lock, readiness))
         await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", settings.sink_port).start()
+        await web.TCPSite(runner, settings.sink_host, settings.sink_port).start()
         try:
             await asyncio.Event().wait()
         finally:
             await runner.cleanup()
 
     app.task(serve_queries)
-    run_until_stopped(app, settings)
+    run_until_stopped(app, settings, "sink")
 
 
-def _query_app(store: Any, lock: asyncio.Lock) -> Any:
-    """The sink's read-only query endpoint (aiohttp, bound by the caller to 127.0.0.1)."""
+def _query_app(store: Any, lock: asyncio.Lock, readiness: Any) -> Any:
+    """The sink's read-only query endpoint with its metrics and health checks (aiohttp,
+    bound by the caller to ``sink_host``, 127.0.0.1 by default)."""
     from aiohttp import web
 
     async def sql(request: web.Request) -> web.Response:
@@ -73,11 +79,11 @@ def _query_app(store: Any, lock: asyncio.Lock) -> Any:
             return web.json_response({"error": first[:500]}, status=400)
         return web.json_response({"columns": columns, "rows": rows}, dumps=_dumps)
 
-    from streams.metrics import metrics_page
+    from streams.ops import aiohttp_routes
 
     app = web.Application()
     app.router.add_post("/sql", sql)
-    app.router.add_get("/metrics", metrics_page)
+    app.add_routes(aiohttp_routes(readiness))
     return app
 
 
@@ -85,8 +91,11 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, default=str)
 
 
-def run_query(settings: Settings, query: str) -> tuple[list[str], list[list[Any]]]:
-    """Ask the running sink; without one, open the store directly."""
+def run_query(
+    settings: Settings, query: str, open_store: bool = True
+) -> tuple[list[str], list[list[Any]]]:
+    """Ask the running sink; without one, open the store directly (not an embedded one
+    unless ``open_store``: a long-running process holding it would lock the sink out)."""
     request = urllib.request.Request(
         f"http://127.0.0.1:{settings.sink_port}/sql",
         data=json.dumps({"sql": query}).encode(),
@@ -100,7 +109,11 @@ def run_query(settings: Settings, query: str) -> tuple[list[str], list[list[Any]
     except urllib.error.HTTPError as error:
         raise AnalyticsError(json.loads(error.read()).get("error", str(error))) from None
     except (urllib.error.URLError, ConnectionError):
-        pass  # no sink running: the store is free to open
+        if not open_store and "://" not in settings.analytics:
+            raise AnalyticsError(
+                f"no analytics sink answers on 127.0.0.1:{settings.sink_port} (atalaia sink)"
+            ) from None
+        # no sink running: the store is free to open
     from sinks.clickhouse import AnalyticsStore, connect, held_elsewhere
 
     try:

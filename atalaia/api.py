@@ -10,8 +10,9 @@
   fail-open/fail-closed verdict and why, BLOCK whatever the policy when Redis holds an active
   block on the subject. The engine's own decision is still published when it comes.
 
-Binds 127.0.0.1 by default. Rules follow the config topic like the workers'. The same server
-carries the admin API (``atalaia.admin_api``) and the process's metrics (``GET /metrics``).
+Binds 127.0.0.1 by default (``api_host``). Rules follow the config topic like the workers'.
+The same server carries the admin API (``atalaia.admin_api``) and the process's metrics and
+health checks (``GET /metrics``, ``/healthz``, ``/readyz``: ``streams.ops``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -31,6 +33,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from atalaia.admin_api import AdminApi
+from atalaia.analytics import run_query
 from config.rules import LiveRules, RuleSet
 from config.settings import Settings
 from engine.admission import admit, subject_of
@@ -45,7 +48,9 @@ from streams.admin_state import AdminState
 from streams.decision_waiter import DecisionWaiter
 from streams.live_config import follow_rules, latest_rules
 from streams.log_limits import limit_client_repeats
-from streams.metrics import API_REQUESTS, API_SECONDS, SYNC_ANSWERS, child_of, metrics_page
+from streams.logs import configure_logging
+from streams.metrics import API_REQUESTS, API_SECONDS, SYNC_ANSWERS, child_of
+from streams.ops import Check, Readiness, aiohttp_routes
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -74,6 +79,13 @@ class DecideService:
             EVENT_KIND_OF[model]: model for model in self.topics.input_models().values()
         }
         self._follower: asyncio.Task[None] | None = None
+        self.started = False
+
+    def check(self) -> Check:
+        """Readiness: publishing to the engine and reading its decisions."""
+        if not self.started:
+            return Check(False, "starting the producer and the decision reader")
+        return Check(True, f"rules {self.live.current.version}")
 
     async def start(self, _app: web.Application | None = None) -> None:
         await ensure_topics(self.settings)
@@ -100,6 +112,7 @@ class DecideService:
         )
         await self.waiter.start()
         await self.producer.start()
+        self.started = True
 
     async def stop(self, _app: web.Application | None = None) -> None:
         if self._follower is not None:
@@ -235,7 +248,11 @@ def build_api(service: DecideService) -> web.Application:
     store = AdminState(settings.bootstrap_servers, service.topics, service.hash_key)
     master = bytes.fromhex(settings.vault_master_key.get_secret_value())
     keys = SubjectKeyStore(settings.key_store_path, master)
-    admin = AdminApi(settings, store, lambda: service.live.current, keys)
+    query = partial(run_query, settings, open_store=False)
+    admin = AdminApi(settings, store, lambda: service.live.current, keys, query=query)
+    readiness = Readiness("api")
+    readiness.check("engine", service.check)
+    readiness.check("admin_state", store.check)
 
     async def start_store(_app: web.Application) -> None:
         await store.start()
@@ -246,7 +263,7 @@ def build_api(service: DecideService) -> web.Application:
 
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[measured])
     app.router.add_post("/v1/decide/{kind}", service.decide)
-    app.router.add_get("/metrics", metrics_page)
+    app.add_routes(aiohttp_routes(readiness))
     app.add_routes(admin.routes())
     app.on_startup.extend([service.start, start_store])
     app.on_cleanup.extend([stop_store, service.stop])
@@ -255,6 +272,7 @@ def build_api(service: DecideService) -> web.Application:
 
 def run_api(settings: Settings, rules: RuleSet) -> None:
     service = DecideService(settings, rules)
+    configure_logging(settings, "api")
     limit_client_repeats(settings.log_repeat_interval_s)
     print(f"decision API on http://{settings.api_host}:{settings.api_port}/v1/decide/{{kind}}")
     web.run_app(

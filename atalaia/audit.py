@@ -1,4 +1,5 @@
-"""``atalaia auditor`` (the audit chains' writer) and ``atalaia audit verify|proof|anchor``.
+"""``atalaia auditor`` (the audit chains' writer) and ``atalaia audit verify|proof|anchor``
+(``anchor --schedule``: the daily anchor as a service).
 
 verify and proof read the topics whole and recompute everything; they trust nothing the
 auditor kept for itself.
@@ -7,12 +8,14 @@ auditor kept for itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
+import logging
 from collections import defaultdict
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,7 @@ from streams.reader import read_topics
 from streams.topics import Topics
 
 IDLE_S = 2.0
+_log = logging.getLogger(__name__)
 
 
 class AuditError(Exception):
@@ -37,15 +41,16 @@ class AuditError(Exception):
 
 def run_auditor(settings: Settings) -> None:
     from agents.auditor import register_auditor  # the worker's dependencies only when running one
-    from streams.app import new_app, run_until_stopped, serve_metrics_of, utc_now
+    from streams.app import new_app, run_until_stopped, serve_ops_of, utc_now
+    from streams.ops import Readiness
 
     alert_rules = load_rules(settings.rules_path).alerts
     asyncio.run(ensure_topics(settings))
     app = new_app(settings, f"{settings.app_id}-audit")
     window_s = settings.batch_window_ms / 1000
     register_auditor(app, settings, alert_rules, utc_now, settings.batch_size, window_s)
-    serve_metrics_of(app, settings)
-    run_until_stopped(app, settings)
+    serve_ops_of(app, settings, Readiness("auditor"))
+    run_until_stopped(app, settings, "auditor")
 
 
 @dataclass
@@ -188,12 +193,23 @@ def proof_main(settings: Settings, record_id: str) -> int:
     return 0
 
 
-def anchor_main(settings: Settings, day: str | None) -> int:
+def _anchor_secret(settings: Settings) -> str:
     secret = settings.stellar_secret.get_secret_value()
     if not secret:
         raise AuditError("set ATALAIA_STELLAR_SECRET to the Stellar secret seed that signs anchors")
+    return secret
+
+
+def anchor_main(settings: Settings, day: str | None) -> int:
     chosen_day = day or (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
-    log = asyncio.run(read_log(settings))
+    print(anchor_day(settings, chosen_day, asyncio.run(read_log(settings))))
+    return 0
+
+
+def anchor_day(settings: Settings, chosen_day: str, log: AuditLog) -> str:
+    """Sign (and with a Horizon URL, submit) ``chosen_day``'s root, publish the anchor;
+    what was done, in one line."""
+    secret = _anchor_secret(settings)
     batches = day_batches(log.batches, chosen_day)
     if not batches:
         raise AuditError(f"no audit batch was closed on {chosen_day}")
@@ -213,8 +229,73 @@ def anchor_main(settings: Settings, day: str | None) -> int:
     asyncio.run(publish(settings.bootstrap_servers, [record]))
     state = "submitted" if anchor.submitted else "signed, kept for later submission"
     summary = f"root {anchor.root} over {len(batches)} batches, tx {anchor.tx_hash} ({state})"
-    print(f"anchored {chosen_day}: {summary}")
+    return f"anchored {chosen_day}: {summary}"
+
+
+def next_anchor_at(now: datetime, at: time) -> datetime:
+    """The next time the daily anchor is due (``at`` UTC, today or tomorrow).
+
+    >>> next_anchor_at(datetime(2026, 5, 1, 0, 10, tzinfo=UTC), time(0, 30)).isoformat()
+    '2026-05-01T00:30:00+00:00'
+    >>> next_anchor_at(datetime(2026, 5, 1, 0, 31, tzinfo=UTC), time(0, 30)).isoformat()
+    '2026-05-02T00:30:00+00:00'
+    """
+    today = datetime.combine(now.date(), at, UTC)
+    return today if now < today else today + timedelta(days=1)
+
+
+def anchor_schedule_main(settings: Settings) -> int:
+    """``atalaia audit anchor --schedule``: anchor the day before every day at
+    ``anchor_time_utc``, until SIGINT/SIGTERM. Started after that time, it anchors yesterday
+    at once unless its anchor is already on the anchors topic."""
+    import signal
+
+    from streams.logs import configure_logging
+    from streams.ops import Check, Readiness, refresh_forever, serve_ops
+
+    _anchor_secret(settings)
+    configure_logging(settings, "anchor")
+    status = {"next": "", "last": "none yet"}
+
+    async def main() -> None:
+        readiness = Readiness("anchor")
+        readiness.check("schedule", lambda: Check(True, f"next {status['next']}; {status['last']}"))
+        if settings.metrics_port is not None:
+            serve_ops(settings.metrics_host, settings.metrics_port, readiness)
+        refreshing = asyncio.create_task(refresh_forever(readiness))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await ensure_topics(settings)
+        try:
+            while not stop.is_set():
+                now = datetime.now(UTC)
+                yesterday = (now - timedelta(days=1)).date().isoformat()
+                due_today = datetime.combine(now.date(), settings.anchor_time_utc, UTC)
+                if now >= due_today:
+                    status["last"] = await _anchor_once(settings, yesterday)
+                    _log.info("%s", status["last"])
+                due = next_anchor_at(datetime.now(UTC), settings.anchor_time_utc)
+                status["next"] = due.isoformat(timespec="minutes")
+                wait = (due - datetime.now(UTC)).total_seconds()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), max(1.0, wait))
+        finally:
+            refreshing.cancel()
+
+    asyncio.run(main())
     return 0
+
+
+async def _anchor_once(settings: Settings, day: str) -> str:
+    log = await read_log(settings)
+    if any(anchor.day == day for anchor in log.anchors):
+        return f"{day} already anchored"
+    try:
+        return await asyncio.to_thread(anchor_day, settings, day, log)
+    except AuditError as exc:  # nothing to anchor that day: say so, try the next day
+        return f"{day} not anchored: {exc}"
 
 
 def _submit(

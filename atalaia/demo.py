@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import TextIO
 
@@ -470,7 +471,8 @@ def busiest_day_report(settings: Settings, decided: int) -> str:
         "GROUP BY day ORDER BY n DESC LIMIT 1",
     )
     day = str(rows[0][0])
-    return render_markdown(f"Atalaia daily report, {day}", daily_sections(settings, day))
+    sections = daily_sections(partial(run_query, settings), day)
+    return render_markdown(f"Atalaia daily report, {day}", sections)
 
 
 def demo_main(

@@ -23,7 +23,8 @@ from streams.admin import ensure_topics
 from streams.app import collect_garbage_seldom, utc_now
 from streams.live_config import latest_rules
 from streams.log_limits import limit_client_repeats
-from streams.metrics import serve_metrics
+from streams.logs import configure_logging
+from streams.ops import Check, Readiness, refresh_forever, serve_ops
 from streams.reader import read_decoded
 from streams.topics import Topics
 
@@ -54,18 +55,39 @@ def build_learner(
     )
 
 
+def models_check(process: LearnerProcess | None) -> Check:
+    """The learner is ready once its models are loaded (from its checkpoint, or new) and
+    published: workers score with the snapshots it publishes."""
+    if process is None:
+        return Check(False, "loading the checkpoint")
+    waiting = [name for name, model in process.models.items() if model.sequence == 0]
+    if waiting:
+        return Check(False, f"publishing the first snapshot of {', '.join(waiting)}")
+    published = ", ".join(
+        f"{name} {model.rules.model.family}.{model.sequence}"
+        for name, model in process.models.items()
+    )
+    return Check(True, f"published {published}; {sum(process.offsets.values())} records read")
+
+
 def run_learner_main(settings: Settings) -> int:
     """Learn until SIGINT/SIGTERM, then publish and checkpoint once more."""
+    configure_logging(settings, "learner")
     limit_client_repeats(settings.log_repeat_interval_s)
     fallback = load_rules(settings.rules_path)
     challenger = challenger_rules(settings)
 
     async def main() -> None:
-        await ensure_topics(settings)
+        readiness = Readiness("learner")
+        built: list[LearnerProcess] = []
+        readiness.check("model", lambda: models_check(built[0] if built else None))
         if settings.metrics_port is not None:
-            serve_metrics(settings.metrics_port)
+            serve_ops(settings.metrics_host, settings.metrics_port, readiness)
+        refresh = asyncio.create_task(refresh_forever(readiness))
+        await ensure_topics(settings)
         start = await latest_rules(settings, fallback)
         process = build_learner(settings, start.rules, challenger)
+        built.append(process)
         collect_garbage_seldom(settings.gc_young_objects)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -74,6 +96,7 @@ def run_learner_main(settings: Settings) -> int:
         try:
             await run_learner(process, stop)
         finally:
+            refresh.cancel()
             process.close()
 
     uvloop.run(main())

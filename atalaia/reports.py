@@ -1,7 +1,10 @@
-"""``atalaia report daily|alerts|performance|coaf``: reports from the analysts' store.
+"""``atalaia report daily|alerts|performance|metrics|coaf``: reports from the analysts' store.
 
 Markdown (default) or CSV; the daily report also draws a PNG of the day (decisions per hour
-and the share blocked, with confirmed fraud where case labels exist). The COAF-style export
+and the share blocked, with confirmed fraud where case labels exist). The metrics report is
+the detection quality per flow and day (precision, recall, F1, false-positive rate from the
+labels, which closed cases publish; AUC where scores and labels exist), the closed cases,
+latency percentiles, throughput and list hits. The COAF-style export
 lists, per subject with confirmed fraud or blocked money in the period, what a compliance
 officer files: period, amounts, counts, reasons and case ids. User ids are internal ids (no
 name, document or contact), so nothing else needs masking.
@@ -12,7 +15,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,22 +32,27 @@ class Section:
     rows: list[list[Any]]
 
 
-def _section(settings: Settings, title: str, sql: str) -> Section:
-    columns, rows = run_query(settings, sql)
+Query = Callable[[str], tuple[list[str], list[list[Any]]]]
+"""Runs SQL on the analysts' store: ``partial(run_query, settings)`` (the API's never opens
+an embedded store itself: it asks the sink)."""
+
+
+def _section(query: Query, title: str, sql: str) -> Section:
+    columns, rows = query(sql)
     return Section(title, columns, [list(row) for row in rows])
 
 
-def daily_sections(settings: Settings, day: str) -> list[Section]:
+def daily_sections(query: Query, day: str) -> list[Section]:
     on_day = f"toDate(event_occurred_at) = toDate('{day}')"
     return [
         _section(
-            settings,
+            query,
             "Decisions",
             f"SELECT event_kind, decision, count() AS decisions FROM decisions FINAL "
             f"WHERE {on_day} GROUP BY event_kind, decision ORDER BY event_kind, decision",
         ),
         _section(
-            settings,
+            query,
             "Per hour",
             f"SELECT toHour(event_occurred_at) AS hour, count() AS decisions, "
             f"countIf(decision = 'BLOCK') AS blocked, round(blocked / decisions, 4) AS block_rate, "
@@ -51,20 +61,20 @@ def daily_sections(settings: Settings, day: str) -> list[Section]:
             f"FROM decisions FINAL WHERE {on_day} GROUP BY hour ORDER BY hour",
         ),
         _section(
-            settings,
+            query,
             "Amount blocked",
             f"SELECT count() AS blocked, ifNull(sum(e.amount_cents), 0) AS amount_cents "
             f"FROM (SELECT event_id FROM decisions FINAL WHERE decision = 'BLOCK' AND {on_day}) "
             f"AS d LEFT JOIN (SELECT event_id, amount_cents FROM events FINAL) AS e USING event_id",
         ),
         _section(
-            settings,
+            query,
             "Top reasons",
             f"SELECT reason, count() AS decisions FROM decisions FINAL ARRAY JOIN reason_codes "
             f"AS reason WHERE {on_day} GROUP BY reason ORDER BY decisions DESC, reason LIMIT 10",
         ),
         _section(
-            settings,
+            query,
             "Alerts",
             f"SELECT rule, severity, count() AS alerts FROM alerts FINAL "
             f"WHERE toDate(created_at) = toDate('{day}') GROUP BY rule, severity ORDER BY rule",
@@ -72,17 +82,17 @@ def daily_sections(settings: Settings, day: str) -> list[Section]:
     ]
 
 
-def alerts_sections(settings: Settings, day: str) -> list[Section]:
+def alerts_sections(query: Query, day: str) -> list[Section]:
     on_day = f"toDate(created_at) = toDate('{day}')"
     return [
         _section(
-            settings,
+            query,
             "Alerts by rule",
             f"SELECT rule, severity, count() AS alerts FROM alerts FINAL WHERE {on_day} "
             f"GROUP BY rule, severity ORDER BY rule",
         ),
         _section(
-            settings,
+            query,
             "Alerts",
             f"SELECT created_at, rule, severity, message FROM alerts FINAL WHERE {on_day} "
             f"ORDER BY created_at LIMIT 1000",
@@ -90,10 +100,10 @@ def alerts_sections(settings: Settings, day: str) -> list[Section]:
     ]
 
 
-def performance_sections(settings: Settings, day: str) -> list[Section]:
+def performance_sections(query: Query, day: str) -> list[Section]:
     return [
         _section(
-            settings,
+            query,
             "Latency per hour",
             f"SELECT toHour(decided_at) AS hour, count() AS decisions, "
             f"quantile(0.5)(latency_ms) AS p50_ms, quantile(0.99)(latency_ms) AS p99_ms, "
@@ -103,7 +113,99 @@ def performance_sections(settings: Settings, day: str) -> list[Section]:
     ]
 
 
-def coaf_rows(settings: Settings, start: str, end: str) -> Section:
+def nearest_rank(column: str, q: float) -> str:
+    """SQL for the nearest-rank percentile of ``column`` in a group (``atalaia.measure``'s;
+    ClickHouse's quantileExact takes the rank above it)."""
+    return (
+        f"arrayElement(arraySort(groupArray({column})), "
+        f"toUInt64(greatest(1, ceil(round({q} * count(), 9)))))"
+    )
+
+
+_LABELLED = (
+    "LEFT JOIN (SELECT arrayJoin(event_ids) AS event_id, toUInt8(max(is_fraud)) AS is_fraud, "
+    "toUInt8(1) AS labelled FROM labels FINAL GROUP BY event_id) AS l USING event_id"
+)
+"""Each decided event's label, when one names it (a case closed with an outcome, or an
+imported label): fraud if any label says so."""
+
+
+def metrics_sections(query: Query, start: str, end: str) -> list[Section]:
+    """Detection quality and operations from ``start`` to ``end`` (UTC days, inclusive).
+    Flagged = REVIEW or BLOCK; only labelled events count in precision, recall, F1 and FPR."""
+    events = f"toDate(event_occurred_at) BETWEEN toDate('{start}') AND toDate('{end}')"
+    decided = f"toDate(decided_at) BETWEEN toDate('{start}') AND toDate('{end}')"
+    auc = (
+        "if(frauds > 0 AND frauds < labelled, round(arrayAUC(groupArrayIf({score}, "
+        "l.labelled = 1{extra}), groupArrayIf(l.is_fraud, l.labelled = 1{extra})), 4), NULL)"
+    )
+    rules_auc = auc.format(score="toFloat64(d.score)", extra="")
+    model_present = " AND d.model_probability IS NOT NULL"
+    model_auc = auc.format(score="ifNull(d.model_probability, 0)", extra=model_present)
+    return [
+        _section(
+            query,
+            "Detection quality",
+            "SELECT toDate(d.event_occurred_at) AS day, d.event_kind AS flow, "
+            "count() AS decided, countIf(l.labelled = 1) AS labelled, "
+            "countIf(l.is_fraud = 1) AS frauds, "
+            "countIf(l.labelled = 1 AND d.decision != 'ALLOW' AND l.is_fraud = 1) AS tp, "
+            "countIf(l.labelled = 1 AND d.decision != 'ALLOW' AND l.is_fraud = 0) AS fp, "
+            "countIf(l.labelled = 1 AND d.decision = 'ALLOW' AND l.is_fraud = 1) AS fn, "
+            "countIf(l.labelled = 1 AND d.decision = 'ALLOW' AND l.is_fraud = 0) AS tn, "
+            "round(tp / nullIf(tp + fp, 0), 4) AS precision, "
+            "round(tp / nullIf(tp + fn, 0), 4) AS recall, "
+            "round(2 * tp / nullIf(2 * tp + fp + fn, 0), 4) AS f1, "
+            "round(fp / nullIf(fp + tn, 0), 4) AS fpr, "
+            f"{rules_auc} AS auc_score, "
+            f"if(countIf(l.labelled = 1{model_present}) > 0, {model_auc}, NULL) AS auc_model "
+            "FROM (SELECT event_id, event_kind, decision, score, model_probability, "
+            f"event_occurred_at FROM decisions FINAL WHERE {events}) AS d {_LABELLED} "
+            "GROUP BY day, flow ORDER BY day, flow",
+        ),
+        _section(
+            query,
+            "Closed cases",
+            "SELECT toDate(closed_at) AS day, count() AS closed, "
+            "countIf(outcome = 'fraud_confirmed') AS fraud_confirmed, "
+            "countIf(outcome = 'legitimate') AS legitimate, "
+            "round(legitimate / nullIf(legitimate + fraud_confirmed, 0), 4) "
+            "AS false_positive_share FROM cases FINAL WHERE status = 'closed' AND "
+            f"toDate(closed_at) BETWEEN toDate('{start}') AND toDate('{end}') "
+            "GROUP BY day ORDER BY day",
+        ),
+        _section(
+            query,
+            "Latency",
+            "SELECT toDate(decided_at) AS day, event_kind AS flow, count() AS decisions, "
+            f"{nearest_rank('latency_ms', 0.5)} AS p50_ms, "
+            f"{nearest_rank('latency_ms', 0.95)} AS p95_ms, "
+            f"{nearest_rank('latency_ms', 0.99)} AS p99_ms, max(latency_ms) AS max_ms "
+            f"FROM decisions FINAL WHERE {decided} GROUP BY day, flow ORDER BY day, flow",
+        ),
+        _section(
+            query,
+            "Throughput",
+            "SELECT day, flow, sum(n) AS decisions, count() AS active_minutes, "
+            "round(decisions / (active_minutes * 60), 2) AS per_second_active, "
+            "round(max(n) / 60, 2) AS per_second_peak_minute FROM ("
+            "SELECT toDate(decided_at) AS day, event_kind AS flow, "
+            "toStartOfMinute(decided_at) AS minute, count() AS n FROM decisions FINAL "
+            f"WHERE {decided} GROUP BY day, flow, minute) GROUP BY day, flow ORDER BY day, flow",
+        ),
+        _section(
+            query,
+            "List hits",
+            "SELECT toDate(event_occurred_at) AS day, event_kind AS flow, severity, "
+            "count() AS decisions, countIf(decision = 'BLOCK') AS blocked FROM decisions FINAL "
+            "ARRAY JOIN arrayDistinct(arrayMap(k -> splitByChar('.', k)[4], "
+            "arrayFilter(k -> startsWith(k, 'list.block.'), mapKeys(features)))) AS severity "
+            f"WHERE {events} GROUP BY day, flow, severity ORDER BY day, flow, severity",
+        ),
+    ]
+
+
+def coaf_rows(query: Query, start: str, end: str) -> Section:
     """Subjects with confirmed fraud (closed cases) or blocked money in [start, end]."""
     period = f"toDate(event_occurred_at) BETWEEN toDate('{start}') AND toDate('{end}')"
     sql = (
@@ -121,7 +223,7 @@ def coaf_rows(settings: Settings, start: str, end: str) -> Section:
         "WHERE outcome = 'fraud_confirmed' GROUP BY subject_id) AS c ON c.subject_id = d.user_id "
         "GROUP BY subject HAVING blocked_cents > 0 OR length(case_ids) > 0 ORDER BY subject"
     )
-    return _section(settings, "Suspicious activity (COAF)", sql)
+    return _section(query, "Suspicious activity (COAF)", sql)
 
 
 def render_markdown(title: str, sections: list[Section]) -> str:
@@ -178,8 +280,9 @@ def daily_chart(section: Section, day: str, target: Path) -> Path:
 def report_main(
     settings: Settings, kind: str, day: str, end: str | None, fmt: str, out: Path | None
 ) -> int:
+    query = partial(run_query, settings)
     if kind == "coaf":
-        section = coaf_rows(settings, day, end or day)
+        section = coaf_rows(query, day, end or day)
         if fmt == "json":
             text = json.dumps(
                 [dict(zip(section.columns, row, strict=True)) for row in section.rows],
@@ -190,11 +293,15 @@ def report_main(
             text = render_csv([section])
         _emit(text, out, f"coaf-{day}.{fmt}")
         return 0
-    sections = {
-        "daily": daily_sections,
-        "alerts": alerts_sections,
-        "performance": performance_sections,
-    }[kind](settings, day)
+    sections = (
+        metrics_sections(query, day, end or day)
+        if kind == "metrics"
+        else {
+            "daily": daily_sections,
+            "alerts": alerts_sections,
+            "performance": performance_sections,
+        }[kind](query, day)
+    )
     text = (
         render_csv(sections)
         if fmt == "csv"

@@ -1,4 +1,5 @@
-"""Running ``atalaia worker`` (or ``api``) as a child process (demo, tests, benchmarks)."""
+"""Running ``atalaia worker`` (or ``api``...) as a child process (``up``, demo, tests,
+benchmarks)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -78,9 +80,13 @@ def stop_with_supervisor() -> None:
 
 class WorkerProcess:
     def __init__(
-        self, settings: Settings, log_file: Path, command: str = "worker", module: str = "atalaia"
+        self,
+        settings: Settings,
+        log_file: Path,
+        command: str | Sequence[str] = "worker",
+        module: str = "atalaia",
     ) -> None:
-        """Runs ``python -m <module> <command>`` (a benchmark may run a module of its own)."""
+        """Runs ``python -m <module> <command...>`` (a benchmark may run a module of its own)."""
         self.settings = settings
         self.log_file = log_file
         self.command = command
@@ -93,12 +99,25 @@ class WorkerProcess:
         env[SUPERVISOR_PID_ENV] = str(os.getpid())
         with self.log_file.open("ab") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", self.module, self.command],
+                [sys.executable, "-m", self.module, *self.args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
             )
         return self
+
+    @property
+    def args(self) -> list[str]:
+        return [self.command] if isinstance(self.command, str) else list(self.command)
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def exit_code(self) -> int | None:
+        """The code it ended with (None: still running, or never started)."""
+        return self._process.poll() if self._process is not None else None
 
     @property
     def alive(self) -> bool:

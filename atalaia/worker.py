@@ -15,4 +15,4 @@ def run_worker(settings: Settings, rules: RuleSet, challenger: RuleSet | None) -
     asyncio.run(ensure_topics(settings))
     start = asyncio.run(latest_rules(settings, rules))
     app = build_app(settings, start, challenger=challenger)
-    run_until_stopped(app, settings)
+    run_until_stopped(app, settings, "worker")

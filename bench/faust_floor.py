@@ -113,7 +113,7 @@ def serve(settings: Settings, shape: Shape) -> None:
             persist_offsets(store, await send_batch(producer, batch, changelog))
 
     app.agent(source, name="floor")(forward)
-    run_until_stopped(app, settings)
+    run_until_stopped(app, settings, "bench")
 
 
 async def _forwarded(

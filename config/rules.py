@@ -355,6 +355,7 @@ class CaseRules(_Frozen):
 
 AlertRule = Literal[
     "blacklist_hit_critical",
+    "blacklist_hit_high",
     "fraud_spike",
     "unusual_pattern",
     "system_performance",

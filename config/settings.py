@@ -6,6 +6,7 @@ Frozen and validated once at start-up; a wrong value stops the CLI with a one-li
 from __future__ import annotations
 
 import os
+from datetime import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -66,6 +67,11 @@ class Settings(BaseSettings):
         default=None, description="Mirror active fraud blocks to this Redis (off when unset)."
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="json: one JSON object per line (time, level, logger, message), for log "
+        "collectors; text: for people.",
+    )
     gc_young_objects: int = Field(
         default=50_000,
         ge=0,
@@ -89,7 +95,9 @@ class Settings(BaseSettings):
         description="HMAC key for identifiers kept only as hashes (IPs as entity keys). "
         "Set your own in production; every worker and caller must share it.",
     )
-    api_host: str = "127.0.0.1"
+    api_host: str = Field(
+        default="127.0.0.1", description="Address the API listens on (0.0.0.0 in a container)."
+    )
     api_port: int = Field(default=8088, ge=1, le=65535)
     api_keys: SecretStr = Field(
         default=SecretStr(""),
@@ -130,15 +138,37 @@ class Settings(BaseSettings):
         description="ClickHouse for analysts: a server URL (http://host:8123) or a chDB "
         "directory; default: <data_dir>/analytics (chDB).",
     )
+    sink_host: str = Field(
+        default="127.0.0.1",
+        description="Address the sink's query, health and metrics endpoint listens on.",
+    )
     sink_port: int = Field(default=8089, ge=1, le=65535)
     alert_webhooks: str = Field(
         default="", description="Comma-separated URLs that receive every alert (Slack-style JSON)."
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Address of the /metrics, /healthz and /readyz endpoint of a worker, "
+        "auditor, learner, feeds or anchor service (0.0.0.0 to be scraped from elsewhere).",
     )
     metrics_port: int | None = Field(
         default=None,
         ge=1,
         le=65535,
-        description="Prometheus text endpoint on 127.0.0.1 (off when unset).",
+        description="Port of that endpoint (off when unset; the API and the sink serve it on "
+        "their own port).",
+    )
+    feeds_file: Path | None = Field(
+        default=None,
+        description="TOML file naming the list feeds `atalaia feeds` refreshes (files or URLs).",
+    )
+    feeds_interval_hours: float = Field(
+        default=24.0, gt=0, le=24 * 30, description="How often the feeds service refreshes."
+    )
+    anchor_time_utc: time = Field(
+        default=time(0, 30),
+        description="When the scheduled anchor (`atalaia audit anchor --schedule`) anchors "
+        "the day before, each day (UTC, HH:MM).",
     )
     sink_batch_rows: int = Field(default=1000, ge=1, le=1_000_000)
     sink_batch_ms: int = Field(default=1000, ge=1, le=600_000)

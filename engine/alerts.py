@@ -1,6 +1,7 @@
 """Alerts from the stream of decisions (pure): the seed's triggers, and its throttling.
 
-Triggers ("Sistema de Alertas"): a CRITICAL block-list hit; a fraud spike (more than 5% of
+Triggers ("Sistema de Alertas"): a CRITICAL block-list hit, and a HIGH one ("Níveis de
+Severidade": HIGH "bloquear transações + alertar equipe"); a fraud spike (more than 5% of
 the last hour's decisions blocked, once the hour holds enough decisions to say so); an unusual
 pattern (a reason code firing far more this hour than its trailing average); slow processing
 (a decision more than 5 s after its event reached the broker). Throttling: the same alert
@@ -24,9 +25,12 @@ from datetime import datetime, timedelta
 
 from config.rules import AlertRule as Rule
 from config.rules import AlertRules
-from schemas.models import Alert, AuditRecord, Decision, Verdict
+from engine.lists import top_block_severity
+from schemas.models import Alert, AuditRecord, Decision, ListSeverity, Verdict
 
 CRITICAL_HIT: Rule = "blacklist_hit_critical"
+HIGH_HIT: Rule = "blacklist_hit_high"
+_HIT_RULES = {ListSeverity.CRITICAL: CRITICAL_HIT, ListSeverity.HIGH: HIGH_HIT}
 FRAUD_SPIKE: Rule = "fraud_spike"
 UNUSUAL_PATTERN: Rule = "unusual_pattern"
 SLOW_PROCESSING: Rule = "system_performance"
@@ -97,16 +101,13 @@ class AlertEngine:
 
     def _per_decision(self, decision: Decision) -> list[Alert]:
         rules, alerts = self.rules, []
-        critical = [r for r in decision.reasons if r.code == "BLACKLIST_LIST_HIT"]
-        if critical and "CRITICAL" in critical[0].detail:
-            alerts.append(
-                _alert(
-                    CRITICAL_HIT,
-                    rules,
-                    decision,
-                    f"Critical blacklist match detected: {critical[0].detail}",
-                )
-            )
+        listed = [r for r in decision.reasons if r.code == "BLACKLIST_LIST_HIT"]
+        severity = top_block_severity(decision.features) if listed else None
+        hit_rule = _HIT_RULES.get(severity) if severity is not None else None
+        if hit_rule is not None and severity is not None:
+            label = severity.value.capitalize()
+            message = f"{label} blacklist match detected: {listed[0].detail}"
+            alerts.append(_alert(hit_rule, rules, decision, message))
         if decision.latency_ms > rules.slow_processing_ms:
             alerts.append(
                 _alert(

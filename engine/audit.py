@@ -13,6 +13,7 @@ from datetime import datetime
 from engine.lists import WHITELIST_OVERRIDE
 from engine.masking import mask_ip
 from schemas.models import (
+    AccountState,
     ActorType,
     AuditActor,
     AuditCompliance,
@@ -91,6 +92,60 @@ def list_change_record(
             new_state=new.model_dump_json(),
         ),
         compliance=_compliance(_regulation(new.source)),
+    )
+
+
+def account_state_record(
+    actor: AuditActor | None, previous: AccountState | None, new: AccountState
+) -> AuditRecord:
+    """An account frozen or unfrozen: by the engine (``actor`` None; the id comes from the
+    freezing event, so a re-decided event writes the same record) or by an analyst."""
+    action = "account_freeze" if new.frozen else "account_unfreeze"
+    engine = actor is None
+    return AuditRecord(
+        audit_id=f"freeze-{new.event_id}" if engine else f"account-{uuid.uuid4().hex}",
+        timestamp=new.changed_at,
+        action=action,
+        actor=AuditActor(type=ActorType.SYSTEM, id=ENGINE) if actor is None else actor,
+        details=AuditDetails(
+            entity_type="user",
+            reason=new.reason,
+            transaction_id=new.event_id,
+            change_type="update" if previous is not None else "create",
+            previous_state=previous.model_dump_json() if previous is not None else None,
+            new_state=new.model_dump_json(),
+        ),
+        compliance=_compliance("BACEN", data_subject=new.user_id),
+    )
+
+
+def feed_refresh_record(
+    actor: AuditActor,
+    feed: str,
+    kind: str,
+    source: ListSource,
+    counts: dict[str, int],
+    failure: str | None,
+    at: datetime,
+    correlation_id: str,
+) -> AuditRecord:
+    """One run of a list feed: what it added and removed (each change has its own
+    ``blacklist_*`` record under the same correlation id), or why it changed nothing."""
+    summary = ", ".join(f"{name} {count}" for name, count in counts.items())
+    return AuditRecord(
+        audit_id=f"feed-{uuid.uuid4().hex}",
+        timestamp=at,
+        action="feed_refresh_failed" if failure else "feed_refresh",
+        actor=actor,
+        details=AuditDetails(
+            entity_type=kind,
+            reason=f"feed {feed}: {failure or summary}"[:512],
+            source=source.value,
+            correlation_id=correlation_id,
+            change_type="none" if failure else "update",
+            new_state=json.dumps({"feed": feed, **counts}, sort_keys=True),
+        ),
+        compliance=_compliance(_regulation(source)),
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from config.rules import RuleSet
+from engine.accounts import FROZEN_FEATURE
 from engine.actions import actions_for
 from engine.blocks import blocks_for, fraud_event_of
 from engine.features import record_and_read
@@ -38,13 +39,17 @@ def decide_event(
     model: LoadedModel | None = None,
     known_frauds: Features | None = None,
     clock_skew_s: int = 0,
+    account_frozen: bool = False,
 ) -> Outcome:
     """Update the subject's ``state`` with ``event`` and decide it; ``entity_blocked`` says
     whether an entity it names is under a block known at this time, ``lists`` its list hits
     (``engine.lists.list_features``), ``clock_skew_s`` how far ahead of its arrival it was
     stamped when it is scored as of its arrival. A transaction also gets the online
     ``model``'s score, read from its features plus the ``known_frauds`` of its terminal and
-    card."""
+    card. ``account_frozen``: the event's user's account is frozen (``engine.accounts``).
+    """
+    if account_frozen:
+        lists = {**(lists or {}), FROZEN_FEATURE: 1}
     features = record_and_read(state, event, rules, entity_blocked, lists or {}, clock_skew_s)
     scored: tuple[ModelScore, str] | None = None
     if isinstance(event, TransactionEvent) and rules.model.enabled:

@@ -248,26 +248,38 @@ def list_features(hits: Iterable[ListEntry]) -> Features:
 
 
 @dataclass(frozen=True)
-class _Hit:
+class FeatureHit:
     """A list hit read back from its feature name (source and mask may be absent)."""
 
     entity_type: str
     severity: ListSeverity
-    shown: str
+    source: str | None
+    masked_value: str | None
     count: int
 
+    @property
+    def shown(self) -> str:
+        if self.source is None or self.masked_value is None:
+            return f"{self.entity_type}.{self.severity.value}"
+        return f"{self.entity_type} {self.masked_value} {self.severity.value} ({self.source})"
 
-def _hits(features: Features, prefix: str) -> list[_Hit]:
+
+def feature_hits(features: Features, prefix: str) -> list[FeatureHit]:
+    """The hits of one list (``BLOCK_PREFIX`` or ``ALLOW_PREFIX``) among ``features``."""
     found = []
     for name, count in features.items():
         if not name.startswith(prefix) or count <= 0:
             continue
         entity_type, severity, *rest = name.removeprefix(prefix).split(".", 3)
-        shown = f"{entity_type} {rest[1]} {severity} ({rest[0]})" if len(rest) == 2 else ""
-        found.append(
-            _Hit(entity_type, ListSeverity(severity), shown or f"{entity_type}.{severity}", count)
-        )
+        source, masked = (rest[0], rest[1]) if len(rest) == 2 else (None, None)
+        found.append(FeatureHit(entity_type, ListSeverity(severity), source, masked, count))
     return found
+
+
+def top_block_severity(features: Features) -> ListSeverity | None:
+    """The most severe block-list hit among ``features`` (None: no hit)."""
+    severities = [hit.severity for hit in feature_hits(features, BLOCK_PREFIX)]
+    return max(severities, key=_SEVERITY_ORDER.index) if severities else None
 
 
 @dataclass(frozen=True)
@@ -302,7 +314,7 @@ def judge_hits(
     list hits and ``others``; each keeps its own reason, the most severe first with its
     points, each further one with the additional amount."""
     blocks = sorted(
-        _hits(features, BLOCK_PREFIX),
+        feature_hits(features, BLOCK_PREFIX),
         key=lambda hit: _SEVERITY_ORDER.index(hit.severity),
         reverse=True,
     )
@@ -311,7 +323,7 @@ def judge_hits(
     listed = "; ".join(
         f"{hit.shown} x{hit.count}" if hit.count > 1 else hit.shown for hit in blocks
     )
-    allowed = _hits(features, ALLOW_PREFIX)
+    allowed = feature_hits(features, ALLOW_PREFIX)
     if allowed:
         allowing = "; ".join(hit.shown for hit in allowed)
         overridden = "; ".join(filter(None, [listed, *[other.detail for other in others]]))

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from config.rules import ActionVelocity, Bands, FlowThresholds, GiftRules, RuleSet
+from engine.accounts import FROZEN_FEATURE, frozen_reason
 from engine.admission import CLOCK_SKEW_FEATURE, subject_of
 from engine.capypay import fraud_block_hits, login_reasons, transaction_reasons
 from engine.features import (
@@ -327,6 +328,9 @@ def assess(
             f"a {severity.value} block-list hit blocks a {kind.value} (from {block_from.value})"
         )
         reasons = [*reasons, Reason(code="LIST_SEVERITY_BLOCK", points=0, detail=detail)]
+    if features.get(FROZEN_FEATURE):
+        verdict = Verdict.BLOCK
+        reasons = [*reasons, frozen_reason()]
     if isinstance(event, TransactionEvent):
         reasons = [*reasons, *_manual_review(event, verdict, rules)]
     return Assessment(

@@ -443,6 +443,20 @@ class ListEntry(WireModel):
         return self.removed_at is None and (self.expires_at is None or at < self.expires_at)
 
 
+class AccountState(WireModel):
+    """Whether a user's account is frozen: the last record per user on the compacted
+    account-states topic, which every worker follows (a frozen account's events are blocked)."""
+
+    avro_name: ClassVar[str] = "AccountState"
+
+    user_id: Identifier
+    frozen: Annotated[bool, Field(strict=True)]
+    reason: ShortText
+    event_id: Identifier | None = None
+    changed_at: UtcMillis
+    changed_by: Identifier
+
+
 class WatchlistName(WireModel):
     avro_name: ClassVar[str] = "WatchlistName"
 
@@ -652,6 +666,7 @@ WIRE_MODELS: tuple[type[WireModel], ...] = (
     FraudBlock,
     ListEntry,
     WatchlistName,
+    AccountState,
     AuditRecord,
     AuditBatch,
     AuditAnchor,

@@ -11,6 +11,7 @@ money as integer centavos; times as DateTime64(3, 'UTC').
 from __future__ import annotations
 
 import fcntl
+import importlib.util
 import json
 import os
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from typing import Any
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
+from pydantic import TypeAdapter
 
 from schemas.models import (
     Alert,
@@ -28,9 +30,11 @@ from schemas.models import (
     Case,
     Decision,
     GiftEvent,
+    Identifier,
     InputEvent,
     Label,
     LoginEvent,
+    Reason,
     ShadowDecision,
     TransactionEvent,
 )
@@ -56,7 +60,11 @@ _TABLES = {
             latency_ms UInt32,
             version UInt64,
             model_version LowCardinality(Nullable(String)),
-            model_probability Nullable(Float64)
+            model_probability Nullable(Float64),
+            reason_details Array(String),
+            features Map(LowCardinality(String), Int64),
+            model_anomaly Nullable(Float64),
+            user_message Nullable(String)
         ) ENGINE = ReplacingMergeTree(version)
         PARTITION BY toDate(event_occurred_at)
         ORDER BY event_id""",
@@ -174,13 +182,27 @@ _COLUMNS = {
 _ADDED_COLUMNS = (
     "ALTER TABLE decisions ADD COLUMN IF NOT EXISTS model_version LowCardinality(Nullable(String))",
     "ALTER TABLE decisions ADD COLUMN IF NOT EXISTS model_probability Nullable(Float64)",
+    "ALTER TABLE decisions ADD COLUMN IF NOT EXISTS reason_details Array(String)",
+    "ALTER TABLE decisions ADD COLUMN IF NOT EXISTS features Map(LowCardinality(String), Int64)",
+    "ALTER TABLE decisions ADD COLUMN IF NOT EXISTS model_anomaly Nullable(Float64)",
+    "ALTER TABLE decisions ADD COLUMN IF NOT EXISTS user_message Nullable(String)",
 )
 """Columns added after a table's first release: a store made by an earlier version gets them."""
 
 
+class StoreUnavailable(Exception):
+    """The analytics store cannot be opened here; one line for the operator."""
+
+
 def connect(target: str) -> Client:
-    """A client for ``target``: a chDB directory (a path, or ``chdb:///path``) or a server
-    URL (``http://host:8123`` ...)."""
+    """A client for ``target``: a chDB directory (a path, or ``chdb:///path``; needs the
+    ``analytics`` extra) or a server URL (``http://host:8123`` ...)."""
+    embedded = "://" not in target or target.startswith("chdb://")
+    if embedded and importlib.util.find_spec("chdb") is None:
+        raise StoreUnavailable(
+            "an embedded analytics store needs chDB: pip install 'atalaia[analytics]', or "
+            "set ATALAIA_ANALYTICS_TARGET to a ClickHouse server URL"
+        )
     if "://" not in target:
         Path(target).mkdir(parents=True, exist_ok=True)
         target = f"chdb://{Path(target).resolve()}"
@@ -249,7 +271,93 @@ def decision_row(decision: Decision) -> list[Any]:
         _millis(decision.decided_at),
         decision.model_version,
         decision.model_probability,
+        [r.detail for r in decision.reasons],
+        decision.features,
+        decision.model_anomaly,
+        decision.user_message,
     ]
+
+
+_STORED_DECISION = """
+SELECT event_id, event_kind, event_type, subject_type, subject_id, user_id, score, band,
+       decision, toJSONString(reason_codes), toJSONString(reason_points),
+       toJSONString(reason_details), toJSONString(features), toJSONString(actions),
+       rule_version, toUnixTimestamp64Milli(event_occurred_at),
+       toUnixTimestamp64Milli(decided_at), latency_ms, model_version, model_probability,
+       model_anomaly, user_message
+FROM decisions FINAL WHERE event_id = '{event_id}' LIMIT 1"""
+
+
+def stored_decision_sql(event_id: str) -> str:
+    """The query reading one decision back whole (every value a plain JSON one, whichever
+    way the query travels). ``event_id`` must be a valid event id (no quote can be in it)."""
+    _EVENT_ID.validate_python(event_id)  # ValidationError for anything else
+    return _STORED_DECISION.format(event_id=event_id)
+
+
+_EVENT_ID: TypeAdapter[str] = TypeAdapter(Identifier)
+
+
+def decision_of_row(row: Sequence[Any]) -> Decision:
+    """The Decision a ``stored_decision_sql`` row holds (details are empty for a decision
+    stored before they were kept)."""
+    (
+        event_id,
+        event_kind,
+        event_type,
+        subject_type,
+        subject_id,
+        user_id,
+        score,
+        band,
+        verdict,
+        codes,
+        points,
+        details,
+        features,
+        actions,
+        rule_version,
+        occurred_ms,
+        decided_ms,
+        latency_ms,
+        model_version,
+        probability,
+        anomaly,
+        user_message,
+    ) = row
+    codes, points, details = json.loads(codes), json.loads(points), json.loads(details)
+    details = details if len(details) == len(codes) else [""] * len(codes)
+    return Decision.model_validate(
+        {
+            "event_id": event_id,
+            "event_kind": event_kind,
+            "event_type": event_type,
+            "subject_type": subject_type,
+            "subject_id": subject_id,
+            "user_id": user_id,
+            "score": int(score),
+            "band": band,
+            "decision": verdict,
+            "reasons": [
+                Reason(code=c, points=int(p), detail=d)
+                for c, p, d in zip(codes, points, details, strict=True)
+            ],
+            "features": {name: int(value) for name, value in json.loads(features).items()},
+            "actions": json.loads(actions),
+            "user_message": user_message,
+            "rule_version": rule_version,
+            "event_occurred_at": int(occurred_ms),
+            "decided_at": int(decided_ms),
+            "latency_ms": int(latency_ms),
+            "model_version": model_version,
+            "model_probability": _float(probability),
+            "model_anomaly": _float(anomaly),
+        }
+    )
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def shadow_row(shadow: ShadowDecision) -> list[Any]:

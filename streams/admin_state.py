@@ -1,6 +1,6 @@
 """What the admin API and CLI see: the lists (a followed ``ListView``), the watchlist of names
-to screen and the investigation cases, plus the producer that publishes list changes (and
-their audit records), watchlist names and case commands.
+to screen, the investigation cases and the frozen accounts, plus the producer that publishes
+list changes (and their audit records), watchlist names, case commands and account changes.
 
 Writes are applied to the local view as soon as the broker has them, so a read right after a
 write sees it; the workers see it when their own follower reads the record (milliseconds).
@@ -15,7 +15,8 @@ from datetime import datetime
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
-from engine.audit import list_change_record
+from engine.accounts import AccountView
+from engine.audit import account_state_record, list_change_record
 from engine.list_import import ListRow
 from engine.lists import (
     entry_from_row,
@@ -26,6 +27,7 @@ from engine.lists import (
 from engine.screening import NameScreener, WatchlistEntry
 from schemas.codec import DecodeError, WireCodec
 from schemas.models import (
+    AccountState,
     AuditActor,
     AuditRecord,
     Case,
@@ -36,6 +38,7 @@ from schemas.models import (
     WatchlistName,
     WireModel,
 )
+from streams.ops import Check
 from streams.reader import follow_topics
 from streams.topics import Topics
 from streams.views import default_list_view
@@ -48,6 +51,7 @@ class AdminState:
         self.history: list[ListEntry] = []  # every record of the lists topic, in read order
         self.watchlist: dict[str, WatchlistName] = {}
         self.cases: dict[str, Case] = {}
+        self.accounts = AccountView()
         self._case_changed = asyncio.Condition()
         self._screener: NameScreener | None = None
         self.codec = WireCodec()
@@ -60,7 +64,12 @@ class AdminState:
         self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
         await self._producer.start()
         loaded = asyncio.Event()
-        followed = [self.topics.lists, self.topics.watchlist, self.topics.cases]
+        followed = [
+            self.topics.lists,
+            self.topics.watchlist,
+            self.topics.cases,
+            self.topics.account_states,
+        ]
         self._follower = asyncio.create_task(
             follow_topics(self.bootstrap_servers, followed, self._take, "admin state", loaded.set)
         )
@@ -72,6 +81,13 @@ class AdminState:
         if self._follower.done():
             self._follower.result()  # it failed before catching up: say why
 
+    def check(self) -> Check:
+        """Readiness: the topics read to their end at start, and followed since."""
+        if self._follower is None or self._follower.done():
+            return Check(False, "not following the lists, cases and accounts topics")
+        counts = f"{len(self.view.entries())} list entries, {len(self.cases)} cases"
+        return Check(True, f"{counts}, {len(self.accounts.frozen)} frozen accounts")
+
     async def stop(self) -> None:
         if self._follower is not None:
             self._follower.cancel()
@@ -82,6 +98,8 @@ class AdminState:
 
     async def _take(self, record: ConsumerRecord[bytes, bytes]) -> None:
         if record.value is None:
+            if record.topic == self.topics.watchlist and record.key is not None:
+                self._unlisted(record.key.decode())  # a name taken off the watchlist
             return
         try:
             if record.topic == self.topics.watchlist:
@@ -89,6 +107,9 @@ class AdminState:
                 return
             if record.topic == self.topics.cases:
                 await self._case(self.codec.decode(record.value, (Case,)))
+                return
+            if record.topic == self.topics.account_states:
+                self.accounts.apply(self.codec.decode(record.value, (AccountState,)))
                 return
             entry = self.codec.decode(record.value, (ListEntry,))
         except DecodeError:
@@ -125,6 +146,10 @@ class AdminState:
         self.watchlist[name.entry_id] = name
         self._screener = None  # rebuilt on the next screening
 
+    def _unlisted(self, entry_id: str) -> None:
+        if self.watchlist.pop(entry_id, None) is not None:
+            self._screener = None
+
     def screener(self, min_score: float) -> NameScreener:
         """The name screener over the watchlist as it is now (built once per change)."""
         if self._screener is None or self._screener.min_score != min_score:
@@ -141,6 +166,12 @@ class AdminState:
         await self._send(self.topics.watchlist, [(n.entry_id, n) for n in names])
         for name in names:
             self._listed(name)
+
+    async def remove_names(self, entry_ids: list[str]) -> None:
+        """Take names off the watchlist: a tombstone each (the compacted topic forgets them)."""
+        await self._send(self.topics.watchlist, [(name, None) for name in entry_ids])
+        for name in entry_ids:
+            self._unlisted(name)
 
     def find(self, kind: ListKind, entity_type: ListEntityType, raw: str) -> ListEntry | None:
         """The entry listing ``raw`` (InvalidListValue for an invalid value)."""
@@ -160,9 +191,26 @@ class AdminState:
         return entries
 
     async def remove(self, entry: ListEntry, actor: AuditActor, at: datetime) -> ListEntry:
-        removed = removal_of(entry, actor.id, at)
-        await self._publish([removed], actor, at, None)
+        (removed,) = await self.remove_all([entry], actor, at)
         return removed
+
+    async def remove_all(
+        self,
+        entries: Iterable[ListEntry],
+        actor: AuditActor,
+        at: datetime,
+        correlation_id: str | None = None,
+    ) -> list[ListEntry]:
+        removed = [removal_of(entry, actor.id, at) for entry in entries]
+        await self._publish(removed, actor, at, correlation_id)
+        return removed
+
+    async def change_account(self, state: AccountState, actor: AuditActor) -> None:
+        """Freeze or unfreeze an account, with its audit record (previous and new state)."""
+        audit = account_state_record(actor, self.accounts.states.get(state.user_id), state)
+        await self._send(self.topics.account_states, [(state.user_id, state)])
+        await self.audit([audit])
+        self.accounts.apply(state)
 
     async def audit(self, records: Iterable[AuditRecord]) -> None:
         await self._send(self.topics.audit_intake, [(r.audit_id, r) for r in records])
@@ -179,13 +227,15 @@ class AdminState:
         for entry in entries:
             self.view.apply(entry)
 
-    async def _send(self, topic: str, records: Iterable[tuple[str, WireModel]]) -> None:
-        """Publish keyed records; returns once the broker has them all."""
+    async def _send(self, topic: str, records: Iterable[tuple[str, WireModel | None]]) -> None:
+        """Publish keyed records (None: a tombstone); returns once the broker has them all."""
         if self._producer is None:
             raise RuntimeError("AdminState.start() was not awaited")
         producer = self._producer
         sends = [
-            await producer.send(topic, self.codec.encode(record), key=key.encode())
+            await producer.send(
+                topic, None if record is None else self.codec.encode(record), key=key.encode()
+            )
             for key, record in records
         ]
         await asyncio.gather(*sends)

@@ -22,18 +22,21 @@ from config.settings import Settings
 from engine.frozen_model import FrozenModel
 from engine.learning import (
     CHALLENGER,
+    CHAMPION,
     LoadedModel,
     ModelError,
     open_model,
 )
 from schemas.codec import WireCodec
-from schemas.models import FraudBlock, ListEntry, ModelSnapshot
+from schemas.models import AccountState, FraudBlock, ListEntry, ModelSnapshot
 from schemas.models import KnownFrauds as KnownFraudsRecord
 from sinks.redis_blocks import RedisBlockMirror
 from sinks.redis_counters import RedisCounterMirror
 from streams.live_config import StartingRules, register_config_follower
 from streams.log_limits import limit_client_repeats
-from streams.metrics import LAG_INTERVAL_S, measure_lag, serve_metrics
+from streams.logs import faust_logging_config
+from streams.metrics import LAG_INTERVAL_S, measure_lag
+from streams.ops import REFRESH_S, Check, Readiness, serve_ops
 from streams.side_producer import SideProducer
 from streams.topics import Topics
 from streams.transport import Transport
@@ -75,25 +78,49 @@ def collect_garbage_seldom(young_objects: int) -> None:
         gc.set_threshold(young_objects, middle, old)
 
 
-def run_until_stopped(app: faust.App, settings: Settings) -> None:
+def run_until_stopped(app: faust.App, settings: Settings, service: str) -> None:
     """Run ``app`` (made by ``new_app``, so on uvloop) as a Faust worker until
-    SIGINT/SIGTERM."""
+    SIGINT/SIGTERM; ``service`` names the process in JSON log lines."""
     limit_client_repeats(settings.log_repeat_interval_s)
     collect_garbage_seldom(settings.gc_young_objects)
+    json_logs = faust_logging_config(settings, service)
     # Faust's default "warn" level leaves the root logger at DEBUG, which costs ~25%.
-    worker = faust.Worker(app, loglevel=settings.log_level, redirect_stdouts=False)
+    worker = faust.Worker(
+        app,
+        loglevel=settings.log_level,
+        redirect_stdouts=False,
+        logging_config=json_logs,
+        quiet=json_logs is not None,  # no banner: every line is JSON
+    )
     worker.execute_from_commandline()
 
 
-def serve_metrics_of(app: faust.App, settings: Settings) -> None:
-    """With ``metrics_port`` set, serve this process's metrics and measure its consumer lag."""
-    if settings.metrics_port is None:
-        return
-    serve_metrics(settings.metrics_port)
+def joined(app: faust.App) -> Check:
+    """Whether the app has its partitions: in its consumer group, tables recovered."""
+    if app.rebalancing:
+        return Check(False, "rebalancing")
+    if not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
+        return Check(False, "joining the consumer group, recovering tables")
+    assigned = app.consumer.assignment()
+    partitions = len({tp.partition for tp in assigned})
+    return Check(True, f"{partitions} partitions assigned ({len(assigned)} topic partitions)")
+
+
+def serve_ops_of(app: faust.App, settings: Settings, readiness: Readiness) -> None:
+    """Check the app's partitions (with whatever else ``readiness`` holds) every second on
+    its loop, measure its consumer lag, and with ``metrics_port`` set serve ``/metrics``,
+    ``/healthz`` and ``/readyz`` there."""
+    readiness.check("partitions", lambda: joined(app))
+    if settings.metrics_port is not None:
+        serve_ops(settings.metrics_host, settings.metrics_port, readiness)
+
+    async def refresh() -> None:
+        readiness.refresh()
 
     async def lag() -> None:
         await measure_lag(app.consumer)
 
+    app.timer(REFRESH_S)(refresh)
     app.timer(LAG_INTERVAL_S)(lag)
 
 
@@ -133,6 +160,25 @@ def new_app(settings: Settings, app_id: str) -> AtalaiaApp:
     return app
 
 
+def views_check(views: SharedViews) -> Check:
+    """Whether every followed view has read what its topic held when the worker started."""
+    loading = [name for name, loaded in views.loading().items() if not loaded.is_set()]
+    if loading:
+        return Check(False, f"loading {', '.join(loading)}")
+    frozen = len(views.accounts.frozen)
+    return Check(True, f"caught up ({len(views.lists.entries())} list entries, {frozen} frozen)")
+
+
+def model_check(views: SharedViews, rules: RuleSet) -> Check:
+    """Whether the champion model the rules score with is loaded (rules-only: nothing to load)."""
+    if not rules.model.enabled:
+        return Check(True, "off: the rules score alone")
+    model, _ = views.models[CHAMPION].pick(2**62)  # the newest snapshot held
+    if model is None:
+        return Check(False, "waiting for the learner's first snapshot")
+    return Check(True, f"champion {model.version}")
+
+
 def build_app(
     settings: Settings,
     start: StartingRules,
@@ -147,6 +193,7 @@ def build_app(
     live = LiveRules(start.rules)
     hash_key = settings.pii_hash_key.get_secret_value().encode()
     views = SharedViews.starting(start.rules, hash_key)
+    readiness = Readiness("worker")
     window_s = settings.batch_window_ms / 1000
     register_scoring(
         app,
@@ -215,8 +262,21 @@ def build_app(
             views.known_frauds_loaded.set,
         )
 
+    async def follow_accounts() -> None:
+        await follow_into(
+            settings.bootstrap_servers,
+            topics.account_states,
+            AccountState,
+            views.accounts.apply,
+            views.accounts_loaded.set,
+        )
+
     register_cases(app, topics, codec, settings.partitions)
-    serve_metrics_of(app, settings)
+    readiness.check("views", lambda: views_check(views))
+    readiness.check("model", lambda: model_check(views, live.current))
+    readiness.check("rules", lambda: Check(True, f"version {live.current.version}"))
+    serve_ops_of(app, settings, readiness)
+    app.task(follow_accounts)
     app.task(follow_entity_blocks)
     app.task(follow_lists)
     app.task(follow_models)

@@ -1,6 +1,6 @@
-"""Prometheus metrics of a worker, an auditor or the learner (prometheus-client), served on
-127.0.0.1 when ``ATALAIA_METRICS_PORT`` is set; the sink and the API serve theirs on their
-own HTTP server (``metrics_page``).
+"""Prometheus metrics of every process (prometheus-client), served with its health checks
+(``streams.ops``): on ``metrics_host:metrics_port`` when set, and by the API and the sink on
+their own HTTP server too.
 Names and labels are the only place they are defined; no label ever carries an id or a
 personal value (kinds, verdicts, bands, severities, causes only)."""
 
@@ -9,15 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from aiohttp import web
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-    start_http_server,
-)
+from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_IN = Counter("atalaia_events_in_total", "Input events accepted, by kind", ["kind"])
 DECISIONS = Counter(
@@ -82,6 +74,25 @@ AUDIT_CONFLICTS = Counter(
     "atalaia_audit_conflicts_total", "Second writes of a known audit id with other content"
 )
 AUDIT_BATCHES = Counter("atalaia_audit_batches_total", "Merkle batches cut, by cause", ["cause"])
+ACCOUNT_FREEZES = Counter(
+    "atalaia_account_freezes_total", "Accounts frozen by a decision (a CRITICAL list hit)"
+)
+FEED_RUNS = Counter(
+    "atalaia_feed_runs_total",
+    "List feed refreshes, by feed and outcome (ok, failed)",
+    ["feed", "outcome"],
+)
+FEED_CHANGES = Counter(
+    "atalaia_feed_entries_changed_total",
+    "List entries and names a feed refresh added or removed, by feed and change",
+    ["feed", "change"],
+)
+FEED_LAST_SUCCESS = Gauge(
+    "atalaia_feed_last_success_timestamp_seconds",
+    "When a feed was last refreshed successfully (Unix time)",
+    ["feed"],
+)
+READY = Gauge("atalaia_ready", "1 when the process's readiness checks pass", ["service"])
 
 
 @lru_cache(maxsize=1024)
@@ -89,16 +100,6 @@ def child_of(metric: Counter | Gauge | Histogram, *values: str) -> Any:
     """The child of ``metric`` for these label values. Cached: the scoring agent counts every
     event, and a ``labels()`` lookup costs more than the increment (labels are bounded enums)."""
     return metric.labels(*values)
-
-
-async def metrics_page(_request: web.Request) -> web.Response:
-    """``GET /metrics`` on a process's own HTTP server (the sink's, the API's)."""
-    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
-def serve_metrics(port: int) -> None:
-    """Expose the metrics on 127.0.0.1:``port`` (a daemon thread)."""
-    start_http_server(port, addr="127.0.0.1")
 
 
 LAG_INTERVAL_S = 5.0

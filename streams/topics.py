@@ -66,6 +66,10 @@ class Topics:
         return self._name("lists")
 
     @property
+    def account_states(self) -> str:
+        return self._name("account-states")
+
+    @property
     def watchlist(self) -> str:
         return self._name("watchlist")
 
@@ -140,6 +144,9 @@ class Topics:
             TopicSpec(self.fraud_blocks, "FraudBlock: blocked entities", compacted=True),
             TopicSpec(self.lists, "block/allow lists (hashed values)", compacted=True),
             TopicSpec(self.watchlist, "sanctioned/PEP names to screen", compacted=True),
+            TopicSpec(
+                self.account_states, "AccountState: frozen accounts, by user", compacted=True
+            ),
             TopicSpec(self.case_commands, "CaseCommand: changes to cases, keyed by subject"),
             TopicSpec(self.cases, "Case: investigation cases, keyed by case id", compacted=True),
             TopicSpec(self.labels, "Label: case outcomes for learning, keyed by case id"),

@@ -21,6 +21,7 @@ def _decision(
     latency_ms: int = 10,
     user: str | None = None,
     minute: int = 0,
+    features: dict[str, int] | None = None,
 ) -> Decision:
     at = AT + timedelta(minutes=minute, milliseconds=n)
     return Decision(
@@ -34,6 +35,7 @@ def _decision(
         band="MEDIUM",
         decision=verdict,
         reasons=[Reason(code=code, points=10, detail=detail) for code, detail in reasons],
+        features=features or {},
         rule_version="v",
         event_occurred_at=at,
         decided_at=at,
@@ -42,19 +44,36 @@ def _decision(
 
 
 CRITICAL = (("BLACKLIST_LIST_HIT", "block-list hits: wallet 0x7f36...be1b CRITICAL (OFAC)"),)
+CRITICAL_HIT = {"list.block.wallet.CRITICAL.OFAC.0x7f36...be1b": 1}
+HIGH = (("BLACKLIST_LIST_HIT", "block-list hits: user ***1 HIGH (MANUAL); ..."),)
+HIGH_HITS = {"list.block.user.HIGH.MANUAL.***1": 1, "list.block.email_domain.LOW.MANUAL.x.org": 1}
 
 
 def test_a_critical_hit_alerts_once_per_user_per_hour() -> None:
     engine = AlertEngine(RULES)
-    first = engine.observe(_decision(1, "BLOCK", CRITICAL, user="ana"), AT)
-    again = engine.observe(_decision(2, "BLOCK", CRITICAL, user="ana"), AT + timedelta(minutes=10))
-    other = engine.observe(_decision(3, "BLOCK", CRITICAL, user="bia"), AT + timedelta(minutes=10))
-    later = engine.observe(_decision(4, "BLOCK", CRITICAL, user="ana"), AT + timedelta(minutes=61))
+
+    def hit(n: int, user: str, minutes: int = 0) -> list[str]:
+        decision = _decision(n, "BLOCK", CRITICAL, user=user, features=CRITICAL_HIT)
+        return [a.rule for a in engine.observe(decision, AT + timedelta(minutes=minutes))]
+
+    first = engine.observe(_decision(1, "BLOCK", CRITICAL, user="ana", features=CRITICAL_HIT), AT)
     assert [a.rule for a in first] == ["blacklist_hit_critical"] and first[0].severity == "CRITICAL"
     assert first[0].channels == ["slack", "email", "pagerduty"]
-    assert again == [] and len(other) == 1 and len(later) == 1
-    high = (("BLACKLIST_LIST_HIT", "block-list hits: user ***1 HIGH (MANUAL)"),)
-    assert engine.observe(_decision(5, "BLOCK", high, user="caio"), AT) == []
+    assert hit(2, "ana", 10) == [] and hit(3, "bia", 10) == ["blacklist_hit_critical"]
+    assert hit(4, "ana", 61) == ["blacklist_hit_critical"]
+
+
+def test_a_high_hit_alerts_the_team_and_a_low_one_does_not() -> None:
+    engine = AlertEngine(RULES)
+    high = engine.observe(_decision(1, "BLOCK", HIGH, user="caio", features=HIGH_HITS), AT)
+    assert [(a.rule, a.severity) for a in high] == [("blacklist_hit_high", "HIGH")]
+    assert high[0].channels == ["slack", "email"] and "High blacklist match" in high[0].message
+    low = (("BLACKLIST_LIST_HIT", "block-list hits: email_domain x.org LOW (MANUAL)"),)
+    only_low = {"list.block.email_domain.LOW.MANUAL.x.org": 1}
+    assert engine.observe(_decision(2, "ALLOW", low, user="dora", features=only_low), AT) == []
+    overridden = (("WHITELIST_OVERRIDE", "allow-listed user ***1 overrides ..."),)
+    allowed = {**HIGH_HITS, "list.allow.user.LOW.MANUAL.***1": 1}
+    assert engine.observe(_decision(3, "ALLOW", overridden, user="eva", features=allowed), AT) == []
 
 
 def test_slow_processing_alerts_then_waits_five_minutes() -> None:

@@ -16,7 +16,7 @@ import pytest
 from pydantic import AwareDatetime, BaseModel
 
 from schemas.codec import SchemaRegistry, WireCodec
-from schemas.models import WIRE_MODELS, DeadLetter, Decision, Reason, WireModel
+from schemas.models import WIRE_MODELS, AccountState, DeadLetter, Decision, Reason, WireModel
 from tests import factories
 
 REGISTRY = SchemaRegistry.load()
@@ -185,6 +185,14 @@ def _samples() -> list[WireModel]:
         factories.gift(event_type="redeem_attempt", amount_cents=None, code_correct=True),
         decision,
         letter,
+        AccountState(
+            user_id="u1",
+            frozen=True,
+            reason="CRITICAL block-list hit",
+            event_id="e1",
+            changed_at=1_700_000_000_000,
+            changed_by="engine",
+        ),
     ]
 
 
