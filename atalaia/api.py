@@ -50,7 +50,7 @@ from streams.live_config import follow_rules, latest_rules
 from streams.log_limits import limit_client_repeats
 from streams.logs import configure_logging
 from streams.metrics import API_REQUESTS, API_SECONDS, SYNC_ANSWERS, child_of
-from streams.ops import Check, Readiness, aiohttp_routes
+from streams.ops import Check, Readiness, aiohttp_routes, refresh_forever, serve_ops
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -254,10 +254,17 @@ def build_api(service: DecideService) -> web.Application:
     readiness.check("engine", service.check)
     readiness.check("admin_state", store.check)
 
+    refreshing: list[asyncio.Task[None]] = []
+
     async def start_store(_app: web.Application) -> None:
+        if settings.metrics_port is not None:  # the same endpoints where the others serve them
+            serve_ops(settings.metrics_host, settings.metrics_port, readiness)
+            refreshing.append(asyncio.create_task(refresh_forever(readiness)))
         await store.start()
 
     async def stop_store(_app: web.Application) -> None:
+        for task in refreshing:
+            task.cancel()
         await store.stop()
         keys.close()
 

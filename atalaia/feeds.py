@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import logging
 import signal
@@ -31,6 +32,7 @@ import tomllib
 import urllib.error
 import urllib.request
 import uuid
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -119,7 +121,25 @@ def fetch(source: str, base: Path) -> bytes:
             raise FeedError(f"cannot read {path}: {exc.strerror}") from None
     if len(body) > MAX_FEED_BYTES:
         raise FeedError(f"{source} is larger than {MAX_FEED_BYTES // 2**20} MiB")
-    return body
+    return unzipped(body, source)
+
+
+def unzipped(body: bytes, source: str) -> bytes:
+    """A zip's first file (government lists come zipped); any other body as it is."""
+    if not body.startswith(b"PK\x03\x04"):
+        return body
+    try:
+        with zipfile.ZipFile(io.BytesIO(body)) as archive:
+            names = [n for n in archive.namelist() if not n.endswith("/")]
+            if not names:
+                raise FeedError(f"{source}: an empty zip")
+            with archive.open(names[0]) as first:
+                data: bytes = first.read(MAX_FEED_BYTES + 1)
+    except zipfile.BadZipFile as exc:
+        raise FeedError(f"{source}: not a readable zip ({exc})") from None
+    if len(data) > MAX_FEED_BYTES:
+        raise FeedError(f"{source}: its file is larger than {MAX_FEED_BYTES // 2**20} MiB")
+    return data
 
 
 @dataclass

@@ -21,7 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from atalaia.analytics import run_query
+from atalaia.analytics import AnalyticsError, run_query
 from config.settings import Settings
 
 
@@ -251,7 +251,12 @@ def render_csv(sections: list[Section]) -> str:
 
 def daily_chart(section: Section, day: str, target: Path) -> Path:
     """Decisions per hour (bars) and the share blocked and confirmed as fraud (lines)."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise AnalyticsError(
+            "the daily chart needs matplotlib: pip install 'atalaia[reports]'"
+        ) from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
