@@ -281,7 +281,7 @@ def run_api(settings: Settings, rules: RuleSet) -> None:
     service = DecideService(settings, rules)
     configure_logging(settings, "api")
     limit_client_repeats(settings.log_repeat_interval_s)
-    print(f"decision API on http://{settings.api_host}:{settings.api_port}/v1/decide/{{kind}}")
+    log.info("decision API on http://%s:%d/v1/decide/{kind}", settings.api_host, settings.api_port)
     web.run_app(
         build_api(service),
         host=settings.api_host,

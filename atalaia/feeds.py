@@ -26,7 +26,6 @@ import io
 import json
 import logging
 import signal
-import sys
 import time
 import tomllib
 import urllib.error
@@ -110,6 +109,8 @@ def fetch(source: str, base: Path) -> bytes:
         try:
             with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT_S) as response:
                 body: bytes = response.read(MAX_FEED_BYTES + 1)
+        except urllib.error.HTTPError as exc:
+            raise FeedError(f"cannot fetch {source}: HTTP {exc.code} {exc.reason}") from None
         except (urllib.error.URLError, OSError) as exc:
             raise FeedError(f"cannot fetch {source}: {getattr(exc, 'reason', exc)}") from None
     else:
@@ -388,5 +389,5 @@ def run_main(settings: Settings) -> int:
             await store.stop()
 
     asyncio.run(main())
-    print("feeds service stopped", file=sys.stderr)
+    log.info("feeds service stopped")
     return 0
