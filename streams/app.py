@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -101,9 +102,9 @@ def joined(app: faust.App) -> Check:
         return Check(False, "rebalancing")
     if not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
         return Check(False, "joining the consumer group, recovering tables")
-    assigned = app.consumer.assignment()
-    partitions = len({tp.partition for tp in assigned})
-    return Check(True, f"{partitions} partitions assigned ({len(assigned)} topic partitions)")
+    actives = app.assignor.assigned_actives()  # not the tables' standby replicas
+    partitions = len({tp.partition for tp in actives})
+    return Check(True, f"{partitions} partitions assigned ({len(actives)} topic partitions)")
 
 
 def serve_ops_of(app: faust.App, settings: Settings, readiness: Readiness) -> None:
@@ -169,14 +170,20 @@ def views_check(views: SharedViews) -> Check:
     return Check(True, f"caught up ({len(views.lists.entries())} list entries, {frozen} frozen)")
 
 
-def model_check(views: SharedViews, rules: RuleSet) -> Check:
-    """Whether the champion model the rules score with is loaded (rules-only: nothing to load)."""
+def model_check(views: SharedViews, rules: RuleSet, refused: Counter[str]) -> Check:
+    """Whether the champion model the rules score with is loaded. Until the learner has
+    published one the rules score alone (ready); snapshots that were all refused (another
+    hash key, another model family) are not."""
     if not rules.model.enabled:
         return Check(True, "off: the rules score alone")
+    if not views.models_loaded.is_set():
+        return Check(False, "reading the model snapshots")
     model, _ = views.models[CHAMPION].pick(2**62)  # the newest snapshot held
-    if model is None:
-        return Check(False, "waiting for the learner's first snapshot")
-    return Check(True, f"champion {model.version}")
+    if model is not None:
+        return Check(True, f"champion {model.version}")
+    if refused[CHAMPION]:
+        return Check(False, f"{refused[CHAMPION]} champion snapshots refused (see the log)")
+    return Check(True, "no snapshot published yet: the rules score alone")
 
 
 def build_app(
@@ -228,6 +235,8 @@ def build_app(
             views.lists_loaded.set,
         )
 
+    refused: Counter[str] = Counter()
+
     def take_snapshot(snapshot: ModelSnapshot) -> None:
         shelf = views.models.get(snapshot.name)
         if shelf is None:
@@ -240,6 +249,7 @@ def build_app(
             model = open_model(snapshot.blob, snapshot.signature, hash_key, rules.model.family)
         except ModelError as exc:
             log.warning("model snapshot %s refused: %s", snapshot.version, exc)
+            refused[snapshot.name] += 1
             return
         known_until = int(snapshot.known_until.timestamp() * 1000)
         shelf.add(LoadedModel(snapshot.version, known_until, FrozenModel(model)))
@@ -273,7 +283,7 @@ def build_app(
 
     register_cases(app, topics, codec, settings.partitions)
     readiness.check("views", lambda: views_check(views))
-    readiness.check("model", lambda: model_check(views, live.current))
+    readiness.check("model", lambda: model_check(views, live.current, refused))
     readiness.check("rules", lambda: Check(True, f"version {live.current.version}"))
     serve_ops_of(app, settings, readiness)
     app.task(follow_accounts)

@@ -51,6 +51,7 @@ class Stack:
     services: dict[str, tuple[int, str]]
     """name -> (pid, where it serves)"""
     lines: queue.Queue[str]
+    pumping: threading.Thread
     output: list[str] = field(default_factory=list)
     ready_after_s: float = 0.0
 
@@ -115,17 +116,22 @@ def _start(args: list[str], env: dict[str, str], data: Path) -> Stack:
         for line in process.stdout:
             lines.put(line)
 
-    threading.Thread(target=pump, daemon=True).start()
-    stack = Stack(process, env, data, {}, lines)
-    ready = stack.read_until("processes ready in", READY_S)
-    stack.ready_after_s = float(re.findall(r"ready in ([\d.]+) s", ready)[0])
-    while True:
-        line = stack.read_until("", 10)
-        row = _ROW.match(line)
-        if row:
-            stack.services[row.group(1)] = (int(row.group(2)), row.group(3))
-        if line.startswith("Ctrl-C"):
-            return stack
+    pumping = threading.Thread(target=pump, daemon=True)
+    pumping.start()
+    stack = Stack(process, env, data, {}, lines, pumping)
+    try:
+        ready = stack.read_until("processes ready in", READY_S)
+        stack.ready_after_s = float(re.findall(r"ready in ([\d.]+) s", ready)[0])
+        while True:
+            line = stack.read_until("", 10)
+            row = _ROW.match(line)
+            if row:
+                stack.services[row.group(1)] = (int(row.group(2)), row.group(3))
+            if line.startswith("Ctrl-C"):
+                return stack
+    except BaseException:
+        _close(stack)
+        raise
 
 
 def _stop(stack: Stack, how: signal.Signals) -> int:
@@ -133,8 +139,20 @@ def _stop(stack: Stack, how: signal.Signals) -> int:
     try:
         return stack.process.wait(timeout=90)
     finally:
-        if stack.process.poll() is None:
-            stack.process.kill()
+        _close(stack)
+
+
+def _close(stack: Stack) -> None:
+    """Kill ``up`` if it still runs, and every process it had started; close its output."""
+    if stack.process.poll() is None:
+        stack.process.kill()
+        stack.process.wait()
+    for pid, _ in stack.services.values():
+        if not _gone(pid):
+            os.kill(pid, signal.SIGKILL)
+    stack.pumping.join(timeout=10)
+    if stack.process.stdout is not None:
+        stack.process.stdout.close()
 
 
 def _gone(pid: int) -> bool:
@@ -163,11 +181,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     )
     started = _start(["--workers", "2"], env, tmp / "data")
     yield started
-    if started.process.poll() is None:
-        _stop(started, signal.SIGTERM)
-    for pid, _ in started.services.values():
-        if not _gone(pid):
-            os.kill(pid, signal.SIGKILL)
+    _close(started)
 
 
 def _get(url: str, key: str | None = None) -> tuple[int, Any]:
@@ -394,6 +408,11 @@ def test_ctrl_c_stops_a_stack_on_a_given_kafka(broker: EmbeddedBroker, tmp_path:
     started = _start([*kafka, *without], env, tmp_path)
     try:
         assert set(started.services) == {"worker-1"}
+        status, ready = _get(f"http://127.0.0.1:{started.port('worker-1')}/readyz")
+        assert status == 200 and ready["checks"]["model"] == {
+            "ok": True,
+            "detail": "no snapshot published yet: the rules score alone",
+        }
         assert f"Kafka on {broker.bootstrap_servers}" in "".join(started.output)
         assert _stop(started, signal.SIGINT) == 0
         ((pid, _),) = started.services.values()
@@ -404,8 +423,7 @@ def test_ctrl_c_stops_a_stack_on_a_given_kafka(broker: EmbeddedBroker, tmp_path:
         assert wait_for_port("127.0.0.1", broker.port, 1), "a given Kafka is not stopped"
         assert (tmp_path / "data" / "up" / "worker-1").is_dir()  # state kept with a Kafka
     finally:
-        if started.process.poll() is None:
-            started.process.kill()
+        _close(started)
 
 
 def test_a_busy_broker_port_is_one_line_and_exit_one(tmp_path: Path) -> None:
