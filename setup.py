@@ -1,9 +1,11 @@
 """The scoring hot path (``[tool.atalaia] compiled`` in pyproject.toml) compiled to C by
-mypyc when ``ATALAIA_COMPILE=1``: ``make setup`` / ``make compile`` build it in place, with
+mypyc when ``ATALAIA_COMPILE=1``: ``make setup`` / ``make compile`` build it in place, and
+``ATALAIA_COMPILE=1 pip install --no-build-isolation .`` into a wheel (the Dockerfile), with
 the project's dependencies installed so that mypyc sees their types. Without it (a plain
 ``pip install``) the package installs as plain Python and runs the same code slower."""
 
 import os
+import sys
 import tempfile
 
 from setuptools import setup
@@ -19,6 +21,9 @@ follow_imports = skip
 """
 
 if os.environ.get("ATALAIA_COMPILE") == "1":
+    # This checkout's sources, even where an installed atalaia is importable (a wheel built
+    # by `ATALAIA_COMPILE=1 pip install .`, as the Dockerfile does).
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from mypyc.build import mypycify
 
     from atalaia.compiled import CHECKOUT, built_files, compiled_sources

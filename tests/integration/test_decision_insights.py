@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 
+from atalaia.broker import free_port
 from atalaia.measure import percentile
 from atalaia.reports import Section, metrics_sections
+from config.settings import Settings
 from engine.explain import explain_decision
 from engine.metrics import auc_roc, confusion
 from schemas.models import Case, Decision, Label, Reason
@@ -26,6 +28,7 @@ from sinks.clickhouse import (
     label_row,
     stored_decision_sql,
 )
+from tests.integration.helpers import run_atalaia
 
 AT = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
@@ -270,3 +273,25 @@ def test_fraud_metrics_equal_the_reference_computations(store: AnalyticsStore) -
     for row in hits:
         counted[row["severity"]] = counted.get(row["severity"], 0) + row["decisions"]
     assert counted == by_severity
+
+
+def test_the_metrics_report_from_the_command_line(
+    tmp_path: Path, engine_settings: Settings
+) -> None:
+    target = tmp_path / "ch"
+    store = AnalyticsStore(connect(str(target)))
+    store.ensure_schema()
+    store.insert("decisions", [decision_row(_explained_decision())])
+    store.client.close()
+    settings = engine_settings.model_copy(
+        update={"analytics_target": str(target), "sink_port": free_port()}
+    )
+    done = run_atalaia(settings, "report", "metrics", "--date", "2026-11-20", "--to", "2026-11-21")
+    assert done.returncode == 0, done.stderr
+    assert "# Atalaia metrics report, 2026-11-20" in done.stdout
+    assert "| 2026-11-20 | transaction | CRITICAL | 1 | 1 |" in done.stdout  # the list hit
+    assert "| 2026-11-20 | transaction | 1 | 12 | 12 | 12 | 12 |" in done.stdout  # latency
+    backwards = run_atalaia(
+        settings, "report", "metrics", "--date", "2026-11-21", "--to", "2026-11-20"
+    )
+    assert backwards.returncode == 2 and "--to is before --date" in backwards.stderr

@@ -224,6 +224,12 @@ def test_every_service_gets_ready_and_says_why(stack: Stack) -> None:
             assert found is not None
             partitions += int(found.group(1))
     assert partitions == 4  # two workers share the four partitions
+    health = _atalaia(stack, "health", "--port", str(stack.port("worker-1")))
+    assert health.returncode == 0 and json.loads(health.stdout)["status"] == "ready"
+    live = _atalaia(stack, "health", "--port", str(stack.port("sink")), "--live")
+    assert live.returncode == 0 and json.loads(live.stdout)["status"] == "alive"
+    nothing = _atalaia(stack, "health", "--port", str(free_port()))
+    assert nothing.returncode == 1 and "Connection refused" in nothing.stderr
 
 
 def _served_series(port: int) -> set[str]:
