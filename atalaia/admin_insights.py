@@ -27,14 +27,7 @@ from pydantic import Field, ValidationError
 
 from atalaia.admin_api import AdminApi, _Body, _body, _error, _shown, _Unprocessable
 from atalaia.analytics import AnalyticsError
-from atalaia.reports import (
-    Query,
-    Section,
-    alerts_sections,
-    daily_sections,
-    metrics_sections,
-    performance_sections,
-)
+from atalaia.reports import DAY_REPORTS, Query, Section, metrics_sections
 from engine.accounts import manual_change
 from engine.explain import explain_decision
 from schemas.models import AuditActor, ListEntry
@@ -42,11 +35,6 @@ from sinks.clickhouse import decision_of_row, stored_decision_sql
 
 T = TypeVar("T")
 MAX_METRICS_DAYS = 366
-_REPORTS: dict[str, Callable[[Query, str], list[Section]]] = {
-    "daily": daily_sections,
-    "alerts": alerts_sections,
-    "performance": performance_sections,
-}
 _USER_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 
 
@@ -145,11 +133,11 @@ async def fraud_metrics(api: AdminApi, request: web.Request, _actor: AuditActor)
 
 async def report(api: AdminApi, request: web.Request, _actor: AuditActor) -> web.Response:
     kind = request.match_info["kind"]
-    if kind not in _REPORTS:
-        return _error(404, "NoSuchReport", f"reports: {', '.join(_REPORTS)}")
+    if kind not in DAY_REPORTS:
+        return _error(404, "NoSuchReport", f"reports: {', '.join(DAY_REPORTS)}")
     day = _day(request, "date", api.clock().date().isoformat())
     try:
-        sections = await _ask(api, lambda query: _REPORTS[kind](query, day))
+        sections = await _ask(api, lambda query: DAY_REPORTS[kind](query, day))
     except AnalyticsError as exc:
         return _unavailable(exc)
     return web.json_response({"report": kind, "date": day, **_as_json(sections)})

@@ -113,6 +113,14 @@ def performance_sections(query: Query, day: str) -> list[Section]:
     ]
 
 
+DAY_REPORTS: dict[str, Callable[[Query, str], list[Section]]] = {
+    "daily": daily_sections,
+    "alerts": alerts_sections,
+    "performance": performance_sections,
+}
+"""The seed's reports of one day, by name."""
+
+
 def nearest_rank(column: str, q: float) -> str:
     """SQL for the nearest-rank percentile of ``column`` in a group (``atalaia.measure``'s;
     ClickHouse's quantileExact takes the rank above it)."""
@@ -301,11 +309,7 @@ def report_main(
     sections = (
         metrics_sections(query, day, end or day)
         if kind == "metrics"
-        else {
-            "daily": daily_sections,
-            "alerts": alerts_sections,
-            "performance": performance_sections,
-        }[kind](query, day)
+        else DAY_REPORTS[kind](query, day)
     )
     text = (
         render_csv(sections)
