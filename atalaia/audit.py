@@ -248,10 +248,8 @@ def anchor_schedule_main(settings: Settings) -> int:
     """``atalaia audit anchor --schedule``: anchor the day before every day at
     ``anchor_time_utc``, until SIGINT/SIGTERM. Started after that time, it anchors yesterday
     at once unless its anchor is already on the anchors topic."""
-    import signal
-
     from streams.logs import configure_logging
-    from streams.ops import Check, Readiness, refresh_forever, serve_ops
+    from streams.ops import Check, Readiness, operated
 
     _anchor_secret(settings)
     configure_logging(settings, "anchor")
@@ -260,15 +258,9 @@ def anchor_schedule_main(settings: Settings) -> int:
     async def main() -> None:
         readiness = Readiness("anchor")
         readiness.check("schedule", lambda: Check(True, f"next {status['next']}; {status['last']}"))
-        if settings.metrics_port is not None:
-            serve_ops(settings.metrics_host, settings.metrics_port, readiness)
-        refreshing = asyncio.create_task(refresh_forever(readiness))
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await ensure_topics(settings)
-        try:
+        port = settings.metrics_port
+        async with operated(readiness, settings.metrics_host, port) as stop:
+            await ensure_topics(settings)
             while not stop.is_set():
                 now = datetime.now(UTC)
                 yesterday = (now - timedelta(days=1)).date().isoformat()
@@ -281,8 +273,6 @@ def anchor_schedule_main(settings: Settings) -> int:
                 wait = (due - datetime.now(UTC)).total_seconds()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), max(1.0, wait))
-        finally:
-            refreshing.cancel()
 
     asyncio.run(main())
     return 0

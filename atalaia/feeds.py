@@ -25,7 +25,6 @@ import contextlib
 import io
 import json
 import logging
-import signal
 import time
 import tomllib
 import urllib.error
@@ -48,7 +47,7 @@ from schemas.errors import describe_validation_error
 from schemas.models import ActorType, AuditActor, ListKind, ListSeverity, WatchlistName
 from streams.admin_state import AdminState
 from streams.metrics import FEED_CHANGES, FEED_LAST_SUCCESS, FEED_RUNS, child_of
-from streams.ops import Check, Readiness, refresh_forever, serve_ops
+from streams.ops import Check, Readiness, operated
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -362,31 +361,27 @@ def run_main(settings: Settings) -> int:
     async def main() -> None:
         readiness = Readiness("feeds")
         readiness.check("feeds", runs_check)
-        if settings.metrics_port is not None:
-            serve_ops(settings.metrics_host, settings.metrics_port, readiness)
-        refreshing = asyncio.create_task(refresh_forever(readiness))
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        store = await _started_store(settings)
-        readiness.check("lists", store.check)
+        async with operated(readiness, settings.metrics_host, settings.metrics_port) as stop:
+            store = await _started_store(settings)
+            readiness.check("lists", store.check)
+            try:
+                await refresh_until(stop, store)
+            finally:
+                await store.stop()
+
+    async def refresh_until(stop: asyncio.Event, store: AdminState) -> None:
         next_due = {f.name: state.last_success.get(f.name, 0.0) + interval_s for f in feeds}
-        try:
-            while not stop.is_set():
-                for feed in feeds:
-                    if stop.is_set() or next_due[feed.name] > time.time():
-                        continue
-                    last[feed.name] = run = await refresh_feed(store, feed, base, _now)
-                    state.record(run)
-                    again = min(interval_s, RETRY_S) if run.failure else interval_s
-                    next_due[feed.name] = time.time() + again
-                wait = max(1.0, min(next_due.values()) - time.time())
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), wait)
-        finally:
-            refreshing.cancel()
-            await store.stop()
+        while not stop.is_set():
+            for feed in feeds:
+                if stop.is_set() or next_due[feed.name] > time.time():
+                    continue
+                last[feed.name] = run = await refresh_feed(store, feed, base, _now)
+                state.record(run)
+                again = min(interval_s, RETRY_S) if run.failure else interval_s
+                next_due[feed.name] = time.time() + again
+            wait = max(1.0, min(next_due.values()) - time.time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), wait)
 
     asyncio.run(main())
     log.info("feeds service stopped")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import signal
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from streams.app import collect_garbage_seldom, utc_now
 from streams.live_config import latest_rules
 from streams.log_limits import limit_client_repeats
 from streams.logs import configure_logging
-from streams.ops import Check, Readiness, refresh_forever, serve_ops
+from streams.ops import Check, Readiness, operated
 from streams.reader import read_decoded
 from streams.topics import Topics
 
@@ -81,23 +80,16 @@ def run_learner_main(settings: Settings) -> int:
         readiness = Readiness("learner")
         built: list[LearnerProcess] = []
         readiness.check("model", lambda: models_check(built[0] if built else None))
-        if settings.metrics_port is not None:
-            serve_ops(settings.metrics_host, settings.metrics_port, readiness)
-        refresh = asyncio.create_task(refresh_forever(readiness))
-        await ensure_topics(settings)
-        start = await latest_rules(settings, fallback)
-        process = build_learner(settings, start.rules, challenger)
-        built.append(process)
-        collect_garbage_seldom(settings.gc_young_objects)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            await run_learner(process, stop)
-        finally:
-            refresh.cancel()
-            process.close()
+        async with operated(readiness, settings.metrics_host, settings.metrics_port) as stop:
+            await ensure_topics(settings)
+            start = await latest_rules(settings, fallback)
+            process = build_learner(settings, start.rules, challenger)
+            built.append(process)
+            collect_garbage_seldom(settings.gc_young_objects)
+            try:
+                await run_learner(process, stop)
+            finally:
+                process.close()
 
     uvloop.run(main())
     return 0

@@ -8,7 +8,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import faust
 import uvloop
@@ -29,7 +29,7 @@ from engine.learning import (
     open_model,
 )
 from schemas.codec import WireCodec
-from schemas.models import AccountState, FraudBlock, ListEntry, ModelSnapshot
+from schemas.models import AccountState, FraudBlock, ListEntry, ModelSnapshot, WireModel
 from schemas.models import KnownFrauds as KnownFraudsRecord
 from sinks.redis_blocks import RedisBlockMirror
 from sinks.redis_counters import RedisCounterMirror
@@ -44,6 +44,7 @@ from streams.transport import Transport
 from streams.views import follow_into
 
 log = logging.getLogger(__name__)
+M = TypeVar("M", bound=WireModel)
 
 
 def utc_now() -> datetime:
@@ -217,24 +218,6 @@ def build_app(
         settings.state_cache_keys,
     )
 
-    async def follow_entity_blocks() -> None:
-        await follow_into(
-            settings.bootstrap_servers,
-            topics.fraud_blocks,
-            FraudBlock,
-            views.blocks.apply,
-            views.blocks_loaded.set,
-        )
-
-    async def follow_lists() -> None:
-        await follow_into(
-            settings.bootstrap_servers,
-            topics.lists,
-            ListEntry,
-            views.lists.apply,
-            views.lists_loaded.set,
-        )
-
     refused: Counter[str] = Counter()
 
     def take_snapshot(snapshot: ModelSnapshot) -> None:
@@ -254,43 +237,32 @@ def build_app(
         known_until = int(snapshot.known_until.timestamp() * 1000)
         shelf.add(LoadedModel(snapshot.version, known_until, FrozenModel(model)))
 
-    async def follow_models() -> None:
-        await follow_into(
-            settings.bootstrap_servers,
-            topics.models,
-            ModelSnapshot,
-            take_snapshot,
-            views.models_loaded.set,
-        )
+    def follow(
+        topic: str, model: type[M], apply: Callable[[M], None], loaded: asyncio.Event
+    ) -> None:
+        """Keep a view of ``topic`` (a task of the app); ``loaded`` once it has caught up."""
 
-    async def follow_known_frauds() -> None:
-        await follow_into(
-            settings.bootstrap_servers,
-            topics.known_frauds,
-            KnownFraudsRecord,
-            lambda record: views.known_frauds.replace(record.entity_key, record.frauds),
-            views.known_frauds_loaded.set,
-        )
+        async def run() -> None:
+            await follow_into(settings.bootstrap_servers, topic, model, apply, loaded.set)
 
-    async def follow_accounts() -> None:
-        await follow_into(
-            settings.bootstrap_servers,
-            topics.account_states,
-            AccountState,
-            views.accounts.apply,
-            views.accounts_loaded.set,
-        )
+        run.__name__ = f"follow {topic}"
+        app.task(run)
 
     register_cases(app, topics, codec, settings.partitions)
     readiness.check("views", lambda: views_check(views))
     readiness.check("model", lambda: model_check(views, live.current, refused))
     readiness.check("rules", lambda: Check(True, f"version {live.current.version}"))
     serve_ops_of(app, settings, readiness)
-    app.task(follow_accounts)
-    app.task(follow_entity_blocks)
-    app.task(follow_lists)
-    app.task(follow_models)
-    app.task(follow_known_frauds)
+    follow(topics.account_states, AccountState, views.accounts.apply, views.accounts_loaded)
+    follow(topics.fraud_blocks, FraudBlock, views.blocks.apply, views.blocks_loaded)
+    follow(topics.lists, ListEntry, views.lists.apply, views.lists_loaded)
+    follow(topics.models, ModelSnapshot, take_snapshot, views.models_loaded)
+    follow(
+        topics.known_frauds,
+        KnownFraudsRecord,
+        lambda record: views.known_frauds.replace(record.entity_key, record.frauds),
+        views.known_frauds_loaded,
+    )
     register_config_follower(app, settings, live, codec, start.positions)
     if settings.redis_url:
         redis = Redis.from_url(settings.redis_url)

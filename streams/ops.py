@@ -10,10 +10,13 @@ touch. The answer is JSON: ``{"service", "version", "status", "checks": {name: {
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.metadata import PackageNotFoundError, version
@@ -102,11 +105,29 @@ class Readiness:
 
 async def refresh_forever(readiness: Readiness, interval_s: float = REFRESH_S) -> None:
     """Refresh the checks every ``interval_s`` on the running loop, until cancelled."""
-    import asyncio
-
     while True:
         readiness.refresh()
         await asyncio.sleep(interval_s)
+
+
+@contextlib.asynccontextmanager
+async def operated(
+    readiness: Readiness, host: str, port: int | None
+) -> AsyncIterator[asyncio.Event]:
+    """A long-running process that is not a Faust worker (the learner, the feeds and anchor
+    services): its checks served on ``host:port`` (when a port is set) and refreshed on its
+    loop; the event it yields is set by SIGINT or SIGTERM, its cue to stop."""
+    if port is not None:
+        serve_ops(host, port, readiness)
+    refreshing = asyncio.create_task(refresh_forever(readiness))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        yield stop
+    finally:
+        refreshing.cancel()
 
 
 def answer(path: str, readiness: Readiness) -> tuple[int, str, bytes]:
