@@ -31,7 +31,6 @@ from atalaia.reports import DAY_REPORTS, Query, Section, metrics_sections
 from engine.accounts import manual_change
 from engine.explain import explain_decision
 from schemas.models import AuditActor, ListEntry
-from sinks.clickhouse import decision_of_row, stored_decision_sql
 
 T = TypeVar("T")
 MAX_METRICS_DAYS = 366
@@ -79,6 +78,8 @@ def _unavailable(exc: AnalyticsError) -> web.Response:
 
 
 async def explain(api: AdminApi, request: web.Request, _actor: AuditActor) -> web.Response:
+    from sinks.clickhouse import decision_of_row, stored_decision_sql  # the client, when asked
+
     event_id = request.match_info["event_id"]
     try:
         sql = stored_decision_sql(event_id)
