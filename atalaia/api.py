@@ -122,7 +122,8 @@ class DecideService:
         rules = self.live.current
         body = await request.read()
         try:
-            event = admit(self.codec, body, self.contracts[kind], self.clock(), rules.validation)
+            contract = (self.contracts[kind],)
+            event = admit(self.codec, body, contract, self.clock(), rules.validation)
         except DecodeError as exc:
             return _error(422, exc.error_class, exc.message)
         subject = subject_of(event)
