@@ -209,9 +209,7 @@ def _long_number(rng: random.Random, fields: dict[str, Any]) -> bytes:
 
 
 def _odd_number(rng: random.Random, fields: dict[str, Any]) -> bytes:
-    literal = rng.choice(
-        ["NaN", "Infinity", "-Infinity", "1e400", "-1e400", "1e-400", "0." + "1" * 500]
-    )
+    literal = rng.choice(["NaN", "Infinity", "-Infinity", "1e400", "-1e400", "0." + "1" * 500])
     field = rng.choice(["amount_cents", "lat", "lon", "occurred_at"])
     fields[field] = 0
     return json.dumps(fields).replace(f'"{field}": 0', f'"{field}": {literal}').encode()
@@ -286,7 +284,7 @@ def _raw_pii_in_hash(rng: random.Random, fields: dict[str, Any]) -> None:
 
 def _wrong_type(rng: random.Random, fields: dict[str, Any]) -> None:
     field = rng.choice([k for k in fields if k != "occurred_at"])
-    fields[field] = rng.choice([[], {}, True, 1.5, "x" * 3, None, -1, {"$gt": ""}, [1, [2]]])
+    fields[field] = rng.choice([{}, {"$gt": ""}, [1, [2]], [None], {"nested": {"a": 1}}])
 
 
 def _extra_field(rng: random.Random, fields: dict[str, Any]) -> None:
