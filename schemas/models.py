@@ -83,7 +83,10 @@ def _canonical_ip(value: str) -> str:
         raise ValueError("not a valid IPv4 or IPv6 address") from None
 
 
-UtcMillis = Annotated[AwareDatetime, BeforeValidator(_instant_within(_EPOCH, _LAST))]
+utc_instant = _instant_within(_EPOCH, _LAST)
+"""An instant any record may hold, from its wire forms (ValueError otherwise)."""
+
+UtcMillis = Annotated[AwareDatetime, BeforeValidator(utc_instant)]
 """A timezone-aware instant, UTC, millisecond precision; Avro ``timestamp-millis``."""
 
 EventTime = Annotated[AwareDatetime, BeforeValidator(_instant_within(EVENTS_FROM, EVENTS_UNTIL))]
@@ -538,12 +541,27 @@ class CaseAction(StrEnum):
     CLOSE = "close"
 
 
+SealedText = Annotated[str, Field(min_length=1, max_length=65536)]
+"""Text sealed under a data subject's key (``engine.sealing``): base64 of nonce and ciphertext."""
+
+
 class CaseNote(BaseModel):
+    """An analyst's note: sealed under the subject's key (``text`` in clear only in notes
+    written before notes were sealed)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     at: UtcMillis
     author: Annotated[str, Field(min_length=1, max_length=128)]
-    text: Annotated[str, Field(min_length=1, max_length=4000)]
+    text: Annotated[str, Field(min_length=1, max_length=4000)] | None = None
+    sealed: SealedText | None = None
+    digest: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+
+    @model_validator(mode="after")
+    def _has_text(self) -> CaseNote:
+        if (self.text is None) == (self.sealed is None):
+            raise ValueError("a note holds its text either sealed or (older notes) in clear")
+        return self
 
 
 class Case(WireModel):
@@ -583,6 +601,9 @@ class CaseCommand(WireModel):
     status: CaseStatus | None = None
     assignee: Annotated[str, Field(max_length=128)] | None = None
     note: Annotated[str, Field(min_length=1, max_length=4000)] | None = None
+    """A note in clear: commands written before notes were sealed."""
+    note_sealed: SealedText | None = None
+    note_digest: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
     outcome: CaseOutcome | None = None
 
 

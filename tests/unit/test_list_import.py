@@ -43,7 +43,8 @@ def test_csv_sample_reads_every_good_line_and_numbers_the_bad_ones() -> None:
     assert [str(e) for e in results if isinstance(e, LineError)] == [
         "line 6: document '***.***.111-11' is not a valid CPF (check digits)",
         "line 10: severity 'URGENT' is not one of LOW, MEDIUM, HIGH, CRITICAL",
-        "line 11: expires_at needs a UTC offset (e.g. 2027-01-31T00:00:00Z)",
+        "line 11: expires_at must be ISO-8601 with a UTC offset, from 1970 to 9999 "
+        "(e.g. 2027-01-31T00:00:00Z)",
     ]
     assert [(row.entity_type, row.value) for row in _rows(results)] == [
         (T.EMAIL, "fraudster@example.com"),
@@ -133,7 +134,8 @@ def test_csv_line_problems_do_not_stop_the_import() -> None:
         "line 4: missing value",
         "line 5: entity_type 'bitcoin' is not one of user, wallet, email, email_domain, ip, "
         "ip_range, phone, document, bank_account, pix_key",
-        "line 6: expires_at 'tomorrow' is not an ISO-8601 date and time",
+        "line 6: expires_at must be ISO-8601 with a UTC offset, from 1970 to 9999 "
+        "(e.g. 2027-01-31T00:00:00Z)",
         "line 7: reason is longer than 512 characters",
         "line 8: unreadable CSV (field larger than field limit (131072))",
     ]
