@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from redis.asyncio import Redis
@@ -254,9 +255,24 @@ def build_api(service: DecideService) -> web.Application:
     return app
 
 
+class MalformedRequestsInOneLine(logging.Filter):
+    """aiohttp logs a request it cannot even parse (a 10 KB path, a bad header) with its
+    traceback and the start of the offending bytes: it is answered 400 all the same, so one
+    line naming the kind of error is enough, and nothing the client sent is repeated."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            record.msg = "malformed HTTP request refused with %d (%s)"
+            record.args = (error.code, type(error).__name__)
+            record.exc_info = None
+        return True
+
+
 def run_api(settings: Settings, rules: RuleSet) -> None:
     service = DecideService(settings, rules)
     limit_client_repeats(settings.log_repeat_interval_s)
+    logging.getLogger("aiohttp.server").addFilter(MalformedRequestsInOneLine())
     print(f"decision API on http://{settings.api_host}:{settings.api_port}/v1/decide/{{kind}}")
     web.run_app(
         build_api(service),

@@ -451,3 +451,161 @@ def as_value(event: InputEvent, rng: random.Random) -> bytes:
         offset = timezone(timedelta(hours=rng.choice([-3, 0, 5, 14])))
         fields["occurred_at"] = event.occurred_at.astimezone(offset).isoformat()
     return _json(fields)
+
+
+ROUTES: list[tuple[str, str, str]] = [
+    ("POST", "/v1/decide/{kind}", "none"),
+    ("GET", "/api/admin/blacklist", "analyst"),
+    ("POST", "/api/admin/blacklist", "admin"),
+    ("DELETE", "/api/admin/blacklist/{entity_type}/{value}", "admin"),
+    ("POST", "/api/admin/blacklist/check", "analyst"),
+    ("POST", "/api/admin/blacklist/import", "admin"),
+    ("GET", "/api/admin/blacklist/export", "admin"),
+    ("GET", "/api/admin/blacklist/audit-logs", "analyst"),
+    ("POST", "/api/admin/screening", "analyst"),
+    ("GET", "/api/admin/cases", "analyst"),
+    ("GET", "/api/admin/cases/{case_id}", "analyst"),
+    ("PUT", "/api/admin/cases/{case_id}", "admin"),
+    ("POST", "/api/admin/cases/{case_id}/notes", "analyst"),
+    ("POST", "/api/admin/cases/{case_id}/close", "admin"),
+    ("POST", "/api/admin/subjects/{subject_id}/evidence", "analyst"),
+    ("GET", "/api/admin/subjects/{subject_id}/export", "admin"),
+    ("POST", "/api/admin/subjects/{subject_id}/erase", "admin"),
+]
+"""Every endpoint taking a body, a path or a query parameter, with the role it needs."""
+
+_PATH_VALUES = [
+    "%00",
+    "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    "a" * 5_000,
+    "%F0%9F%98%80",
+    "%ff%fe",
+    "%0d%0aSet-Cookie:%20x",
+    "..",
+    "%20",
+    "user:u1",
+    "case:user:nobody:1",
+    "ip",
+    "email",
+    "%25",
+    "maria%40example.com",
+    "-1",
+    "9" * 400,
+]
+_QUERIES = [
+    "",
+    "?limit=" + "9" * 5_000,
+    "?limit=%C2%B2",  # a superscript two: a digit to str.isdigit
+    "?limit=-1&offset=99999999999999999999",
+    "?kind=%00&entity_type=%ff&status=%3Cscript%3E",
+    "?format=ofac-xml",
+    "?format=jsonl",
+    "?format=csv",
+    "?format=" + "x" * 3_000,
+    "?assignee=" + "%00" * 50,
+    "?limit=1&limit=2",
+]
+_BODIES: list[Callable[[random.Random], bytes]] = [
+    lambda rng: rng.randbytes(rng.randint(0, 500)),
+    lambda rng: b"",
+    lambda rng: rng.choice([b"null", b"[]", b"1e999", b"true", b'"x"', b"{}"]),
+    lambda rng: b'{"a": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+    lambda rng: b'{"limit": ' + b"9" * 10_000 + b', "amount_cents": 1}',
+    lambda rng: b'{"lat": NaN, "amount_cents": Infinity, "limit": -Infinity}',
+    lambda rng: b'{"text": "\xff\xfe\xfd", "name": "\\ud800"}',
+    lambda rng: json.dumps({"text": "x" * rng.choice([4_001, 100_000])}).encode(),
+    lambda rng: json.dumps(
+        {
+            "entity_type": rng.choice(["ip", "email", "document", "wallet", "x", None]),
+            "value": rng.choice(["", "\u0000", "a" * 300, "1" * 400, "999.1.1.1", "@", []]),
+            "severity": rng.choice(["LOW", "low", "CRITICAL", 3]),
+            "reason": rng.choice(["", "r" * 600, "=cmd|' /C calc'!A0", {"$ne": 1}]),
+            "expires_at": rng.choice(
+                ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", 1e20, "tomorrow"]
+            ),
+        }
+    ).encode(),
+    lambda rng: json.dumps(
+        {
+            "entities": rng.choice(
+                [[], [{}] * 1_001, [{"entity_type": "ip", "value": "1.2.3.4"}] * 3, "x"]
+            )
+        }
+    ).encode(),
+    lambda rng: json.dumps(
+        {"name": rng.choice(["", "\u202e" * 100, "a" * 257, "Ana"]), "limit": 10**30}
+    ).encode(),
+    lambda rng: json.dumps(
+        {
+            "status": rng.choice(["closed", "open", 1]),
+            "priority": "HIGH",
+            "assignee": "x" * rng.choice([1, 200]),
+        }
+    ).encode(),
+    lambda rng: json.dumps({"outcome": rng.choice(["x", None]), "note": ""}).encode(),
+    lambda rng: json.dumps(
+        {
+            "pii": rng.choice(
+                [{}, {"Bad-Name": "x"}, {"name": "x" * 600}, {str(n): "v" for n in range(30)}]
+            ),
+            "reason": "r",
+        }
+    ).encode(),
+    lambda rng: (
+        "entity_type,value,severity,reason,source\n"
+        + "".join(
+            f"{rng.choice(['ip', 'email', '=1+1'])},{'@' * rng.randint(0, 5)},LOW,r,MANUAL\n"
+            for _ in range(50)
+        )
+    ).encode(),
+    lambda rng: (
+        b'{"entity_type": "ip", "value": '
+        + b"[" * 5_000
+        + b"]" * 5_000
+        + b"}\n"
+        + b'{"entity_type": "ip", "value": '
+        + b"9" * 6_000
+        + b"}\n"
+    ),
+    lambda rng: (
+        b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 '
+        b'"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;"><!ENTITY lol3 '
+        b'"&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]><sdnList>&lol3;</sdnList>'
+    ),
+    lambda rng: b"<sdnList><sdnEntry><uid>" + b"<a>" * 3_000 + b"</sdnEntry>",
+    lambda rng: _json(_fields(factories.transaction()) | {"occurred_at": 10**20}),
+    lambda rng: _json(_fields(factories.transaction()) | {"amount_cents": 2**63 - 1}),
+    lambda rng: _json(_fields(factories.gift()) | {"occurred_at": "0001-01-01T00:00:00+14:00"}),
+]
+
+
+@dataclass(frozen=True)
+class HostileCall:
+    method: str
+    route: str
+    path: str
+    role: str
+    body: bytes | None
+    headers: dict[str, str]
+
+
+def hostile_calls(count: int, seed: int = 26) -> Iterator[HostileCall]:
+    """``count`` calls, every route in turn, with hostile path and query parameters, bodies
+    and headers (the right role's key, so that they reach the handlers)."""
+    rng = random.Random(seed)
+    for n in range(count):
+        method, route, role = ROUTES[n % len(ROUTES)]
+        path = route
+        for name in ("{kind}", "{entity_type}", "{value}", "{case_id}", "{subject_id}"):
+            if name in path:
+                chosen = rng.choice([*_PATH_VALUES, "transaction", "gift", "ip"])
+                path = path.replace(name, chosen)
+        path += rng.choice(_QUERIES)
+        body = rng.choice(_BODIES)(rng) if method in ("POST", "PUT") else None
+        headers = {
+            "User-Agent": rng.choice(
+                ["curl/8", "maria@example.com 11 98765-4321", "\u00e9" * 300, "x\tz"]
+            ),
+            "Content-Type": rng.choice(["application/json", "text/csv", "application/xml", "x/y"]),
+        }
+        yield HostileCall(method, route, path, role, body, headers)
