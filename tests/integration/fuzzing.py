@@ -18,10 +18,14 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 from aiokafka import AIOKafkaProducer
+from pydantic import SecretStr
+from yarl import URL
 
-from atalaia.broker import EmbeddedBroker
+from atalaia.broker import EmbeddedBroker, free_port, wait_for_port
 from atalaia.supervise import WorkerProcess
+from config.auth import key_digest
 from config.settings import Settings, load_settings
 from engine.admission import subject_of
 from schemas.codec import WireCodec
@@ -35,12 +39,17 @@ from tests.hostile import (
     TRANSACTIONS,
     VALIDATED,
     Hostile,
+    HostileCall,
     as_value,
+    hostile_calls,
     hostile_records,
     valid_events,
 )
+from tests.integration.helpers import API_KEYS
 
 CODEC = WireCodec()
+NO_ANSWER = 0
+"""The status noted for a call the API never answered (connection dropped, timed out)."""
 CRASH_LINE = "Crashed reason="
 """What Faust logs when an agent raised out of its loop (and is restarted)."""
 
@@ -129,6 +138,32 @@ async def collect_outcome(
     return outcome
 
 
+async def call_all(port: int, calls: list[HostileCall]) -> list[tuple[HostileCall, int]]:
+    """Make every call (16 at a time) with its role's key; each call and its status."""
+    answered: list[tuple[HostileCall, int]] = []
+    gate = asyncio.Semaphore(16)
+    timeout = aiohttp.ClientTimeout(total=30)
+
+    async def one(session: aiohttp.ClientSession, call: HostileCall) -> None:
+        headers = dict(call.headers)
+        if call.role != "none":
+            headers["Authorization"] = f"Bearer {API_KEYS[call.role]}"
+        url = URL(f"http://127.0.0.1:{port}{call.path}", encoded=True)
+        async with gate:
+            try:
+                async with session.request(
+                    call.method, url, data=call.body, headers=headers
+                ) as response:
+                    await response.read()
+                    answered.append((call, response.status))
+            except (aiohttp.ClientError, TimeoutError):
+                answered.append((call, NO_ANSWER))
+
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        await asyncio.gather(*(one(session, call) for call in calls))
+    return answered
+
+
 def summary(sent: Sent, outcome: Outcome, log_text: str) -> dict[str, object]:
     """The counts the harness reports: sent, dead-lettered by class, valid decided, hostile
     records neither dead-lettered (decided or lost), agent crashes."""
@@ -156,6 +191,7 @@ def main() -> int:
     parser.add_argument("--hostile", type=int, default=10_000)
     parser.add_argument("--valid", type=int, default=2_000)
     parser.add_argument("--idle-timeout", type=float, default=90.0)
+    parser.add_argument("--calls", type=int, default=1_700)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="atalaia-fuzz-"))
     with EmbeddedBroker(log_file=workdir / "tansu.log") as broker:
@@ -181,11 +217,42 @@ def main() -> int:
             alive = worker.alive
         finally:
             worker.stop()
+        http = _measure_api(settings, workdir, args.calls)
     result = summary(sent, outcome, log.read_text(errors="replace"))
     result["worker_alive_at_end"] = alive
+    result["http"] = http
     json.dump(result, sys.stdout, indent=2, sort_keys=True)
     print()
     return 0
+
+
+def _measure_api(settings: Settings, workdir: Path, count: int) -> dict[str, object]:
+    """Hostile calls at an ``atalaia api`` of its own: answers by status class, and the
+    routes and statuses of the 5xx."""
+    keys = ",".join(f"{role}-key:{role}:{key_digest(key)}" for role, key in API_KEYS.items())
+    api_settings = settings.model_copy(
+        update={
+            "api_port": free_port(),
+            "api_keys": SecretStr(keys),
+            "key_store_dir": workdir / "keys",
+        }
+    )
+    api = WorkerProcess(api_settings, workdir / "api.log", command="api").start()
+    try:
+        if not wait_for_port("127.0.0.1", api_settings.api_port, 60):
+            return {"error": "the api did not listen"}
+        answered = asyncio.run(call_all(api_settings.api_port, list(hostile_calls(count))))
+        alive = api.alive
+    finally:
+        api.stop()
+    log = (workdir / "api.log").read_text(errors="replace")
+    return {
+        "calls": len(answered),
+        "by_status_class": dict(Counter(f"{status // 100}xx" for _, status in answered)),
+        "5xx_by_route": dict(Counter(f"{c.method} {c.route} {s}" for c, s in answered if s >= 500)),
+        "tracebacks_in_log": log.count("Traceback"),
+        "api_alive_at_end": alive,
+    }
 
 
 if __name__ == "__main__":
