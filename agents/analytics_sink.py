@@ -11,7 +11,6 @@ by the agents that wrote them).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from sinks.clickhouse import (
     shadow_row,
 )
 from streams.metrics import SINK_BATCH_ROWS, SINK_FAILURES
+from streams.stopping import in_daemon_thread
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -46,13 +46,9 @@ class SinkWriteError(Exception):
 
 
 def register_analytics_sink(
-    app: faust.App,
-    topics: Topics,
-    store: AnalyticsStore,
-    lock: asyncio.Lock,
-    batch_rows: int,
-    batch_s: float,
+    app: faust.App, topics: Topics, store: AnalyticsStore, batch_rows: int, batch_s: float
 ) -> Any:
+    """``store``: the writer's own client (analysts' queries use another)."""
     codec = WireCodec()
     row_of: dict[str, tuple[str, Callable[[bytes | None], list[Any]]]] = {
         topics.decisions: ("decisions", lambda v: decision_row(codec.decode(v, (Decision,)))),
@@ -83,8 +79,7 @@ def register_analytics_sink(
             raise SinkWriteError(f"{type(exc).__name__}: {exc}") from exc
 
     async def write_batch(rows: dict[str, list[list[Any]]]) -> int:
-        async with lock:  # one use of the client at a time (queries share it)
-            return await asyncio.to_thread(write, rows)
+        return await in_daemon_thread(write, rows)  # a stop does not wait for it
 
     async def sink(stream: faust.StreamT[bytes]) -> None:
         async for records in cast(Stream[bytes], stream).take_events(batch_rows, within=batch_s):
