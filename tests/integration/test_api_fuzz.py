@@ -25,7 +25,7 @@ from streams.admin_state import AdminState
 from streams.topics import Topics
 from tests.hostile import ROUTES, hostile_calls
 from tests.integration.fuzzing import call_all
-from tests.integration.helpers import API_KEYS, read_all
+from tests.integration.helpers import API_KEYS, admin_call, read_all
 
 pytestmark = pytest.mark.integration
 
@@ -51,6 +51,12 @@ def test_hostile_calls_get_4xx_never_5xx(
     assert refused == {route for _, route, _ in ROUTES} - {"/api/admin/blacklist/export"}
     log = api.log_file.read_text(errors="replace")
     assert "Traceback" not in log
+
+    # A formula typed as a reason is exported as text, not as a formula.
+    entry = {"entity_type": "ip", "value": "198.51.100.99", "severity": "LOW", "reason": "=1+1"}
+    assert admin_call(api_settings, "POST", "/api/admin/blacklist", entry)[0] in (200, 201)
+    status, exported = admin_call(api_settings, "GET", "/api/admin/blacklist/export?format=csv")
+    assert status == 200 and ",'=1+1," in exported and ",=1+1," not in exported
 
 
 def test_an_admin_call_ending_in_500_is_audited(engine_settings: Settings, tmp_path: Path) -> None:

@@ -270,3 +270,20 @@ def test_ofac_csv_reports_short_records_and_goes_on() -> None:
     assert short == LineError(1, "expected 12 fields, found 2")
     assert isinstance(party, SanctionedParty)
     assert (party.name, party.party_type, party.programs) == ("OK, Name", "Individual", ("SDGT",))
+
+
+def test_hostile_jsonl_lines_and_expiries_are_line_errors_and_reasons_are_masked() -> None:
+    lines = [
+        '{"entity_type": "ip", "value": ' + "[" * 5_000 + "]" * 5_000 + "}\n",
+        '{"entity_type": "ip", "value": ' + "9" * 6_000 + "}\n",
+        '{"entity_type":"ip","value":"1.2.3.4","severity":"LOW","reason":"r","source":"MANUAL",'
+        '"expires_at":"0001-01-01T00:00:00+14:00"}\n',
+        '{"entity_type":"ip","value":"1.2.3.4","severity":"LOW","source":"MANUAL",'
+        '"reason":"ring of ana@bank.com, 529.982.247-25"}\n',
+    ]
+    deep, long_number, expiry, masked = parse_list_jsonl(lines)
+    assert isinstance(deep, LineError) and "nesting too deep" in deep.reason
+    assert isinstance(long_number, LineError) and "number too long" in long_number.reason
+    assert isinstance(expiry, LineError) and "from 1970 to 9999" in expiry.reason
+    assert isinstance(masked, ListRow)
+    assert masked.reason == "ring of a***@bank.com, ***.***.247-25"
