@@ -5,8 +5,8 @@ batches by size and time.
 A batch is inserted before the agent moves on, and Faust commits offsets only for records it
 moved past: an insert that fails (store down, disk full) is retried with backoff until it is
 stored, so an outage loses nothing, and a crash re-inserts rows that ReplacingMergeTree
-collapses by id. Records that cannot be decoded are skipped (they are in the DLQ or logged
-by the agents that wrote them).
+collapses by id. Records that cannot be decoded or turned into a row are skipped (they are in
+the DLQ or logged by the agents that wrote them); the rest of their batch is stored.
 """
 
 from __future__ import annotations
@@ -89,6 +89,9 @@ def register_analytics_sink(
                 try:
                     rows[table].append(convert(record.message.value))
                 except DecodeError:
+                    continue
+                except Exception as exc:  # one odd record must not cost the batch its rows
+                    log.warning("record on %s not stored: %s", table, type(exc).__name__)
                     continue
             count = sum(len(r) for r in rows.values())
             SINK_BATCH_ROWS.observe(count)
