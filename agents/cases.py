@@ -22,6 +22,7 @@ from engine.audit import case_record
 from engine.cases import SubjectCases, apply_command
 from schemas.codec import DecodeError, WireCodec
 from schemas.dead_letters import dead_letter_of
+from schemas.errors import failure_without_values
 from schemas.models import CaseCommand
 from streams.side_producer import SideProducer, SideRecord
 from streams.topics import Topics
@@ -53,7 +54,8 @@ def register_cases(app: faust.App, topics: Topics, codec: WireCodec, partitions:
             except KafkaError:
                 raise  # the broker failed, not the command: not a dead letter
             except Exception as exc:  # one command must not stop the cases of every subject
-                log.exception("case command at offset %d not applied", record.message.offset)
+                offset, failure = record.message.offset, failure_without_values(exc)
+                log.error("case command at offset %d not applied: %s", offset, failure)
                 key, letter = dead_letter_of(
                     record.message, CASE_COMMAND_FAILED, type(exc).__name__, datetime.now(UTC)
                 )

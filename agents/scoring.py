@@ -76,6 +76,7 @@ from engine.scoring import assess
 from engine.velocity import VelocityState
 from schemas.codec import DecodeError, WireCodec
 from schemas.dead_letters import dead_letter_of
+from schemas.errors import failure_without_values
 from schemas.models import (
     INPUT_MODELS,
     BlockedEntityType,
@@ -299,7 +300,11 @@ class Scorer:
             self.dead_letter(batch, record, exc.error_class, exc.message)
         except Exception as exc:  # a bug must not lose the batch: keep the record, say why
             del batch.outputs[mark:]
-            log.exception("handling %s failed", record.message.topic)
+            log.error(
+                "handling a record of %s failed: %s",
+                record.message.topic,
+                failure_without_values(exc),
+            )
             self.dead_letter(batch, record, SCORING_FAILED, type(exc).__name__)
 
     def _handle(self, batch: Batch, record: EventT[bytes], rules: RuleSet) -> None:
@@ -350,7 +355,7 @@ class Scorer:
                 self.dead_letter(batch, record, "UnexpectedStateKey", "not the event's subject")
                 return
         except Exception as exc:  # a bug must not lose the event: keep it with the reason
-            log.exception("scoring failed for %s", event.event_id)
+            log.error("scoring failed for %s: %s", event.event_id, failure_without_values(exc))
             self.dead_letter(batch, record, SCORING_FAILED, type(exc).__name__)
             self.cache.pop(key, None)  # read it again from the store
             return

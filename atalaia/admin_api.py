@@ -48,7 +48,7 @@ from engine.list_import import (
 from engine.lists import judge_hits, list_features, value_key_of
 from engine.masking import mask_field, mask_text, mask_value
 from engine.sealing import open_note, open_sealed, seal, seal_note
-from schemas.errors import describe_validation_error
+from schemas.errors import describe_validation_error, failure_without_values
 from schemas.models import (
     AuditActor,
     Case,
@@ -280,8 +280,11 @@ class AdminApi:
                 response = _error(422, "InvalidRequest", exc.detail, exc.field)
             except web.HTTPException as exc:  # aiohttp's own refusals: a body too large...
                 response = _error(exc.status, exc.reason.replace(" ", ""), exc.reason)
-            except Exception:  # a bug: answered 500, logged, and audited like any call
-                log.exception("admin call %s %s failed", request.method, _template(request))
+            except Exception as exc:  # a bug: answered 500, logged, audited like any call
+                failure = failure_without_values(exc)
+                log.error(
+                    "admin call %s %s failed: %s", request.method, _template(request), failure
+                )
             finally:
                 line = f"{request.method} {_template(request)} {response.status}"
                 await self.store.audit([call_record(actor, line, self.clock())])

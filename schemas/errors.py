@@ -1,6 +1,8 @@
-"""Turning pydantic validation errors into one-line, value-free messages."""
+"""Turning pydantic validation errors, and failures in general, into value-free messages."""
 
 import re
+import traceback
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -35,3 +37,19 @@ def describe_validation_error(exc: ValidationError) -> str:
         location = ".".join(_location(p) for p in error["loc"]) or "record"
         parts.append(f"{location}: {error['msg']}")
     return "; ".join(parts)
+
+
+def failure_without_values(exc: BaseException) -> str:
+    """An exception's class and where it was raised (file, line and function of each frame,
+    innermost first), without its message: a bug's message can hold the input's values
+    (pydantic's do), and this goes to logs.
+
+    >>> try:
+    ...     int("maria@example.com")
+    ... except ValueError as exc:
+    ...     print(failure_without_values(exc))
+    ValueError at <doctest schemas.errors.failure_without_values[0]>:2 <module>
+    """
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = " < ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(frames))
+    return f"{type(exc).__name__} at {where}"

@@ -11,6 +11,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from aiokafka.structs import RecordMetadata, TopicPartition
 from faust.types import TP
 
@@ -298,7 +299,9 @@ def _handle_all(scorer: Scorer, records: list[tuple[str, bytes, bytes]]) -> list
     return [(topic, value) for topic, _, value, _, _ in batch.outputs]
 
 
-def test_any_failure_dead_letters_its_record_and_the_rest_of_the_batch_is_decided() -> None:
+def test_any_failure_dead_letters_its_record_and_the_rest_of_the_batch_is_decided(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """Poison on an input topic and on the re-route topic (written by anyone), and a record
     whose scoring raises: each is dead-lettered with its class, the valid ones decided."""
     table: dict[bytes, bytes] = {}
@@ -329,6 +332,7 @@ def test_any_failure_dead_letters_its_record_and_the_rest_of_the_batch_is_decide
         "ScoringFailed",
     ]
     assert letters[-1].error_message == "RuntimeError"  # the class only, never a value
+    assert "RuntimeError at " in caplog.text and "maria" not in caplog.text  # where, not what
 
 
 def _raise_for(event: Any, features: Any) -> Any:
