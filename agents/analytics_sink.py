@@ -5,13 +5,12 @@ batches by size and time.
 A batch is inserted before the agent moves on, and Faust commits offsets only for records it
 moved past: an insert that fails (store down, disk full) is retried with backoff until it is
 stored, so an outage loses nothing, and a crash re-inserts rows that ReplacingMergeTree
-collapses by id. Records that cannot be decoded are skipped (they are in the DLQ or logged
-by the agents that wrote them).
+collapses by id. Records that cannot be decoded or turned into a row are skipped (they are in
+the DLQ or logged by the agents that wrote them); the rest of their batch is stored.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from sinks.clickhouse import (
     shadow_row,
 )
 from streams.metrics import SINK_BATCH_ROWS, SINK_FAILURES
+from streams.stopping import in_daemon_thread
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -46,13 +46,9 @@ class SinkWriteError(Exception):
 
 
 def register_analytics_sink(
-    app: faust.App,
-    topics: Topics,
-    store: AnalyticsStore,
-    lock: asyncio.Lock,
-    batch_rows: int,
-    batch_s: float,
+    app: faust.App, topics: Topics, store: AnalyticsStore, batch_rows: int, batch_s: float
 ) -> Any:
+    """``store``: the writer's own client (analysts' queries use another)."""
     codec = WireCodec()
     row_of: dict[str, tuple[str, Callable[[bytes | None], list[Any]]]] = {
         topics.decisions: ("decisions", lambda v: decision_row(codec.decode(v, (Decision,)))),
@@ -83,8 +79,7 @@ def register_analytics_sink(
             raise SinkWriteError(f"{type(exc).__name__}: {exc}") from exc
 
     async def write_batch(rows: dict[str, list[list[Any]]]) -> int:
-        async with lock:  # one use of the client at a time (queries share it)
-            return await asyncio.to_thread(write, rows)
+        return await in_daemon_thread(write, rows)  # a stop does not wait for it
 
     async def sink(stream: faust.StreamT[bytes]) -> None:
         async for records in cast(Stream[bytes], stream).take_events(batch_rows, within=batch_s):
@@ -94,6 +89,9 @@ def register_analytics_sink(
                 try:
                     rows[table].append(convert(record.message.value))
                 except DecodeError:
+                    continue
+                except Exception as exc:  # one odd record must not cost the batch its rows
+                    log.warning("record on %s not stored: %s", table, type(exc).__name__)
                     continue
             count = sum(len(r) for r in rows.values())
             SINK_BATCH_ROWS.observe(count)

@@ -55,6 +55,7 @@ from engine.admission import (
     is_redemption_step,
     subject_of,
 )
+from engine.alerts import Throttle, raw_pii_alert
 from engine.audit import account_state_record, override_record
 from engine.cases import case_command_for
 from engine.decide import Outcome, decide_event, model_of
@@ -76,7 +77,9 @@ from engine.scoring import assess
 from engine.velocity import VelocityState
 from schemas.codec import DecodeError, WireCodec
 from schemas.dead_letters import dead_letter_of
+from schemas.errors import failure_without_values
 from schemas.models import (
+    INPUT_MODELS,
     BlockedEntityType,
     Decision,
     FraudBlock,
@@ -93,6 +96,7 @@ from streams.metrics import (
     LATENCY,
     LIST_HITS,
     MODEL_LATE_EVENTS,
+    RAW_PII_IN_HASH,
     child_of,
 )
 from streams.partitioning import owner_partition
@@ -243,11 +247,12 @@ class Scorer:
         self.store = store  # the velocity table's store, partitioned by the current event
         self.views, self.hash_key = views, hash_key
         self.challenger = challenger
-        self.contracts = topics.input_models()
+        self.contracts = {topic: (model,) for topic, model in topics.input_models().items()}
         self.cache: dict[bytes, VelocityState] = {}
         self.cache_keys = cache_keys
         self.cached_for: frozenset[int] = frozenset()
         self.store_states = write_states_to(store, topics.validated)
+        self.throttle: Throttle | None = None  # of the raw-PII alerts, made on first use
 
     def begin(self, owned: frozenset[int]) -> Batch:
         """A new batch. The decoded states of the keys this worker owns are kept between
@@ -276,18 +281,47 @@ class Scorer:
         key, letter = dead_letter_of(msg, error, detail, self.clock())
         batch.outputs.append((self.topics.dead_letters, key, self.codec.encode(letter), None, None))
 
-    def handle(self, batch: Batch, record: EventT[bytes], rules: RuleSet) -> None:
+    def on_raw_pii(
+        self, batch: Batch, record: EventT[bytes], fields: tuple[str, ...], rules: RuleSet
+    ) -> None:
+        """Count an input holding raw personal data in hashed fields, and alert (throttled)."""
+        for name in fields:
+            child_of(RAW_PII_IN_HASH, name).inc()
         msg = record.message
-        if msg.topic == self.topics.validated:
-            event = self.codec.decode_event(msg.value)  # written by us, already admitted
-        else:
-            try:
-                event = admit(
-                    self.codec, msg.value, self.contracts[msg.topic], self.clock(), rules.validation
-                )
-            except DecodeError as exc:
-                self.dead_letter(batch, record, exc.error_class, exc.message)
-                return
+        alert = raw_pii_alert(
+            msg.topic, msg.partition, msg.offset, fields, rules.alerts, self.clock()
+        )
+        self.throttle = self.throttle or Throttle.of(rules.alerts)
+        if self.throttle.allow(alert.dedupe_key, None, alert.created_at):
+            value = self.codec.encode(alert)
+            batch.outputs.append((self.topics.alerts, alert.alert_id.encode(), value, None, None))
+
+    def handle(self, batch: Batch, record: EventT[bytes], rules: RuleSet) -> None:
+        """Decide, count or re-route one record. Any failure, whatever raised it, sends the
+        record to the dead-letter topic with its reason (what this record had added to the
+        batch's outputs is dropped) and the rest of the batch goes on."""
+        mark = len(batch.outputs)
+        try:
+            self._handle(batch, record, rules)
+        except DecodeError as exc:
+            del batch.outputs[mark:]
+            if exc.raw_pii_fields:
+                self.on_raw_pii(batch, record, exc.raw_pii_fields, rules)
+            self.dead_letter(batch, record, exc.error_class, exc.message)
+        except Exception as exc:  # a bug must not lose the batch: keep the record, say why
+            del batch.outputs[mark:]
+            log.error(
+                "handling a record of %s failed: %s",
+                record.message.topic,
+                failure_without_values(exc),
+            )
+            self.dead_letter(batch, record, SCORING_FAILED, type(exc).__name__)
+
+    def _handle(self, batch: Batch, record: EventT[bytes], rules: RuleSet) -> None:
+        msg = record.message
+        # The re-route topic is read like an input: other producers can write to it.
+        contracts = self.contracts.get(msg.topic, INPUT_MODELS)
+        event = admit(self.codec, msg.value, contracts, self.clock(), rules.validation)
         subject_key = subject_of(event).key.encode()
         # On the re-route topic the key names whose state the event is for: its subject, or
         # one of the entities it names (sent there by another worker after its decision).
@@ -331,7 +365,7 @@ class Scorer:
                 self.dead_letter(batch, record, "UnexpectedStateKey", "not the event's subject")
                 return
         except Exception as exc:  # a bug must not lose the event: keep it with the reason
-            log.exception("scoring failed for %s", event.event_id)
+            log.error("scoring failed for %s: %s", event.event_id, failure_without_values(exc))
             self.dead_letter(batch, record, SCORING_FAILED, type(exc).__name__)
             self.cache.pop(key, None)  # read it again from the store
             return

@@ -18,6 +18,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
+import re
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
@@ -30,7 +32,6 @@ from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from atalaia.audit import read_log
-from atalaia.reports import Query
 from config.auth import Role, authenticate, parse_api_keys
 from config.rules import RuleSet
 from config.settings import Settings
@@ -47,11 +48,12 @@ from engine.list_import import (
     read_row,
 )
 from engine.lists import judge_hits, list_features, value_key_of
-from engine.masking import mask_field, mask_value
-from engine.sealing import open_sealed, seal
-from schemas.errors import describe_validation_error
+from engine.masking import mask_field, mask_text, mask_value
+from engine.sealing import open_note, open_sealed, seal, seal_note
+from schemas.errors import describe_validation_error, failure_without_values
 from schemas.models import (
     AuditActor,
+    Case,
     CaseAction,
     CaseCommand,
     CaseOutcome,
@@ -67,6 +69,7 @@ from schemas.models import (
 from sinks.key_store import SubjectKeyStore
 from streams.admin_state import AdminState
 
+log = logging.getLogger(__name__)
 Handler = Callable[[web.Request, AuditActor], Awaitable[web.Response]]
 MAX_PAGE = 1000
 CASE_WAIT_S = 5.0
@@ -76,6 +79,10 @@ _PRIORITY_ORDER = list(CasePriority)
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+KeyedQuery = Callable[[str, str | None], tuple[list[str], list[list[Any]]]]
+"""Runs SQL on the analysts' store with the caller's API key (the sink answers analysts)."""
 
 
 class _Body(BaseModel):
@@ -171,9 +178,42 @@ def _query_choice(request: web.Request, name: str, kind: type[StrEnum]) -> Any:
 
 def _query_int(request: web.Request, name: str, default: int, high: int) -> int:
     raw = request.query.get(name, str(default))
-    if not raw.isdigit() or not 0 <= int(raw) <= high:
+    if not re.fullmatch(r"[0-9]{1,12}", raw) or not 0 <= int(raw) <= high:
         raise _Unprocessable(name, f"{name}: must be an integer from 0 to {high}")
     return int(raw)
+
+
+def _template(request: web.Request) -> str:
+    """The route's pattern (``/api/admin/cases/{case_id}``), never the path with its ids."""
+    route = request.match_info.route.resource
+    return route.canonical if route is not None else "unmatched"
+
+
+def _subject_id(request: web.Request) -> str:
+    """The ``subject_id`` path parameter, as the events name subjects (an Identifier)."""
+    raw = request.match_info["subject_id"]
+    if not _IDENTIFIER.fullmatch(raw):
+        raise _Unprocessable(
+            "subject_id", "subject_id: 1-128 letters, digits or ._:@/+=- (a user or gift id)"
+        )
+    return raw
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+"""Ids as the input events carry them (``schemas.models.Identifier``)."""
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: object) -> object:
+    """A CSV cell a spreadsheet will not run: text starting like a formula gets a leading
+    apostrophe (OWASP's neutralisation); other values stay as they are.
+
+    >>> spreadsheet_safe("=1+1"), spreadsheet_safe("@SUM(A1)"), spreadsheet_safe("ring")
+    ("'=1+1", "'@SUM(A1)", 'ring')
+    """
+    if isinstance(cell, str) and cell.startswith(_FORMULA_START):
+        return "'" + cell
+    return cell
 
 
 def _status(entry: ListEntry, at: datetime) -> str:
@@ -194,7 +234,7 @@ class AdminApi:
         rules: Callable[[], RuleSet],
         keys_store: SubjectKeyStore,
         clock: Callable[[], datetime] = _now,
-        query: Query | None = None,
+        query: KeyedQuery | None = None,
     ) -> None:
         """``query``: the analysts' store, for the decisions, metrics and reports."""
         self.store, self.rules, self.clock = store, rules, clock
@@ -253,19 +293,26 @@ class AdminApi:
                 request.remote,
                 request.headers.get("User-Agent"),
             )
-            if key is None:
-                response = _error(401, "Unauthorized", "missing or unknown API key (Bearer)")
-            elif not key.role.allows(needed):
-                response = _error(403, "Forbidden", f"needs the {needed.value} role")
-            else:
-                try:
+            response = _error(500, "InternalError", "the request failed; see the API's log")
+            try:
+                if key is None:
+                    response = _error(401, "Unauthorized", "missing or unknown API key (Bearer)")
+                elif not key.role.allows(needed):
+                    response = _error(403, "Forbidden", f"needs the {needed.value} role")
+                else:
                     response = await handler(request, actor)
-                except _Unprocessable as exc:
-                    response = _error(422, "InvalidRequest", exc.detail, exc.field)
-            route = request.match_info.route.resource
-            template = route.canonical if route is not None else request.path
-            line = f"{request.method} {template} {response.status}"
-            await self.store.audit([call_record(actor, line, self.clock())])
+            except _Unprocessable as exc:
+                response = _error(422, "InvalidRequest", exc.detail, exc.field)
+            except web.HTTPException as exc:  # aiohttp's own refusals: a body too large...
+                response = _error(exc.status, exc.reason.replace(" ", ""), exc.reason)
+            except Exception as exc:  # a bug: answered 500, logged, audited like any call
+                failure = failure_without_values(exc)
+                log.error(
+                    "admin call %s %s failed: %s", request.method, _template(request), failure
+                )
+            finally:
+                line = f"{request.method} {_template(request)} {response.status}"
+                await self.store.audit([call_record(actor, line, self.clock())])
             return response
 
         return guarded
@@ -390,7 +437,7 @@ class AdminApi:
             out = io.StringIO()
             writer = csv.DictWriter(out, fieldnames=list(_shown_fields()))
             writer.writeheader()
-            writer.writerows(shown)
+            writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in shown)
             return web.Response(text=out.getvalue(), content_type="text/csv")
         lines = "".join(json.dumps(row, sort_keys=True) + "\n" for row in shown)
         return web.Response(text=lines, content_type="application/x-ndjson")
@@ -463,20 +510,22 @@ class AdminApi:
             and (assignee is None or c.assignee == assignee)
         ]
         chosen.sort(key=lambda c: (_PRIORITY_ORDER.index(c.priority), c.updated_at), reverse=True)
-        page = [c.model_dump(mode="json") for c in chosen[:limit]]
+        page = [self._shown_case(c) for c in chosen[:limit]]
         return web.json_response({"total": len(chosen), "cases": page})
 
     async def show_case(self, request: web.Request, _actor: AuditActor) -> web.Response:
         case = self.store.cases.get(request.match_info["case_id"])
         if case is None:
             return _error(404, "NoSuchCase", "no case with that id")
-        return web.json_response(case.model_dump(mode="json"))
+        return web.json_response(self._shown_case(case))
 
     async def update_case(self, request: web.Request, actor: AuditActor) -> web.Response:
         body: CaseUpdateIn = await _body(request, CaseUpdateIn)
         changes = body.model_dump(exclude_none=True)
         if not changes:
             raise _Unprocessable("body", "body: give status, priority or assignee")
+        if body.assignee is not None:
+            changes["assignee"] = mask_text(body.assignee)
         return await self._command(request, actor, CaseAction.UPDATE, **changes)
 
     async def add_note(self, request: web.Request, actor: AuditActor) -> web.Response:
@@ -492,15 +541,24 @@ class AdminApi:
         return await self._command(request, actor, CaseAction.CLOSE, outcome=body.outcome)
 
     async def _command(
-        self, request: web.Request, actor: AuditActor, action: CaseAction, **fields: Any
+        self,
+        request: web.Request,
+        actor: AuditActor,
+        action: CaseAction,
+        note: str | None = None,
+        **fields: Any,
     ) -> web.Response:
         """Send the change to the case agent (the case's only writer) and answer with the
-        case as it applied it: 200, or 202 with the command id when that takes too long."""
+        case as it applied it: 200, or 202 with the command id when that takes too long.
+        A note leaves this process sealed under the subject's key, never in clear."""
         case = self.store.cases.get(request.match_info["case_id"])
         if case is None:
             return _error(404, "NoSuchCase", "no case with that id")
         if case.status is CaseStatus.CLOSED:
             return _error(409, "CaseClosed", "the case is closed")
+        if note is not None:
+            sealed = seal_note(self.keys_store.key_for(case.subject_id), note, case.subject_id)
+            fields |= {"note_sealed": sealed.sealed, "note_digest": sealed.digest}
         command = CaseCommand(
             command_id=f"api-{uuid.uuid4().hex}",
             subject_type=case.subject_type,
@@ -516,11 +574,27 @@ class AdminApi:
         applied = await self.store.case_after(case.case_id, case.version, CASE_WAIT_S)
         if applied is None:
             return web.json_response({"command_id": command.command_id}, status=202)
-        return web.json_response(applied.model_dump(mode="json"))
+        return web.json_response(self._shown_case(applied))
+
+    def _shown_case(self, case: Case) -> dict[str, Any]:
+        """A case as analysts see it: its notes opened with the subject's key while it
+        exists (``ERASED`` after), their sealed form left out."""
+        shown = case.model_dump(mode="json")
+        key = self.keys_store.existing(case.subject_id) if case.notes else None
+        shown["notes"] = [
+            {
+                "at": note["at"],
+                "author": note["author"],
+                "text": _opened(key, raw.sealed, case.subject_id) if raw.sealed else raw.text,
+                "digest": note["digest"],
+            }
+            for raw, note in zip(case.notes, shown["notes"], strict=True)
+        ]
+        return shown
 
     async def add_evidence(self, request: web.Request, actor: AuditActor) -> web.Response:
         body: EvidenceIn = await _body(request, EvidenceIn)
-        subject_id = request.match_info["subject_id"]
+        subject_id = _subject_id(request)
         audit_id = f"evidence-{uuid.uuid4().hex}"
         plaintext = json.dumps(body.pii, sort_keys=True, ensure_ascii=False).encode()
         sealed = seal(self.keys_store.key_for(subject_id), plaintext, audit_id)
@@ -534,7 +608,7 @@ class AdminApi:
     async def export_subject(self, request: web.Request, _actor: AuditActor) -> web.Response:
         """Everything held about a subject (LGPD access): its audit records with their sealed
         data opened while its key exists, its cases, and list entries naming it."""
-        subject_id = request.match_info["subject_id"]
+        subject_id = _subject_id(request)
         log = await read_log(self.settings)
         key = self.keys_store.existing(subject_id)
         records = []
@@ -545,7 +619,7 @@ class AdminApi:
                 shown = record.model_dump(mode="json", exclude={"sealed_pii"})
                 if record.sealed_pii is not None:
                     opened = open_sealed(key, record.sealed_pii, record.audit_id) if key else None
-                    shown["pii"] = json.loads(opened) if opened else "erased (key destroyed)"
+                    shown["pii"] = json.loads(opened) if opened else ERASED
                 records.append(shown)
         user_key = value_key_of(ListEntityType.USER, subject_id, self.store.hash_key)
         entries = [
@@ -554,9 +628,7 @@ class AdminApi:
             if e.entity_type is ListEntityType.USER and e.value_key == user_key
         ]
         cases = [
-            c.model_dump(mode="json")
-            for c in self.store.cases.values()
-            if c.subject_id == subject_id
+            self._shown_case(c) for c in self.store.cases.values() if c.subject_id == subject_id
         ]
         body = {
             "subject_id": subject_id,
@@ -569,10 +641,18 @@ class AdminApi:
         return web.json_response(body)
 
     async def erase_subject(self, request: web.Request, actor: AuditActor) -> web.Response:
-        subject_id = request.match_info["subject_id"]
+        subject_id = _subject_id(request)
         destroyed = self.keys_store.destroy(subject_id)
         await self.store.audit([erasure_record(actor, subject_id, destroyed, self.clock())])
         return web.json_response({"subject_id": subject_id, "key_destroyed": destroyed})
+
+
+ERASED = "erased (key destroyed)"
+
+
+def _opened(key: bytes | None, sealed: str, subject_id: str) -> str:
+    opened = open_note(key, sealed, subject_id) if key is not None else None
+    return opened if opened is not None else ERASED
 
 
 def _breakdown(breakdown: Any) -> dict[str, Any]:

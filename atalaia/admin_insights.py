@@ -28,6 +28,7 @@ from pydantic import Field, ValidationError
 from atalaia.admin_api import AdminApi, _Body, _body, _error, _shown, _Unprocessable
 from atalaia.analytics import AnalyticsError
 from atalaia.reports import DAY_REPORTS, Query, Section, metrics_sections
+from config.auth import bearer_token
 from engine.accounts import manual_change
 from engine.explain import explain_decision
 from schemas.models import AuditActor, ListEntry
@@ -41,11 +42,18 @@ class AccountChangeIn(_Body):
     reason: Annotated[str, Field(min_length=1, max_length=512)]
 
 
-async def _ask(api: AdminApi, asking: Callable[[Query], T]) -> T:
-    """Ask the analysts' store in a thread (the queries block)."""
+async def _ask(api: AdminApi, request: web.Request, asking: Callable[[Query], T]) -> T:
+    """Ask the analysts' store in a thread (the queries block), with the caller's own API
+    key: the sink answers analysts only, as this API does."""
     if api.query is None:
         raise AnalyticsError("no analytics store is configured for this API")
-    return await asyncio.to_thread(asking, api.query)
+    query = api.query
+    key = bearer_token(request.headers.get("Authorization"))
+
+    def as_caller(sql: str) -> tuple[list[str], list[list[Any]]]:
+        return query(sql, key)
+
+    return await asyncio.to_thread(asking, as_caller)
 
 
 def _day(request: web.Request, name: str, default: str | None = None) -> str:
@@ -86,7 +94,7 @@ async def explain(api: AdminApi, request: web.Request, _actor: AuditActor) -> we
     except ValidationError:
         raise _Unprocessable("event_id", "event_id: not a valid event id") from None
     try:
-        _, rows = await _ask(api, lambda query: query(sql))
+        _, rows = await _ask(api, request, lambda query: query(sql))
     except AnalyticsError as exc:
         return _unavailable(exc)
     if not rows:
@@ -126,7 +134,7 @@ async def fraud_metrics(api: AdminApi, request: web.Request, _actor: AuditActor)
     if not 0 <= span < MAX_METRICS_DAYS:
         raise _Unprocessable("to", f"to: from 0 to {MAX_METRICS_DAYS - 1} days after from")
     try:
-        sections = await _ask(api, lambda query: metrics_sections(query, start, end))
+        sections = await _ask(api, request, lambda query: metrics_sections(query, start, end))
     except AnalyticsError as exc:
         return _unavailable(exc)
     return web.json_response({"from": start, "to": end, **_as_json(sections)})
@@ -138,7 +146,7 @@ async def report(api: AdminApi, request: web.Request, _actor: AuditActor) -> web
         return _error(404, "NoSuchReport", f"reports: {', '.join(DAY_REPORTS)}")
     day = _day(request, "date", api.clock().date().isoformat())
     try:
-        sections = await _ask(api, lambda query: DAY_REPORTS[kind](query, day))
+        sections = await _ask(api, request, lambda query: DAY_REPORTS[kind](query, day))
     except AnalyticsError as exc:
         return _unavailable(exc)
     return web.json_response({"report": kind, "date": day, **_as_json(sections)})

@@ -23,10 +23,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from redis.asyncio import Redis
@@ -135,7 +135,8 @@ class DecideService:
         rules = self.live.current
         body = await request.read()
         try:
-            event = admit(self.codec, body, self.contracts[kind], self.clock(), rules.validation)
+            contract = (self.contracts[kind],)
+            event = admit(self.codec, body, contract, self.clock(), rules.validation)
         except DecodeError as exc:
             return _error(422, exc.error_class, exc.message)
         subject = subject_of(event)
@@ -248,7 +249,10 @@ def build_api(service: DecideService) -> web.Application:
     store = AdminState(settings.bootstrap_servers, service.topics, service.hash_key)
     master = bytes.fromhex(settings.vault_master_key.get_secret_value())
     keys = SubjectKeyStore(settings.key_store_path, master)
-    query = partial(run_query, settings, open_store=False)
+
+    def query(sql: str, api_key: str | None) -> tuple[list[str], list[list[Any]]]:
+        return run_query(settings, sql, open_store=False, api_key=api_key)
+
     admin = AdminApi(settings, store, lambda: service.live.current, keys, query=query)
     readiness = Readiness("api")
     readiness.check("engine", service.check)
@@ -277,10 +281,25 @@ def build_api(service: DecideService) -> web.Application:
     return app
 
 
+class MalformedRequestsInOneLine(logging.Filter):
+    """aiohttp logs a request it cannot even parse (a 10 KB path, a bad header) with its
+    traceback and the start of the offending bytes: it is answered 400 all the same, so one
+    line naming the kind of error is enough, and nothing the client sent is repeated."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            record.msg = "malformed HTTP request refused with %d (%s)"
+            record.args = (error.code, type(error).__name__)
+            record.exc_info = None
+        return True
+
+
 def run_api(settings: Settings, rules: RuleSet) -> None:
     service = DecideService(settings, rules)
     configure_logging(settings, "api")
     limit_client_repeats(settings.log_repeat_interval_s)
+    logging.getLogger("aiohttp.server").addFilter(MalformedRequestsInOneLine())
     log.info("decision API on http://%s:%d/v1/decide/{kind}", settings.api_host, settings.api_port)
     web.run_app(
         build_api(service),

@@ -760,13 +760,19 @@ def _push_rules(settings: Settings, path: Path) -> int:
     from config.rules import parse_rules
     from engine.audit import config_change_record
     from schemas.codec import WireCodec
-    from streams.live_config import RULES_KEY
+    from streams.live_config import RULES_KEY, published_rules
     from streams.topics import Topics
 
     if not path.is_file():
         raise CliError(f"no such file: {path}")
     text = path.read_text()
     rules = parse_rules(text, str(path))  # refuse locally what workers would reject
+    published = asyncio.run(published_rules(settings)).get(rules.version)
+    if published is not None and published != rules:
+        raise CliError(
+            f"rules version {rules.version!r} is already published with other content: "
+            "bump the version"
+        )
     topics = Topics(settings.topic_prefix)
     actor = f"cli:{getpass.getuser()}"
     audit = config_change_record(actor, None, rules.version, datetime.now(UTC))

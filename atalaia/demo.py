@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -16,6 +17,9 @@ from functools import partial
 from pathlib import Path
 from typing import TextIO
 
+from pydantic import SecretStr
+
+from atalaia.admin_cli import API_KEY_ENV
 from atalaia.analytics import run_query
 from atalaia.audit import read_log, verify_log
 from atalaia.broker import EmbeddedBroker, free_port, wait_for_port
@@ -34,6 +38,7 @@ from atalaia.sample import (
 )
 from atalaia.scratch import scratch_directory
 from atalaia.supervise import WorkerProcess, interrupt_on_sigterm
+from config.auth import key_digest, new_key
 from config.rules import default_challenger_path
 from config.settings import Settings
 from engine.admission import subject_of
@@ -250,7 +255,11 @@ async def run_demo(
             sink = None
             if analytics:
                 demo = demo.model_copy(
-                    update={"sink_port": free_port(), "analytics_target": str(workdir / "ch")}
+                    update={
+                        "sink_port": free_port(),
+                        "analytics_target": str(workdir / "ch"),
+                        "api_keys": SecretStr(_demo_query_key()),
+                    }
                 )
                 sink_settings = demo.model_copy(update={"data_dir": workdir / "sink"})
                 sink = WorkerProcess(sink_settings, workdir / "sink.log", "sink").start()
@@ -451,6 +460,14 @@ def render_summary(result: DemoResult) -> str:
         f"p99 {result.latency_percentile(0.99)} ms",
     ]
     return "\n".join(lines)
+
+
+def _demo_query_key() -> str:
+    """A key for this demo's own queries to its sink: made now, kept in this process's
+    environment (where the reports read it), its digest the sink's only key."""
+    key = new_key()
+    os.environ[API_KEY_ENV] = key
+    return f"demo:analyst:{key_digest(key)}"
 
 
 def busiest_day_report(settings: Settings, decided: int) -> str:

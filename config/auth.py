@@ -62,12 +62,20 @@ def parse_api_keys(text: str) -> dict[str, ApiKey]:
     return keys
 
 
-def authenticate(authorization: str | None, keys: dict[str, ApiKey]) -> ApiKey | None:
-    """The key presented as ``Authorization: Bearer <key>``, if it is a configured one."""
+def bearer_token(authorization: str | None) -> str | None:
+    """The key presented as ``Authorization: Bearer <key>``, if any."""
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
-    digest = key_digest(token.strip())
+    return token.strip()
+
+
+def authenticate(authorization: str | None, keys: dict[str, ApiKey]) -> ApiKey | None:
+    """The key presented as ``Authorization: Bearer <key>``, if it is a configured one."""
+    token = bearer_token(authorization)
+    if token is None:
+        return None
+    digest = key_digest(token)
     found = None
     for known, key in keys.items():  # compare with every entry: no timing hint
         if hmac.compare_digest(known, digest):

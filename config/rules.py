@@ -26,13 +26,22 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class AmountLimits(_Frozen):
+    """The largest amount (centavos) one event of each flow with money may carry."""
+
+    transaction: int = Field(gt=0, le=2**63 - 1)
+    gift: int = Field(gt=0, le=2**63 - 1)
+
+
 class ValidationPolicy(_Frozen):
     """Clock skew: an event stamped up to ``max_future_skew_seconds`` ahead of its arrival is
     scored as stamped; further ahead, as of its arrival (and says so); further ahead than
-    ``refuse_future_skew_seconds`` of the engine's clock, refused."""
+    ``refuse_future_skew_seconds`` of the engine's clock, refused. Amounts above
+    ``max_amount_cents`` of their flow are refused."""
 
     max_future_skew_seconds: int = Field(ge=0, le=86_400)
     refuse_future_skew_seconds: int = Field(ge=0, le=31_536_000)
+    max_amount_cents: AmountLimits
 
     @model_validator(mode="after")
     def _refused_beyond_scored(self) -> ValidationPolicy:
@@ -360,6 +369,7 @@ AlertRule = Literal[
     "unusual_pattern",
     "system_performance",
     "audit_conflict",
+    "raw_pii_in_hash",
 ]
 
 

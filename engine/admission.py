@@ -4,7 +4,7 @@ Pure functions: the clock is passed in, nothing is read from the outside.
 
 >>> from datetime import UTC, datetime
 >>> from schemas.models import GiftEvent
->>> gift = GiftEvent(event_id="e1", occurred_at=0, event_type="redeem_attempt",
+>>> gift = GiftEvent(event_id="e1", occurred_at=1_700_000_000_000, event_type="redeem_attempt",
 ...                  gift_id="g1", giver_user_id="u1", code_correct=False)
 >>> subject_of(gift).key
 'gift:g1'
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from config.rules import ValidationPolicy
+from engine.money import format_brl
 from schemas.codec import DecodeError, WireCodec
 from schemas.models import (
     GiftEvent,
@@ -93,12 +94,13 @@ def as_of_arrival(
     >>> from schemas.models import GiftEvent
     >>> from config.rules import load_rules
     >>> policy = load_rules().validation
-    >>> gift = GiftEvent(event_id="e1", occurred_at=3_600_000, event_type="redeem_attempt",
-    ...                  gift_id="g1", giver_user_id="u1", code_correct=False)
-    >>> scored, skew = as_of_arrival(gift, 0, policy)
+    >>> gift = GiftEvent(event_id="e1", occurred_at=1_700_003_600_000,
+    ...                  event_type="redeem_attempt", gift_id="g1", giver_user_id="u1",
+    ...                  code_correct=False)
+    >>> scored, skew = as_of_arrival(gift, 1_700_000_000_000, policy)
     >>> scored.occurred_at.timestamp(), skew
-    (0.0, 3600)
-    >>> as_of_arrival(gift, 3_500_000, policy)[1]
+    (1700000000.0, 3600)
+    >>> as_of_arrival(gift, 1_700_003_500_000, policy)[1]
     0
     """
     skew_ms = int(event.occurred_at.timestamp() * 1000) - arrived_ms
@@ -108,14 +110,37 @@ def as_of_arrival(
     return event.model_copy(update={"occurred_at": arrived}), skew_ms // 1000
 
 
+AMOUNT_ABOVE_LIMIT = "AmountAboveLimit"
+
+
+def check_amount(event: InputEvent, policy: ValidationPolicy) -> None:
+    """Refuse an amount above its flow's maximum (the value itself is not named)."""
+    if isinstance(event, LoginEvent) or event.amount_cents is None:
+        return
+    limits = policy.max_amount_cents
+    flow, limit = (
+        ("transaction", limits.transaction)
+        if isinstance(event, TransactionEvent)
+        else ("gift", limits.gift)
+    )
+    if event.amount_cents > limit:
+        raise DecodeError(
+            AMOUNT_ABOVE_LIMIT,
+            f"amount_cents is above the {flow} maximum of {format_brl(limit)}",
+        )
+
+
 def admit(
     codec: WireCodec,
     value: bytes | None,
-    contract: type[InputEvent],
+    contracts: tuple[type[InputEvent], ...],
     now: datetime,
     policy: ValidationPolicy,
 ) -> InputEvent:
-    """Decode and check one input record, or raise ``DecodeError`` with the DLQ reason."""
-    event = codec.decode(value, (contract,))
+    """Decode and check one input record that must be one of ``contracts``, or raise
+    ``DecodeError`` with the DLQ reason: the one place an input is validated, whoever reads
+    it (the scoring agent, on input and re-route topics alike, and the API)."""
+    event = codec.decode(value, contracts)
     check_event_time(event, now, policy)
+    check_amount(event, policy)
     return event

@@ -6,7 +6,8 @@ the last hour's decisions blocked, once the hour holds enough decisions to say s
 pattern (a reason code firing far more this hour than its trailing average); slow processing
 (a decision more than 5 s after its event reached the broker). Throttling: the same alert
 once per 5 min, one alert per user per hour, at most 100 per hour in all. One more, not from
-decisions nor in the seed: an audit conflict (``audit_conflict_alert``, raised by the auditor).
+decisions nor in the seed: an audit conflict (``audit_conflict_alert``, raised by the auditor),
+and raw personal data in a hashed field of an input (``raw_pii_alert``, raised by the workers).
 
 >>> from datetime import UTC, datetime
 >>> from config.rules import load_rules
@@ -35,6 +36,7 @@ FRAUD_SPIKE: Rule = "fraud_spike"
 UNUSUAL_PATTERN: Rule = "unusual_pattern"
 SLOW_PROCESSING: Rule = "system_performance"
 AUDIT_CONFLICT: Rule = "audit_conflict"
+RAW_PII_IN_HASH: Rule = "raw_pii_in_hash"
 
 
 @dataclass
@@ -47,6 +49,14 @@ class Throttle:
     _last_by_key: dict[str, datetime] = field(default_factory=dict)
     _last_by_user: dict[str, datetime] = field(default_factory=dict)
     _sent: deque[datetime] = field(default_factory=deque)
+
+    @classmethod
+    def of(cls, rules: AlertRules) -> Throttle:
+        return cls(
+            timedelta(seconds=rules.same_alert_seconds),
+            timedelta(seconds=rules.per_user_seconds),
+            rules.global_per_hour,
+        )
 
     def allow(self, key: str, user: str | None, at: datetime) -> bool:
         last = self._last_by_key.get(key)
@@ -79,11 +89,7 @@ class AlertEngine:
 
     def __init__(self, rules: AlertRules) -> None:
         self.rules = rules
-        self.throttle = Throttle(
-            timedelta(seconds=rules.same_alert_seconds),
-            timedelta(seconds=rules.per_user_seconds),
-            rules.global_per_hour,
-        )
+        self.throttle = Throttle.of(rules)
         self._minutes: dict[datetime, _Minute] = {}
 
     def observe(self, decision: Decision, now: datetime) -> list[Alert]:
@@ -183,6 +189,31 @@ def audit_conflict_alert(conflict: AuditRecord, rules: AlertRules, at: datetime)
         message=conflict.details.reason or f"audit conflict at chain {conflict.chain}",
         event_id=f"audit:{conflict.chain}:{conflict.sequence}",
         dedupe_key=conflict.audit_id,
+        created_at=at,
+    )
+
+
+def raw_pii_alert(
+    topic: str,
+    partition: int,
+    offset: int,
+    fields: tuple[str, ...],
+    rules: AlertRules,
+    at: datetime,
+) -> Alert:
+    """The alert for an input record whose ``fields`` held raw personal data where a hash
+    belongs. Names the record and the fields, never a value; throttled per topic and fields
+    (``dedupe_key``)."""
+    named = ", ".join(fields)
+    where = f"{topic}:{partition}:{offset}"
+    return _raised(
+        RAW_PII_IN_HASH,
+        rules,
+        alert_id=f"{RAW_PII_IN_HASH}-{where}",
+        message=f"raw personal data in {named} of the record at {where}, dead-lettered: "
+        "its producer sends what it should hash (value not shown)",
+        event_id=f"dlq:{where}",
+        dedupe_key=f"{RAW_PII_IN_HASH}:{topic}:{named}",
         created_at=at,
     )
 

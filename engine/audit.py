@@ -1,7 +1,9 @@
 """Audit records for admin calls and list changes, in the seed's structure (pure).
 
 Values appear only masked or hashed: a list entry's state is its ``ListEntry`` record, which
-holds the keyed hash and the mask, never the value.
+holds the keyed hash and the mask, never the value. Free text typed by people (reasons, a
+user agent) is kept with the personal data found in it masked (``engine.masking.mask_text``);
+case notes are sealed under their subject's key before they get here.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import uuid
 from datetime import datetime
 
 from engine.lists import WHITELIST_OVERRIDE
-from engine.masking import mask_ip
+from engine.masking import mask_ip, mask_text
 from schemas.models import (
     AccountState,
     ActorType,
@@ -157,7 +159,7 @@ def actor_of(
         type=ActorType(role) if role else ActorType.USER,
         id=name or UNAUTHENTICATED,
         ip_masked=mask_ip(ip) if ip else None,
-        user_agent=user_agent[:200] if user_agent else None,
+        user_agent=mask_text(user_agent[:200]) if user_agent else None,
     )
 
 
@@ -234,7 +236,7 @@ def evidence_record(
         details=AuditDetails(
             entity_type="user",
             entity_value_masked=json.dumps(masked, sort_keys=True, ensure_ascii=False),
-            reason=reason,
+            reason=mask_text(reason),
             case_id=case_id,
             change_type="create",
         ),

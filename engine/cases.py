@@ -130,8 +130,14 @@ def apply_command(state: SubjectCases, command: CaseCommand) -> Applied:
         if command.status is CaseStatus.CLOSED:
             return Applied(refused="close a case with its outcome (POST .../close)")
         updated = _changed(case, command, **changes)
-    elif command.action is CaseAction.NOTE and command.note:
-        note = CaseNote(at=command.at, author=command.actor, text=command.note)
+    elif command.action is CaseAction.NOTE and (command.note_sealed or command.note):
+        note = CaseNote(
+            at=command.at,
+            author=command.actor,
+            text=None if command.note_sealed else command.note,
+            sealed=command.note_sealed,
+            digest=command.note_digest,
+        )
         updated = _changed(case, command, notes=[*case.notes, note])
     elif command.action is CaseAction.CLOSE and command.outcome is not None:
         updated = _changed(

@@ -16,7 +16,7 @@ from functools import cache
 from config.rules import CapyPay, RuleSet
 from engine.admission import CLOCK_SKEW_FEATURE, Subject, subject_of
 from engine.geo import distance_km
-from engine.velocity import Features, Observation, VelocityState, WindowStats
+from engine.velocity import Features, Observation, VelocityState, WindowStats, saturated
 from schemas.models import (
     GiftEvent,
     GiftEventType,
@@ -228,7 +228,7 @@ def pattern_features(
     return {
         "tx.same_amount": 1 + earlier.count(amount),
         "tx.structuring.count": len(split),
-        "tx.structuring.amount_cents": sum(split),
+        "tx.structuring.amount_cents": saturated(sum(split)),
         "tx.hour_history": len(seconds),
         "tx.near_hour": near,
     }

@@ -29,11 +29,12 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TypeVar
 
 from engine.identities import InvalidListValue, normalise
-from schemas.models import ListEntityType, ListSeverity, ListSource
+from engine.masking import mask_text
+from schemas.models import ListEntityType, ListSeverity, ListSource, utc_instant
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,14 +95,14 @@ def _choice(kind: type[_Choice], field: str, text: str) -> _Choice:
         raise _BadLine(f"{field} {text[:20]!r} is not one of {', '.join(kind)}") from None
 
 
+_EXPIRY_RULE = "must be ISO-8601 with a UTC offset, from 1970 to 9999"
+
+
 def _expiry(text: str) -> datetime:
     try:
-        expires_at = datetime.fromisoformat(text)
+        return utc_instant(text)
     except ValueError:
-        raise _BadLine(f"expires_at {text[:40]!r} is not an ISO-8601 date and time") from None
-    if expires_at.tzinfo is None:
-        raise _BadLine("expires_at needs a UTC offset (e.g. 2027-01-31T00:00:00Z)")
-    return expires_at.astimezone(UTC)
+        raise _BadLine(f"expires_at {_EXPIRY_RULE} (e.g. 2027-01-31T00:00:00Z)") from None
 
 
 def _text(fields: Mapping[str, object], field: str) -> str:
@@ -132,7 +133,7 @@ def _list_row(fields: Mapping[str, object]) -> ListRow:
         value=value,
         severity=_choice(ListSeverity, "severity", _text(fields, "severity").upper()),
         source=_choice(ListSource, "source", _text(fields, "source").upper()),
-        reason=reason,
+        reason=mask_text(reason),
         expires_at=_expiry(expires_at) if expires_at else None,
         name=_text(fields, "name") or None,
     )
@@ -206,6 +207,11 @@ def parse_list_jsonl(lines: Iterable[str]) -> Iterator[ListRow | LineError]:
             fields: object = json.loads(text)
         except json.JSONDecodeError as error:
             yield LineError(line, f"not JSON ({error.msg} at character {error.pos + 1})")
+            continue
+        except (ValueError, RecursionError):  # a number of thousands of digits, deep nesting
+            yield LineError(
+                line, "not JSON this import reads (a number too long or nesting too deep)"
+            )
             continue
         if not isinstance(fields, dict):
             yield LineError(line, "not a JSON object")

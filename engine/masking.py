@@ -13,6 +13,12 @@ whole value: short inputs still come out masked, and unrecognised ones are hidde
 '0x7f36...be1b'
 >>> mask_value("pix_key", "+5511987654321"), mask_value("no_such_type", "secret")
 ('***-***-4321', '***')
+
+Free text (a list entry's reason, an evidence reason, an assignee, a user agent) is scanned
+and each piece of personal data in it masked by its shape (``schemas.pii``):
+
+>>> mask_text("chargeback: ana@bank.com, CPF 529.982.247-25, tel +55 11 98765-4321")
+'chargeback: a***@bank.com, CPF ***.***.247-25, tel ***-***-4321'
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable
+
+from schemas.pii import find_pii
 
 HIDDEN = "***"
 
@@ -115,6 +123,27 @@ def mask_name(name: str) -> str:
     return " ".join(words) or HIDDEN
 
 
+def mask_card(card: str) -> str:
+    """A card number: its last four digits only (PCI DSS shows no more)."""
+    digits = re.sub(r"\D", "", card)
+    return f"{HIDDEN}-{HIDDEN}-{HIDDEN}-{digits[-4:] if len(digits) >= 12 else '****'}"
+
+
+def _mask_digits(number: str) -> str:
+    """A bare run of digits: a CPF or CNPJ by its length, else its last four kept."""
+    return mask_document(number) if len(number) in (11, 14) else _tail(number, 4)
+
+
+def mask_text(text: str) -> str:
+    """``text`` with every e-mail, CPF/CNPJ, phone, IP and card number in it masked (names
+    are not found: free text about a data subject is sealed instead, ``engine.sealing``)."""
+    pieces, last = [], 0
+    for kind, start, end in find_pii(text):
+        pieces += [text[last:start], _TEXT_MASKS[kind](text[start:end])]
+        last = end
+    return "".join(pieces) + text[last:] if pieces else text
+
+
 def mask_identifier(identifier: str) -> str:
     """User ids and bank accounts: only the last four characters are kept."""
     return _tail(identifier.strip(), 4)
@@ -152,6 +181,16 @@ _MASKS: dict[str, Callable[[str], str]] = {
     "pix_key": mask_pix_key,
 }
 
+
+_TEXT_MASKS: dict[str, Callable[[str], str]] = {
+    "email": mask_email,
+    "document": mask_document,
+    "card": mask_card,
+    "ip": mask_ip,
+    "phone": mask_phone,
+    "number": _mask_digits,
+}
+"""The mask of each shape ``schemas.pii`` finds."""
 
 _FIELD_TYPES = {"cpf": "document", "cnpj": "document", "name": "name", "full_name": "name"}
 

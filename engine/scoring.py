@@ -8,7 +8,7 @@ which is what makes re-delivered events produce identical decisions (idempotent 
 >>> from engine.velocity import VelocityState
 >>> from schemas.models import GiftEvent
 >>> rules = load_rules()
->>> gift = GiftEvent(event_id="e1", occurred_at=0, event_type="gift_created",
+>>> gift = GiftEvent(event_id="e1", occurred_at=1_700_000_000_000, event_type="gift_created",
 ...                  gift_id="g1", giver_user_id="u1", amount_cents=150_000)
 >>> features = record_and_read(VelocityState(), gift, rules)
 >>> a = assess(gift, rules, features)

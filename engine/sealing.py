@@ -12,12 +12,23 @@ every proof stay as they were, and the sealed data can no longer be read by anyo
 b'{"cpf": "52998224725"}'
 >>> open_sealed(key, sealed, "audit-2") is None  # bound to its record
 True
+
+Free text about a subject (a case note) is sealed the same way, with a keyed digest:
+
+>>> note = seal_note(key, "ligou Maria Silva, 11 98765-4321", "u1")
+>>> open_note(key, note.sealed, "u1")
+'ligou Maria Silva, 11 98765-4321'
+>>> note.digest == note_digest(key, "ligou Maria Silva, 11 98765-4321")
+True
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
+from typing import NamedTuple
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -53,3 +64,30 @@ def wrap_key(master: bytes, subject_key: bytes, subject_id: str) -> bytes:
 
 def unwrap_key(master: bytes, wrapped: bytes, subject_id: str) -> bytes | None:
     return open_sealed(master, wrapped.decode(), f"subject-key:{subject_id}")
+
+
+class SealedNote(NamedTuple):
+    sealed: str
+    digest: str
+    """HMAC-SHA256 of the text under the subject's key: says which text it was to whoever
+    holds the key, and nothing to anyone once the key is destroyed."""
+
+
+def _note_binding(subject_id: str) -> str:
+    return f"note:{subject_id}"
+
+
+def note_digest(key: bytes, text: str) -> str:
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+
+
+def seal_note(key: bytes, text: str, subject_id: str) -> SealedNote:
+    """Free text about ``subject_id`` sealed under its key (bound to the subject)."""
+    sealed = seal(key, text.encode(), _note_binding(subject_id))
+    return SealedNote(sealed, note_digest(key, text))
+
+
+def open_note(key: bytes, sealed: str, subject_id: str) -> str | None:
+    """The note's text, or None if ``key`` does not open it."""
+    opened = open_sealed(key, sealed, _note_binding(subject_id))
+    return opened.decode() if opened is not None else None

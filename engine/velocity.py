@@ -10,6 +10,9 @@ W".
 Re-delivered events (at-least-once) are recognised by event id: they are not counted again, and
 they get back the features computed the first time, so their decision is identical.
 
+Amount sums saturate at ``MAX_SUM``, the largest Avro long: a window holding more money than
+that still reads as enormous, and neither the state's JSON nor a decision can overflow.
+
 >>> state = VelocityState()
 >>> first = Observation("e1", at_ms=1_000, metric="tx", amount_cents=500)
 >>> state.record(first, horizon_s=3600)
@@ -30,6 +33,18 @@ from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
 import orjson
+
+MAX_SUM: Final = 2**63 - 1
+"""Where amount sums stop: the largest Avro long (and the largest integer orjson writes)."""
+
+
+def saturated(total: int) -> int:
+    """``total``, or ``MAX_SUM`` if it is larger.
+
+    >>> saturated(2**64), saturated(5)
+    (9223372036854775807, 5)
+    """
+    return total if total < MAX_SUM else MAX_SUM
 
 
 class Observation(NamedTuple):
@@ -73,7 +88,7 @@ class _Bucket:
     def add(self, obs: Observation) -> None:
         self.row = None
         self.count += 1
-        self.amount_cents += obs.amount_cents
+        self.amount_cents = saturated(self.amount_cents + obs.amount_cents)
         self.amounts.append(obs.amount_cents)
         for values, value in (
             (self.counterparties, obs.counterparty),
@@ -212,7 +227,9 @@ class VelocityState:
                 counterparties |= bucket.counterparties
                 countries |= bucket.countries
                 devices |= bucket.devices
-        return WindowStats(count, amount, len(counterparties), len(countries), len(devices))
+        return WindowStats(
+            count, saturated(amount), len(counterparties), len(countries), len(devices)
+        )
 
     def previous_second(self, metric: str, at_ms: int) -> int | None:
         """The latest second at or before ``at_ms`` holding an event of ``metric``."""

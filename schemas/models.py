@@ -8,6 +8,8 @@ coordinates). ``tests/unit/test_schemas.py`` proves both agree field by field.
 from __future__ import annotations
 
 import ipaddress
+import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
@@ -23,21 +25,55 @@ from pydantic import (
 )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LAST = datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
+EVENTS_FROM = datetime(2000, 1, 1, tzinfo=UTC)
+EVENTS_UNTIL = datetime(2100, 1, 1, tzinfo=UTC)
+"""The plausible range of an event's time: a value outside it is a wrong unit or a bug
+upstream (seconds read as milliseconds land in January 1970), never a real event."""
+_TIMESTAMP_RULE = "timestamp must be integer epoch milliseconds or ISO-8601 text with a UTC offset"
+_ISO_WITH_OFFSET = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$"
+)
 
 
-def _millis_or_datetime(value: Any) -> Any:
-    """Read integers as UTC epoch *milliseconds* (the contract), never as seconds."""
-    if isinstance(value, bool):
-        raise ValueError("timestamp must be epoch milliseconds or an ISO-8601 string with offset")
-    if isinstance(value, int):
-        return _EPOCH + timedelta(milliseconds=value)
-    return value
+def _instant_within(low: datetime, high: datetime) -> Callable[[Any], datetime]:
+    """A validator of instants in [``low``, ``high``]: integer epoch *milliseconds* (the
+    contract; never seconds, never a float), ISO-8601 text with its offset, or an aware
+    datetime (from code, or from Avro), normalised to UTC and millisecond precision so Avro
+    round-trips are exact. Anything else, or a time outside the range, is a value error
+    (never an overflow: a date past Python's range is just out of range)."""
+    low_ms = (low - _EPOCH) // timedelta(milliseconds=1)
+    high_ms = (high - _EPOCH) // timedelta(milliseconds=1)
+    out_of_range = f"timestamp must lie from {low:%Y-%m-%d} to {high:%Y-%m-%d} (UTC)"
+
+    def instant(value: Any) -> datetime:
+        if isinstance(value, bool) or not isinstance(value, int | str | datetime):
+            raise ValueError(_TIMESTAMP_RULE)
+        if isinstance(value, int):
+            if not low_ms <= value <= high_ms:
+                raise ValueError(out_of_range)
+            return _EPOCH + timedelta(milliseconds=value)
+        given: datetime = value if isinstance(value, datetime) else _parsed_iso(value)
+        if given.utcoffset() is None:
+            raise ValueError(_TIMESTAMP_RULE)
+        try:
+            utc = given.astimezone(UTC)
+        except OverflowError:
+            raise ValueError(out_of_range) from None
+        if not low <= utc <= high:
+            raise ValueError(out_of_range)
+        return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
+
+    return instant
 
 
-def _to_utc_millis(value: datetime) -> datetime:
-    """Normalise to UTC and millisecond precision, so Avro round-trips are exact."""
-    value = value.astimezone(UTC)
-    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+def _parsed_iso(text: str) -> datetime:
+    if not _ISO_WITH_OFFSET.match(text):
+        raise ValueError(_TIMESTAMP_RULE)
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(_TIMESTAMP_RULE) from None
 
 
 def _canonical_ip(value: str) -> str:
@@ -47,10 +83,14 @@ def _canonical_ip(value: str) -> str:
         raise ValueError("not a valid IPv4 or IPv6 address") from None
 
 
-UtcMillis = Annotated[
-    AwareDatetime, BeforeValidator(_millis_or_datetime), AfterValidator(_to_utc_millis)
-]
+utc_instant = _instant_within(_EPOCH, _LAST)
+"""An instant any record may hold, from its wire forms (ValueError otherwise)."""
+
+UtcMillis = Annotated[AwareDatetime, BeforeValidator(utc_instant)]
 """A timezone-aware instant, UTC, millisecond precision; Avro ``timestamp-millis``."""
+
+EventTime = Annotated[AwareDatetime, BeforeValidator(_instant_within(EVENTS_FROM, EVENTS_UNTIL))]
+"""When an input event happened: an instant within the plausible range of event times."""
 
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@/+=-]+$")]
 """Internal ids (users, accounts, gifts, devices): short, printable, no spaces."""
@@ -171,7 +211,7 @@ class TransactionEvent(WireModel):
     avro_name: ClassVar[str] = "TransactionEvent"
 
     event_id: Identifier
-    occurred_at: UtcMillis
+    occurred_at: EventTime
     tx_type: TransactionType
     channel: Channel | None = None
     user_id: Identifier
@@ -200,7 +240,7 @@ class LoginEvent(WireModel):
     avro_name: ClassVar[str] = "LoginEvent"
 
     event_id: Identifier
-    occurred_at: UtcMillis
+    occurred_at: EventTime
     user_id: Identifier
     success: Annotated[bool, Field(strict=True)]
     method: LoginMethod
@@ -225,7 +265,7 @@ class GiftEvent(WireModel):
     avro_name: ClassVar[str] = "GiftEvent"
 
     event_id: Identifier
-    occurred_at: UtcMillis
+    occurred_at: EventTime
     event_type: GiftEventType
     gift_id: Identifier
     giver_user_id: Identifier
@@ -515,12 +555,27 @@ class CaseAction(StrEnum):
     CLOSE = "close"
 
 
+SealedText = Annotated[str, Field(min_length=1, max_length=65536)]
+"""Text sealed under a data subject's key (``engine.sealing``): base64 of nonce and ciphertext."""
+
+
 class CaseNote(BaseModel):
+    """An analyst's note: sealed under the subject's key (``text`` in clear only in notes
+    written before notes were sealed)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     at: UtcMillis
     author: Annotated[str, Field(min_length=1, max_length=128)]
-    text: Annotated[str, Field(min_length=1, max_length=4000)]
+    text: Annotated[str, Field(min_length=1, max_length=4000)] | None = None
+    sealed: SealedText | None = None
+    digest: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+
+    @model_validator(mode="after")
+    def _has_text(self) -> CaseNote:
+        if (self.text is None) == (self.sealed is None):
+            raise ValueError("a note holds its text either sealed or (older notes) in clear")
+        return self
 
 
 class Case(WireModel):
@@ -560,6 +615,9 @@ class CaseCommand(WireModel):
     status: CaseStatus | None = None
     assignee: Annotated[str, Field(max_length=128)] | None = None
     note: Annotated[str, Field(min_length=1, max_length=4000)] | None = None
+    """A note in clear: commands written before notes were sealed."""
+    note_sealed: SealedText | None = None
+    note_digest: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
     outcome: CaseOutcome | None = None
 
 

@@ -229,6 +229,10 @@ def held_elsewhere(target: str) -> bool:
     return False
 
 
+ANALYST_QUERY_S = 30
+"""How long one analyst's query may run before ClickHouse stops it."""
+
+
 class AnalyticsStore:
     def __init__(self, client: Client) -> None:
         self.client = client
@@ -245,8 +249,12 @@ class AnalyticsStore:
         return len(rows)
 
     def query_read_only(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """Run a query that cannot change anything (ClickHouse ``readonly`` mode)."""
-        result = self.client.query(sql, settings={"readonly": 1})
+        """Run a query that cannot change anything (ClickHouse ``readonly`` mode) and runs at
+        most ``ANALYST_QUERY_S``. On chDB the settings stay on the client's session (in this
+        order: once read-only, no setting can change), so analysts' queries run on a client
+        of their own, never on the writer's."""
+        settings = {"max_execution_time": ANALYST_QUERY_S, "readonly": 1}
+        result = self.client.query(sql, settings=settings)
         return list(result.column_names), [tuple(row) for row in result.result_rows]
 
 

@@ -80,6 +80,19 @@ def collect_garbage_seldom(young_objects: int) -> None:
         gc.set_threshold(young_objects, middle, old)
 
 
+class Worker(faust.Worker):
+    """A Faust worker whose last step of stopping, once every service has stopped and every
+    future is gathered, waits 0.1 s for the loop's pending callbacks instead of mode's fixed
+    1 s: a stopped process ends within a second of SIGTERM. (Named as Faust's: its log lines
+    say ``[^Worker]``, which operators and tests look for.)"""
+
+    async def _sentinel_task(self) -> None:
+        await asyncio.sleep(STOPPED_LOOP_GRACE_S)
+
+
+STOPPED_LOOP_GRACE_S = 0.1
+
+
 def run_until_stopped(app: faust.App, settings: Settings, service: str) -> None:
     """Run ``app`` (made by ``new_app``, so on uvloop) as a Faust worker until
     SIGINT/SIGTERM; ``service`` names the process in JSON log lines."""
@@ -87,7 +100,7 @@ def run_until_stopped(app: faust.App, settings: Settings, service: str) -> None:
     collect_garbage_seldom(settings.gc_young_objects)
     json_logs = faust_logging_config(settings, service)
     # Faust's default "warn" level leaves the root logger at DEBUG, which costs ~25%.
-    worker = faust.Worker(
+    worker = Worker(
         app,
         loglevel=settings.log_level,
         redirect_stdouts=False,

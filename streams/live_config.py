@@ -17,11 +17,11 @@ from typing import Any
 import faust
 from aiokafka import ConsumerRecord, TopicPartition
 
-from config.rules import LiveRules, RuleSet
+from config.rules import LiveRules, RulesError, RuleSet, parse_rules
 from config.settings import Settings
 from schemas.codec import WireCodec
 from schemas.dead_letters import dead_letter_of
-from streams.reader import Positions, follow_topics, read_topics
+from streams.reader import MissingTopicError, Positions, follow_topics, read_topics
 from streams.topics import Topics
 
 RULES_KEY = b"rules"
@@ -50,6 +50,27 @@ async def latest_rules(settings: Settings, fallback: RuleSet) -> StartingRules:
                 live.apply(record.value.decode("utf-8", "replace"), "config topic")
     start.rules = live.current
     return start
+
+
+async def published_rules(settings: Settings) -> dict[str, RuleSet]:
+    """Every valid rules version on the config topic, as first published (what a worker
+    keeps once it applied a version); empty when the topic does not exist yet."""
+    published: dict[str, RuleSet] = {}
+    config_topic = Topics(settings.topic_prefix).config
+    records = read_topics(settings.bootstrap_servers, [config_topic], stop_when_caught_up=True)
+    try:
+        async with aclosing(records):
+            async for record in records:
+                if record.key != RULES_KEY or record.value is None:
+                    continue
+                try:
+                    rules = parse_rules(record.value.decode("utf-8", "replace"), "config topic")
+                except RulesError:
+                    continue  # rejected by every worker: it published nothing
+                published.setdefault(rules.version, rules)
+    except MissingTopicError:
+        return {}
+    return published
 
 
 RejectedRules = Callable[[ConsumerRecord[bytes, bytes], str], Awaitable[None]]

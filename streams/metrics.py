@@ -16,6 +16,11 @@ DECISIONS = Counter(
     "atalaia_decisions_total", "Decisions published, by verdict and band", ["verdict", "band"]
 )
 DEAD_LETTERS = Counter("atalaia_dead_letters_total", "Records sent to the DLQ, by error", ["error"])
+RAW_PII_IN_HASH = Counter(
+    "atalaia_raw_pii_in_hash_total",
+    "Input records holding raw personal data in a *_hash field (dead-lettered), by field",
+    ["field"],
+)
 LATENCY = Histogram(
     "atalaia_decision_latency_seconds",
     "Input broker timestamp to decision",

@@ -5,9 +5,13 @@ total, and ``atalaia sql`` answers while the sink runs."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,17 +19,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
+from atalaia.admin_cli import API_KEY_ENV
 from atalaia.analytics import run_query
 from atalaia.broker import free_port, wait_for_port
 from atalaia.publish import OutRecord, publish
 from atalaia.supervise import WorkerProcess
+from config.auth import key_digest
 from config.settings import Settings
 from schemas.codec import WireCodec
 from schemas.models import TransactionEvent, Verdict
 from streams.topics import Topics
 from tests import factories
-from tests.integration.helpers import collect, run_atalaia, send_events
+from tests.integration.helpers import API_KEYS, collect, run_atalaia, send_events
 
 pytestmark = pytest.mark.integration
 CODEC = WireCodec()
@@ -33,12 +40,18 @@ SANCTIONED = "0x7F367cC41522cE07553e823bf3be79A889DEbe1B"  # a shipped default, 
 
 
 @pytest.fixture
-def sink_settings(engine_settings: Settings, tmp_path: Path) -> Settings:
+def sink_settings(
+    engine_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
+    """A sink's settings; its query endpoint takes the analyst key, which ``atalaia sql``
+    and ``run_query`` read from the environment."""
+    monkeypatch.setenv(API_KEY_ENV, API_KEYS["analyst"])
     return engine_settings.model_copy(
         update={
             "sink_port": free_port(),
             "analytics_target": str(tmp_path / "analytics"),
             "sink_batch_ms": 200,
+            "api_keys": SecretStr(f"analyst-key:analyst:{key_digest(API_KEYS['analyst'])}"),
         }
     )
 
@@ -217,3 +230,105 @@ def test_a_store_outage_loses_nothing_and_duplicates_nothing(
     assert _scalar(settings, "SELECT count() FROM decisions FINAL") == len(before) + len(during)
     assert _scalar(settings, "SELECT count() FROM events FINAL") == len(before) + len(during)
     assert _scalar(settings, "SELECT sum(decisions) FROM decision_mix") == len(before) + len(during)
+
+
+def _post_sql(settings: Settings, body: bytes, key: str | None) -> tuple[int, Any]:
+    headers = {"Content-Type": "application/json"}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{settings.sink_port}/sql", data=body, headers=headers, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def _publish_decisions(settings: Settings, prefix: str, count: int) -> None:
+    topics = Topics(settings.topic_prefix)
+    events = _transactions(prefix, count, blocked=0)
+    at = datetime.now(UTC)
+    records = [
+        OutRecord(
+            topics.decisions, e.user_id.encode(), CODEC.encode(factories.decision_of(e, o, at))
+        )
+        for e, o in zip(events, factories.run_all(events), strict=True)
+    ]
+    asyncio.run(publish(settings.bootstrap_servers, records))
+
+
+HOSTILE_QUERIES = [
+    "DROP TABLE decisions",
+    "TRUNCATE TABLE decisions",
+    "INSERT INTO decisions (event_id) VALUES ('x')",
+    "ALTER TABLE decisions DELETE WHERE 1",
+    "CREATE TABLE x (a Int8) ENGINE = Memory",
+    "SET readonly = 0",
+    "SELECT 1 SETTINGS readonly = 0",
+    "SELECT 1 SETTINGS max_execution_time = 0",
+    "SELECT * FROM file('/etc/passwd', 'LineAsString')",
+    "SELECT * FROM url('http://127.0.0.1:1/', 'LineAsString')",
+    "SYSTEM SHUTDOWN",
+    "SELECT throwIf(1)",
+    "SELECT",
+]
+
+
+def test_whatever_an_analyst_types_the_sink_keeps_inserting(
+    sink_settings: Settings, start_sink: Callable[[], WorkerProcess]
+) -> None:
+    settings = sink_settings
+    sink = start_sink()
+    _publish_decisions(settings, "before", 10)
+    _wait_rows(settings, "decisions", 10)
+    analyst = API_KEYS["analyst"]
+    select = json.dumps({"sql": "SELECT 1"}).encode()
+
+    assert _post_sql(settings, select, None)[0] == 401
+    assert _post_sql(settings, select, "not-a-key")[0] == 401
+    for body in (b"nope", b"[]", b'{"sql": 1}', b'{"sql": ""}', b"[" * 100_000):
+        assert _post_sql(settings, body, analyst)[0] == 400, body[:20]
+    for query in HOSTILE_QUERIES:
+        status, answer = _post_sql(settings, json.dumps({"sql": query}).encode(), analyst)
+        assert status == 400 and answer["error"], query
+    # Allowed read-only, and harmless: stopping queries (an insert is retried), nothing.
+    for harmless in ("KILL QUERY WHERE 1 SYNC", "\x00"):
+        assert _post_sql(settings, json.dumps({"sql": harmless}).encode(), analyst)[0] == 200
+    assert _post_sql(settings, select, analyst) == (200, {"columns": ["1"], "rows": [[1]]})
+
+    _publish_decisions(settings, "after", 10)
+    _wait_rows(settings, "decisions", 20)  # still inserting
+    assert sink.alive
+
+
+def test_sigterm_stops_the_sink_within_a_second_even_during_a_long_query(
+    sink_settings: Settings, start_sink: Callable[[], WorkerProcess]
+) -> None:
+    idle = start_sink()
+    time.sleep(2)  # past start-up: the group joined, the query port open
+    started = time.monotonic()
+    assert idle.stop() is not None
+    assert time.monotonic() - started < 1.0
+
+    busy = start_sink()
+    long_query = json.dumps({"sql": "SELECT count() FROM numbers(1e12) WHERE number % 7 = 1"})
+    dropped: list[str] = []
+
+    def ask() -> None:
+        try:
+            _post_sql(sink_settings, long_query.encode(), API_KEYS["analyst"])
+        except OSError as error:  # the sink stopped mid-answer: the connection drops
+            dropped.append(type(error).__name__)
+
+    asking = threading.Thread(target=ask)
+    asking.start()
+    time.sleep(2)
+    assert asking.is_alive()  # the query runs (it would for up to 30 s)
+    started = time.monotonic()
+    busy.stop()
+    stopped_in = time.monotonic() - started
+    asking.join(timeout=10)
+    assert stopped_in < 1.0
+    assert dropped

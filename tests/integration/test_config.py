@@ -116,6 +116,17 @@ def test_pushed_rules_apply_without_restart_and_bad_ones_are_rejected(
     refused = _push(engine_settings, broken)
     assert refused.returncode == 2
     assert "gift.limits.max_gifts_per_day: Input should be greater than 0" in refused.stderr
+    # The same version with other content: refused too, nothing published.
+    same_version = tmp_path / "same-version.toml"
+    same_version.write_text(
+        stricter.read_text().replace("max_gifts_per_day = 2", "max_gifts_per_day = 4")
+    )
+    conflict = _push(engine_settings, same_version)
+    assert conflict.returncode == 2
+    assert conflict.stderr == (
+        "atalaia: rules version 'hot-1' is already published with other content: bump the version\n"
+    )
+    assert _push(engine_settings, stricter).returncode == 0  # the same content again: fine
     topics = Topics(engine_settings.topic_prefix)
     asyncio.run(
         publish(

@@ -97,3 +97,22 @@ def test_review_decisions_and_severe_list_hits_open_cases_others_do_not() -> Non
     assert (command.command_id, command.priority.value) == (f"decision:{review.event_id}", "HIGH")
     plain, severity = _decision(factories.transaction(network_flags=[]))
     assert case_command_for(plain, severity, RULES.cases) is None
+
+
+def test_a_sealed_note_is_kept_sealed_and_an_older_clear_one_still_reads() -> None:
+    from engine.sealing import new_subject_key, open_note, seal_note
+
+    state = SubjectCases()
+    case_id = apply_command(state, _command(1, "link_decision", event_id="e1")).cases[0].case_id
+    key = new_subject_key()
+    sealed = seal_note(key, "ligou Maria, 11 98765-4321", "u1")
+    noted = apply_command(
+        state,
+        _command(2, "note", case_id=case_id, note_sealed=sealed.sealed, note_digest=sealed.digest),
+    ).cases[0]
+    (note,) = noted.notes
+    assert note.text is None and "98765" not in noted.model_dump_json()
+    assert open_note(key, note.sealed or "", "u1") == "ligou Maria, 11 98765-4321"
+    assert open_note(new_subject_key(), note.sealed or "", "u1") is None  # erased: unreadable
+    older = apply_command(state, _command(3, "note", case_id=case_id, note="old clear note"))
+    assert older.cases[0].notes[-1].text == "old clear note"

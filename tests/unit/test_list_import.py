@@ -43,7 +43,8 @@ def test_csv_sample_reads_every_good_line_and_numbers_the_bad_ones() -> None:
     assert [str(e) for e in results if isinstance(e, LineError)] == [
         "line 6: document '***.***.111-11' is not a valid CPF (check digits)",
         "line 10: severity 'URGENT' is not one of LOW, MEDIUM, HIGH, CRITICAL",
-        "line 11: expires_at needs a UTC offset (e.g. 2027-01-31T00:00:00Z)",
+        "line 11: expires_at must be ISO-8601 with a UTC offset, from 1970 to 9999 "
+        "(e.g. 2027-01-31T00:00:00Z)",
     ]
     assert [(row.entity_type, row.value) for row in _rows(results)] == [
         (T.EMAIL, "fraudster@example.com"),
@@ -133,7 +134,8 @@ def test_csv_line_problems_do_not_stop_the_import() -> None:
         "line 4: missing value",
         "line 5: entity_type 'bitcoin' is not one of user, wallet, email, email_domain, ip, "
         "ip_range, phone, document, bank_account, pix_key",
-        "line 6: expires_at 'tomorrow' is not an ISO-8601 date and time",
+        "line 6: expires_at must be ISO-8601 with a UTC offset, from 1970 to 9999 "
+        "(e.g. 2027-01-31T00:00:00Z)",
         "line 7: reason is longer than 512 characters",
         "line 8: unreadable CSV (field larger than field limit (131072))",
     ]
@@ -268,3 +270,20 @@ def test_ofac_csv_reports_short_records_and_goes_on() -> None:
     assert short == LineError(1, "expected 12 fields, found 2")
     assert isinstance(party, SanctionedParty)
     assert (party.name, party.party_type, party.programs) == ("OK, Name", "Individual", ("SDGT",))
+
+
+def test_hostile_jsonl_lines_and_expiries_are_line_errors_and_reasons_are_masked() -> None:
+    lines = [
+        '{"entity_type": "ip", "value": ' + "[" * 5_000 + "]" * 5_000 + "}\n",
+        '{"entity_type": "ip", "value": ' + "9" * 6_000 + "}\n",
+        '{"entity_type":"ip","value":"1.2.3.4","severity":"LOW","reason":"r","source":"MANUAL",'
+        '"expires_at":"0001-01-01T00:00:00+14:00"}\n',
+        '{"entity_type":"ip","value":"1.2.3.4","severity":"LOW","source":"MANUAL",'
+        '"reason":"ring of ana@bank.com, 529.982.247-25"}\n',
+    ]
+    deep, long_number, expiry, masked = parse_list_jsonl(lines)
+    assert isinstance(deep, LineError) and "nesting too deep" in deep.reason
+    assert isinstance(long_number, LineError) and "number too long" in long_number.reason
+    assert isinstance(expiry, LineError) and "from 1970 to 9999" in expiry.reason
+    assert isinstance(masked, ListRow)
+    assert masked.reason == "ring of a***@bank.com, ***.***.247-25"

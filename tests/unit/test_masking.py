@@ -11,6 +11,7 @@ from engine.masking import (
     mask_name,
     mask_phone,
     mask_pix_key,
+    mask_text,
     mask_value,
     mask_wallet,
 )
@@ -91,3 +92,28 @@ def test_no_mask_shows_the_whole_value(entity_type: ListEntityType, value: str) 
     masked = mask_value(entity_type, value)
     assert value not in masked
     assert masked
+
+
+def test_free_text_keeps_its_words_and_masks_every_shape_of_personal_data() -> None:
+    text = (
+        "Cliente ligou de 11 98765-4321 (+55 21 3456-7890), e-mail ana.souza@bank.com.br, "
+        "CPF 529.982.247-25, CNPJ 11.222.333/0001-81, cartão 4111 1111 1111 1111, "
+        "IP 203.0.113.7 e 2001:db8::7, conta 12345678901234. Pediu estorno de R$ 1.500,00 "
+        "em 22/11/2026 às 10:30."
+    )
+    masked = mask_text(text)
+    for personal in (
+        "98765-4321",
+        "3456-7890",
+        "ana.souza",
+        "529.982",
+        "11.222.333",
+        "4111 1111 1111",
+        "203.0.113.7",
+        "2001:db8::7",
+        "12345678901234",
+    ):
+        assert personal not in masked, personal
+    for kept in ("Cliente ligou de", "@bank.com.br", "R$ 1.500,00", "22/11/2026 às 10:30"):
+        assert kept in masked, kept
+    assert mask_text("nada pessoal aqui") == "nada pessoal aqui"

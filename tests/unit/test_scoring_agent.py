@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
 from aiokafka.structs import RecordMetadata, TopicPartition
 from faust.types import TP
 
@@ -18,7 +21,7 @@ from engine.admission import subject_of
 from engine.entities import entity_keys, keyed_id
 from engine.velocity import Observation, VelocityState
 from schemas.codec import WireCodec
-from schemas.models import Decision, FraudEvent
+from schemas.models import Alert, DeadLetter, Decision, FraudEvent
 from streams.partitioning import owner_partition
 from streams.topics import Topics
 from tests import factories
@@ -286,3 +289,73 @@ def test_a_gift_action_s_fraud_event_names_its_ip_as_ip_blocks_do() -> None:
     assert ip_id == keyed_id(ip, HASH_KEY)
     assert f"ip:{ip_id}" in entity_keys(gift, RULES.entities, HASH_KEY)
     assert ip.encode() not in value
+
+
+def _handle_all(scorer: Scorer, records: list[tuple[str, bytes, bytes]]) -> list[tuple[str, bytes]]:
+    batch = scorer.begin(frozenset(range(PARTITIONS)))
+    for topic, key, value in records:
+        scorer.handle(batch, _Record(_Message(topic, key, value)), RULES)  # type: ignore[arg-type]
+    scorer.write_states(batch)
+    return [(topic, value) for topic, _, value, _, _ in batch.outputs]
+
+
+def test_any_failure_dead_letters_its_record_and_the_rest_of_the_batch_is_decided(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Poison on an input topic and on the re-route topic (written by anyone), and a record
+    whose scoring raises: each is dead-lettered with its class, the valid ones decided."""
+    table: dict[bytes, bytes] = {}
+    scorer = _scorer(table)
+    valid = [factories.transaction(user_id=f"u-{n}") for n in range(3)]
+    broken = factories.transaction(user_id="u-broken", card_id="card-broken")
+    known = scorer.views.known_frauds
+    known.features = _raise_for(broken, known.features)  # type: ignore[method-assign]
+    deep = b'{"a": ' + b"[" * 3_000 + b"]" * 3_000 + b"}"
+    records = [
+        (TOPICS.transactions, b"k", deep),
+        (TOPICS.transactions, subject_of(valid[0]).key.encode(), CODEC.encode(valid[0])),
+        (TOPICS.validated, b"k", b'{"event_id": ' + b"9" * 5_000 + b"}"),
+        (TOPICS.validated, b"k", b"\x00\x00\x00\x03\xecgarbage"),
+        (TOPICS.transactions, subject_of(broken).key.encode(), CODEC.encode(broken)),
+        (TOPICS.validated, subject_of(valid[1]).key.encode(), CODEC.encode(valid[1])),
+        (TOPICS.transactions, subject_of(valid[2]).key.encode(), CODEC.encode(valid[2])),
+    ]
+    outputs = _handle_all(scorer, records)
+
+    decided = {CODEC.decode(v, (Decision,)).event_id for t, v in outputs if t == TOPICS.decisions}
+    assert decided == {e.event_id for e in valid}
+    letters = [CODEC.decode(v, (DeadLetter,)) for t, v in outputs if t == TOPICS.dead_letters]
+    assert [letter.error_class for letter in letters] == [
+        "NestingTooDeep",
+        "SchemaNotAccepted",  # JSON names no schema: the re-route topic takes Avro only
+        "MalformedPayload",
+        "ScoringFailed",
+    ]
+    assert letters[-1].error_message == "RuntimeError"  # the class only, never a value
+    assert "RuntimeError at " in caplog.text and "maria" not in caplog.text  # where, not what
+
+
+def _raise_for(event: Any, features: Any) -> Any:
+    """``features`` of the known frauds, raising for ``event``'s card (a bug's stand-in)."""
+
+    def failing(labelled: list[str], *args: Any) -> Any:
+        if any(event.card_id and event.card_id in key for key in labelled):
+            raise RuntimeError("a bug with a value in its message: maria@example.com")
+        return features(labelled, *args)
+
+    return failing
+
+
+def test_raw_personal_data_in_a_hash_field_is_counted_and_alerted_once_without_its_value() -> None:
+    from streams.metrics import RAW_PII_IN_HASH
+
+    before = RAW_PII_IN_HASH.labels("email_hash")._value.get()
+    leaked = factories.transaction().model_dump(mode="json") | {"email_hash": "maria@example.com"}
+    value = json.dumps(leaked).encode()
+    outputs = _handle_all(_scorer({}), [(TOPICS.transactions, b"k", value)] * 2)
+
+    assert RAW_PII_IN_HASH.labels("email_hash")._value.get() == before + 2
+    alerts = [CODEC.decode(v, (Alert,)) for t, v in outputs if t == TOPICS.alerts]
+    assert [a.rule for a in alerts] == ["raw_pii_in_hash"]  # the second one throttled
+    assert "email_hash" in alerts[0].message
+    assert b"maria" not in b"".join(v for t, v in outputs if t != TOPICS.dead_letters)

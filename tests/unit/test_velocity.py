@@ -7,7 +7,7 @@ import tracemalloc
 
 import pytest
 
-from engine.velocity import Observation, VelocityState, WindowStats
+from engine.velocity import MAX_SUM, Observation, VelocityState, WindowStats
 
 WINDOWS = {"5m": 300, "1h": 3600, "24h": 86_400, "30d": 2_592_000}
 HORIZON = WINDOWS["30d"]
@@ -274,3 +274,12 @@ def test_remembered_features_survive_pruning_and_bytes(seed: int) -> None:
                 assert list(copy.features_of(event_id) or {}) == list(features)
             else:
                 assert copy.features_of(event_id) is None
+
+
+def test_amount_sums_saturate_at_the_largest_avro_long_and_the_state_still_serialises() -> None:
+    state = VelocityState()
+    for n in range(4):
+        state.record(Observation(f"e{n}", at_ms=1_000 + n, metric="tx", amount_cents=2**62), 3600)
+    assert state.window("tx", at_ms=2_000, length_s=60).amount_cents == MAX_SUM
+    again = VelocityState.from_bytes(state.to_bytes())
+    assert again.window("tx", at_ms=2_000, length_s=60) == state.window("tx", 2_000, 60)
