@@ -33,8 +33,12 @@ typecheck: $(STAMP)
 
 check: lint typecheck
 
+# The suite in parallel: integration tests mostly wait on the broker (group joins, topics
+# going quiet), so more test processes than cores pay off; each has its own broker and Redis.
+TEST_WORKERS ?= 4
+
 test: check compile
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=15
 
 bench: compile
 	$(BIN)/python -m bench.pipeline
