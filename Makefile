@@ -40,8 +40,11 @@ TEST_WORKERS ?= 4
 test: check compile
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=15
 
+# The pipeline benchmark records its figures in bench/results/; docs/performance.md is
+# rendered from every recorded result.
 bench: compile
 	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.report
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache *.egg-info build
