@@ -10,7 +10,7 @@ Kafka.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 ProfileName = Literal["tansu", "tansu-test", "kafka"]
@@ -30,22 +30,23 @@ class BrokerProfile:
     correct_end_offsets: bool
 
 
+_TANSU = BrokerProfile(
+    name="tansu",
+    session_timeout_s=10.0,
+    heartbeat_interval_s=2.5,
+    rebalance_timeout_s=10.0,
+    fetch_max_wait_ms=10,
+    correct_end_offsets=True,
+)
+
 PROFILES: dict[ProfileName, BrokerProfile] = {
-    "tansu": BrokerProfile(
-        name="tansu",
-        session_timeout_s=10.0,
-        heartbeat_interval_s=2.5,
-        rebalance_timeout_s=10.0,
-        fetch_max_wait_ms=10,
-        correct_end_offsets=True,
-    ),
-    "tansu-test": BrokerProfile(
+    "tansu": _TANSU,
+    "tansu-test": replace(
+        _TANSU,
         name="tansu-test",
         session_timeout_s=2.0,
         heartbeat_interval_s=0.5,
         rebalance_timeout_s=2.0,
-        fetch_max_wait_ms=10,
-        correct_end_offsets=True,
     ),
     "kafka": BrokerProfile(
         name="kafka",
