@@ -138,7 +138,7 @@ def start_api(api_settings: Settings, tmp_path: Path) -> Iterator[Callable[[], W
         settings = api_settings.model_copy(update={"key_store_dir": tmp_path / "keys"})
         api = WorkerProcess(settings, tmp_path / "api.log", command="api").start()
         started.append(api)
-        assert wait_for_port("127.0.0.1", api_settings.api_port, 30), "api did not listen"
+        assert wait_for_port("127.0.0.1", api_settings.api_port, 60), "api did not listen"
         return api
 
     yield start

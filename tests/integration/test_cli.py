@@ -105,6 +105,10 @@ def _children_of(supervisor: int, command: str) -> list[int]:
     return found
 
 
+DEMO_RUN_ONCE = pytest.mark.xdist_group("demo")
+"""The tests that read the one demo run: in the same test process, so it runs once."""
+
+
 @dataclass
 class DemoRun:
     pid: int
@@ -130,6 +134,7 @@ def demo_run() -> DemoRun:
     return DemoRun(demo.pid, demo.returncode, stdout, stderr)
 
 
+@DEMO_RUN_ONCE
 def test_demo_runs_to_completion_and_shuts_down(demo_run: DemoRun) -> None:
     assert demo_run.code == 0, demo_run.stderr[-2000:]
     out = demo_run.stdout
@@ -166,6 +171,7 @@ def test_demo_stops_its_broker_and_worker_on_sigterm() -> None:
     assert _children_of(demo.pid, "worker") == [], "worker left running"
 
 
+@DEMO_RUN_ONCE
 def test_demo_with_analytics_prints_the_daily_report_of_its_data(demo_run: DemoRun) -> None:
     assert demo_run.code == 0, demo_run.stderr[-2000:]
     report = demo_run.stdout.split("# Atalaia daily report, ", 1)[1]
@@ -174,6 +180,7 @@ def test_demo_with_analytics_prints_the_daily_report_of_its_data(demo_run: DemoR
     assert "## Top reasons" in report and "## Alerts" in report
 
 
+@DEMO_RUN_ONCE
 def test_demo_with_audit_verifies_the_audit_log_of_its_decisions(demo_run: DemoRun) -> None:
     assert demo_run.code == 0, demo_run.stderr[-2000:]
     found = re.search(
@@ -185,6 +192,7 @@ def test_demo_with_audit_verifies_the_audit_log_of_its_decisions(demo_run: DemoR
     assert int(found.group(1)) == 401  # every decision and the warm-up's
 
 
+@DEMO_RUN_ONCE
 def test_demo_with_learning_scores_with_the_model_and_compares_a_challenger(
     demo_run: DemoRun,
 ) -> None:
