@@ -35,12 +35,10 @@ check: lint typecheck
 
 # The suite in parallel: integration tests mostly wait on the broker (group joins, topics
 # going quiet), so more test processes than cores pay off; each has its own broker and Redis.
-# Tests go one at a time to whichever process is free; those marked with one xdist_group
-# (the checks of the one demo run) go together.
 TEST_WORKERS ?= 4
 
 test: check compile
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=15
 
 # The pipeline benchmark records its figures in bench/results/; docs/performance.md is
 # rendered from every recorded result.

@@ -1,15 +1,17 @@
-"""The CLI against the real broker: produce a file, tail the decisions, run the demo (once,
-with every option, for the checks of each part)."""
+"""The CLI against the real broker: produce a file, tail the decisions, run the demo (once
+per test run, with every option, for the checks of each part)."""
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
+import os
 import re
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytest
@@ -105,10 +107,6 @@ def _children_of(supervisor: int, command: str) -> list[int]:
     return found
 
 
-DEMO_RUN_ONCE = pytest.mark.xdist_group("demo")
-"""The tests that read the one demo run: in the same test process, so it runs once."""
-
-
 @dataclass
 class DemoRun:
     pid: int
@@ -117,10 +115,7 @@ class DemoRun:
     stderr: str
 
 
-@pytest.fixture(scope="module")
-def demo_run() -> DemoRun:
-    """One ``atalaia demo`` with every option (analytics, audit, learning), run once for the
-    tests below: each checks its part of the same summary."""
+def _run_demo() -> DemoRun:
     args = ["demo", "--transactions", "300", "--gifts", "100", "--burst"]
     args += ["--analytics", "--audit", "--learning"]
     with subprocess.Popen(
@@ -134,7 +129,25 @@ def demo_run() -> DemoRun:
     return DemoRun(demo.pid, demo.returncode, stdout, stderr)
 
 
-@DEMO_RUN_ONCE
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """One ``atalaia demo`` with every option (analytics, audit, learning), run once for the
+    tests below: each checks its part of the same summary. Under pytest-xdist the test
+    processes share it through a file in the run's temporary directory: the first that
+    needs it runs it, holding a lock, and the others read what it left."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return _run_demo()
+    shared = tmp_path_factory.getbasetemp().parent  # one per run, common to its processes
+    with (shared / "demo-run.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        kept = shared / "demo-run.json"
+        if kept.exists():
+            return DemoRun(**json.loads(kept.read_text()))
+        run = _run_demo()
+        kept.write_text(json.dumps(asdict(run)))
+        return run
+
+
 def test_demo_runs_to_completion_and_shuts_down(demo_run: DemoRun) -> None:
     assert demo_run.code == 0, demo_run.stderr[-2000:]
     out = demo_run.stdout
@@ -171,7 +184,6 @@ def test_demo_stops_its_broker_and_worker_on_sigterm() -> None:
     assert _children_of(demo.pid, "worker") == [], "worker left running"
 
 
-@DEMO_RUN_ONCE
 def test_demo_with_analytics_prints_the_daily_report_of_its_data(demo_run: DemoRun) -> None:
     assert demo_run.code == 0, demo_run.stderr[-2000:]
     report = demo_run.stdout.split("# Atalaia daily report, ", 1)[1]
@@ -180,7 +192,6 @@ def test_demo_with_analytics_prints_the_daily_report_of_its_data(demo_run: DemoR
     assert "## Top reasons" in report and "## Alerts" in report
 
 
-@DEMO_RUN_ONCE
 def test_demo_with_audit_verifies_the_audit_log_of_its_decisions(demo_run: DemoRun) -> None:
     assert demo_run.code == 0, demo_run.stderr[-2000:]
     found = re.search(
@@ -192,7 +203,6 @@ def test_demo_with_audit_verifies_the_audit_log_of_its_decisions(demo_run: DemoR
     assert int(found.group(1)) == 401  # every decision and the warm-up's
 
 
-@DEMO_RUN_ONCE
 def test_demo_with_learning_scores_with_the_model_and_compares_a_challenger(
     demo_run: DemoRun,
 ) -> None:
