@@ -35,7 +35,7 @@ check: lint typecheck
 
 # The suite in parallel: integration tests mostly wait on the broker (group joins, topics
 # going quiet), so more test processes than cores pay off; each has its own broker and Redis.
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 3
 
 test: check compile
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=15
