@@ -33,11 +33,18 @@ typecheck: $(STAMP)
 
 check: lint typecheck
 
-test: check compile
-	$(BIN)/python -m pytest
+# The suite in parallel: integration tests mostly wait on the broker (group joins, topics
+# going quiet), so more test processes than cores pay off; each has its own broker and Redis.
+TEST_WORKERS ?= 3
 
+test: check compile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=15
+
+# The pipeline benchmark records its figures in bench/results/; docs/performance.md is
+# rendered from every recorded result.
 bench: compile
 	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.report
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache *.egg-info build

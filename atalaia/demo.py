@@ -110,10 +110,11 @@ class DemoResult:
 def local_settings(
     settings: Settings, bootstrap_servers: str, workdir: Path, name: str
 ) -> Settings:
-    """A throw-away deployment on the embedded broker (demo, benchmarks)."""
+    """A throw-away deployment on the embedded broker (demo, benchmarks): its profile is
+    ``tansu``, or ``tansu-test`` when the settings ask for it (the test suite)."""
     return settings.model_copy(
         update={
-            "profile": "tansu",
+            "profile": "tansu-test" if settings.profile == "tansu-test" else "tansu",
             "bootstrap_servers": bootstrap_servers,
             "topic_prefix": name,
             "app_id": f"atalaia-{name}",

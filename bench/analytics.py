@@ -24,6 +24,7 @@ from atalaia.publish import OutRecord, publish
 from atalaia.sample import synthetic_transactions
 from atalaia.scratch import scratch_directory
 from atalaia.supervise import WorkerProcess, interrupt_on_sigterm
+from bench.results import record_result
 from config.settings import Settings, load_settings
 from engine.admission import subject_of
 from schemas.codec import WireCodec
@@ -122,6 +123,7 @@ def main() -> int:
     report = {**run(args.transactions), **store_only(100_000, 1_000)}
     json.dump(report, sys.stdout, indent=2)
     print()
+    print(f"recorded in {record_result('analytics', report)}", file=sys.stderr)
     return 0
 
 

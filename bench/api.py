@@ -28,6 +28,7 @@ from atalaia.measure import percentile
 from atalaia.sample import generated_gifts, interleave, synthetic_transactions
 from atalaia.scratch import scratch_directory
 from atalaia.supervise import WorkerProcess, interrupt_on_sigterm
+from bench.results import record_result
 from config.settings import Settings, load_settings
 from schemas.codec import WireCodec
 from schemas.models import EVENT_KIND_OF, InputEvent
@@ -119,6 +120,7 @@ def main() -> int:
     interrupt_on_sigterm()
     report = asyncio.run(run(load_settings(), args.requests, args.concurrency))
     print(json.dumps(report, indent=2))
+    print(f"recorded in {record_result('api', report)}", file=sys.stderr)
     return 0
 
 

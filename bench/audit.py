@@ -25,6 +25,7 @@ from atalaia.publish import OutRecord, publish
 from atalaia.sample import synthetic_transactions
 from atalaia.scratch import scratch_directory
 from atalaia.supervise import WorkerProcess, interrupt_on_sigterm
+from bench.results import record_result
 from config.settings import load_settings
 from engine.admission import subject_of
 from schemas.codec import WireCodec
@@ -114,6 +115,7 @@ def main() -> int:
     report = asyncio.run(run(args.transactions))
     json.dump(report, sys.stdout, indent=2)
     print()
+    print(f"recorded in {record_result('audit', report)}", file=sys.stderr)
     return 0
 
 

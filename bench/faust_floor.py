@@ -47,6 +47,7 @@ from atalaia.publish import OutRecord, publish
 from atalaia.sample import synthetic_transactions
 from atalaia.scratch import scratch_directory
 from atalaia.supervise import WorkerProcess, interrupt_on_sigterm, stop_with_supervisor
+from bench.results import record_result
 from config.settings import Settings, load_settings
 from schemas.codec import WireCodec
 from streams.admin import ensure_topics
@@ -213,6 +214,7 @@ def main() -> int:
     with scratch_directory("atalaia-floor-") as tmp:
         report = asyncio.run(measure(load_settings(), args.events, shape, Path(tmp)))
     print(json.dumps(report, indent=2))
+    print(f"recorded in {record_result('faust_floor', report)}", file=sys.stderr)
     return 0
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -28,6 +29,7 @@ from pathlib import Path
 from atalaia.demo import DemoResult, run_demo
 from atalaia.supervise import interrupt_on_sigterm
 from bench.passthrough import PassthroughResult, run_passthrough
+from bench.results import record_result
 from bench.scorer import learned_model
 from config.rules import default_rules_path, load_rules
 from config.settings import Settings, load_settings
@@ -79,6 +81,7 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=500, help="pace of the latency run")
     args = parser.parse_args()
     interrupt_on_sigterm()
+    started_load = os.getloadavg()[0]
     settings = load_settings()
     with tempfile.TemporaryDirectory() as tmp:
         rules_only = settings.model_copy(update={"rules_path": _without_model(Path(tmp))})
@@ -118,6 +121,7 @@ def main() -> int:
         else None,
     }
     print(json.dumps(report, indent=2))
+    print(f"recorded in {record_result('pipeline', report, started_load)}", file=sys.stderr)
     complete = all(r.valid == r.decided for r in (burst_rules, burst, burst_learned, paced))
     return 0 if complete else 1
 

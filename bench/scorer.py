@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -34,6 +35,7 @@ from atalaia.sample import (
     read_handbook,
     synthetic_transactions_until,
 )
+from bench.results import record_result
 from config.rules import RuleSet, load_rules
 from config.settings import load_settings
 from engine.frozen_model import FrozenModel
@@ -191,6 +193,7 @@ def main() -> int:
         "state_bytes_per_event": round(model_on_run.state_bytes_per_event),
     }
     print(json.dumps(report, indent=2))
+    print(f"recorded in {record_result('scorer', report)}", file=sys.stderr)
     return 0
 
 

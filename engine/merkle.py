@@ -3,7 +3,8 @@
 Leaves and nodes are hashed with different one-byte prefixes (0x00 leaf, 0x01 node), so a
 node can never pass for a leaf. A tree of n leaves splits at the largest power of two below
 n, which makes the inclusion proof of any leaf at most log2(n) hashes, and lets anyone check
-it with a few lines of ``hashlib`` (``verify_inclusion``; the README prints the same steps).
+it with a few lines of ``hashlib`` (``verify_inclusion``; docs/audit-and-lgpd.md prints the
+same steps).
 
 >>> leaves = [b"a", b"b", b"c"]
 >>> root = merkle_root([leaf_hash(x) for x in leaves])

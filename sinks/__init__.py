@@ -1,1 +1,1 @@
-"""Writers to the outside world (ClickHouse, Redis, Stellar). None ship yet: see README."""
+"""Writers to the outside world: ClickHouse, the Redis mirrors, webhooks, the key store."""

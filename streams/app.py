@@ -73,7 +73,8 @@ def collect_garbage_seldom(young_objects: int) -> None:
     the youngest generation is collected every ``young_objects`` allocations instead of 700.
     In a worker the many cached window states made every full collection long: 2 of ~180 ms
     per 11,000 paced events, 50 us of collection per event (after: none, 20-33 ms at most,
-    7-11 us; README). Reference counting frees most garbage; only cycles wait longer."""
+    7-11 us; docs/adr/0006-worker-process-tuning.md). Reference counting frees most garbage;
+    only cycles wait longer."""
     gc.freeze()
     if young_objects:
         _, middle, old = gc.get_threshold()

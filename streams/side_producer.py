@@ -7,10 +7,11 @@ whole batch's records before it awaits them, and queuing yields to the sender on
 partition's batch is full, so they travel together anyway and a linger only idles the agent
 between its batches. Batches hold up to 256 KB (aiokafka's default is 16 KB): a fuller
 partition batch makes the agent wait for the broker in the middle of its own batch. Both
-measured on the scoring worker's burst (README, Measured): the 5 ms linger cost ~20%, the
-16 KB batches ~15%. ``send_all`` builds each partition's batches itself (aiokafka's batch API)
-and waits for one acknowledgement per batch: ~5 µs less CPU per record than a future per
-record (``bench.faust_floor``: ~166 -> ~146 µs per event of the agent's shape).
+measured on the scoring worker's burst (docs/adr/0004-state-writes-beside-faust.md): the
+5 ms linger cost ~20%, the 16 KB batches ~15%. ``send_all`` builds each partition's batches
+itself (aiokafka's batch API) and waits for one acknowledgement per batch: ~5 µs less CPU
+per record than a future per record (``bench.faust_floor``: ~166 -> ~146 µs per event of
+the agent's shape).
 Faust flushes its producer before it commits offsets, and ``streams.transport`` makes that
 flush also wait for this one, so a committed offset still means its outputs were
 acknowledged (at-least-once).

@@ -22,6 +22,7 @@ from schemas.codec import WireCodec
 from schemas.models import AuditRecord, Decision, InputEvent, Label, Verdict
 from streams.topics import Topics
 from tests import factories
+from tests.integration.conftest import InProcessApi
 from tests.integration.helpers import API_KEYS, admin_call, collect, read_all, send_events
 
 pytestmark = pytest.mark.integration
@@ -142,11 +143,11 @@ ROUTES: list[tuple[str, str, object, str]] = [
 
 
 def test_auth_matrix_every_endpoint_and_every_call_is_audited(
-    api_settings: Settings, start_api: Callable[[], WorkerProcess]
+    api_settings: Settings, start_api_in_process: Callable[[], InProcessApi]
 ) -> None:
     """No key: 401; a wrong key: 401; an analyst on an admin endpoint: 403; the right role:
     served. Refused calls change nothing. Every call is on the audit topic with its actor."""
-    start_api()
+    start_api_in_process()
     before = admin_call(api_settings, "GET", "/api/admin/blacklist?status=all", role="analyst")[1]
     matrix: dict[str, dict[str, int]] = {}
     for method, path, body, needed in ROUTES:
@@ -185,9 +186,9 @@ def test_auth_matrix_every_endpoint_and_every_call_is_audited(
 
 
 def test_invalid_input_gets_422_naming_the_field(
-    api_settings: Settings, start_api: Callable[[], WorkerProcess]
+    api_settings: Settings, start_api_in_process: Callable[[], InProcessApi]
 ) -> None:
-    start_api()
+    start_api_in_process()
     cases = [
         (
             "POST",
@@ -223,9 +224,9 @@ def test_invalid_input_gets_422_naming_the_field(
 
 
 def test_imports_checks_and_screening(
-    api_settings: Settings, start_api: Callable[[], WorkerProcess]
+    api_settings: Settings, start_api_in_process: Callable[[], InProcessApi]
 ) -> None:
-    start_api()
+    start_api_in_process()
     csv_text = (DATA / "blacklist_sample.csv").read_bytes()
     status, result = admin_call(
         api_settings, "POST", "/api/admin/blacklist/import?format=csv", raw=csv_text
@@ -350,9 +351,9 @@ def _cli(settings: Settings, role: str | None, *args: str) -> subprocess.Complet
 
 
 def test_the_cli_drives_the_same_api_with_the_same_roles(
-    api_settings: Settings, start_api: Callable[[], WorkerProcess]
+    api_settings: Settings, start_api_in_process: Callable[[], InProcessApi]
 ) -> None:
-    start_api()
+    start_api_in_process()
     add = ("lists", "add", "email", "Crook@Example.com", "--severity", "HIGH", "--reason", "r")
     refused = _cli(api_settings, "analyst", *add)
     assert refused.returncode == 1 and "403" in refused.stderr and "Traceback" not in refused.stderr

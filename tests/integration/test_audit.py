@@ -108,7 +108,7 @@ def test_chained_batched_verified_proved_anchored_and_tampering_named(
     verified = run_atalaia(settings, "audit", "verify")
     assert verified.returncode == 0 and verified.stdout.startswith("OK:"), verified.stdout
 
-    # Proof: checked with nothing but hashlib, as the README shows.
+    # Proof: checked with nothing but hashlib, as docs/audit-and-lgpd.md shows.
     batched = next(iter(log.batches))
     chain = log.by_sequence()[batched.chain]
     target = chain[batched.first_sequence + 1].audit_id
@@ -212,7 +212,8 @@ async def _write_copy(settings: Settings, topic: str, chains: dict[int, list[Aud
 
 
 def _check_with_hashlib(proof: dict[str, object]) -> bool:
-    """The README's procedure, verbatim in spirit: RFC 6962 leaf and node hashes."""
+    """The procedure docs/audit-and-lgpd.md prints, verbatim in spirit: RFC 6962 leaf and node
+    hashes."""
 
     def node(left: bytes, right: bytes) -> bytes:
         return hashlib.sha256(b"\x01" + left + right).digest()

@@ -1,19 +1,23 @@
-"""The CLI against the real broker: produce a file, tail the decisions, run the demo."""
+"""The CLI against the real broker: produce a file, tail the decisions, run the demo (once
+per test run, with every option, for the checks of each part)."""
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
+import os
 import re
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytest
 
 from atalaia.broker import wait_for_port
-from atalaia.supervise import WorkerProcess, settings_env
+from atalaia.supervise import SUPERVISOR_PID_ENV, WorkerProcess, settings_env
 from config.settings import Settings
 from streams.topics import Topics
 from tests import factories
@@ -86,93 +90,126 @@ def test_avro_produce_reports_invalid_rows_and_exits_non_zero(
     assert "sent 1 records" in done.stdout and "1 rows rejected" in done.stdout
 
 
-def _worker_pids() -> set[str]:
-    found = subprocess.run(
-        ["pgrep", "-f", "--", "-m atalaia worker"], capture_output=True, text=True
-    )
-    return set(found.stdout.split())
+def _children_of(supervisor: int, command: str) -> list[int]:
+    """The running ``atalaia COMMAND`` processes that ``supervisor`` started: each has its pid
+    in ``ATALAIA_SUPERVISOR_PID`` (other tests' and other users' processes do not)."""
+    marker = f"{SUPERVISOR_PID_ENV}={supervisor}".encode()
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            cmdline = (environ.parent / "cmdline").read_bytes().split(b"\0")
+            if cmdline[1:4] == [b"-m", b"atalaia", command.encode()] and marker in (
+                environ.read_bytes().split(b"\0")
+            ):
+                found.append(int(environ.parent.name))
+        except (OSError, IndexError):
+            continue  # ended meanwhile, or not ours to read
+    return found
 
 
-def test_demo_runs_to_completion_and_shuts_down() -> None:
-    workers_before = _worker_pids()
-    done = _atalaia(["demo", "--transactions", "300", "--gifts", "100", "--burst"], None, 240)
-    assert done.returncode == 0, done.stderr[-2000:]
-    out = done.stdout
+@dataclass
+class DemoRun:
+    pid: int
+    code: int
+    stdout: str
+    stderr: str
+
+
+def _run_demo() -> DemoRun:
+    args = ["demo", "--transactions", "300", "--gifts", "100", "--burst"]
+    args += ["--analytics", "--audit", "--learning"]
+    with subprocess.Popen(
+        [sys.executable, "-m", "atalaia", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "ATALAIA_PROFILE": "tansu-test"},
+    ) as demo:
+        stdout, stderr = demo.communicate(timeout=400)
+    return DemoRun(demo.pid, demo.returncode, stdout, stderr)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """One ``atalaia demo`` with every option (analytics, audit, learning), run once for the
+    tests below: each checks its part of the same summary. Under pytest-xdist the test
+    processes share it through a file in the run's temporary directory: the first that
+    needs it runs it, holding a lock, and the others read what it left."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return _run_demo()
+    shared = tmp_path_factory.getbasetemp().parent  # one per run, common to its processes
+    with (shared / "demo-run.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        kept = shared / "demo-run.json"
+        if kept.exists():
+            return DemoRun(**json.loads(kept.read_text()))
+        run = _run_demo()
+        kept.write_text(json.dumps(asdict(run)))
+        return run
+
+
+def test_demo_runs_to_completion_and_shuts_down(demo_run: DemoRun) -> None:
+    assert demo_run.code == 0, demo_run.stderr[-2000:]
+    out = demo_run.stdout
     assert "Atalaia demo summary" in out
     assert "events sent           404 (400 valid, 4 invalid)" in out
     assert "decisions             400 unique" in out
     assert '"FutureTimestamp": 1, "MalformedPayload": 1, "UnknownSchemaId": 1' in out
     assert "p50" in out and "events/s" in out
-    port = re.search(r"broker on 127\.0\.0\.1:(\d+)", done.stderr)
+    port = re.search(r"broker on 127\.0\.0\.1:(\d+)", demo_run.stderr)
     assert port is not None
     assert not wait_for_port("127.0.0.1", int(port.group(1)), 0.5), "broker left running"
-    assert _worker_pids() <= workers_before, "worker left running"
+    for command in ("worker", "learner", "auditor", "sink"):
+        assert _children_of(demo_run.pid, command) == [], f"{command} left running"
 
 
 def test_demo_stops_its_broker_and_worker_on_sigterm() -> None:
-    workers_before = _worker_pids()
     demo = subprocess.Popen(
         [sys.executable, "-m", "atalaia", "demo", "--transactions", "5000"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        env={"PATH": "/usr/bin:/bin"},
+        env={"PATH": "/usr/bin:/bin", "ATALAIA_PROFILE": "tansu-test"},
     )
     assert demo.stderr is not None
     first_line = demo.stderr.readline()  # "broker on 127.0.0.1:PORT; starting worker..."
     port = re.search(r"broker on 127\.0\.0\.1:(\d+)", first_line)
     assert port is not None, first_line
     assert demo.stderr.readline().startswith("worker ready after"), "worker did not start"
-    assert len(_worker_pids() - workers_before) == 1
+    assert len(_children_of(demo.pid, "worker")) == 1
     demo.terminate()  # mid-replay
     assert demo.wait(timeout=60) == 130
     demo.stderr.close()
     assert not wait_for_port("127.0.0.1", int(port.group(1)), 0.5), "broker left running"
-    assert _worker_pids() <= workers_before, "worker left running"
+    assert _children_of(demo.pid, "worker") == [], "worker left running"
 
 
-def test_demo_with_analytics_prints_the_daily_report_of_its_data() -> None:
-    done = _atalaia(
-        ["demo", "--transactions", "200", "--gifts", "50", "--burst", "--analytics"], None, 300
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    report = done.stdout.split("# Atalaia daily report, ", 1)[1]
+def test_demo_with_analytics_prints_the_daily_report_of_its_data(demo_run: DemoRun) -> None:
+    assert demo_run.code == 0, demo_run.stderr[-2000:]
+    report = demo_run.stdout.split("# Atalaia daily report, ", 1)[1]
     assert report.startswith("2018-04-01")  # the handbook's first day holds the most
-    assert "| transaction | ALLOW | 200 |" in report  # every handbook transaction that day
+    assert "| transaction | ALLOW | 300 |" in report  # every handbook transaction that day
     assert "## Top reasons" in report and "## Alerts" in report
 
 
-def test_demo_with_audit_verifies_the_audit_log_of_its_decisions() -> None:
-    done = _atalaia(
-        ["demo", "--transactions", "200", "--gifts", "50", "--burst", "--audit"], None, 300
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+def test_demo_with_audit_verifies_the_audit_log_of_its_decisions(demo_run: DemoRun) -> None:
+    assert demo_run.code == 0, demo_run.stderr[-2000:]
     found = re.search(
         r"audit log +(\d+) records in \d+ chains, \d+ Merkle batches, every record sealed: "
         r"verified OK",
-        done.stdout,
+        demo_run.stdout,
     )
-    assert found is not None, done.stdout[-2000:]
-    assert int(found.group(1)) == 251  # every decision and the warm-up's
+    assert found is not None, demo_run.stdout[-2000:]
+    assert int(found.group(1)) == 401  # every decision and the warm-up's
 
 
-def _learner_pids() -> set[str]:
-    found = subprocess.run(
-        ["pgrep", "-f", "--", "-m atalaia learner"], capture_output=True, text=True
-    )
-    return set(found.stdout.split())
-
-
-def test_demo_with_learning_scores_with_the_model_and_compares_a_challenger() -> None:
-    learners_before = _learner_pids()
-    done = _atalaia(
-        ["demo", "--learning", "--transactions", "300", "--gifts", "50", "--burst"], None, 240
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    out = done.stdout
+def test_demo_with_learning_scores_with_the_model_and_compares_a_challenger(
+    demo_run: DemoRun,
+) -> None:
+    assert demo_run.code == 0, demo_run.stderr[-2000:]
+    out = demo_run.stdout
     assert "online-3                     300 transactions scored" in out
     assert "challenger in shadow (atalaia shadow)" in out
-    assert "events: 350; same verdict:" in out
+    assert "events: 400; same verdict:" in out
     assert "champion 2026." in out and "vs challenger challenger-1/online-3-w10" in out
     assert "on 300 labelled events" in out
-    assert _learner_pids() <= learners_before, "learner left running"

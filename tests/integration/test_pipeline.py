@@ -237,12 +237,14 @@ def test_broker_stalled_mid_stream_then_back_loses_nothing_and_windows_stay_exac
     start_worker: Callable[..., WorkerProcess],
 ) -> None:
     """The broker stops answering for 4 s while the worker is busy (less than the session
-    timeout: no rebalance): sends wait or are retried until stored, the worker lives on, and
-    every event is decided (re-deliveries identical) into windows that match the input."""
-    topics = Topics(engine_settings.topic_prefix)
-    bootstrap = engine_settings.bootstrap_servers
+    timeout of the ``tansu`` profile: no rebalance): sends wait or are retried until stored,
+    the worker lives on, and every event is decided (re-deliveries identical) into windows
+    that match the input."""
+    settings = engine_settings.model_copy(update={"profile": "tansu"})
+    topics = Topics(settings.topic_prefix)
+    bootstrap = settings.bootstrap_servers
     events = timed_transactions(2000, users=12)
-    worker = _ready_worker(engine_settings, start_worker)
+    worker = _ready_worker(settings, start_worker)
 
     async def send_through_a_stall() -> None:
         sending = asyncio.create_task(send_events(bootstrap, topics, events, rate=1000))
@@ -253,7 +255,7 @@ def test_broker_stalled_mid_stream_then_back_loses_nothing_and_windows_stay_exac
         await sending
 
     asyncio.run(send_through_a_stall())
-    decisions = _all_decided_into_exact_windows(engine_settings, events)
+    decisions = _all_decided_into_exact_windows(settings, events)
     # The stall was real: for seconds nothing was decided, then the stream went on.
     decided_at = sorted({d.decided_at for d in decisions})
     assert max(b - a for a, b in pairwise(decided_at)) >= timedelta(seconds=3)

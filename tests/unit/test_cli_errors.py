@@ -35,7 +35,11 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
             {"ATALAIA_PARTITIONS": "0"},
             "invalid setting: partitions: Input should be greater than or equal to 1",
         ),
-        (["tail"], {"ATALAIA_PROFILE": "rabbit"}, "profile: Input should be 'tansu' or 'kafka'"),
+        (
+            ["tail"],
+            {"ATALAIA_PROFILE": "rabbit"},
+            "profile: Input should be 'tansu', 'tansu-test' or 'kafka'",
+        ),
         (
             ["tail"],
             {"ATALAIA_BOOTSTRAP_SERVERS": "localhost"},
