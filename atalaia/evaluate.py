@@ -194,16 +194,13 @@ def measured_set(
 ) -> Scored:
     """The measured transactions, as the handbook picks them (``handbook_test_indexes``)."""
     days = [_local_day(item.event) for item in items]
-    at_ms = [_ms(item.event.occurred_at) for item in items]
-    delay_ms = int(delay.total_seconds() * 1000)
     measured = handbook_test_indexes(
         days,
         [item.event.user_id for item in items],
-        at_ms,
-        [at + delay_ms for at in at_ms],
         [item.is_fraud for item in items],
         test_from,
         test_from - delay - TRAINING_WEEK,
+        delay.days,
     )
     scored = Scored()
     for i in measured:
@@ -216,10 +213,6 @@ def measured_set(
 
 def _local_day(event: TransactionEvent) -> date:
     return (event.occurred_at + timedelta(hours=LOCAL_UTC_OFFSET_HOURS)).date()
-
-
-def _ms(at: datetime) -> int:
-    return int(at.timestamp() * 1000)
 
 
 def report(scored: Scored, out: TextIO) -> None:
