@@ -101,7 +101,12 @@ class StoredExamples(MutableMapping[str, Example]):
 
     def __setitem__(self, key: str, value: Example) -> None:
         self._deleted.discard(key)
-        self._db[self._prefix + key] = (value.inputs, value.occurred_ms, value.label_entities)
+        self._db[self._prefix + key] = (
+            value.inputs,
+            value.occurred_ms,
+            value.label_entities,
+            value.tree_values,
+        )
 
     def __delitem__(self, key: str) -> None:
         if key not in self:

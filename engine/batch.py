@@ -26,6 +26,7 @@ import hashlib
 import struct
 from collections.abc import Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from config.rules import BatchRules
@@ -155,6 +156,12 @@ def kept_for_training(event_id: str, is_fraud: bool, legit_sample: float) -> boo
     return int.from_bytes(digest, "big") < legit_sample * 2**64
 
 
+@cache
+def _inputs(width: int) -> struct.Struct:
+    """A row's inputs, packed (the trainer itself is pickled with the learner)."""
+    return struct.Struct(f"<{width}d")
+
+
 def _row_key(occurred_ms: int, event_id: str) -> str:
     return f"{occurred_ms:015d}:{event_id}"
 
@@ -176,7 +183,6 @@ class BatchTrainer:
         self.training_ms = training_days * DAY_MS
         self.period_ms = retrain_hours * 3_600_000
         self.legit_sample = legit_sample
-        self._format = struct.Struct(f"<{len(names)}d")
         self.next_training_ms: int | None = None
         """When the next training is due (event time); None until a label came."""
         self.trainings = 0
@@ -200,7 +206,7 @@ class BatchTrainer:
             event_id, is_fraud, self.legit_sample
         ):
             return False
-        row = _HEAD.pack(occurred_ms, labelled_ms, is_fraud) + self._format.pack(*values)
+        row = _HEAD.pack(occurred_ms, labelled_ms, is_fraud) + _inputs(len(values)).pack(*values)
         self.rows[_row_key(occurred_ms, event_id)] = row
         if self.next_training_ms is None:
             self.next_training_ms = (labelled_ms // self.period_ms + 1) * self.period_ms
@@ -213,6 +219,7 @@ class BatchTrainer:
         """(labelled_ms, is_fraud, inputs) of the examples in the training window that ends
         at ``event_time_ms`` whose label was known by then; older ones are dropped."""
         oldest = _row_key(event_time_ms - self.training_ms, "")
+        inputs = _inputs(len(self.names))
         stale = []
         for key in self.rows:
             if key < oldest:
@@ -221,7 +228,7 @@ class BatchTrainer:
             row = self.rows[key]
             _, labelled_ms, is_fraud = _HEAD.unpack_from(row)
             if labelled_ms <= event_time_ms:
-                yield labelled_ms, is_fraud, self._format.unpack_from(row, _HEAD.size)
+                yield labelled_ms, is_fraud, inputs.unpack_from(row, _HEAD.size)
         for key in stale:
             del self.rows[key]
 

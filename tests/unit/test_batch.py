@@ -5,6 +5,7 @@ only labels known at the event's time."""
 from __future__ import annotations
 
 import math
+import pickle
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -191,6 +192,8 @@ def test_the_learner_trains_only_on_labels_known_by_then() -> None:
     assert trees is not None and trees.labels == 40 and trees.frauds == 10
     assert trees.known_until_ms == 39 * 60_000 + 7 * DAY_MS <= learner.event_time_ms
     assert learner.trees is trees and learner.retrain() is None  # not due again yet
+    restored = pickle.loads(pickle.dumps(learner))  # the learner process checkpoints it
+    assert restored.batch is not None and restored.batch.next_training_ms == 9 * DAY_MS
 
 
 def test_known_fraud_features_read_only_labels_known_at_the_event() -> None:
