@@ -30,6 +30,7 @@ from functools import cache
 from typing import Any
 
 from config.rules import BatchRules
+from engine.trees import FlatForest
 
 DAY_MS = 86_400_000
 _HEAD = struct.Struct("<qq?")
@@ -55,6 +56,19 @@ class TreeModel:
     """Examples it was fitted on (legitimate ones sampled)."""
     known_until_ms: int
     """The latest ``labelled_at`` among its examples."""
+
+    def forest(self) -> FlatForest:
+        """The trees as a worker walks them."""
+        return FlatForest(
+            list(self.names),
+            self.feature,
+            self.threshold,
+            self.left,
+            self.right,
+            self.node_value,
+            self.leaf_value,
+            self.roots,
+        )
 
 
 def forest_lists(dump: dict[str, Any]) -> dict[str, list[Any]]:

@@ -43,7 +43,7 @@ from engine.model_inputs import (
     tree_input_names,
     tree_input_values,
 )
-from engine.trees import FlatForest, TreeScorer
+from engine.trees import TreeScorer
 from engine.velocity import Features
 from schemas.models import KnownFraud, Label, ModelSnapshot, SubjectType, TransactionEvent
 
@@ -192,17 +192,7 @@ def open_trees(blob: bytes, signature: str, key: bytes, family: str) -> TreeMode
 
 def tree_scorer(model: TreeModel, rules: ModelRules) -> TreeScorer:
     """What a worker walks: the snapshot's trees in ``engine.trees.FlatForest``."""
-    forest = FlatForest(
-        list(model.names),
-        model.feature,
-        model.threshold,
-        model.left,
-        model.right,
-        model.node_value,
-        model.leaf_value,
-        model.roots,
-    )
-    return TreeScorer(forest, rules)
+    return TreeScorer(model.forest(), rules)
 
 
 def open_model(blob: bytes, signature: str, key: bytes, family: str) -> OnlineModel:

@@ -14,7 +14,7 @@ import numpy
 import pytest
 
 from config.rules import load_rules
-from engine.batch import BatchTrainer, TreeModel, fit_trees, forest_lists, kept_for_training
+from engine.batch import BatchTrainer, fit_trees, forest_lists, kept_for_training
 from engine.learning import (
     BATCH,
     Blend,
@@ -61,19 +61,6 @@ def synthetic(rows: int, seed: int) -> tuple[list[list[float]], list[bool]]:
     return data, labels
 
 
-def forest_of(model: TreeModel) -> FlatForest:
-    return FlatForest(
-        list(model.names),
-        model.feature,
-        model.threshold,
-        model.left,
-        model.right,
-        model.node_value,
-        model.leaf_value,
-        model.roots,
-    )
-
-
 def test_the_flat_trees_give_lightgbms_own_predictions() -> None:
     data, labels = synthetic(2_000, 1)
     names = tree_input_names(MODEL)
@@ -108,7 +95,7 @@ def test_a_trained_tree_model_scores_decision_features_like_lightgbm() -> None:
     scorer = tree_scorer(model, MODEL)
     features = {"ml.amount_cents": 25_000, "tx.count.24h": 4, "tx.amount_cents.24h": 30_000}
     score = scorer.score_features(features, MODEL)
-    margin = forest_of(model).margin(tree_input_values(features, MODEL))
+    margin = model.forest().margin(tree_input_values(features, MODEL))
     assert score.probability == logistic(margin) and score.ready
     assert 0 < len(score.contributions) <= MODEL.top_features
     assert all(push > 0 for _, push in score.contributions)
