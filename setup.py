@@ -10,13 +10,14 @@ import tempfile
 
 from setuptools import setup
 
-# Type checking is `mypy`'s job (pyproject.toml); compiling only needs the types. river is
-# not followed: reading it (and numpy under it) takes mypyc minutes, and the compiled code
-# calls it as any other Python library.
+# Type checking is `mypy`'s job (pyproject.toml); compiling only needs the types. The
+# numeric libraries are not followed: reading them (river, LightGBM, and numpy, scipy and
+# pandas under them) takes mypyc minutes to hours, and the compiled code calls them as any
+# other Python library.
 MYPYC_CONFIG = """
 [mypy]
 ignore_missing_imports = True
-[mypy-river.*]
+[mypy-river.*,lightgbm.*,numpy.*,scipy.*,pandas.*,sklearn.*]
 follow_imports = skip
 """
 

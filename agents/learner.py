@@ -31,7 +31,7 @@ from rocksdict import Rdict
 
 from agents.retry import until_stored
 from config.rules import RuleSet
-from engine.learning import CHAMPION, Example, Learner, LearnStep, sealed_snapshot
+from engine.learning import BATCH, CHAMPION, Example, Learner, LearnStep, sealed_snapshot
 from engine.model_inputs import is_model_scored
 from schemas.codec import DecodeError, WireCodec
 from schemas.models import Decision, KnownFrauds, Label
@@ -51,7 +51,37 @@ DECISION_INPUT, LABEL_INPUT = "decision", "label"
 
 _CHECKPOINT = "checkpoint"
 _EXAMPLE = "example:"
+_ROW = "batch-row:"
 _FORGET_EVERY_S = 600.0
+
+
+class StoredRows(MutableMapping[str, bytes]):
+    """The batch model's training rows in RocksDB, under a prefix, in key (occurrence)
+    order. Written and deleted at once: a row re-learned after a crash has the same key."""
+
+    def __init__(self, db: Rdict, prefix: str) -> None:
+        self._db, self._prefix = db, prefix
+
+    def __getitem__(self, key: str) -> bytes:
+        value = self._db.get(self._prefix + key)
+        if value is None:
+            raise KeyError(key)
+        return bytes(value)
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        self._db[self._prefix + key] = value
+
+    def __delitem__(self, key: str) -> None:
+        self._db.delete(self._prefix + key)
+
+    def __iter__(self) -> Iterator[str]:
+        for key in list(self._db.keys(from_key=self._prefix)):
+            if not isinstance(key, str) or not key.startswith(self._prefix):
+                return
+            yield key[len(self._prefix) :]
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 class StoredExamples(MutableMapping[str, Example]):
@@ -71,7 +101,12 @@ class StoredExamples(MutableMapping[str, Example]):
 
     def __setitem__(self, key: str, value: Example) -> None:
         self._deleted.discard(key)
-        self._db[self._prefix + key] = (value.inputs, value.occurred_ms, value.label_entities)
+        self._db[self._prefix + key] = (
+            value.inputs,
+            value.occurred_ms,
+            value.label_entities,
+            value.tree_values,
+        )
 
     def __delitem__(self, key: str) -> None:
         if key not in self:
@@ -128,14 +163,16 @@ class LearnerProcess:
         self.models: dict[str, _Model] = {}
         for name, ruleset in rules.items():
             examples = StoredExamples(self.db, f"{_EXAMPLE}{name}:")
+            # The champion's learner trains the batch model too.
+            rows = StoredRows(self.db, f"{_ROW}{name}:") if name == CHAMPION else None
             state = saved["models"].get(name) if saved else None
             horizon_ms = ruleset.velocity.horizon_s * 1000
             if state is not None and state["family"] == ruleset.model.family:
                 learner: Learner = state["learner"]
-                learner.examples = examples
+                learner.resume(ruleset.model, examples, rows)
                 sequence = state["sequence"]
             else:
-                learner, sequence = Learner(ruleset.model, horizon_ms, examples), 0
+                learner, sequence = Learner(ruleset.model, horizon_ms, examples, rows), 0
             # A fresh model is published at once: workers score from the first event on
             # (the anomaly score, until labels come).
             self.models[name] = _Model(name, ruleset, learner, examples, sequence, sequence == 0)
@@ -199,6 +236,22 @@ class LearnerProcess:
             child_of(LEARNER_SNAPSHOTS, model.name).inc()
             child_of(LEARNER_MODEL_LABELS, model.name).set(snapshot.labels)
         champion = self.models[CHAMPION].learner
+        trees = champion.retrain()
+        if trees is not None and champion.batch is not None:
+            version = f"{trees.family}.{champion.batch.trainings}"
+            known = trees.known_until_ms
+            snapshot = sealed_snapshot(BATCH, version, trees, known, self.hash_key, now)
+            out.append(
+                (self.topics.models, BATCH.encode(), self.codec.encode(snapshot), None, None)
+            )
+            child_of(LEARNER_SNAPSHOTS, BATCH).inc()
+            child_of(LEARNER_MODEL_LABELS, BATCH).set(trees.labels)
+            log.info(
+                "batch model %s trained on %d labels (%d frauds)",
+                version,
+                trees.labels,
+                trees.frauds,
+            )
         for entity in sorted(self.known_changed):
             frauds = champion.known.of(entity)
             updated = max(f.labelled_at for f in frauds) if frauds else now
@@ -209,11 +262,15 @@ class LearnerProcess:
 
     def checkpoint(self) -> None:
         """Model, pending labels, known frauds and offsets in one write; then the deletions.
-        Pickled once, to bytes, with each learner's examples left out (stored on their own)."""
+        Pickled once, to bytes, with each learner's examples and batch training rows left out
+        (stored on their own)."""
         kept = {name: m.learner.examples for name, m in self.models.items()}
+        rows = {name: m.learner.batch.rows for name, m in self.models.items() if m.learner.batch}
         try:
             for model in self.models.values():
                 model.learner.examples = {}
+                if model.learner.batch is not None:
+                    model.learner.batch.rows = {}
             state = pickle.dumps(
                 {
                     "offsets": dict(self.offsets),
@@ -231,6 +288,8 @@ class LearnerProcess:
         finally:
             for name, model in self.models.items():
                 model.learner.examples = kept[name]
+                if model.learner.batch is not None:
+                    model.learner.batch.rows = rows[name]
         self.db[_CHECKPOINT] = state
         self.db.flush()
         for model in self.models.values():

@@ -70,7 +70,16 @@ from engine.entities import (
     record_entity,
 )
 from engine.features import at_ms_of, giver_key_of_redemption, record_redemption
-from engine.learning import CHALLENGER, CHAMPION, KnownFrauds, LoadedModel, ModelShelf, version_of
+from engine.learning import (
+    BATCH,
+    CHALLENGER,
+    CHAMPION,
+    KnownFrauds,
+    LoadedModel,
+    ModelShelf,
+    blend,
+    version_of,
+)
 from engine.lists import ListView, list_features
 from engine.model_inputs import is_model_scored
 from engine.scoring import assess
@@ -191,7 +200,10 @@ class SharedViews:
         return cls(
             BlockView(),
             default_list_view(hash_key),
-            {name: ModelShelf(rules.model.snapshot_history) for name in (CHAMPION, CHALLENGER)},
+            {
+                name: ModelShelf(rules.model.snapshot_history)
+                for name in (CHAMPION, CHALLENGER, BATCH)
+            },
             KnownFrauds(rules.velocity.horizon_s * 1000, rules.model.known_fraud_keep),
         )
 
@@ -430,7 +442,9 @@ class Scorer:
             labelled = named_entity_keys(event, rules.model.known_fraud_entities, self.hash_key)
             windows = rules.velocity.windows
             known = self.views.known_frauds.features(labelled, at_ms, rules.model, windows)
-            model = self._model(CHAMPION, at_ms)
+            # A batch snapshot that knows labels from after the event is never used.
+            trees = self._model(BATCH, at_ms, only_earlier=True)
+            model = blend(self._model(CHAMPION, at_ms), trees, rules.model.batch.weight)
         outcome = decide_event(state, event, rules, blocked, lists, model, known, skew_s, frozen)
         encode = self.codec.encode
         batch.outputs += [self.block_record(block) for block in outcome.blocks]
@@ -491,13 +505,15 @@ class Scorer:
             (self.topics.audit_intake, audit.audit_id.encode(), encode(audit), None, None),
         ]
 
-    def _model(self, name: str, at_ms: int) -> LoadedModel | None:
+    def _model(self, name: str, at_ms: int, only_earlier: bool = False) -> LoadedModel | None:
         shelf = self.views.models.get(name)
         if shelf is None:
             return None
         model, knows_later = shelf.pick(at_ms)
         if knows_later:
             MODEL_LATE_EVENTS.inc()  # an old event: no snapshot is as old as it
+            if only_earlier:
+                return None
         return model
 
     def shadow(

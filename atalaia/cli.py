@@ -400,8 +400,8 @@ def _learning_parsers(commands: Any) -> None:
         "--from",
         dest="first",
         type=_day,
-        default="2018-07-18",
-        help="first day measured (default 2018-07-18)",
+        default="2018-07-25",
+        help="first day measured (default 2018-07-25: the handbook's test week, on our data)",
     )
     evaluation.add_argument(
         "--to",
@@ -411,7 +411,7 @@ def _learning_parsers(commands: Any) -> None:
         help="last day measured (default 2018-07-31)",
     )
     evaluation.add_argument(
-        "--start", type=_day, default="2018-04-01", help="first day replayed (default 2018-04-01)"
+        "--start", type=_day, default="2018-06-01", help="first day replayed (default 2018-06-01)"
     )
     evaluation.add_argument(
         "--label-delay-days",

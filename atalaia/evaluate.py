@@ -35,6 +35,7 @@ from atalaia.scratch import scratch_directory
 from atalaia.supervise import WorkerProcess
 from config.rules import RuleSet, load_rules
 from config.settings import Settings
+from engine.decide import Outcome
 from engine.learning import event_label
 from engine.lists import ListView
 from engine.metrics import (
@@ -101,51 +102,50 @@ def label_of(item: Labelled, delay: timedelta) -> Label:
     return event_label(event, item.is_fraud, event.occurred_at + delay, "handbook")
 
 
+@dataclass(frozen=True)
+class Scores:
+    """One transaction's scores: rules only, the model probability the decision used (the
+    blend of both models once a batch model is loaded), each model's own when known (in
+    this process: the pipeline's decisions carry the blend only), anomaly, the decision's."""
+
+    rules: float
+    probability: float
+    anomaly: float
+    final: float
+    online: float | None = None
+    batch: float | None = None
+
+
+COLUMNS = (
+    ("rules only (0-100)", "rules"),
+    ("online model probability", "online"),
+    ("batch model probability", "batch"),
+    ("model probability (what decisions use)", "probability"),
+    ("anomaly score (unsupervised)", "anomaly"),
+    ("decision score (rules + model)", "final"),
+)
+"""The report's rows: a name and the ``Scores`` field it measures."""
+
+
 @dataclass
 class Scored:
-    """What the measures need of one test-period transaction."""
+    """What the measures need of the test-period transactions."""
 
     day: list[date] = field(default_factory=list)
     card: list[str] = field(default_factory=list)
     is_fraud: list[bool] = field(default_factory=list)
-    rules: list[float] = field(default_factory=list)
-    probability: list[float] = field(default_factory=list)
-    anomaly: list[float] = field(default_factory=list)
-    final: list[float] = field(default_factory=list)
+    scores: list[Scores] = field(default_factory=list)
 
-    def add(
-        self,
-        day: date,
-        card: str,
-        is_fraud: bool,
-        rules: float,
-        probability: float,
-        anomaly: float,
-        final: float,
-    ) -> None:
-        self.day.append(day)
-        self.card.append(card)
-        self.is_fraud.append(is_fraud)
-        self.rules.append(rules)
-        self.probability.append(probability)
-        self.anomaly.append(anomaly)
-        self.final.append(final)
+    def column(self, name: str) -> list[float] | None:
+        """One score of every transaction; None when some lack it."""
+        values = [getattr(s, name) for s in self.scores]
+        return None if any(v is None for v in values) else values
 
 
 def rules_points(reasons: list[tuple[str, int]]) -> int:
     return max(
         0, min(MAX_SCORE, sum(points for code, points in reasons if code not in MODEL_REASONS))
     )
-
-
-@dataclass(frozen=True)
-class Scores:
-    """One transaction's scores: rules only, model probability, anomaly, and the decision's."""
-
-    rules: float
-    probability: float
-    anomaly: float
-    final: float
 
 
 def scores_of_decision(decision: Decision) -> Scores:
@@ -155,6 +155,20 @@ def scores_of_decision(decision: Decision) -> Scores:
         probability,
         decision.model_anomaly or 0.0,
         decision.score + probability / 2,  # the probability breaks ties between equal scores
+    )
+
+
+def scores_of_outcome(outcome: Outcome) -> Scores:
+    model = outcome.model_score
+    probability = model.probability if model else 0.0
+    parts = dict(model.parts) if model and model.parts else {"online": probability}
+    return Scores(
+        rules_points([(r.code, r.points) for r in outcome.assessment.reasons]),
+        probability,
+        model.anomaly if model else 0.0,
+        outcome.assessment.score + probability / 2,
+        parts.get("online", 0.0),
+        parts.get("batch", 0.0),
     )
 
 
@@ -172,20 +186,13 @@ def decide_offline(
     scores: dict[str, Scores] = {}
     replay = Replay(rules, hash_key, lists, learn=True)
     for done, replayed in enumerate(replay.run((i.event for i in items), labels), 1):
-        event, outcome = replayed.event, replayed.outcome
+        event = replayed.event
         if done % 100_000 == 0:
             print(f"  {done:,} scored ({event.occurred_at:%Y-%m-%d})", file=out, flush=True)
-        if event.occurred_at < first_measured:
-            continue
-        model = outcome.model_score
-        probability = model.probability if model else 0.0
-        reasons = outcome.assessment.reasons
-        scores[event.event_id] = Scores(
-            rules_points([(r.code, r.points) for r in reasons]),
-            probability,
-            model.anomaly if model else 0.0,
-            outcome.assessment.score + probability / 2,
-        )
+        if event.occurred_at >= first_measured:
+            scores[event.event_id] = scores_of_outcome(replayed.outcome)
+    trainings = replay.learner.batch.trainings if replay.learner and replay.learner.batch else 0
+    print(f"batch model trained {trainings} times", file=out)
     return scores
 
 
@@ -194,32 +201,25 @@ def measured_set(
 ) -> Scored:
     """The measured transactions, as the handbook picks them (``handbook_test_indexes``)."""
     days = [_local_day(item.event) for item in items]
-    at_ms = [_ms(item.event.occurred_at) for item in items]
-    delay_ms = int(delay.total_seconds() * 1000)
     measured = handbook_test_indexes(
         days,
         [item.event.user_id for item in items],
-        at_ms,
-        [at + delay_ms for at in at_ms],
         [item.is_fraud for item in items],
         test_from,
         test_from - delay - TRAINING_WEEK,
+        delay.days,
     )
     scored = Scored()
     for i in measured:
-        event, s = items[i].event, scores[items[i].event.event_id]
-        scored.add(
-            days[i], event.user_id, items[i].is_fraud, s.rules, s.probability, s.anomaly, s.final
-        )
+        scored.day.append(days[i])
+        scored.card.append(items[i].event.user_id)
+        scored.is_fraud.append(items[i].is_fraud)
+        scored.scores.append(scores[items[i].event.event_id])
     return scored
 
 
 def _local_day(event: TransactionEvent) -> date:
     return (event.occurred_at + timedelta(hours=LOCAL_UTC_OFFSET_HOURS)).date()
-
-
-def _ms(at: datetime) -> int:
-    return int(at.timestamp() * 1000)
 
 
 def report(scored: Scored, out: TextIO) -> None:
@@ -230,12 +230,10 @@ def report(scored: Scored, out: TextIO) -> None:
         file=out,
     )
     print("\n| score | AUC ROC | AP | CP@100 |\n|---|---|---|---|", file=out)
-    for name, values in (
-        ("rules only (0-100)", scored.rules),
-        ("online model probability", scored.probability),
-        ("anomaly score (unsupervised)", scored.anomaly),
-        ("decision score (rules + model)", scored.final),
-    ):
+    for name, field_name in COLUMNS:
+        values = scored.column(field_name)
+        if values is None:
+            continue
         auc = auc_roc(values, scored.is_fraud)
         ap = average_precision(values, scored.is_fraud)
         cp = card_precision_at_k(scored.day, scored.card, values, scored.is_fraud, 100)

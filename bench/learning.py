@@ -152,11 +152,10 @@ def main() -> int:
     measured = handbook_test_indexes(
         [r.day for r in rows],
         [r.card for r in rows],
-        [r.at_ms for r in rows],
-        [r.labelled_ms for r in rows],
         [r.is_fraud for r in rows],
         args.first,
         args.first - delay - TRAINING_WEEK,
+        delay.days,
     )
     truth = [rows[i].is_fraud for i in measured]
     print(f"{len(rows):,} transactions; test set {len(measured):,} with {sum(truth):,} frauds")

@@ -10,7 +10,9 @@ a worker's time is ours, and moves only when our code does. Runs with the online
 (rules only), on with no snapshot loaded (model features and known frauds only, as on a fresh
 deployment), and on with a snapshot of a model that learned these events (every
 transaction, and the handbook's labels), scored as a worker scores it
-(``engine.frozen_model.FrozenModel``) and, for comparison, by river's model itself. Also
+(``engine.frozen_model.FrozenModel``) and, for comparison, by river's model itself; and
+with that snapshot plus a batch model (``engine.batch``: gradient-boosted trees fitted on
+the same transactions with the shipped settings) blended in, as a worker scores both. Also
 says how many bytes of state a worker writes per event (to RocksDB and the changelog).
 
     .venv/bin/python -m bench.scorer [--transactions 20000] [--gifts 2000] [--batch 100]
@@ -38,9 +40,16 @@ from atalaia.sample import (
 from bench.results import record_result
 from config.rules import RuleSet, load_rules
 from config.settings import load_settings
+from engine.batch import fit_trees
 from engine.frozen_model import FrozenModel
-from engine.learning import CHAMPION, LoadedModel, OnlineModel, ScoresFeatures
-from engine.model_inputs import is_model_scored, model_inputs
+from engine.learning import BATCH, CHAMPION, LoadedModel, OnlineModel, ScoresFeatures, tree_scorer
+from engine.model_inputs import (
+    is_model_scored,
+    model_inputs,
+    tree_input_names,
+    tree_input_values,
+)
+from engine.trees import TreeScorer
 from schemas.codec import WireCodec
 from schemas.models import Decision
 from streams.partitioning import owner_partition
@@ -94,14 +103,18 @@ def run(
     batch_size: int,
     model: ScoresFeatures | None = None,
     decisions: list[bytes] | None = None,
+    trees: ScoresFeatures | None = None,
 ) -> Run:
     """Input events/s through a fresh scorer (states start empty, as on a new deployment),
-    scoring with ``model`` if given; the decisions it publishes go to ``decisions``."""
+    scoring with ``model`` (and the batch model ``trees``) if given; the decisions it
+    publishes go to ``decisions``."""
     settings = load_settings()
     hash_key = settings.pii_hash_key.get_secret_value().encode()
     views = SharedViews.starting(rules, hash_key)
     if model is not None:
         views.models[CHAMPION].add(LoadedModel("bench", 0, model))
+    if trees is not None:
+        views.models[BATCH].add(LoadedModel("bench-trees", 0, trees))
     table: dict[bytes, bytes] = {}
     clock = lambda: datetime.now(UTC)  # noqa: E731
     cache_keys = settings.state_cache_keys
@@ -145,6 +158,19 @@ def learned(rules: RuleSet, decisions: list[bytes], frauds: set[str]) -> OnlineM
     return model
 
 
+def learned_trees(rules: RuleSet, decisions: list[bytes], frauds: set[str]) -> TreeScorer:
+    """The batch model trained on every scored transaction and its label, with the shipped
+    settings (as many trees and leaves as a learner grows), as a worker walks it."""
+    codec, rows, labels = WireCodec(), [], []
+    for value in decisions:
+        decision = codec.decode(value, (Decision,))
+        if is_model_scored(decision.features):
+            rows.append(tree_input_values(decision.features, rules.model))
+            labels.append(decision.event_id in frauds)
+    names = tree_input_names(rules.model)
+    return tree_scorer(fit_trees(rows, labels, names, rules.model.batch, 0), rules.model)
+
+
 def frauds_among(transactions: int) -> set[str]:
     """The handbook's frauds among its first ``transactions`` rows (none without the file)."""
     settings = load_settings()
@@ -177,7 +203,10 @@ def main() -> int:
     decisions: list[bytes] = []
     rules_only_run = run(rules_only, records, topics, args.batch)
     model_on_run = run(shipped, records, topics, args.batch, decisions=decisions)
-    model = learned(shipped, decisions, frauds_among(args.transactions))
+    frauds = frauds_among(args.transactions)
+    model = learned(shipped, decisions, frauds)
+    trees = learned_trees(shipped, decisions, frauds)
+    frozen = FrozenModel(model)
     report = {
         "machine": f"{platform.machine()} {platform.python_version()}",
         "records": len(records),
@@ -185,8 +214,13 @@ def main() -> int:
         "rules_only_events_per_s": round(rules_only_run.events_per_s),
         "model_on_events_per_s": round(model_on_run.events_per_s),
         "model_learned_events_per_s": round(
-            run(shipped, records, topics, args.batch, FrozenModel(model)).events_per_s
+            run(shipped, records, topics, args.batch, frozen).events_per_s
         ),
+        "model_learned_with_batch_events_per_s": round(
+            run(shipped, records, topics, args.batch, frozen, trees=trees).events_per_s
+        ),
+        "batch_trees": len(trees.forest.roots),
+        "batch_tree_nodes": len(trees.forest.feature),
         "model_learned_river_events_per_s": round(
             run(shipped, records, topics, args.batch, model).events_per_s
         ),

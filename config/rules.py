@@ -401,6 +401,33 @@ class ScreeningRules(_Frozen):
     min_score: float = Field(gt=0, le=1)
 
 
+class BatchRules(_Frozen):
+    """The batch model (``engine.batch``): gradient-boosted trees the learner retrains on a
+    schedule from the labelled transactions, published beside the online model."""
+
+    enabled: bool
+    family: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]*$", max_length=64)
+    retrain_hours: int = Field(ge=1)
+    """Event time between two trainings (trainings start at multiples of it, UTC)."""
+    training_days: int = Field(ge=1)
+    """Transactions that occurred this many days before a training, with a known label."""
+    min_frauds: int = Field(ge=1)
+    legit_sample: float = Field(gt=0, le=1)
+    """Share of the legitimate examples kept for training (all frauds are kept)."""
+    weight: float = Field(ge=0, le=1)
+    """The batch probability's share of the model's probability (the rest: the online
+    model's) once a batch model is loaded."""
+    rounds: int = Field(ge=1, le=5000)
+    learning_rate: float = Field(gt=0, le=1)
+    leaves: int = Field(ge=2, le=1024)
+    min_leaf: int = Field(ge=1)
+    max_bins: int = Field(ge=15, le=65535)
+    threads: int = Field(ge=1)
+    seed: int
+    amount_window: str
+    """The user's window whose previous amounts give the median and maximum."""
+
+
 class ModelRules(_Frozen):
     """The online model (``engine.learning``) and its part of the score."""
 
@@ -428,6 +455,7 @@ class ModelRules(_Frozen):
     known_fraud_windows: tuple[str, ...]
     known_fraud_keep: int = Field(ge=1)
     snapshot_history: int = Field(ge=1)
+    batch: BatchRules
 
 
 class RuleSet(_Frozen):
@@ -469,6 +497,7 @@ class RuleSet(_Frozen):
             *(limit.window for limit in self.entities.limits),
             *self.model.user_windows,
             *self.model.known_fraud_windows,
+            self.model.batch.amount_window,
         }
         unknown = sorted(set(named) - set(self.velocity.windows))
         if unknown:

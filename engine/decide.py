@@ -13,7 +13,7 @@ from engine.actions import actions_for
 from engine.blocks import blocks_for, fraud_event_of
 from engine.features import record_and_read
 from engine.learning import LoadedModel
-from engine.model_inputs import ModelScore, model_features
+from engine.model_inputs import ModelScore, model_features, previous_amounts
 from engine.scoring import Assessment, assess
 from engine.velocity import Features, VelocityState
 from schemas.models import DecisionAction, FraudBlock, FraudEvent, InputEvent, TransactionEvent
@@ -54,7 +54,10 @@ def decide_event(
     scored: tuple[ModelScore, str] | None = None
     if isinstance(event, TransactionEvent) and rules.model.enabled:
         offset = rules.capypay.velocity.local_utc_offset_hours
-        features.update(model_features(event, known_frauds or {}, offset))
+        previous = previous_amounts(
+            state, event, rules.velocity.windows[rules.model.batch.amount_window]
+        )
+        features.update(model_features(event, known_frauds or {}, offset, previous))
         if model is not None:
             scored = model.model.score_features(features, rules.model), model.version
     assessment = assess(event, rules, features, scored)

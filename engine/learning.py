@@ -31,13 +31,27 @@ from river import anomaly, linear_model, optim, preprocessing, stats
 from river.compose import Pipeline
 
 from config.rules import ModelRules
-from engine.model_inputs import ModelScore, known_fraud_feature, model_inputs, top_contributions
+from engine.batch import BatchTrainer, TreeModel
+from engine.model_inputs import (
+    FIRST_AT,
+    LAST_AT,
+    ModelScore,
+    known_fraud_fact,
+    known_fraud_feature,
+    model_inputs,
+    top_contributions,
+    tree_input_names,
+    tree_input_values,
+)
+from engine.trees import TreeScorer
 from engine.velocity import Features
 from schemas.models import KnownFraud, Label, ModelSnapshot, SubjectType, TransactionEvent
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-"""Model names: the one deciding, and one scored in shadow beside it."""
+BATCH = "champion-batch"
+"""Model names: the online model deciding, one scored in shadow beside it, and the batch
+model (``engine.batch``) whose probability joins the deciding one's (``blend``)."""
 
 
 class OnlineModel:
@@ -122,7 +136,18 @@ def version_of(rule_version: str, model_version: str | None) -> str:
     return f"{rule_version}/{model_version}" if model_version else rule_version
 
 
-def seal_model(model: OnlineModel, key: bytes) -> tuple[bytes, str]:
+class Learned(Protocol):
+    """What a snapshot says a model learned from."""
+
+    @property
+    def labels(self) -> int: ...
+    @property
+    def frauds(self) -> int: ...
+    @property
+    def events(self) -> int: ...
+
+
+def seal_model(model: Learned, key: bytes) -> tuple[bytes, str]:
     """The model as bytes with an HMAC-SHA256 signature: a worker loads a snapshot only if
     it was signed with the deployment's key, never bytes anyone could write to the topic."""
     blob = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
@@ -130,7 +155,7 @@ def seal_model(model: OnlineModel, key: bytes) -> tuple[bytes, str]:
 
 
 def sealed_snapshot(
-    name: str, version: str, model: OnlineModel, known_until_ms: int, key: bytes, at: datetime
+    name: str, version: str, model: Learned, known_until_ms: int, key: bytes, at: datetime
 ) -> ModelSnapshot:
     """The snapshot a worker loads: the model sealed with the deployment's ``key``, with what
     it learned from (``known_until_ms``: the latest ``labelled_at`` among its labels)."""
@@ -148,13 +173,32 @@ def sealed_snapshot(
     )
 
 
-def open_model(blob: bytes, signature: str, key: bytes, family: str) -> OnlineModel:
-    """The model of a signed snapshot, if it is of ``family``: a snapshot of another family
-    (left on the topic from before an upgrade) has other inputs or another shape."""
+def _unsealed(blob: bytes, signature: str, key: bytes) -> object:
     expected = hmac.new(key, blob, hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, signature):
         raise ModelError("model snapshot signature does not match this deployment's key")
-    model = pickle.loads(blob)
+    return pickle.loads(blob)
+
+
+def open_trees(blob: bytes, signature: str, key: bytes, family: str) -> TreeModel:
+    """The trees of a signed batch snapshot, if they are of ``family``."""
+    model = _unsealed(blob, signature, key)
+    if not isinstance(model, TreeModel):
+        raise ModelError(f"batch model snapshot holds a {type(model).__name__}")
+    if model.family != family:
+        raise ModelError(f"batch model family {model.family}, the rules expect {family}")
+    return model
+
+
+def tree_scorer(model: TreeModel, rules: ModelRules) -> TreeScorer:
+    """What a worker walks: the snapshot's trees in ``engine.trees.FlatForest``."""
+    return TreeScorer(model.forest(), rules)
+
+
+def open_model(blob: bytes, signature: str, key: bytes, family: str) -> OnlineModel:
+    """The model of a signed snapshot, if it is of ``family``: a snapshot of another family
+    (left on the topic from before an upgrade) has other inputs or another shape."""
+    model = _unsealed(blob, signature, key)
     if not isinstance(model, OnlineModel):
         raise ModelError(f"model snapshot holds a {type(model).__name__}")
     if model.rules.family != family:
@@ -175,6 +219,44 @@ class LoadedModel:
     known_until_ms: int
     """The latest ``labelled_at`` among the labels it learned."""
     model: ScoresFeatures
+
+
+class Blend:
+    """The online model and the batch model scored together: the probability is
+    ``weight`` x the batch model's plus the rest x the online model's; the anomaly score
+    is the online model's. The reasons name the inputs of the model weighing most."""
+
+    def __init__(self, online: ScoresFeatures, batch: ScoresFeatures, weight: float) -> None:
+        self.online, self.batch, self.weight = online, batch, weight
+
+    def score_features(self, features: Features, rules: ModelRules) -> ModelScore:
+        online = self.online.score_features(features, rules)
+        batch = self.batch.score_features(features, rules)
+        weight = self.weight
+        probability = weight * batch.probability + (1 - weight) * online.probability
+        leading = batch if weight >= 0.5 else online
+        return ModelScore(
+            probability,
+            online.anomaly,
+            online.anomaly_cut,
+            True,
+            leading.contributions,
+            (("online", online.probability), ("batch", batch.probability)),
+        )
+
+
+def blend(
+    online: LoadedModel | None, batch: LoadedModel | None, weight: float
+) -> LoadedModel | None:
+    """The model to decide with: the online model alone until a batch model is loaded,
+    then both (``Blend``), named by both versions and knowing what the later knew."""
+    if batch is None or online is None:
+        return online or batch
+    return LoadedModel(
+        f"{online.version}+{batch.version}",
+        max(online.known_until_ms, batch.known_until_ms),
+        Blend(online.model, batch.model, weight),
+    )
 
 
 class ModelShelf:
@@ -268,15 +350,30 @@ class KnownFrauds:
     def features(
         self, entity_keys: Iterable[str], at_ms: int, rules: ModelRules, windows: dict[str, int]
     ) -> Features:
-        """Known-fraud counts of the event's entities, for every configured type and window."""
+        """Known-fraud counts of the event's entities, for every configured type and window,
+        and when the earliest and the latest fraud known in the longest window happened."""
         by_type = {key.partition(":")[0]: key for key in entity_keys}
+        longest_ms = max((windows[w] for w in rules.known_fraud_windows), default=0) * 1000
         features: Features = {}
         for entity_type in rules.known_fraud_entities:
             key = by_type.get(entity_type)
             for window in rules.known_fraud_windows:
                 count = self.count(key, at_ms, windows[window] * 1000) if key else 0
                 features[known_fraud_feature(entity_type, window)] = count
+            happened = self.happened(key, at_ms, longest_ms) if key else []
+            first, last = (min(happened), max(happened)) if happened else (-1, -1)
+            features[known_fraud_fact(entity_type, FIRST_AT)] = first
+            features[known_fraud_fact(entity_type, LAST_AT)] = last
         return features
+
+    def happened(self, entity_key: str, at_ms: int, window_ms: int) -> list[int]:
+        """When (epoch seconds) the frauds on the entity whose label became known in
+        (at - window, at] happened."""
+        return [
+            int(k.occurred_at.timestamp())
+            for k in self._by_entity.get(entity_key, ())
+            if at_ms - window_ms < k.labelled_at.timestamp() * 1000 <= at_ms
+        ]
 
 
 @dataclass(frozen=True)
@@ -286,6 +383,8 @@ class Example:
     inputs: dict[str, float]
     occurred_ms: int
     label_entities: tuple[str, ...]
+    tree_values: tuple[float, ...] = ()
+    """The batch model's inputs (``tree_input_values``), when a batch model is trained."""
 
 
 @dataclass
@@ -301,13 +400,26 @@ class Learner:
     partitions interleave), labels whenever they become known. A label is learned only once
     the decisions' event time reaches its ``labelled_at``, so a model snapshot never knows a
     label that its scoring time would not know. Examples are kept in ``examples`` (any
-    mapping: a dict in memory, RocksDB in the learner process) until labelled or too old."""
+    mapping: a dict in memory, RocksDB in the learner process) until labelled or too old.
+    Given ``rows`` (same kind of mapping) and the batch model on in its rules, it also
+    trains the batch model: learned examples go on to its trainer for the training window."""
 
     def __init__(
-        self, rules: ModelRules, horizon_ms: int, examples: MutableMapping[str, Example]
+        self,
+        rules: ModelRules,
+        horizon_ms: int,
+        examples: MutableMapping[str, Example],
+        rows: MutableMapping[str, bytes] | None = None,
     ) -> None:
         self.rules = rules
         self.model = OnlineModel(rules)
+        self.batch = (
+            BatchTrainer.of(tree_input_names(rules), rows, rules.batch)
+            if rules.batch.enabled and rows is not None
+            else None
+        )
+        self.trees: TreeModel | None = None
+        """The last batch model trained."""
         self.known = KnownFrauds(horizon_ms, rules.known_fraud_keep)
         self.pending = PendingLabels()
         self.examples = examples
@@ -318,11 +430,31 @@ class Learner:
         self.unmatched_labels = 0
         """Labels whose decision never came within the wait."""
 
+    def resume(
+        self,
+        rules: ModelRules,
+        examples: MutableMapping[str, Example],
+        rows: MutableMapping[str, bytes] | None,
+    ) -> None:
+        """Carry on from a checkpoint with the stores reopened and the current ``rules`` (of
+        the same family: the same inputs); a learner checkpointed before batch models gets
+        a trainer now."""
+        self.rules, self.examples = rules, examples
+        batch: BatchTrainer | None = getattr(self, "batch", None)
+        self.trees = getattr(self, "trees", None)
+        if not rules.batch.enabled or rows is None:
+            self.batch = None
+        elif batch is None:
+            self.batch = BatchTrainer.of(tree_input_names(rules), rows, rules.batch)
+        else:
+            batch.rows, self.batch = rows, batch
+
     def observe_decision(
         self, event_id: str, occurred_ms: int, features: Features, label_entities: Iterable[str]
     ) -> LearnStep:
         inputs = model_inputs(features, self.rules)
-        self.examples[event_id] = Example(inputs, occurred_ms, tuple(label_entities))
+        trees = tuple(tree_input_values(features, self.rules)) if self.batch else ()
+        self.examples[event_id] = Example(inputs, occurred_ms, tuple(label_entities), trees)
         self.model.learn_event(inputs)
         early = self.orphans.pop(event_id, None)
         known = self._queue(early) if early is not None else set()
@@ -370,7 +502,25 @@ class Learner:
             self.model.learn_label(example.inputs, label.is_fraud)
             self.known_until_ms = max(self.known_until_ms, label.labelled_at_ms)
             step.learned += 1
+            if self.batch is not None:
+                self.batch.add(
+                    label.event_id,
+                    example.occurred_ms,
+                    label.labelled_at_ms,
+                    example.tree_values,
+                    label.is_fraud,
+                )
         return step
+
+    def retrain(self) -> TreeModel | None:
+        """Train the batch model if its schedule says so at the current event time: the new
+        trees (also kept in ``trees``), or None (not due, or too few frauds yet)."""
+        if self.batch is None or not self.batch.due(self.event_time_ms):
+            return None
+        trees = self.batch.train(self.event_time_ms, self.rules.batch)
+        if trees is not None:
+            self.trees = trees
+        return trees
 
     def forget_older_than(self, max_age_ms: int) -> int:
         """Drop examples no label came for within ``max_age_ms``, and labels no decision came

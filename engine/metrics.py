@@ -11,8 +11,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from itertools import groupby
+from typing import TypeVar
+
+Day = TypeVar("Day", date, str)
 
 
 def auc_roc(scores: Sequence[float], labels: Sequence[bool]) -> float:
@@ -50,26 +53,43 @@ def average_precision(scores: Sequence[float], labels: Sequence[bool]) -> float:
 
 
 def card_precision_at_k(
-    days: Sequence[Hashable],
+    days: Sequence[Day],
     cards: Sequence[Hashable],
     scores: Sequence[float],
     labels: Sequence[bool],
     k: int = 100,
 ) -> float:
     """Mean over days of the share of truly compromised cards among the ``k`` cards with the
-    highest score that day (a card's score: its highest transaction score of the day)."""
-    best: dict[Hashable, dict[Hashable, float]] = defaultdict(dict)
-    fraud: dict[Hashable, set[Hashable]] = defaultdict(set)
-    for day, card, score, label in zip(days, cards, scores, labels, strict=True):
-        best[day][card] = max(score, best[day].get(card, float("-inf")))
-        if label:
-            fraud[day].add(card)
-    if not best:
+    highest score that day, as the handbook's ``card_precision_top_k`` computes it: a card's
+    score is its highest transaction score of the day, and a compromised card found in an
+    earlier day's top ``k`` is left out of the days after (an investigator already has it).
+    Days are taken in sorted order; cards with equal scores keep their first appearance.
+
+    >>> card_precision_at_k(["d1", "d1", "d2", "d2"], ["a", "b", "a", "b"],
+    ...                     [0.9, 0.1, 0.9, 0.8], [True, False, True, True], k=1)
+    1.0
+    """
+    by_day: dict[Day, list[int]] = defaultdict(list)
+    for i, day in enumerate(days):
+        by_day[day].append(i)
+    if not by_day:
         return float("nan")
+    detected: set[Hashable] = set()
     shares = []
-    for day, by_card in best.items():
-        top = sorted(by_card, key=lambda card: -by_card[card])[:k]
-        shares.append(sum(1 for card in top if card in fraud[day]) / k)
+    for day in sorted(by_day):
+        best: dict[Hashable, float] = {}
+        compromised: set[Hashable] = set()
+        for i in by_day[day]:
+            card = cards[i]
+            if card in detected:
+                continue
+            best[card] = max(scores[i], best.get(card, float("-inf")))
+            if labels[i]:
+                compromised.add(card)
+        top = sorted(best, key=lambda card: -best[card])[:k]
+        found = [card for card in top if card in compromised]
+        shares.append(len(found) / k)
+        detected.update(found)
     return sum(shares) / len(shares)
 
 
@@ -104,21 +124,24 @@ def confusion(flagged: Sequence[bool], labels: Sequence[bool]) -> Confusion:
 def handbook_test_indexes(
     days: Sequence[date],
     cards: Sequence[Hashable],
-    at_ms: Sequence[int],
-    labelled_ms: Sequence[int],
     frauds: Sequence[bool],
     test_from: date,
     memory_from: date,
+    delay_days: int,
 ) -> list[int]:
     """Which transactions the handbook measures: those from ``test_from`` on, except the ones
-    of cards already known to be compromised, i.e. with a fraud since ``memory_from`` whose
-    label was known before the transaction (the handbook: its training week onwards)."""
-    known: dict[Hashable, int] = {}
-    for day, card, labelled, fraud in zip(days, cards, labelled_ms, frauds, strict=True):
+    of cards already known to be compromised. As the handbook's ``get_train_test_set`` counts
+    it, in whole days: on test day T a card is known when it had a fraud on a day from
+    ``memory_from`` (its training week) to T - ``delay_days`` - 1."""
+    fraud_days: dict[Hashable, list[date]] = defaultdict(list)
+    for day, card, fraud in zip(days, cards, frauds, strict=True):
         if fraud and day >= memory_from:
-            known[card] = min(known.get(card, labelled), labelled)
+            fraud_days[card].append(day)
+    first_known = {
+        card: min(found) + timedelta(days=delay_days + 1) for card, found in fraud_days.items()
+    }
     return [
         i
-        for i, (day, card, at) in enumerate(zip(days, cards, at_ms, strict=True))
-        if day >= test_from and not (card in known and known[card] <= at)
+        for i, (day, card) in enumerate(zip(days, cards, strict=True))
+        if day >= test_from and not (card in first_known and first_known[card] <= day)
     ]

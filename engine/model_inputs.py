@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from functools import cache
 
 from config.rules import ModelRules
-from engine.features import local_time, window_feature
-from engine.velocity import Features
+from engine.features import at_ms_of, local_time, window_feature
+from engine.velocity import Features, VelocityState
 from schemas.models import Reason, TransactionEvent
 
 ML_PREFIX = "ml."
@@ -40,6 +40,14 @@ def known_fraud_feature(entity_type: str, window: str) -> str:
     return f"{ML_PREFIX}known_frauds.{entity_type}.{window}"
 
 
+FIRST_AT, LAST_AT = "first_at_s", "last_at_s"
+"""When the earliest and the latest fraud known on an entity happened (epoch seconds, -1:
+none): ``model_features`` turns them into ages relative to the event."""
+FIRST_DAYS, LAST_HOURS = "first_days", "last_hours"
+_AMOUNT_MEDIAN = "ml.amount_median_cents"
+_AMOUNT_MAX = "ml.amount_max_cents"
+
+
 @cache
 def _known_fraud_input(entity_type: str, window: str) -> str:
     return f"{entity_type}_known_frauds_{window}_log"
@@ -59,17 +67,58 @@ def _user_window_names(window: str) -> tuple[str, str, str, str, str]:
 
 
 def model_features(
-    event: TransactionEvent, known: Features, local_utc_offset_hours: int
+    event: TransactionEvent,
+    known: Features,
+    local_utc_offset_hours: int,
+    previous_amounts: list[int],
 ) -> Features:
-    """What a transaction adds to its decision's features for the model: its amount, local
-    hour and weekday, and the known-fraud counts of its terminal or card (``known``)."""
+    """What a transaction adds to its decision's features for the models: its amount, local
+    hour and weekday, the median and largest of the user's ``previous_amounts`` (-1: none),
+    and what is known of frauds on its terminal or card (``known``, from
+    ``engine.learning.KnownFrauds.features``): counts, and how long ago the earliest known
+    fraud happened (in whole local days: a compromise lasts days) and the latest (hours)."""
     local = local_time(event.occurred_at, local_utc_offset_hours)
-    return {
+    at_s = int(event.occurred_at.timestamp())
+    features: Features = {
         _AMOUNT: event.amount_cents,
         _HOUR: local.hour,
         _WEEKEND: int(local.weekday() >= 5),
-        **known,
+        _AMOUNT_MEDIAN: median_of(previous_amounts),
+        _AMOUNT_MAX: max(previous_amounts, default=-1),
     }
+    offset_s = local_utc_offset_hours * 3600
+    today = (at_s + offset_s) // 86_400
+    for name, value in known.items():
+        if name.endswith(FIRST_AT):
+            days = today - (value + offset_s) // 86_400 if value >= 0 else -1
+            features[name[: -len(FIRST_AT)] + FIRST_DAYS] = days
+        elif name.endswith(LAST_AT):
+            hours = (at_s - value) // 3600 if value >= 0 else -1
+            features[name[: -len(LAST_AT)] + LAST_HOURS] = hours
+        else:
+            features[name] = value
+    return features
+
+
+def previous_amounts(state: VelocityState, event: TransactionEvent, window_s: int) -> list[int]:
+    """The user's transaction amounts in the window before ``event`` (already counted in
+    ``state``: its own amount is taken out once)."""
+    amounts = state.amounts("tx", at_ms_of(event), window_s)
+    if event.amount_cents in amounts:
+        amounts.remove(event.amount_cents)
+    return amounts
+
+
+def median_of(amounts: list[int]) -> int:
+    """The median amount (the lower middle of an even count), -1 for none.
+
+    >>> median_of([300, 100, 200, 10_000]), median_of([])
+    (200, -1)
+    """
+    if not amounts:
+        return -1
+    ordered = sorted(amounts)
+    return ordered[(len(ordered) - 1) // 2]
 
 
 def model_inputs(features: Features, rules: ModelRules) -> dict[str, float]:
@@ -143,6 +192,71 @@ def model_input_values(features: Features, rules: ModelRules) -> list[float]:
     return values
 
 
+def tree_input_names(rules: ModelRules) -> tuple[str, ...]:
+    """The names of ``tree_input_values``, in its order."""
+    return _tree_names(rules.user_windows, rules.known_fraud_entities, rules.known_fraud_windows)
+
+
+@cache
+def _tree_names(
+    user_windows: tuple[str, ...],
+    known_fraud_entities: tuple[str, ...],
+    known_fraud_windows: tuple[str, ...],
+) -> tuple[str, ...]:
+    names = ["amount", "hour", "weekend", "amount_to_median", "amount_to_max"]
+    for window in user_windows:
+        names += [f"user_tx_count_{window}", f"user_avg_amount_{window}"]
+    for entity_type in known_fraud_entities:
+        names += [f"{entity_type}_known_frauds_{window}" for window in known_fraud_windows]
+        names += [f"{entity_type}_first_fraud_days", f"{entity_type}_last_fraud_hours"]
+    names += [
+        "seconds_since_previous",
+        "new_country",
+        "new_device",
+        "list_block_hits",
+    ]
+    return tuple(names)
+
+
+def tree_input_values(features: Features, rules: ModelRules) -> list[float]:
+    """The batch model's inputs in the order of ``tree_input_names``: raw amounts (reais),
+    counts and ages, as trees need no scaling; the amount also relative to the user's
+    median and largest previous amount (0 when there is none). Always finite."""
+    amount = features.get(_AMOUNT, 0) / 100
+    median = features.get(_AMOUNT_MEDIAN, -1) / 100
+    largest = features.get(_AMOUNT_MAX, -1) / 100
+    values = [
+        amount,
+        float(features.get(_HOUR, 12)),
+        float(features.get(_WEEKEND, 0)),
+        amount / median if median > 0 else 0.0,
+        amount / largest if largest > 0 else 0.0,
+    ]
+    for window in rules.user_windows:
+        count_name, total_name, _, _, _ = _user_window_names(window)
+        count = features.get(count_name, 0)
+        values.append(float(count))
+        values.append(features.get(total_name, 0) / 100 / count if count else 0.0)
+    for entity_type in rules.known_fraud_entities:
+        for window in rules.known_fraud_windows:
+            values.append(float(features.get(known_fraud_feature(entity_type, window), 0)))
+        values.append(float(features.get(known_fraud_fact(entity_type, FIRST_DAYS), -1)))
+        values.append(float(features.get(known_fraud_fact(entity_type, LAST_HOURS), -1)))
+    values.append(float(features.get("tx.seconds_since_previous", -1)))
+    values.append(float(features.get("tx.new_country", 0)))
+    values.append(float(features.get("tx.new_device", 0)))
+    values.append(float(sum(1 for name in features if name.startswith("list.block."))))
+    return values
+
+
+@cache
+def known_fraud_fact(entity_type: str, fact: str) -> str:
+    """A feature of the frauds known on an entity: when the earliest and latest happened
+    (``FIRST_AT``, ``LAST_AT``, until ``model_features`` makes them the ages
+    ``FIRST_DAYS``, ``LAST_HOURS``)."""
+    return f"{ML_PREFIX}known_frauds.{entity_type}.{fact}"
+
+
 def amount_bands(amount: float, per_octave: int, octaves: int) -> list[float]:
     """One-hot band of the amount on a log scale (``per_octave`` bands per doubling, from
     R$ 1 up to 2**octaves; beyond, the last band): lets a linear model give a range of
@@ -177,7 +291,11 @@ class ModelScore:
     ready: bool
     """Whether the supervised model has learned enough labels to be trusted."""
     contributions: tuple[tuple[str, float], ...]
-    """Inputs pushing the probability up most: (name, weight x standardised value)."""
+    """Inputs pushing the probability up most: (name, push); for the online model weight x
+    standardised value, for the batch model the log-odds its splits on the input added."""
+    parts: tuple[tuple[str, float], ...] = ()
+    """The probability of each model that went into ``probability`` (``online``,
+    ``batch``), when more than one did."""
 
 
 def top_contributions(

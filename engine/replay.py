@@ -25,7 +25,7 @@ from engine.entities import (
     record_entity,
 )
 from engine.features import at_ms_of
-from engine.learning import Learner, LoadedModel
+from engine.learning import Learner, LoadedModel, blend, tree_scorer
 from engine.lists import ListView, list_features
 from engine.model_inputs import is_model_scored
 from engine.velocity import VelocityState
@@ -47,7 +47,10 @@ class Replay:
         self.rules, self.hash_key, self.lists = rules, hash_key, lists
         self.states: dict[str, VelocityState] = {}
         self.blocks = BlockView()
-        self.learner = Learner(rules.model, rules.velocity.horizon_s * 1000, {}) if learn else None
+        horizon_ms = rules.velocity.horizon_s * 1000
+        self.learner = Learner(rules.model, horizon_ms, {}, {}) if learn else None
+        self.batch: LoadedModel | None = None
+        """The batch model last trained, as a worker would load its snapshot."""
 
     def run(self, events: Iterable[InputEvent], labels: Iterable[Label]) -> Iterator[Replayed]:
         """Events and labels merged in time order (both must come sorted by their time)."""
@@ -79,9 +82,15 @@ class Replay:
         model = known = None
         if learner is not None:
             learner.advance(at_ms)
-            model = LoadedModel(
+            trees = learner.retrain()
+            if trees is not None:
+                version = f"{trees.family}.replay.{learner.batch.trainings if learner.batch else 0}"
+                scorer = tree_scorer(trees, rules.model)
+                self.batch = LoadedModel(version, trees.known_until_ms, scorer)
+            online = LoadedModel(
                 f"{rules.model.family}.replay", learner.known_until_ms, learner.model
             )
+            model = blend(online, self.batch, rules.model.batch.weight)
             known = learner.known.features(
                 model_entities, at_ms, rules.model, rules.velocity.windows
             )

@@ -22,11 +22,15 @@ from config.rules import LiveRules, RuleSet
 from config.settings import Settings
 from engine.frozen_model import FrozenModel
 from engine.learning import (
+    BATCH,
     CHALLENGER,
     CHAMPION,
     LoadedModel,
     ModelError,
+    ScoresFeatures,
     open_model,
+    open_trees,
+    tree_scorer,
 )
 from schemas.codec import WireCodec
 from schemas.models import AccountState, FraudBlock, ListEntry, ModelSnapshot, WireModel
@@ -242,14 +246,19 @@ def build_app(
         rules = challenger if snapshot.name == CHALLENGER else live.current
         if rules is None:
             return  # a challenger's snapshot where none is scored in shadow
+        known_until = int(snapshot.known_until.timestamp() * 1000)
+        blob, signature = snapshot.blob, snapshot.signature
         try:
-            model = open_model(snapshot.blob, snapshot.signature, hash_key, rules.model.family)
-        except ModelError as exc:
+            if snapshot.name == BATCH:
+                trees = open_trees(blob, signature, hash_key, rules.model.batch.family)
+                scorer: ScoresFeatures = tree_scorer(trees, rules.model)
+            else:
+                scorer = FrozenModel(open_model(blob, signature, hash_key, rules.model.family))
+        except (ModelError, ValueError) as exc:
             log.warning("model snapshot %s refused: %s", snapshot.version, exc)
             refused[snapshot.name] += 1
             return
-        known_until = int(snapshot.known_until.timestamp() * 1000)
-        shelf.add(LoadedModel(snapshot.version, known_until, FrozenModel(model)))
+        shelf.add(LoadedModel(snapshot.version, known_until, scorer))
 
     def follow(
         topic: str, model: type[M], apply: Callable[[M], None], loaded: asyncio.Event

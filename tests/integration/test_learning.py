@@ -259,3 +259,73 @@ def test_a_backtest_replays_the_archived_input_topics_under_a_candidate(
     rows = [line for line in result.stdout.splitlines() if line.startswith(("| cu", "| ca"))]
     assert rows[0].startswith("| current (") and rows[1].startswith("| candidate (candidate-")
     assert "why missed (frauds let through)" in result.stdout
+
+
+BATCH_SOON = {
+    "retrain_hours = 24": "retrain_hours = 1",
+    "min_frauds = 50": "min_frauds = 2",
+    "legit_sample = 0.25": "legit_sample = 1.0",
+    "rounds = 300": "rounds = 20",
+    "min_leaf = 20": "min_leaf = 1",
+}
+
+
+def test_the_learner_trains_the_batch_model_from_labels_and_the_worker_scores_with_it(
+    engine_settings: Settings,
+    start_worker: Callable[..., WorkerProcess],
+    tmp_path: Path,
+) -> None:
+    """Labels in, a signed batch snapshot out once event time passes the next training,
+    knowing only those labels; then the worker's decisions blend its probability in."""
+    rules = rules_file(tmp_path / "batch.toml", "batch", BATCH_SOON)
+    settings = engine_settings.model_copy(
+        update={"rules_path": rules, "model_snapshot_seconds": 0.3}
+    )
+    topics = Topics(settings.topic_prefix)
+    bootstrap = settings.bootstrap_servers
+    start_worker(settings=settings)
+    learner_settings = settings.model_copy(update={"data_dir": tmp_path / "learner"})
+    learner = WorkerProcess(learner_settings, tmp_path / "learner.log", command="learner")
+    learner.start()
+    try:
+        # 1. Forty payments; the large ones at t-bad are chargebacks, all labels known an hour
+        #    later.
+        start = T0.replace(minute=0, second=0)
+        small = card_payments("b1", start, 20, "t-good")
+        large = [
+            e.model_copy(update={"amount_cents": 90_000 + 1_000 * i})
+            for i, e in enumerate(card_payments("b1x", start, 20, "t-bad"))
+        ]
+        first = small + large
+        asyncio.run(send_events(bootstrap, topics, list(first)))
+        assert len(decided(settings, first)) == 40
+        frauds = {e.event_id for e in large}
+        known_at = start + timedelta(hours=1)
+        asyncio.run(publish(bootstrap, labels_for(topics, first, frauds, known_at)))
+
+        # 2. Payments two hours later carry event time past the labels and the next full
+        #    hour: the learner learns them and trains the trees on them.
+        later = card_payments("b2", start + timedelta(hours=2), 3, "t-good")
+        asyncio.run(send_events(bootstrap, topics, list(later)))
+        decided(settings, later)
+        trees = wait_for_snapshot(settings, "champion-batch", lambda s: s.labels >= 40)
+        assert trees.frauds == 20 and trees.labels == 40
+        assert trees.known_until == known_at  # never a label it could not know
+        assert trees.version.startswith("trees-1.")
+        time.sleep(2)  # the worker's follower of the models topic reads it
+
+        # 3. The worker loads it: later decisions are scored with both models, and a
+        #    payment like the frauds gets a higher probability than a small one.
+        third = card_payments("b3", start + timedelta(hours=3), 2, "t-good")
+        like_fraud = third[1].model_copy(update={"amount_cents": 95_000, "terminal_id": "t-bad"})
+        events = [third[0], like_fraud]
+        asyncio.run(send_events(bootstrap, topics, events))
+        after = decided(settings, events)
+        small_one, large_one = after[third[0].event_id], after[like_fraud.event_id]
+        for decision in (small_one, large_one):
+            assert decision.model_version is not None
+            assert decision.model_version.endswith(f"+{trees.version}")
+        assert large_one.model_probability is not None and small_one.model_probability is not None
+        assert large_one.model_probability > small_one.model_probability
+    finally:
+        learner.stop()
