@@ -204,6 +204,14 @@ def test_events_not_keyed_by_subject_are_rerouted_and_windows_stay_exact(
     assert {r.key for r, _ in out.decisions} == {subject_of(e).key.encode() for e in events}
 
 
+async def _first_decisions(bootstrap: str, topics: Topics, timeout_s: float = 60.0) -> None:
+    """Return once the worker has published its first decision: a fixed sleep lands before
+    the first decision on a slow machine, or after the last on a fast one."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not (await collect(bootstrap, topics, None, idle_timeout_s=0.3)).decisions:
+        assert asyncio.get_running_loop().time() < deadline, "no decision within the timeout"
+
+
 def test_kill_9_mid_stream_then_restart_decides_every_event_with_exact_windows(
     engine_settings: Settings, start_worker: Callable[..., WorkerProcess]
 ) -> None:
@@ -218,7 +226,7 @@ def test_kill_9_mid_stream_then_restart_decides_every_event_with_exact_windows(
 
     async def send_and_kill() -> int:
         sending = asyncio.create_task(send_events(bootstrap, topics, events, rate=1000))
-        await asyncio.sleep(1.5)  # the worker is now busy with the stream
+        await _first_decisions(bootstrap, topics)  # the worker is now busy with the stream
         first.kill()
         await sending
         seen = await collect(bootstrap, topics, None, idle_timeout_s=2)
