@@ -458,6 +458,72 @@ class ModelRules(_Frozen):
     batch: BatchRules
 
 
+class AccountTakeover(_Frozen):
+    """New device, new country, new payee, amount far above the user's usual: a user with
+    history showing ``min_signals`` of the four at once on one transaction."""
+
+    min_signals: int = Field(ge=2, le=4)
+    points: int = Field(ge=0, le=100)
+    amount_ratio: float = Field(gt=1)
+    min_history: int = Field(ge=1)
+    """Earlier transactions in the average window before an amount is "above the usual"."""
+
+
+class CardTesting(_Frozen):
+    """Many small charges in minutes to distinct merchants, and the larger one after them."""
+
+    window: str
+    small_max_cents: int = Field(gt=0)
+    min_small: int = Field(ge=2)
+    min_counterparties: int = Field(ge=2)
+    points: int = Field(ge=0, le=100)
+
+
+class Structuring(_Frozen):
+    """Transfers each just under a reporting or alert limit, adding up past it in a window."""
+
+    window: str
+    limits_cents: tuple[int, ...] = Field(min_length=1)
+    below_fraction: float = Field(gt=0, lt=1)
+    """A transfer from this fraction of a limit up to the limit is "just under" it."""
+    min_count: int = Field(ge=2)
+    points: int = Field(ge=0, le=100)
+    single_points: int = Field(ge=0, le=100)
+    """A lone transfer just under a limit (the first of a series cannot be told apart)."""
+
+
+class AnonymisedNetwork(_Frozen):
+    """TOR exits alone; VPN, proxy or hosting networks with a device the user never used."""
+
+    tor_points: int = Field(ge=0, le=100)
+    masked_unknown_device_points: int = Field(ge=0, le=100)
+    masking_flags: frozenset[NetworkFlag]
+
+
+class LoginDetection(_Frozen):
+    unknown_device_failure_points: int = Field(ge=0, le=100)
+    """A failed login from a device the account never used (credential stuffing)."""
+
+
+class GiftDetection(_Frozen):
+    near_limit_fraction: float = Field(gt=0, lt=1)
+    near_limit_points: int = Field(ge=0, le=100)
+    """A gift from this fraction of the per-gift limit up: mass creation at the limits."""
+
+
+class Detection(_Frozen):
+    """Combinations of signals scored beside the seed's factors and outside their caps
+    (``engine.detection``): off in the ``seed`` profile."""
+
+    enabled: bool
+    account_takeover: AccountTakeover
+    card_testing: CardTesting
+    structuring: Structuring
+    anonymised: AnonymisedNetwork
+    login: LoginDetection
+    gift: GiftDetection
+
+
 class RuleSet(_Frozen):
     version: str = Field(min_length=1)
     validation: ValidationPolicy
@@ -473,6 +539,7 @@ class RuleSet(_Frozen):
     cases: CaseRules
     alerts: AlertRules
     model: ModelRules
+    detection: Detection
 
     @model_validator(mode="after")
     def _windows_exist(self) -> RuleSet:
@@ -498,6 +565,8 @@ class RuleSet(_Frozen):
             *self.model.user_windows,
             *self.model.known_fraud_windows,
             self.model.batch.amount_window,
+            self.detection.card_testing.window,
+            self.detection.structuring.window,
         }
         unknown = sorted(set(named) - set(self.velocity.windows))
         if unknown:
@@ -522,14 +591,34 @@ def default_rules_path() -> Path:
     return Path(str(resources.files("config").joinpath("rules.toml")))
 
 
+def seed_rules_path() -> Path:
+    """The seed profile (``config/rules.seed.toml``): the seeds' weights, no combinations."""
+    return default_rules_path().with_name("rules.seed.toml")
+
+
 def default_challenger_path() -> Path:
     """The shipped challenger (``config/challenger.toml``), used by the demo."""
     return Path(str(resources.files("config").joinpath("challenger.toml")))
 
 
-def parse_rules(text: str, source: str) -> RuleSet:
-    """Rules from TOML text; ``source`` names where it came from in error messages."""
-    return _validated(_toml(text, source), source)
+def parse_rules(text: str, source: str, base_dir: Path | None = None) -> RuleSet:
+    """Rules from TOML text; ``source`` names where it came from in error messages. A file
+    with ``extends = "<file>"`` states only what differs from that file, found in
+    ``base_dir`` (default: the shipped rules' folder, where a pushed profile's base is)."""
+    return _validated(_extended(_toml(text, source), source, base_dir), source)
+
+
+def _extended(raw: dict[str, object], source: str, base_dir: Path | None) -> dict[str, object]:
+    base = raw.pop("extends", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str) or "/" in base or "\\" in base:
+        raise RulesError(f"rules file {source}: extends must name a file beside it")
+    path = (base_dir or default_rules_path().parent) / base
+    below = _toml(_read(path), str(path))
+    if "extends" in below:
+        raise RulesError(f"rules file {source}: {base} extends another file (one level only)")
+    return _merge(below, raw)
 
 
 def _toml(text: str, source: str) -> dict[str, object]:
@@ -548,7 +637,7 @@ def _validated(raw: dict[str, object], source: str) -> RuleSet:
 
 def load_rules(path: Path | None = None) -> RuleSet:
     path = path or default_rules_path()
-    return parse_rules(_read(path), str(path))
+    return parse_rules(_read(path), str(path), path.parent)
 
 
 def _read(path: Path) -> str:
@@ -561,7 +650,7 @@ def _read(path: Path) -> str:
 def load_challenger(base: Path, overlay: Path) -> RuleSet:
     """A challenger's rules: ``base`` with the keys of ``overlay`` replacing its own (tables
     merged key by key), so a challenger file says only what differs from the champion."""
-    champion = _toml(_read(base), str(base))
+    champion = _extended(_toml(_read(base), str(base)), str(base), base.parent)
     return _validated(_merge(champion, _toml(_read(overlay), str(overlay))), str(overlay))
 
 

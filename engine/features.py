@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from functools import cache
 
-from config.rules import CapyPay, RuleSet
+from config.rules import CapyPay, Detection, RuleSet
 from engine.admission import CLOCK_SKEW_FEATURE, Subject, subject_of
 from engine.geo import distance_km
 from engine.velocity import Features, Observation, VelocityState, WindowStats, saturated
@@ -275,6 +275,89 @@ def action_velocity_features(
     }
 
 
+KNOWN_DEVICE = "user.device_known"
+"""1: the device took part in the user's transactions or successful logins within the
+horizon; 0: never; absent when the event names no device."""
+USER_HISTORY = "user.history"
+"""1: the user has transactions or successful logins within the horizon."""
+KNOWN_COUNTRY = "user.country_known"
+"""The same for the event's country; absent for a user with no such history."""
+NEW_PAYEE = "tx.new_payee"
+"""1: a user with earlier transactions pays a counterparty none of them paid."""
+SMALL_CHARGES = "tx.small_charges"
+"""The user's small charges in the card-testing window, this one included when small."""
+JUST_UNDER_LIMIT = "structuring.limit_cents"
+JUST_UNDER_COUNT = "structuring.count"
+JUST_UNDER_SUM = "structuring.amount_cents"
+"""The highest limit this transfer is just under, and the user's transfers just under it in
+the window (this one included) with their sum."""
+
+_TRUSTED_METRICS = ("tx", "login_ok")
+"""Metrics whose devices and countries the user is known by (a failed login proves nothing)."""
+
+
+def _known(state: VelocityState, kind: str, value: str, at_ms: int, horizon_s: int) -> int:
+    return int(any(value in state.values(m, kind, at_ms, horizon_s) for m in _TRUSTED_METRICS))
+
+
+def detection_features(state: VelocityState, event: InputEvent, rules: RuleSet) -> Features:
+    """What the combinations read from the subject's history, before ``event`` is recorded.
+    Nothing when the profile has them off (the seed profile decides as before)."""
+    detection = rules.detection
+    if not detection.enabled or isinstance(event, GiftEvent):
+        return {}
+    at_ms, horizon_s = at_ms_of(event), rules.velocity.horizon_s
+    features: Features = {}
+    device = event.device_id if isinstance(event, TransactionEvent) else event.device_fingerprint
+    if device is not None:
+        features[KNOWN_DEVICE] = _known(state, "devices", device, at_ms, horizon_s)
+    history = any(state.previous_second(m, at_ms) is not None for m in _TRUSTED_METRICS)
+    features[USER_HISTORY] = int(history)
+    if event.country is not None and history:
+        features[KNOWN_COUNTRY] = _known(state, "countries", event.country, at_ms, horizon_s)
+    if isinstance(event, TransactionEvent):
+        features |= _transaction_features(
+            state, event, detection, rules.velocity.windows, horizon_s
+        )
+    return features
+
+
+def _transaction_features(
+    state: VelocityState,
+    event: TransactionEvent,
+    detection: Detection,
+    windows: dict[str, int],
+    horizon_s: int,
+) -> Features:
+    at_ms, amount = at_ms_of(event), event.amount_cents
+    features: Features = {}
+    payee = event.counterparty_pix_key_hash or event.counterparty_wallet
+    payee = payee or event.counterparty_bank_account
+    if payee is not None and state.previous_second("tx", at_ms) is not None:
+        paid = state.values("tx", "counterparties", at_ms, horizon_s)
+        features[NEW_PAYEE] = int(payee not in paid)
+    testing = detection.card_testing
+    small = testing.small_max_cents
+    earlier = state.amounts("tx", at_ms, windows[testing.window])
+    features[SMALL_CHARGES] = sum(1 for a in earlier if a <= small) + int(amount <= small)
+    structuring = detection.structuring
+    under = [
+        limit
+        for limit in structuring.limits_cents
+        if limit * structuring.below_fraction <= amount < limit
+    ]
+    if under:
+        limit = max(under)
+        floor = limit * structuring.below_fraction
+        series = [
+            a for a in state.amounts("tx", at_ms, windows[structuring.window]) if floor <= a < limit
+        ]
+        features[JUST_UNDER_LIMIT] = limit
+        features[JUST_UNDER_COUNT] = len(series) + 1
+        features[JUST_UNDER_SUM] = sum(series) + amount
+    return features
+
+
 def record_and_read(
     state: VelocityState,
     event: InputEvent,
@@ -297,6 +380,7 @@ def record_and_read(
     history = history_features(state, event, horizon_s)
     if isinstance(event, TransactionEvent):
         history |= pattern_features(state, observe(event), rules.capypay, windows)
+    history |= detection_features(state, event, rules)
     if isinstance(event, GiftEvent) and event.event_type is GiftEventType.REFUND_REQUESTED:
         redeemed = state.values(REDEEMED_METRIC, "counterparties", at_ms_of(event), horizon_s)
         history[REFUND_OF_REDEEMED_FEATURE] = int(event.gift_id in redeemed)

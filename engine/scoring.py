@@ -24,6 +24,7 @@ from config.rules import ActionVelocity, Bands, FlowThresholds, GiftRules, RuleS
 from engine.accounts import FROZEN_FEATURE, frozen_reason
 from engine.admission import CLOCK_SKEW_FEATURE, subject_of
 from engine.capypay import fraud_block_hits, login_reasons, transaction_reasons
+from engine.detection import detection_reasons
 from engine.features import (
     BLOCKED_FEATURE,
     ENTITY_BLOCKED_FEATURE,
@@ -298,6 +299,7 @@ def assess(
             reasons = transaction_reasons(event, features, rules.capypay, judged)
         case LoginEvent():
             reasons = login_reasons(event, features, rules.capypay, judged)
+    reasons = [*reasons, *detection_reasons(event, features, rules)]
     if model is not None:
         reasons = [*reasons, *model_reasons(*model, rules.model)]
     skew_s = features.get(CLOCK_SKEW_FEATURE)

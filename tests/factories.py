@@ -8,7 +8,7 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from config.rules import load_rules
+from config.rules import RuleSet, load_rules, seed_rules_path
 from engine.admission import subject_of
 from engine.decide import Outcome, decide_event
 from engine.decisions import build_decision
@@ -116,20 +116,24 @@ def audit_record(audit_id: str, **overrides: Any) -> AuditRecord:
     return AuditRecord.model_validate(fields | overrides)
 
 
-def decide_all(events: list[InputEvent]) -> list[Assessment]:
-    """Score a stream in order with the shipped rules, each subject with its own state."""
-    return [outcome.assessment for outcome in run_all(events)]
+SEED_RULES = load_rules(seed_rules_path())
+"""The seed profile: the seeds' rules as written, what most scoring tests check."""
 
 
-def run_all(events: list[InputEvent]) -> list[Outcome]:
+def decide_all(events: list[InputEvent], rules: RuleSet = SEED_RULES) -> list[Assessment]:
+    """Score a stream in order (the seed profile's rules by default), each subject with its
+    own state."""
+    return [outcome.assessment for outcome in run_all(events, rules)]
+
+
+def run_all(events: list[InputEvent], rules: RuleSet = SEED_RULES) -> list[Outcome]:
     """Like the scoring agent: each subject with its own state, automatic actions applied."""
-    rules = load_rules()
     states: dict[str, VelocityState] = defaultdict(VelocityState)
     return [decide_event(states[subject_of(event).key], event, rules) for event in events]
 
 
-def decide(event: InputEvent) -> Assessment:
-    return decide_all([event])[0]
+def decide(event: InputEvent, rules: RuleSet = SEED_RULES) -> Assessment:
+    return decide_all([event], rules)[0]
 
 
 def decision_of(event: InputEvent, outcome: Outcome, at: datetime, **extra: Any) -> Decision:

@@ -16,9 +16,9 @@ from engine.scoring import Assessment
 from engine.velocity import VelocityState
 from schemas.models import Reason, RiskBand, TransactionType, Verdict
 from tests import factories
-from tests.factories import decide, decide_all
+from tests.factories import SEED_RULES, decide, decide_all
 
-MODEL = load_rules().capypay
+MODEL = SEED_RULES.capypay
 
 WEEKDAY_AFTERNOON = datetime.fromisoformat("2026-11-18T18:00:00+00:00")  # Wed 15h in Brasília
 
@@ -190,8 +190,8 @@ def test_crypto_swap_blocks_from_medium_risk() -> None:
 
 
 def _swap_rules(**options: object) -> RuleSet:
-    """The shipped rules with the crypto swap's action options changed."""
-    rules = load_rules()
+    """The seed profile with the crypto swap's action options changed."""
+    rules = SEED_RULES
     swap = rules.capypay.actions[TransactionType.CRYPTO_SWAP].model_copy(update=options)
     capypay = rules.capypay.model_copy(update={"actions": {TransactionType.CRYPTO_SWAP: swap}})
     return rules.model_copy(update={"capypay": capypay})

@@ -21,9 +21,9 @@ from engine.decisions import DecisionLedger, Seen, build_decision
 from engine.scoring import Assessment, assess, band_for, verdict_for
 from schemas.models import InputEvent, RiskBand, SubjectType, Verdict
 from tests import factories
-from tests.factories import decide, decide_all
+from tests.factories import SEED_RULES, decide, decide_all
 
-RULES = load_rules()
+RULES = SEED_RULES
 RULES_PATH = default_rules_path()
 
 

@@ -1,0 +1,156 @@
+"""Combinations of signals: fraud behaviours that only show when several signals meet (pure).
+
+The seed's factors cap each kind of evidence (geo 10, velocity 20, behaviour 5), which keeps
+an account takeover or a card-testing burst below any review threshold however clearly its
+signals line up. Each combination here is one reason with its own points, outside those caps,
+naming the signals it saw. What they read of the subject's history comes with the features
+(``engine.features.detection_features``): the reasons are a function of the event, its
+features and the rules only.
+
+>>> from config.rules import load_rules
+>>> from tests.factories import transaction
+>>> rules = load_rules()
+>>> tx = transaction(network_flags=["TOR"])
+>>> [(r.code, r.points) for r in detection_reasons(tx, {}, rules)]
+[('NETWORK_TOR_EXIT', 40)]
+"""
+
+from __future__ import annotations
+
+from config.rules import Detection, RuleSet
+from engine.features import (
+    JUST_UNDER_COUNT,
+    JUST_UNDER_LIMIT,
+    JUST_UNDER_SUM,
+    KNOWN_COUNTRY,
+    KNOWN_DEVICE,
+    NEW_PAYEE,
+    SMALL_CHARGES,
+    USER_HISTORY,
+    window_feature,
+)
+from engine.money import format_brl
+from engine.velocity import Features
+from schemas.models import (
+    GiftEvent,
+    GiftEventType,
+    InputEvent,
+    LoginEvent,
+    NetworkFlag,
+    Reason,
+    TransactionEvent,
+)
+
+
+def detection_reasons(event: InputEvent, features: Features, rules: RuleSet) -> list[Reason]:
+    """The combinations that fire for ``event`` (none when the profile has them off)."""
+    detection = rules.detection
+    if not detection.enabled:
+        return []
+    if isinstance(event, GiftEvent):  # the gift rules score suspicious networks already
+        return _gift_reasons(event, rules)
+    reasons = _network_reasons(event, features, detection)
+    match event:
+        case TransactionEvent():
+            reasons += _takeover(event, features, rules)
+            reasons += _card_testing(features, detection)
+            reasons += _structuring(features, detection)
+        case LoginEvent():
+            reasons += _login_reasons(event, features, detection)
+    return reasons
+
+
+def _network_reasons(event: TransactionEvent | LoginEvent, features: Features, detection: Detection) -> list[Reason]:
+    rules = detection.anonymised
+    flags = set(event.network_flags)
+    if NetworkFlag.TOR in flags:
+        return [Reason(code="NETWORK_TOR_EXIT", points=rules.tor_points, detail="IP is a TOR exit")]
+    masked = sorted(f.value for f in flags & rules.masking_flags)
+    if masked and features.get(USER_HISTORY) and features.get(KNOWN_DEVICE) == 0:
+        detail = f"IP flagged {'/'.join(masked)} and a device the user never used"
+        return [
+            Reason(
+                code="NETWORK_MASKED_NEW_DEVICE",
+                points=rules.masked_unknown_device_points,
+                detail=detail,
+            )
+        ]
+    return []
+
+
+def _takeover(event: TransactionEvent, features: Features, rules: RuleSet) -> list[Reason]:
+    takeover = rules.detection.account_takeover
+    window = rules.capypay.amount.average_window
+    earlier = features.get(window_feature("tx", "count", window), 1) - 1
+    if earlier < takeover.min_history:
+        return []
+    signals = []
+    if features.get(KNOWN_DEVICE) == 0:
+        signals.append("new device")
+    if features.get(KNOWN_COUNTRY) == 0:
+        signals.append(f"new country {event.country}")
+    if features.get(NEW_PAYEE):
+        signals.append("new payee")
+    total = features.get(window_feature("tx", "amount_cents", window), event.amount_cents)
+    usual = (total - event.amount_cents) / earlier
+    if usual > 0 and event.amount_cents >= takeover.amount_ratio * usual:
+        signals.append(
+            f"{format_brl(event.amount_cents)} is {event.amount_cents / usual:.1f}x the usual"
+        )
+    if len(signals) < takeover.min_signals:
+        return []
+    detail = f"{', '.join(signals)} ({len(signals)} of 4 signals, from {takeover.min_signals})"
+    return [Reason(code="ACCOUNT_TAKEOVER", points=takeover.points, detail=detail)]
+
+
+def _card_testing(features: Features, detection: Detection) -> list[Reason]:
+    testing = detection.card_testing
+    small = features.get(SMALL_CHARGES, 0)
+    merchants = features.get(window_feature("tx", "counterparties", testing.window), 0)
+    if small < testing.min_small or merchants < testing.min_counterparties:
+        return []
+    detail = (
+        f"{small} charges of at most {format_brl(testing.small_max_cents)} to {merchants} "
+        f"merchants in {testing.window}"
+    )
+    return [Reason(code="CARD_TESTING", points=testing.points, detail=detail)]
+
+
+def _structuring(features: Features, detection: Detection) -> list[Reason]:
+    rules = detection.structuring
+    limit = features.get(JUST_UNDER_LIMIT)
+    if limit is None:
+        return []
+    count, total = features[JUST_UNDER_COUNT], features[JUST_UNDER_SUM]
+    if count >= rules.min_count and total >= limit:
+        detail = (
+            f"{count} transfers just under {format_brl(limit)} in {rules.window} "
+            f"add up to {format_brl(total)}"
+        )
+        return [Reason(code="STRUCTURING", points=rules.points, detail=detail)]
+    detail = f"transfer just under the {format_brl(limit)} limit"
+    return [Reason(code="AMOUNT_JUST_UNDER_LIMIT", points=rules.single_points, detail=detail)]
+
+
+def _login_reasons(event: LoginEvent, features: Features, detection: Detection) -> list[Reason]:
+    if not event.success and features.get(KNOWN_DEVICE) == 0:
+        detail = "failed login from a device this account never used"
+        points = detection.login.unknown_device_failure_points
+        return [Reason(code="LOGIN_FAILED_UNKNOWN_DEVICE", points=points, detail=detail)]
+    if event.success and features.get(KNOWN_DEVICE) == 0 and features.get(KNOWN_COUNTRY) == 0:
+        detail = f"login from a device and a country ({event.country}) this account never used"
+        points = detection.account_takeover.points
+        return [Reason(code="ACCOUNT_TAKEOVER_LOGIN", points=points, detail=detail)]
+    return []
+
+
+def _gift_reasons(event: GiftEvent, rules: RuleSet) -> list[Reason]:
+    gift = rules.detection.gift
+    limit = rules.gift.limits.max_amount_per_gift_cents
+    amount = event.amount_cents
+    if event.event_type is not GiftEventType.GIFT_CREATED or amount is None:
+        return []
+    if gift.near_limit_fraction * limit <= amount <= limit:
+        detail = f"gift of {format_brl(amount)}, near the {format_brl(limit)} per-gift limit"
+        return [Reason(code="GIFT_NEAR_LIMIT", points=gift.near_limit_points, detail=detail)]
+    return []

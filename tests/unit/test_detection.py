@@ -1,0 +1,188 @@
+"""The default profile's combinations of signals (engine.detection), and the seed profile."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config.rules import RulesError, load_rules, parse_rules, seed_rules_path
+from engine.scoring import Assessment
+from schemas.models import InputEvent, Verdict
+from tests import factories
+from tests.factories import SEED_RULES, decide_all, sha
+
+DEFAULT = load_rules()
+START = factories.NOW - timedelta(days=20)
+
+
+def _decide(events: list[InputEvent]) -> list[Assessment]:
+    return decide_all(events, DEFAULT)
+
+
+def _codes(assessment: Assessment) -> list[str]:
+    return [r.code for r in assessment.reasons]
+
+
+def _history(user: str, days: int = 10, **overrides: Any) -> list[InputEvent]:
+    """A user's ordinary month: one R$ 100 PIX a day to one of two payees, own phone, BR."""
+    return [
+        factories.transaction(
+            user_id=user,
+            amount_cents=10_000,
+            counterparty_pix_key_hash=sha(f"payee-{n % 2}"),
+            device_id="own-phone",
+            network_flags=[],
+            occurred_at=START + timedelta(days=n),
+            **overrides,
+        )
+        for n in range(days)
+    ]
+
+
+def _after(user: str, **overrides: Any) -> InputEvent:
+    fields: dict[str, Any] = {
+        "user_id": user,
+        "amount_cents": 10_000,
+        "counterparty_pix_key_hash": sha("payee-0"),
+        "device_id": "own-phone",
+        "network_flags": [],
+        "occurred_at": START + timedelta(days=11),
+    }
+    return factories.transaction(**(fields | overrides))
+
+
+def test_account_takeover_needs_three_of_four_signals_whatever_the_factor_caps() -> None:
+    takeover = _after(
+        "ato",
+        device_id="new-phone",
+        country="RU",
+        counterparty_pix_key_hash=sha("mule"),
+        amount_cents=500_000,
+    )
+    *_, seed_verdict = decide_all([*_history("ato"), takeover])
+    assert seed_verdict.verdict is Verdict.ALLOW  # the seed's caps keep it below review
+    *_, caught = _decide([*_history("ato"), takeover])
+    assert "ACCOUNT_TAKEOVER" in _codes(caught) and caught.verdict is not Verdict.ALLOW
+    (reason,) = [r for r in caught.reasons if r.code == "ACCOUNT_TAKEOVER"]
+    assert "new device" in reason.detail and "4 of 4" in reason.detail
+    assert caught.score == min(100, sum(r.points for r in caught.reasons))
+
+
+@pytest.mark.parametrize(
+    "look_alike",
+    [
+        {"country": "PT"},  # a traveller: own phone, usual payee and amount
+        {"device_id": "new-phone"},  # a new phone at home
+        {"counterparty_pix_key_hash": sha("new-shop"), "amount_cents": 12_000},
+    ],
+)
+def test_one_or_two_signals_are_not_a_takeover(look_alike: dict[str, Any]) -> None:
+    *_, last = _decide([*_history("la"), _after("la", **look_alike)])
+    assert "ACCOUNT_TAKEOVER" not in _codes(last) and last.verdict is Verdict.ALLOW
+
+
+def test_card_testing_flags_the_burst_from_the_third_small_charge_and_the_large_one() -> None:
+    burst = [
+        factories.transaction(
+            user_id="ct",
+            tx_type="CARD_PAYMENT",
+            card_id="card-1",
+            amount_cents=amount,
+            counterparty_pix_key_hash=None,
+            merchant_id=f"m-{n}",
+            network_flags=[],
+            occurred_at=START + timedelta(seconds=30 * n),
+        )
+        for n, amount in enumerate([150, 300, 99, 500, 80_000])
+    ]
+    decided = _decide(burst)
+    assert ["CARD_TESTING" in _codes(a) for a in decided] == [False, False, True, True, True]
+    assert all(a.verdict is not Verdict.ALLOW for a in decided[2:])
+
+
+def test_transfers_just_under_a_limit_add_up_to_structuring() -> None:
+    transfers = [
+        factories.transaction(
+            user_id="st",
+            amount_cents=amount,
+            network_flags=[],
+            occurred_at=START + timedelta(hours=n),
+        )
+        for n, amount in enumerate([950_000, 990_000, 4_800_000])
+    ]
+    first, second, third = _decide(transfers)
+    assert _codes(first) == ["AMOUNT_JUST_UNDER_LIMIT"] and first.verdict is Verdict.ALLOW
+    assert "STRUCTURING" in _codes(second) and second.verdict is not Verdict.ALLOW
+    # R$ 48.000 is just under R$ 50.000: a series of its own, not counted with R$ 10.000's
+    assert "AMOUNT_JUST_UNDER_LIMIT" in _codes(third) and "STRUCTURING" not in _codes(third)
+
+
+def test_tor_alone_and_masked_networks_with_an_unknown_device() -> None:
+    tor = factories.transaction(user_id="tor", network_flags=["TOR"])
+    assert "NETWORK_TOR_EXIT" in _codes(_decide([tor])[0])
+    *_, vpn_user = _decide([*_history("vpn"), _after("vpn", network_flags=["VPN"])])
+    assert vpn_user.verdict is Verdict.ALLOW and "NETWORK_MASKED_NEW_DEVICE" not in _codes(vpn_user)
+    masked = _after("vpn2", network_flags=["VPN"], device_id="other")
+    *_, caught = _decide([*_history("vpn2"), masked])
+    assert "NETWORK_MASKED_NEW_DEVICE" in _codes(caught)
+
+
+def test_failed_logins_from_unknown_devices_and_typos_on_a_known_one() -> None:
+    at = START + timedelta(days=1)
+    known = factories.login(user_id="lg", success=True, failure_reason=None, occurred_at=START)
+    typo = factories.login(
+        user_id="lg", device_fingerprint=known.device_fingerprint, occurred_at=at
+    )
+    stuffed = factories.login(user_id="lg-2", device_fingerprint="bot", occurred_at=at)
+    _, typo_decided = _decide([known, typo])
+    assert typo_decided.verdict is Verdict.ALLOW
+    (stuffing,) = _decide([stuffed])
+    assert "LOGIN_FAILED_UNKNOWN_DEVICE" in _codes(stuffing) and stuffing.verdict is Verdict.REVIEW
+
+
+def test_a_refund_outside_the_policy_is_reviewed_not_blocked() -> None:
+    refund = factories.gift(
+        giver_user_id="rf", event_type="refund_requested", gift_id="g-unknown", network_flags=[]
+    )
+    (default,) = _decide([refund])
+    (seed,) = decide_all([refund])
+    assert "GIFT_REFUND_OUTSIDE_POLICY" in _codes(default)
+    assert (default.verdict, seed.verdict) == (Verdict.REVIEW, Verdict.BLOCK)
+
+
+def test_gifts_near_the_per_gift_limit_are_reviewed() -> None:
+    near = factories.gift(giver_user_id="nl", amount_cents=95_000, network_flags=[])
+    small = factories.gift(giver_user_id="nl2", amount_cents=5_000, network_flags=[])
+    assert _decide([near])[0].verdict is Verdict.REVIEW
+    assert _decide([small])[0].verdict is Verdict.ALLOW
+
+
+def test_the_seed_profile_extends_the_default_with_no_combinations() -> None:
+    assert not SEED_RULES.detection.enabled and DEFAULT.detection.enabled
+    assert SEED_RULES.gift.points.refund_outside_policy == 100
+    assert SEED_RULES.capypay == DEFAULT.capypay and SEED_RULES.version != DEFAULT.version
+    pushed = parse_rules(seed_rules_path().read_text(), "config topic")  # base: shipped rules
+    assert pushed == SEED_RULES
+
+
+@pytest.mark.parametrize(
+    ("extends", "error"),
+    [
+        ('"../rules.toml"', "extends must name a file beside it"),
+        ('"missing.toml"', "rules file not found"),
+        ("3", "extends must name a file beside it"),
+    ],
+)
+def test_a_bad_extends_is_one_line(tmp_path: Path, extends: str, error: str) -> None:
+    with pytest.raises(RulesError, match=error) as refused:
+        parse_rules(f"extends = {extends}\n", "profile.toml", tmp_path)
+    assert "\n" not in str(refused.value)
+
+
+def test_a_profile_may_not_extend_one_that_extends(tmp_path: Path) -> None:
+    (tmp_path / "middle.toml").write_text('extends = "rules.toml"\n')
+    with pytest.raises(RulesError, match="one level only"):
+        parse_rules('extends = "middle.toml"\n', "profile.toml", tmp_path)
