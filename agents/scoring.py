@@ -46,6 +46,7 @@ from faust.types import TP, EventT, StoreT
 from rocksdict import WriteBatch
 
 from agents.current import PartitionEvent, as_current
+from agents.networks import NetworkLists
 from agents.retry import until_stored
 from config.rules import LiveRules, RuleSet
 from engine.accounts import AccountView
@@ -82,6 +83,7 @@ from engine.learning import (
 )
 from engine.lists import ListView, list_features
 from engine.model_inputs import is_model_scored
+from engine.networks import flagged
 from engine.scoring import assess
 from engine.velocity import VelocityState
 from schemas.codec import DecodeError, WireCodec
@@ -187,6 +189,7 @@ class SharedViews:
     """Model snapshots by name: the champion's, and a challenger's scored in shadow."""
     known_frauds: KnownFrauds
     accounts: AccountView = field(default_factory=AccountView)
+    networks: NetworkLists = field(default_factory=NetworkLists)
     blocks_loaded: asyncio.Event = field(default_factory=asyncio.Event)
     lists_loaded: asyncio.Event = field(default_factory=asyncio.Event)
     models_loaded: asyncio.Event = field(default_factory=asyncio.Event)
@@ -431,6 +434,7 @@ class Scorer:
         ran too far ahead; the decision keeps the stamped time."""
         arrived_ms = int(record.message.timestamp * 1000)
         event, skew_s = as_of_arrival(stamped, arrived_ms, rules.validation)
+        event = flagged(event, self.views.networks.index)
         at_ms = at_ms_of(event)
         entities = entity_keys(event, rules.entities, self.hash_key)
         blocked = self.views.blocks.blocked(entities, at_ms, is_redemption_step(event))

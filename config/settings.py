@@ -63,6 +63,17 @@ class Settings(BaseSettings):
         le=10_000_000,
         description="Decoded velocity states a worker keeps in memory between batches.",
     )
+    tor_exit_list: Path | None = Field(
+        default=None,
+        description="TOR exit list file (bulk list or exit addresses) the workers read.",
+    )
+    anonymous_ip_ranges: Path | None = Field(
+        default=None,
+        description="VPN/proxy/hosting ranges file, '<CIDR>[,VPN|PROXY|HOSTING]' a line.",
+    )
+    network_lists_refresh_seconds: float = Field(
+        default=300.0, gt=0, le=86_400, description="How often workers check those files."
+    )
     redis_url: str | None = Field(
         default=None, description="Mirror active fraud blocks to this Redis (off when unset)."
     )

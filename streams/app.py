@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from agents.block_mirror import register_block_mirror
 from agents.cases import register_cases
 from agents.counter_mirror import register_counter_mirror
+from agents.networks import register_network_lists
 from agents.scoring import SharedViews, register_scoring
 from config.rules import LiveRules, RuleSet
 from config.settings import Settings
@@ -219,6 +220,11 @@ def build_app(
     live = LiveRules(start.rules)
     hash_key = settings.pii_hash_key.get_secret_value().encode()
     views = SharedViews.starting(start.rules, hash_key)
+    views.networks.tor_exits, views.networks.ranges = (
+        settings.tor_exit_list,
+        settings.anonymous_ip_ranges,
+    )
+    register_network_lists(app, views.networks, settings.network_lists_refresh_seconds)
     readiness = Readiness("worker")
     window_s = settings.batch_window_ms / 1000
     register_scoring(
