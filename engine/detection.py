@@ -60,7 +60,9 @@ def detection_reasons(event: InputEvent, features: Features, rules: RuleSet) -> 
     return reasons
 
 
-def _network_reasons(event: TransactionEvent | LoginEvent, features: Features, detection: Detection) -> list[Reason]:
+def _network_reasons(
+    event: TransactionEvent | LoginEvent, features: Features, detection: Detection
+) -> list[Reason]:
     rules = detection.anonymised
     flags = set(event.network_flags)
     if NetworkFlag.TOR in flags:
