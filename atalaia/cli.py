@@ -395,7 +395,12 @@ def _learning_parsers(commands: Any) -> None:
         "--handbook", action="store_true", help="the handbook file instead of the input topics"
     )
     evaluation = _command(commands, "eval", "detection quality on labelled data")
-    evaluation.add_argument("dataset", choices=["handbook"], help="the labelled data set")
+    evaluation.add_argument(
+        "dataset",
+        choices=["handbook", "scenarios"],
+        help="the labelled data set: the handbook's card transactions, or the generated "
+        "fraud scenarios and their look-alikes (docs/scenarios.md)",
+    )
     evaluation.add_argument(
         "--from",
         dest="first",
@@ -424,6 +429,21 @@ def _learning_parsers(commands: Any) -> None:
         action="store_true",
         help="score in this process instead of through broker, worker and learner",
     )
+    evaluation.add_argument(
+        "--seed", type=int, default=7, help="scenarios: the generator's seed (default 7)"
+    )
+    evaluation.add_argument(
+        "--users",
+        type=_positive,
+        default=400,
+        help="scenarios: ordinary users simulated (default 400: about 30,000 events)",
+    )
+    evaluation.add_argument(
+        "--replay",
+        action="store_true",
+        help="scenarios: decide in this process with the worker's scoring code, no broker",
+    )
+    evaluation.add_argument("--json", action="store_true", help="scenarios: print JSON")
 
 
 def _demo_parser(commands: Any) -> None:
@@ -656,6 +676,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             settings.handbook_path if args.handbook else None,
             sys.stdout,
         )
+    if args.command == "eval" and args.dataset == "scenarios":
+        from atalaia.scenarios import scenarios_main
+
+        return scenarios_main(settings, args.seed, args.users, args.replay, args.json, sys.stdout)
     if args.command == "eval":
         from atalaia.evaluate import eval_main
 
