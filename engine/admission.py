@@ -47,10 +47,24 @@ class Subject:
         return _KEY_PREFIX[self.type] + self.id
 
 
+UNKNOWN_ACCOUNT_PREFIX = "login-id:"
+"""A login whose identifier matches no account is the identifier's: ``login-id:<hash>``."""
+
+
+def account_of(login: LoginEvent) -> str:
+    """The user a login concerns: its account, or the identifier typed when there is none
+    (so failed attempts on made-up accounts count, per identifier and per IP/device)."""
+    if login.user_id is not None:
+        return login.user_id
+    return UNKNOWN_ACCOUNT_PREFIX + (login.login_identifier_hash or "")
+
+
 def subject_of(event: InputEvent) -> Subject:
     match event:
-        case TransactionEvent() | LoginEvent():
+        case TransactionEvent():
             return Subject(SubjectType.USER, event.user_id)
+        case LoginEvent():
+            return Subject(SubjectType.USER, account_of(event))
         case GiftEvent() if event.event_type in _RECIPIENT_SIDE_GIFT_STEPS:
             return Subject(SubjectType.GIFT, event.gift_id)
         case GiftEvent():
@@ -65,7 +79,12 @@ def is_redemption_step(event: InputEvent) -> bool:
 
 def user_of(event: InputEvent) -> str:
     """The user an event concerns (the giver, for gifts)."""
-    return event.giver_user_id if isinstance(event, GiftEvent) else event.user_id
+    match event:
+        case GiftEvent():
+            return event.giver_user_id
+        case LoginEvent():
+            return account_of(event)
+    return event.user_id
 
 
 def check_event_time(event: InputEvent, now: datetime, policy: ValidationPolicy) -> None:

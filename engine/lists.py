@@ -157,14 +157,24 @@ def event_identities(event: InputEvent, key: bytes) -> list[tuple[ListEntityType
                 *_domains(event.email_domain),
                 (ListEntityType.IP, event.ip),
             ]
-            hashed = [(ListEntityType.EMAIL, event.email_hash)]
+            typed = event.login_identifier_hash  # an e-mail, CPF or phone: any of the three
+            hashed = [
+                (ListEntityType.EMAIL, event.email_hash),
+                *((also, typed) for also in _PIX_KEY_ALSO),
+            ]
         case GiftEvent():
             raw = [
                 (ListEntityType.USER, event.giver_user_id),
                 (ListEntityType.USER, event.redeemer_user_id),
                 (ListEntityType.IP, event.ip),
             ]
-            hashed = [(ListEntityType.PIX_KEY, event.recipient_key_hash)]
+            hashed = [
+                (ListEntityType.PIX_KEY, event.recipient_key_hash),
+                (ListEntityType.PIX_KEY, event.refund_destination_hash),
+                (ListEntityType.EMAIL, event.email_hash),
+                (ListEntityType.PHONE, event.phone_hash),
+                (ListEntityType.DOCUMENT, event.document_hash),
+            ]
     found: list[tuple[ListEntityType, str]] = []
     for entity_type, value in raw:
         if value is not None:

@@ -234,6 +234,7 @@ class TransactionEvent(WireModel):
     email_domain: EmailDomain | None = None
     phone_hash: HashedIdentity | None = None
     document_hash: HashedIdentity | None = None
+    user_agent: ShortText | None = None
 
 
 class LoginEvent(WireModel):
@@ -241,7 +242,7 @@ class LoginEvent(WireModel):
 
     event_id: Identifier
     occurred_at: EventTime
-    user_id: Identifier
+    user_id: Identifier | None = None
     success: Annotated[bool, Field(strict=True)]
     method: LoginMethod
     failure_reason: Annotated[str, Field(max_length=64)] | None = None
@@ -254,6 +255,15 @@ class LoginEvent(WireModel):
     network_flags: list[NetworkFlag] = Field(default_factory=list)
     email_hash: HashedIdentity | None = None
     email_domain: EmailDomain | None = None
+    login_identifier_hash: HashedIdentity | None = None
+
+    @model_validator(mode="after")
+    def _an_account_or_the_identifier_typed(self) -> LoginEvent:
+        if self.user_id is None and self.login_identifier_hash is None:
+            raise ValueError("a login names its user_id, or login_identifier_hash when none")
+        if self.user_id is None and self.success:
+            raise ValueError("a login with no account (no user_id) cannot succeed")
+        return self
 
 
 _GIFT_TYPES_WITH_AMOUNT = frozenset(
@@ -277,6 +287,11 @@ class GiftEvent(WireModel):
     device_id: Identifier | None = None
     country: CountryCode | None = None
     network_flags: list[NetworkFlag] = Field(default_factory=list)
+    user_agent: ShortText | None = None
+    email_hash: HashedIdentity | None = None
+    phone_hash: HashedIdentity | None = None
+    document_hash: HashedIdentity | None = None
+    refund_destination_hash: HashedIdentity | None = None
 
     @model_validator(mode="after")
     def _fields_required_by_type(self) -> GiftEvent:

@@ -23,6 +23,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from pydantic import TypeAdapter
 
+from engine.admission import account_of
 from schemas.models import (
     Alert,
     AuditBatch,
@@ -394,7 +395,7 @@ def event_row(event: InputEvent) -> list[Any]:
             amount = event.amount_cents
             channel = event.channel.value if event.channel else None
         case LoginEvent():
-            kind, kind_type, user = "login", event.method.value, event.user_id
+            kind, kind_type, user = "login", event.method.value, account_of(event)
         case GiftEvent():
             kind, kind_type, user = "gift", event.event_type.value, event.giver_user_id
             amount = event.amount_cents

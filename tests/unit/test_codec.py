@@ -54,7 +54,7 @@ def test_schema_of_another_topic_is_refused() -> None:
     framed_login = CODEC.encode(factories.login())
     error = _reject(framed_login, TransactionEvent)
     assert error.error_class == "SchemaNotAccepted"
-    assert "schema id 1005 (LoginEvent)" in error.message
+    assert "schema id 1007 (LoginEvent)" in error.message
 
 
 def test_truncated_and_padded_avro_are_refused() -> None:
