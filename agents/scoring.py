@@ -419,6 +419,9 @@ class Scorer:
         for block in record_entity(
             state, event, *entity, rules.entities, consecutive, windows, horizon_s
         ):
+            # In force here at once (the next events of this very batch), as everywhere
+            # once the topic has it: applying it again then changes nothing.
+            self.views.blocks.apply(block)
             batch.outputs.append(self.block_record(block))
 
     def decide(

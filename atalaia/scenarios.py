@@ -14,6 +14,7 @@ import io
 import json
 import time
 from contextlib import aclosing
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -21,15 +22,23 @@ from atalaia.broker import EmbeddedBroker
 from atalaia.demo import await_worker, event_record, local_settings
 from atalaia.evaluate import EvalError
 from atalaia.progress import Progress
-from atalaia.publish import publish
+from atalaia.publish import OutRecord, publish
 from atalaia.scratch import scratch_directory
 from atalaia.supervise import WorkerProcess
 from config.rules import load_rules
 from config.settings import Settings
+from engine.lists import entry_from_row
 from engine.replay import Replay
-from engine.scenarios import Labelled, ScenarioReport, generate, scenario_report
+from engine.scenarios import (
+    REVIEW_BY_POLICY,
+    Labelled,
+    ScenarioReport,
+    generate,
+    listed_rows,
+    scenario_report,
+)
 from schemas.codec import WireCodec
-from schemas.models import Decision, Verdict
+from schemas.models import Decision, ListEntry, ListKind, Verdict
 from streams.admin import ensure_topics
 from streams.reader import read_topics
 from streams.topics import Topics
@@ -39,12 +48,25 @@ IDLE_S = 60.0
 """No new decision for this long ends the read: the worker is stuck or dead."""
 
 
-def decide_in_process(settings: Settings, stream: list[Labelled]) -> dict[str, Verdict]:
+def listed_entries(hash_key: bytes, users: int, at: datetime) -> list[ListEntry]:
+    """The block-list entries of the stream's listed fraudsters, as an analyst would have
+    added them before the stream starts."""
+    return [
+        entry_from_row(row, ListKind.BLOCK, hash_key, "scenarios", at) for row in listed_rows(users)
+    ]
+
+
+def decide_in_process(
+    settings: Settings, stream: list[Labelled], listed: list[ListEntry]
+) -> dict[str, Verdict]:
     """The worker's scoring code in this process, lists as shipped, no model snapshot (a
     worker without a learner has none either)."""
     hash_key = settings.pii_hash_key.get_secret_value().encode()
     rules = load_rules(settings.rules_path)
-    replay = Replay(rules, hash_key, default_list_view(hash_key), learn=False)
+    lists = default_list_view(hash_key)
+    for entry in listed:
+        lists.apply(entry)
+    replay = Replay(rules, hash_key, lists, learn=False)
     return {
         r.event.event_id: r.outcome.assessment.verdict
         for r in replay.run((item.event for item in stream), [])
@@ -52,11 +74,18 @@ def decide_in_process(settings: Settings, stream: list[Labelled]) -> dict[str, V
 
 
 async def decide_through_pipeline(
-    run: Settings, workdir: Path, stream: list[Labelled], out: TextIO
+    run: Settings,
+    workdir: Path,
+    stream: list[Labelled],
+    listed: list[ListEntry],
+    out: TextIO,
 ) -> dict[str, Verdict]:
-    """Publish the stream, keyed by subject, to the broker of ``run`` (its topics created)
-    with one worker running, and read back each event's first decision."""
+    """Publish the list entries, then start one worker, publish the stream keyed by subject
+    to the broker of ``run`` (its topics created), and read back each event's first
+    decision."""
     codec, topics = WireCodec(), Topics(run.topic_prefix)
+    entries = [OutRecord(topics.lists, e.entry_id.encode(), codec.encode(e)) for e in listed]
+    await publish(run.bootstrap_servers, entries)
     worker = WorkerProcess(run, workdir / "worker.log").start()
     verdicts: dict[str, Verdict] = {}
     wanted = {item.event.event_id for item in stream}
@@ -83,13 +112,15 @@ async def decide_through_pipeline(
     return verdicts
 
 
-async def _pipeline(settings: Settings, stream: list[Labelled], out: TextIO) -> dict[str, Verdict]:
+async def _pipeline(
+    settings: Settings, stream: list[Labelled], listed: list[ListEntry], out: TextIO
+) -> dict[str, Verdict]:
     with scratch_directory("atalaia-scenarios-") as tmp:
         workdir = Path(tmp)
         with EmbeddedBroker(log_file=workdir / "broker.log") as broker:
             run = local_settings(settings, broker.bootstrap_servers, workdir, "scenarios")
             await ensure_topics(run)
-            return await decide_through_pipeline(run, workdir, stream, out)
+            return await decide_through_pipeline(run, workdir, stream, listed, out)
 
 
 def render_table(report: ScenarioReport) -> str:
@@ -98,6 +129,8 @@ def render_table(report: ScenarioReport) -> str:
     for row in report.rows:
         measure = {"fraud": "recall", "legit": "FPR", "setup": "not measured"}[row.kind]
         shown = f"{measure} {row.rate:.1%}" if row.kind != "setup" else measure
+        if row.group in REVIEW_BY_POLICY:
+            shown += f" (BLOCK only; {row.reviewed:,} sent to REVIEW by policy)"
         lines.append(f"| {row.group} | {row.kind} | {row.events:,} | {row.caught:,} | {shown} |")
     lines += [
         "",
@@ -110,7 +143,14 @@ def render_table(report: ScenarioReport) -> str:
 
 def report_json(report: ScenarioReport, extra: dict[str, Any]) -> str:
     rows = [
-        {"group": r.group, "kind": r.kind, "events": r.events, "caught": r.caught, "rate": r.rate}
+        {
+            "group": r.group,
+            "kind": r.kind,
+            "events": r.events,
+            "caught": r.caught,
+            "reviewed_by_policy": r.reviewed,
+            "rate": r.rate,
+        }
         for r in report.rows
     ]
     overall = {"recall": report.recall, "fpr": report.fpr, "precision": report.precision}
@@ -121,16 +161,18 @@ def scenarios_main(
     settings: Settings, seed: int, users: int, replay: bool, as_json: bool, out: TextIO
 ) -> int:
     """Generate, decide (pipeline or in process), print the table or JSON."""
-    stream = generate(seed, users)
+    hash_key = settings.pii_hash_key.get_secret_value().encode()
+    stream = generate(seed, users, hash_key)
+    listed = listed_entries(hash_key, users, stream[0].event.occurred_at)
     frauds = sum(item.is_fraud for item in stream)
     progress = out if not as_json else None
     if progress:
         print(f"{len(stream):,} events ({frauds:,} fraud), seed {seed}, {users} users", file=out)
     started = time.monotonic()
     if replay:
-        verdicts = decide_in_process(settings, stream)
+        verdicts = decide_in_process(settings, stream, listed)
     else:
-        verdicts = asyncio.run(_pipeline(settings, stream, progress or io.StringIO()))
+        verdicts = asyncio.run(_pipeline(settings, stream, listed, progress or io.StringIO()))
     elapsed = time.monotonic() - started
     report = scenario_report(((i.event.event_id, i.label) for i in stream), verdicts)
     mode = "in process (replay)" if replay else "through broker and worker"

@@ -470,12 +470,15 @@ class AccountTakeover(_Frozen):
 
 
 class CardTesting(_Frozen):
-    """Many small charges in minutes to distinct merchants, and the larger one after them."""
+    """Small charges in minutes to distinct merchants (``min_small`` in ``window``), and
+    any charge within ``after_window`` of a burst of ``after_burst`` of them."""
 
     window: str
     small_max_cents: int = Field(gt=0)
     min_small: int = Field(ge=2)
     min_counterparties: int = Field(ge=2)
+    after_window: str
+    after_burst: int = Field(ge=2)
     points: int = Field(ge=0, le=100)
 
 
@@ -502,13 +505,28 @@ class AnonymisedNetwork(_Frozen):
 
 class LoginDetection(_Frozen):
     unknown_device_failure_points: int = Field(ge=0, le=100)
-    """A failed login from a device the account never used (credential stuffing)."""
+    """A failed login from a device the account never used, on an account with no
+    established history, or from a country it never used, a masked network or a scripted
+    client (credential stuffing; not a typo on a new phone at home)."""
+    scripted_points: int = Field(ge=0, le=100)
+    scripted_agents: tuple[str, ...]
+    """User agents of HTTP libraries and headless browsers (lower case, matched as
+    substrings): a person does not log in with them."""
 
 
 class GiftDetection(_Frozen):
     near_limit_fraction: float = Field(gt=0, lt=1)
     near_limit_points: int = Field(ge=0, le=100)
-    """A gift from this fraction of the per-gift limit up: mass creation at the limits."""
+    """A gift created or paid from this fraction of the per-gift limit up: mass creation
+    at the limits."""
+    refund_burst_count: int = Field(ge=2)
+    refund_burst_window: str
+    refund_burst_points: int = Field(ge=0, le=100)
+    """Refund requests of one giver in a short window, before the daily limit is reached."""
+    spree_gifts: int = Field(ge=2)
+    spree_window: str
+    """A refund request from a giver who created this many gifts in the window: buying
+    gifts to refund them (scored with the burst's points)."""
 
 
 class Detection(_Frozen):
@@ -516,6 +534,9 @@ class Detection(_Frozen):
     (``engine.detection``): off in the ``seed`` profile."""
 
     enabled: bool
+    established_after: str
+    """A device, country or payee is the user's own once seen at least this long before:
+    the minutes of a takeover session do not make the fraudster's device "known"."""
     account_takeover: AccountTakeover
     card_testing: CardTesting
     structuring: Structuring
@@ -565,7 +586,11 @@ class RuleSet(_Frozen):
             *self.model.user_windows,
             *self.model.known_fraud_windows,
             self.model.batch.amount_window,
+            self.detection.established_after,
             self.detection.card_testing.window,
+            self.detection.card_testing.after_window,
+            self.detection.gift.refund_burst_window,
+            self.detection.gift.spree_window,
             self.detection.structuring.window,
         }
         unknown = sorted(set(named) - set(self.velocity.windows))

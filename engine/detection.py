@@ -26,6 +26,7 @@ from engine.features import (
     KNOWN_DEVICE,
     NEW_PAYEE,
     SMALL_CHARGES,
+    SMALL_CHARGES_BEFORE,
     USER_HISTORY,
     window_feature,
 )
@@ -48,7 +49,7 @@ def detection_reasons(event: InputEvent, features: Features, rules: RuleSet) -> 
     if not detection.enabled:
         return []
     if isinstance(event, GiftEvent):  # the gift rules score suspicious networks already
-        return _gift_reasons(event, rules)
+        return _gift_reasons(event, features, rules)
     reasons = _network_reasons(event, features, detection)
     match event:
         case TransactionEvent():
@@ -109,13 +110,24 @@ def _card_testing(features: Features, detection: Detection) -> list[Reason]:
     testing = detection.card_testing
     small = features.get(SMALL_CHARGES, 0)
     merchants = features.get(window_feature("tx", "counterparties", testing.window), 0)
-    if small < testing.min_small or merchants < testing.min_counterparties:
-        return []
-    detail = (
-        f"{small} charges of at most {format_brl(testing.small_max_cents)} to {merchants} "
-        f"merchants in {testing.window}"
-    )
-    return [Reason(code="CARD_TESTING", points=testing.points, detail=detail)]
+    # Two tiny charges from a user's own phone are two coffees; a burst is three or more.
+    stranger = not features.get(USER_HISTORY) or features.get(KNOWN_DEVICE) == 0
+    needed = testing.min_small if stranger else testing.min_small + 1
+    if small >= needed and merchants >= testing.min_counterparties:
+        detail = (
+            f"{small} charges of at most {format_brl(testing.small_max_cents)} to {merchants} "
+            f"merchants in {testing.window}"
+        )
+        return [Reason(code="CARD_TESTING", points=testing.points, detail=detail)]
+    before = features.get(SMALL_CHARGES_BEFORE, 0)
+    after = window_feature("tx", "counterparties", testing.after_window)
+    if before >= testing.after_burst and features.get(after, 0) >= testing.after_burst:
+        detail = (
+            f"after {before} charges of at most {format_brl(testing.small_max_cents)} "
+            f"in {testing.after_window}"
+        )
+        return [Reason(code="CARD_TESTING", points=testing.points, detail=detail)]
+    return []
 
 
 def _structuring(features: Features, detection: Detection) -> list[Reason]:
@@ -135,24 +147,62 @@ def _structuring(features: Features, detection: Detection) -> list[Reason]:
 
 
 def _login_reasons(event: LoginEvent, features: Features, detection: Detection) -> list[Reason]:
-    if not event.success and features.get(KNOWN_DEVICE) == 0:
+    rules = detection.login
+    reasons = []
+    agent = (event.user_agent or "").lower()
+    scripted = next((a for a in rules.scripted_agents if a in agent), None)
+    if scripted is not None:
+        detail = f"user agent of a scripted client ({scripted})"
+        reasons.append(
+            Reason(code="LOGIN_SCRIPTED_CLIENT", points=rules.scripted_points, detail=detail)
+        )
+    unknown_device = features.get(KNOWN_DEVICE) == 0
+    stranger = (
+        not features.get(USER_HISTORY)
+        or features.get(KNOWN_COUNTRY) == 0
+        or bool(set(event.network_flags) & detection.anonymised.masking_flags)
+        or scripted is not None
+    )
+    if not event.success and unknown_device and stranger:
         detail = "failed login from a device this account never used"
-        points = detection.login.unknown_device_failure_points
-        return [Reason(code="LOGIN_FAILED_UNKNOWN_DEVICE", points=points, detail=detail)]
-    if event.success and features.get(KNOWN_DEVICE) == 0 and features.get(KNOWN_COUNTRY) == 0:
+        points = rules.unknown_device_failure_points
+        reasons.append(Reason(code="LOGIN_FAILED_UNKNOWN_DEVICE", points=points, detail=detail))
+    elif event.success and unknown_device and features.get(KNOWN_COUNTRY) == 0:
         detail = f"login from a device and a country ({event.country}) this account never used"
         points = detection.account_takeover.points
-        return [Reason(code="ACCOUNT_TAKEOVER_LOGIN", points=points, detail=detail)]
-    return []
+        reasons.append(Reason(code="ACCOUNT_TAKEOVER_LOGIN", points=points, detail=detail))
+    return reasons
 
 
-def _gift_reasons(event: GiftEvent, rules: RuleSet) -> list[Reason]:
+_NEAR_LIMIT_STEPS = frozenset({GiftEventType.GIFT_CREATED, GiftEventType.GIFT_PAID})
+
+
+def _gift_reasons(event: GiftEvent, features: Features, rules: RuleSet) -> list[Reason]:
     gift = rules.detection.gift
     limit = rules.gift.limits.max_amount_per_gift_cents
     amount = event.amount_cents
-    if event.event_type is not GiftEventType.GIFT_CREATED or amount is None:
-        return []
-    if gift.near_limit_fraction * limit <= amount <= limit:
+    reasons = []
+    if (
+        event.event_type in _NEAR_LIMIT_STEPS
+        and amount is not None
+        and gift.near_limit_fraction * limit <= amount <= limit
+    ):
         detail = f"gift of {format_brl(amount)}, near the {format_brl(limit)} per-gift limit"
-        return [Reason(code="GIFT_NEAR_LIMIT", points=gift.near_limit_points, detail=detail)]
-    return []
+        reasons.append(Reason(code="GIFT_NEAR_LIMIT", points=gift.near_limit_points, detail=detail))
+    if event.event_type is GiftEventType.REFUND_REQUESTED:
+        window = gift.refund_burst_window
+        refunds = features.get(window_feature("refund_requested", "count", window), 0)
+        created = features.get(window_feature("gift_created", "count", gift.spree_window), 0)
+        if refunds >= gift.refund_burst_count:
+            detail = f"{refunds} refund requests in {window}"
+            reasons.append(
+                Reason(code="GIFT_REFUND_BURST", points=gift.refund_burst_points, detail=detail)
+            )
+        elif created >= gift.spree_gifts:
+            detail = f"refund requested after {created} gifts created in {gift.spree_window}"
+            reasons.append(
+                Reason(
+                    code="GIFT_REFUND_AFTER_SPREE", points=gift.refund_burst_points, detail=detail
+                )
+            )
+    return reasons

@@ -276,16 +276,19 @@ def action_velocity_features(
 
 
 KNOWN_DEVICE = "user.device_known"
-"""1: the device took part in the user's transactions or successful logins within the
-horizon; 0: never; absent when the event names no device."""
+"""1: the device took part in the user's transactions or successful logins of the
+established history (within the horizon, at least ``established_after`` before the event);
+0: never; absent when the event names no device."""
 USER_HISTORY = "user.history"
-"""1: the user has transactions or successful logins within the horizon."""
+"""1: the user has transactions or successful logins in the established history."""
 KNOWN_COUNTRY = "user.country_known"
 """The same for the event's country; absent for a user with no such history."""
 NEW_PAYEE = "tx.new_payee"
-"""1: a user with earlier transactions pays a counterparty none of them paid."""
+"""1: a user with an established history pays a counterparty it never paid there."""
 SMALL_CHARGES = "tx.small_charges"
 """The user's small charges in the card-testing window, this one included when small."""
+SMALL_CHARGES_BEFORE = "tx.small_charges_before"
+"""The user's earlier small charges in the window a burst's larger charge follows in."""
 JUST_UNDER_LIMIT = "structuring.limit_cents"
 JUST_UNDER_COUNT = "structuring.count"
 JUST_UNDER_SUM = "structuring.amount_cents"
@@ -296,8 +299,10 @@ _TRUSTED_METRICS = ("tx", "login_ok")
 """Metrics whose devices and countries the user is known by (a failed login proves nothing)."""
 
 
-def _known(state: VelocityState, kind: str, value: str, at_ms: int, horizon_s: int) -> int:
-    return int(any(value in state.values(m, kind, at_ms, horizon_s) for m in _TRUSTED_METRICS))
+def _known(state: VelocityState, kind: str, value: str, before_ms: int, length_s: int) -> int:
+    """1 when ``value`` took part in the user's trusted events in the window ending at
+    ``before_ms`` (the established history)."""
+    return int(any(value in state.values(m, kind, before_ms, length_s) for m in _TRUSTED_METRICS))
 
 
 def detection_features(state: VelocityState, event: InputEvent, rules: RuleSet) -> Features:
@@ -306,19 +311,20 @@ def detection_features(state: VelocityState, event: InputEvent, rules: RuleSet) 
     detection = rules.detection
     if not detection.enabled or isinstance(event, GiftEvent):
         return {}
-    at_ms, horizon_s = at_ms_of(event), rules.velocity.horizon_s
+    windows = rules.velocity.windows
+    settle_s = windows[detection.established_after]
+    # The established history: from the horizon back until ``settle_s`` before the event.
+    before_ms, length_s = at_ms_of(event) - settle_s * 1000, rules.velocity.horizon_s - settle_s
     features: Features = {}
     device = event.device_id if isinstance(event, TransactionEvent) else event.device_fingerprint
     if device is not None:
-        features[KNOWN_DEVICE] = _known(state, "devices", device, at_ms, horizon_s)
-    history = any(state.previous_second(m, at_ms) is not None for m in _TRUSTED_METRICS)
+        features[KNOWN_DEVICE] = _known(state, "devices", device, before_ms, length_s)
+    history = any(state.previous_second(m, before_ms) is not None for m in _TRUSTED_METRICS)
     features[USER_HISTORY] = int(history)
     if event.country is not None and history:
-        features[KNOWN_COUNTRY] = _known(state, "countries", event.country, at_ms, horizon_s)
+        features[KNOWN_COUNTRY] = _known(state, "countries", event.country, before_ms, length_s)
     if isinstance(event, TransactionEvent):
-        features |= _transaction_features(
-            state, event, detection, rules.velocity.windows, horizon_s
-        )
+        features |= _transaction_features(state, event, detection, windows, before_ms, length_s)
     return features
 
 
@@ -327,19 +333,22 @@ def _transaction_features(
     event: TransactionEvent,
     detection: Detection,
     windows: dict[str, int],
-    horizon_s: int,
+    before_ms: int,
+    length_s: int,
 ) -> Features:
     at_ms, amount = at_ms_of(event), event.amount_cents
     features: Features = {}
     payee = event.counterparty_pix_key_hash or event.counterparty_wallet
     payee = payee or event.counterparty_bank_account
-    if payee is not None and state.previous_second("tx", at_ms) is not None:
-        paid = state.values("tx", "counterparties", at_ms, horizon_s)
+    if payee is not None and state.previous_second("tx", before_ms) is not None:
+        paid = state.values("tx", "counterparties", before_ms, length_s)
         features[NEW_PAYEE] = int(payee not in paid)
     testing = detection.card_testing
     small = testing.small_max_cents
     earlier = state.amounts("tx", at_ms, windows[testing.window])
     features[SMALL_CHARGES] = sum(1 for a in earlier if a <= small) + int(amount <= small)
+    before = state.amounts("tx", at_ms, windows[testing.after_window])
+    features[SMALL_CHARGES_BEFORE] = sum(1 for a in before if a <= small)
     structuring = detection.structuring
     under = [
         limit

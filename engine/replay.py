@@ -1,10 +1,11 @@
 """Replaying archived events through the scoring code in one process (pure, no I/O).
 
 Backtests and the quick evaluation use it: every event goes through ``decide_event`` exactly
-as in the worker, with the subject's state, the entity windows and blocks, the lists, and
-the online model learning from labels that are fed in only once their ``labelled_at`` has
-come (``engine.learning.Learner``). What the pipeline spreads over partitions and topics is
-here a dictionary of states, so the numbers are those of a worker that never lags.
+as in the worker, with the subject's state, the entity windows and blocks, the lists, the
+frozen accounts, and the online model learning from labels that are fed in only once their
+``labelled_at`` has come (``engine.learning.Learner``). What the pipeline spreads over
+partitions and topics is here a dictionary of states, so the numbers are those of a worker
+that never lags.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from dataclasses import dataclass
 from itertools import count
 
 from config.rules import RuleSet
+from engine.accounts import AccountView
 from engine.admission import is_redemption_step, subject_of
 from engine.decide import Outcome, decide_event
+from engine.decisions import build_decision
 from engine.entities import (
     BlockView,
     entity_keys,
@@ -29,7 +32,7 @@ from engine.learning import Learner, LoadedModel, blend, tree_scorer
 from engine.lists import ListView, list_features
 from engine.model_inputs import is_model_scored
 from engine.velocity import VelocityState
-from schemas.models import InputEvent, Label
+from schemas.models import DecisionAction, InputEvent, Label
 
 _LABEL, _EVENT = 0, 1  # at the same instant a label is known before the event is scored
 
@@ -47,6 +50,7 @@ class Replay:
         self.rules, self.hash_key, self.lists = rules, hash_key, lists
         self.states: dict[str, VelocityState] = {}
         self.blocks = BlockView()
+        self.accounts = AccountView()
         horizon_ms = rules.velocity.horizon_s * 1000
         self.learner = Learner(rules.model, horizon_ms, {}, {}) if learn else None
         self.batch: LoadedModel | None = None
@@ -74,6 +78,20 @@ class Replay:
                 label.event_ids, label.is_fraud, int(label.labelled_at.timestamp() * 1000)
             )
 
+    def _freeze(self, event: InputEvent, outcome: Outcome) -> None:
+        """Freeze the account as the worker does, for the user's next events."""
+        decision = build_decision(
+            event,
+            outcome.assessment,
+            rule_version=self.rules.version,
+            received_at=event.occurred_at,
+            decided_at=event.occurred_at,
+            actions=outcome.actions,
+        )
+        freeze = self.accounts.freeze_for(decision)
+        if freeze is not None:
+            self.accounts.apply(freeze)
+
     def decide(self, event: InputEvent) -> Outcome:
         rules, at_ms = self.rules, at_ms_of(event)
         entities = entity_keys(event, rules.entities, self.hash_key)
@@ -98,7 +116,12 @@ class Replay:
         state = self.states.setdefault(subject, VelocityState())
         lists = list_features(self.lists.hits(event, self.hash_key))
         blocked = self.blocks.blocked(entities, at_ms, is_redemption_step(event))
-        outcome = decide_event(state, event, rules, blocked, lists, model, known)
+        frozen = self.accounts.frozen_user(event) is not None
+        outcome = decide_event(
+            state, event, rules, blocked, lists, model, known, account_frozen=frozen
+        )
+        if DecisionAction.FREEZE_ACCOUNT in outcome.actions:
+            self._freeze(event, outcome)
         for key in entities:
             entity = parse_entity_key(key)
             if entity is None:

@@ -23,7 +23,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from schemas.models import GiftEvent, InputEvent, LoginEvent, TransactionEvent, Verdict
+from engine.identities import keyed_hash, normalise
+from engine.list_import import ListRow
+from schemas.models import (
+    GiftEvent,
+    InputEvent,
+    ListEntityType,
+    ListSeverity,
+    ListSource,
+    LoginEvent,
+    TransactionEvent,
+    Verdict,
+)
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
 """The stream ends here: fixed, so the same seed always gives the same timestamps."""
@@ -51,11 +62,15 @@ LOOKALIKES = (
     "legit:busy_business",
     "legit:login_typo",
     "legit:late_refund",
+    "legit:gift_season",
 )
 NORMAL = "legit:normal"
 LEGIT_PREFIX = "legit:"
 SETUP_PREFIX = "setup:"
 CAUGHT = frozenset({Verdict.REVIEW, Verdict.BLOCK})
+REVIEW_BY_POLICY = frozenset({"legit:late_refund"})
+"""Legitimate groups a person must look at by policy (a refund outside the automatic
+refund window goes to REVIEW, never BLOCK): for them only a BLOCK is a false positive."""
 
 GIFT_LIMIT_CENTS = 100_000
 """R$ 1.000, the per-gift limit mass creation stays just under."""
@@ -66,8 +81,11 @@ LISTED_WALLETS = (
     "0x098B716B8Aaf21512996dC57EB0615e2383E2f96",
 )
 """Sanctioned wallets of ``config/default_lists.toml`` (so no list import is needed)."""
-LISTED_EMAIL_DOMAINS = ("guerrillamail.com", "10minutemail.com", "tempmail.org")
-"""Temporary e-mail domains of ``config/default_lists.toml``."""
+LISTED_PER_USERS = 40
+"""One listed fraudster per this many ordinary users (at least one)."""
+SCENARIO_HASH_KEY = b"atalaia-scenarios"
+"""The key identities are hashed with when the caller gives none (upstream and the engine
+must share it for lists to match, as in a deployment)."""
 LOCAL_OFFSET = timedelta(hours=-3)
 
 _BR_CITIES = ((-23.55, -46.63), (-22.91, -43.17), (-19.92, -43.94), (-8.05, -34.9))
@@ -107,8 +125,8 @@ class _User:
     """Local hours the user is usually active in."""
 
     @property
-    def email_hash(self) -> str:
-        return _sha(f"mail-{self.user_id}")
+    def email(self) -> str:
+        return f"{self.user_id}@{self.email_domain}"
 
     @property
     def document_hash(self) -> str:
@@ -120,6 +138,7 @@ class _Builder:
     """Accumulates labelled events; every random choice comes from ``rng``."""
 
     rng: random.Random
+    hash_key: bytes = SCENARIO_HASH_KEY
     out: list[tuple[datetime, int, Labelled]] = field(default_factory=list)
     serial: int = 0
 
@@ -129,6 +148,17 @@ class _Builder:
 
     def _add(self, event: InputEvent, label: str) -> None:
         self.out.append((event.occurred_at, self.serial, Labelled(event, label)))
+
+    def email_hash(self, user: _User) -> str:
+        """The user's e-mail as upstream sends it: its keyed hash (lists match it)."""
+        return keyed_hash(normalise(ListEntityType.EMAIL, user.email), self.hash_key)
+
+    def identities(self, user: _User) -> dict[str, str]:
+        return {
+            "email_hash": self.email_hash(user),
+            "phone_hash": _sha(f"phone-{user.user_id}"),
+            "document_hash": user.document_hash,
+        }
 
     def ip(self) -> str:
         r = self.rng
@@ -178,10 +208,8 @@ class _Builder:
             "country": "BR",
             "lat": lat,
             "lon": lon,
-            "email_hash": user.email_hash,
             "email_domain": user.email_domain,
-            "phone_hash": _sha(f"phone-{user.user_id}"),
-            "document_hash": user.document_hash,
+            **self.identities(user),
         }
         merged = base | fields
         if merged["tx_type"] != "PIX_TRANSFER" and "counterparty_pix_key_hash" not in fields:
@@ -220,7 +248,7 @@ class _Builder:
             "country": "BR",
             "lat": lat,
             "lon": lon,
-            "email_hash": user.email_hash,
+            "email_hash": self.email_hash(user),
             "email_domain": user.email_domain,
         }
         merged = base | fields
@@ -243,6 +271,8 @@ class _Builder:
             "ip": user.ip,
             "device_id": user.device,
             "country": "BR",
+            "user_agent": "CapyPay/5.2 (Android 14)",
+            **self.identities(user),
         }
         event = GiftEvent.model_validate(base | fields)
         self._add(event, label)
@@ -271,10 +301,28 @@ def _count(users: int, per: int) -> int:
     return max(1, users // per)
 
 
-def generate(seed: int = DEFAULT_SEED, users: int = DEFAULT_USERS) -> list[Labelled]:
-    """The labelled stream, in time order; ``users`` ordinary users (400: ~30,000 events)."""
+def listed_rows(users: int = DEFAULT_USERS) -> list[ListRow]:
+    """The block-list entries the stream's listed fraudsters are on: their e-mails, MEDIUM
+    and HIGH in turn (a LOW entry only asks for monitoring, as the seed has it)."""
+    return [
+        ListRow(
+            ListEntityType.EMAIL,
+            normalise(ListEntityType.EMAIL, f"listed-{n}@example.com"),
+            ListSeverity.HIGH if n % 2 else ListSeverity.MEDIUM,
+            ListSource.MANUAL,
+            "known fraudster",
+        )
+        for n in range(_count(users, LISTED_PER_USERS))
+    ]
+
+
+def generate(
+    seed: int = DEFAULT_SEED, users: int = DEFAULT_USERS, hash_key: bytes = SCENARIO_HASH_KEY
+) -> list[Labelled]:
+    """The labelled stream, in time order; ``users`` ordinary users (400: ~30,000 events);
+    identities hashed with ``hash_key``, as upstream would with the engine's key."""
     rng = random.Random(seed)
-    b = _Builder(rng)
+    b = _Builder(rng, hash_key)
     first_day = END - timedelta(days=HISTORY_DAYS)
     episodes_from = END - timedelta(days=EPISODE_DAYS)
     people = [b.user(f"u{n:05d}") for n in range(users)]
@@ -290,7 +338,7 @@ def generate(seed: int = DEFAULT_SEED, users: int = DEFAULT_USERS) -> list[Label
     def when(last_hours: float = EPISODE_DAYS * 24 - 2) -> datetime:
         return episodes_from + timedelta(hours=rng.uniform(0, last_hours))
 
-    for n in range(_count(users, 40)):
+    for n in range(_count(users, LISTED_PER_USERS)):
         _brute_force(b, n, rng.sample(people, min(len(people), 6)), when())
         _listed(b, n, first_day + timedelta(days=HISTORY_DAYS - 6))
         _mass_creation(b, n, when())
@@ -309,6 +357,8 @@ def generate(seed: int = DEFAULT_SEED, users: int = DEFAULT_USERS) -> list[Label
         _login_typo(b, take(), when())
     for _ in range(_count(users, 4)):
         _late_refund(b, take(), when())
+    for _ in range(_count(users, 16)):
+        _gift_season(b, take(), when(EPISODE_DAYS * 24 - 40))
     for n in range(_count(users, 100)):
         _busy_business(b, n, first_day)
     return b.sorted()
@@ -328,8 +378,12 @@ def _history(b: _Builder, user: _User, start: datetime, end: datetime, label: st
             then = at + timedelta(seconds=r.randint(30, 600))
             if roll < 0.45:
                 b.tx(user, then, label)
-            elif roll < 0.8:
+            elif roll < 0.77:
                 b.card(user, then, label)
+            elif roll < 0.8:  # two small purchases at two shops (a coffee, a snack)
+                first = b.card(user, then, label, amount_cents=r.randint(300, 1000))
+                gap = timedelta(minutes=r.uniform(2, 40))
+                b.card(user, first.occurred_at + gap, label, amount_cents=r.randint(300, 1000))
             elif roll < 0.86:
                 wallet = "0x" + _sha(f"wallet-{user.user_id}")[:40]
                 b.tx(user, then, label, tx_type="CRYPTO_SWAP", counterparty_wallet=wallet)
@@ -380,17 +434,20 @@ def _brute_force(b: _Builder, n: int, givers: list[_User], at: datetime) -> None
 
 
 def _listed(b: _Builder, n: int, start: datetime) -> None:
-    """An account opened with a temporary e-mail domain of the default block list: logins,
-    PIX, and crypto swaps to a sanctioned wallet."""
+    """A known fraudster, listed by e-mail (``listed_rows``): logins, PIX, gifts, and crypto
+    swaps to a sanctioned wallet of the default lists."""
     r = b.rng
-    user = b.user(f"listed-{n}", email_domain=r.choice(LISTED_EMAIL_DOMAINS))
+    user = b.user(f"listed-{n}", email_domain="example.com")
     for day in range(6):
         at = b.local_time(user, start + timedelta(days=day))
         b.login(user, at, "listed_entity")
         then = at + timedelta(seconds=r.randint(30, 300))
-        if r.random() < 0.5:
+        draw = r.random()
+        if draw < 0.3:
             wallet = r.choice(LISTED_WALLETS)
             b.tx(user, then, "listed_entity", tx_type="CRYPTO_SWAP", counterparty_wallet=wallet)
+        elif draw < 0.6:
+            b.paid_gift(user, then, b.gift_amount(user), "listed_entity")
         else:
             b.tx(user, then, "listed_entity")
 
@@ -495,11 +552,9 @@ def _anonymised(b: _Builder, user: _User, at: datetime) -> None:
 def _credential_stuffing(b: _Builder, n: int, people: list[_User], at: datetime) -> None:
     """One IP and device trying many accounts within minutes, a few logins succeeding."""
     r = b.rng
-    fields = {
-        "ip": b.ip(),
-        "device_fingerprint": f"dev-cs-{n}",
-        "user_agent": "python-requests/2.31",
-    }
+    scripted = n % 2 == 0  # half the campaigns pose as a browser
+    agent = "python-requests/2.31" if scripted else "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"
+    fields = {"ip": b.ip(), "device_fingerprint": f"dev-cs-{n}", "user_agent": agent}
     for _ in range(r.randint(15, 25)):
         at += timedelta(seconds=r.uniform(1, 20))
         victim = r.choice(people)
@@ -537,6 +592,28 @@ def _traveller(b: _Builder, user: _User, at: datetime) -> None:
             **place,
         )
         at += timedelta(hours=r.uniform(5, 14))
+    friend = _sha(f"abroad-{user.user_id}")  # a PIX to someone new, a usual amount
+    b.tx(user, at, "legit:traveller", counterparty_pix_key_hash=friend, **place)
+
+
+def _gift_season(b: _Builder, user: _User, at: datetime) -> None:
+    """Gifts for the family in one evening: several creations minutes apart, usual amounts,
+    each redeemed the next days."""
+    r = b.rng
+    for _ in range(r.randint(3, 4)):  # within the seed's 5 gifts a day
+        gift_id, paid = b.paid_gift(user, at, b.gift_amount(user), "legit:gift_season")
+        redeemer = {"redeemer_user_id": f"r-{gift_id}", "device_id": f"dev-r-{gift_id}"}
+        redeemed = paid + timedelta(hours=r.uniform(2, 30))
+        b.gift(
+            user,
+            redeemed,
+            "redeem_attempt",
+            gift_id,
+            "legit:gift_season",
+            code_correct=True,
+            **redeemer,
+        )
+        at = paid + timedelta(minutes=r.uniform(2, 20))
 
 
 def _vpn_user(b: _Builder, user: _User, at: datetime) -> None:
@@ -553,6 +630,8 @@ def _new_device(b: _Builder, user: _User, at: datetime) -> None:
     """A new phone, same country, usual amounts and payees from then on."""
     r = b.rng
     user.device = f"dev-{user.user_id}-1"
+    if r.random() < 0.5:  # a wrong password on the new phone first
+        b.login(user, at - timedelta(seconds=30), "legit:new_device", success=False)
     for _ in range(r.randint(3, 4)):
         b.login(user, at, "legit:new_device")
         b.tx(user, at + timedelta(minutes=r.uniform(1, 10)), "legit:new_device")
@@ -604,6 +683,9 @@ class GroupRow:
     """``fraud``, ``legit`` or ``setup`` (set-up steps, not measured)."""
     events: int
     caught: int
+    """REVIEW or BLOCK; only BLOCK for a group in :data:`REVIEW_BY_POLICY`."""
+    reviewed: int = 0
+    """Of a group in :data:`REVIEW_BY_POLICY`, the events sent to REVIEW as it asks."""
 
     @property
     def rate(self) -> float:
@@ -658,6 +740,7 @@ def scenario_report(
     """
     events: Counter[str] = Counter()
     caught: Counter[str] = Counter()
+    reviewed: Counter[str] = Counter()
     undecided = 0
     for event_id, label in labels:
         verdict = verdicts.get(event_id)
@@ -665,9 +748,13 @@ def scenario_report(
             undecided += 1
             continue
         events[label] += 1
-        caught[label] += verdict in CAUGHT
+        if label in REVIEW_BY_POLICY:
+            caught[label] += verdict is Verdict.BLOCK
+            reviewed[label] += verdict is Verdict.REVIEW
+        else:
+            caught[label] += verdict in CAUGHT
     order = {"fraud": 0, "legit": 1, "setup": 2}
     known = {name: i for i, name in enumerate((*FRAUD_BEHAVIOURS, NORMAL, *LOOKALIKES))}
     groups = sorted(events, key=lambda g: (order[kind_of(g)], known.get(g, len(known)), g))
-    rows = [GroupRow(g, kind_of(g), events[g], caught[g]) for g in groups]
+    rows = [GroupRow(g, kind_of(g), events[g], caught[g], reviewed[g]) for g in groups]
     return ScenarioReport(rows, undecided)

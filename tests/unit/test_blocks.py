@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from config.rules import RulesError, default_rules_path, load_rules, parse_rules
+from config.rules import RulesError, default_rules_path, parse_rules
 from engine.decide import Outcome, decide_event
 from engine.entities import BlockView, block_stops, record_entity
 from engine.features import record_redemption
@@ -173,7 +173,7 @@ def test_a_refund_only_for_a_gift_the_giver_created_within_the_policy_window() -
 def test_a_refund_of_a_redeemed_gift_is_refused_without_blocking_the_giver() -> None:
     """'Estorno automático apenas se o gift nunca foi resgatado': the giver's state learns of
     the redemption (sent there by the agent after the gift's decision)."""
-    rules = load_rules()
+    rules = SEED_RULES  # the default profile reviews a second refund within the hour
     giver = VelocityState()
     for gift_id in ("g-used", "g-new"):
         decide_event(giver, _gift("refunds", 0, gift_id=gift_id), rules)

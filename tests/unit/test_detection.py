@@ -84,23 +84,37 @@ def test_one_or_two_signals_are_not_a_takeover(look_alike: dict[str, Any]) -> No
     assert "ACCOUNT_TAKEOVER" not in _codes(last) and last.verdict is Verdict.ALLOW
 
 
-def test_card_testing_flags_the_burst_from_the_third_small_charge_and_the_large_one() -> None:
-    burst = [
+def _charges(user: str, amounts: list[int], **fields: Any) -> list[InputEvent]:
+    return [
         factories.transaction(
-            user_id="ct",
+            user_id=user,
             tx_type="CARD_PAYMENT",
-            card_id="card-1",
+            card_id=f"card-{user}",
             amount_cents=amount,
             counterparty_pix_key_hash=None,
             merchant_id=f"m-{n}",
             network_flags=[],
-            occurred_at=START + timedelta(seconds=30 * n),
+            occurred_at=START + timedelta(days=11, seconds=30 * n),
+            **fields,
         )
-        for n, amount in enumerate([150, 300, 99, 500, 80_000])
+        for n, amount in enumerate(amounts)
     ]
-    decided = _decide(burst)
-    assert ["CARD_TESTING" in _codes(a) for a in decided] == [False, False, True, True, True]
-    assert all(a.verdict is not Verdict.ALLOW for a in decided[2:])
+
+
+def test_card_testing_flags_a_burst_of_small_charges_and_the_large_one_after() -> None:
+    decided = _decide(_charges("ct", [150, 300, 99, 500, 80_000]))
+    assert ["CARD_TESTING" in _codes(a) for a in decided] == [False, True, True, True, True]
+    assert all(a.verdict is not Verdict.ALLOW for a in decided[1:])
+
+
+def test_two_coffees_on_the_users_own_phone_are_not_card_testing() -> None:
+    coffees = _charges("cf", [800, 650], device_id="own-phone")
+    *_, second = _decide([*_history("cf"), *coffees])
+    assert "CARD_TESTING" not in _codes(second) and second.verdict is Verdict.ALLOW
+    *_, third = _decide(
+        [*_history("cf3"), *_charges("cf3", [800, 650, 900], device_id="own-phone")]
+    )
+    assert "CARD_TESTING" in _codes(third)
 
 
 def test_transfers_just_under_a_limit_add_up_to_structuring() -> None:
@@ -141,6 +155,41 @@ def test_failed_logins_from_unknown_devices_and_typos_on_a_known_one() -> None:
     assert typo_decided.verdict is Verdict.ALLOW
     (stuffing,) = _decide([stuffed])
     assert "LOGIN_FAILED_UNKNOWN_DEVICE" in _codes(stuffing) and stuffing.verdict is Verdict.REVIEW
+
+
+def test_a_typo_on_a_new_phone_at_home_is_not_stuffing_but_a_script_is() -> None:
+    at = START + timedelta(days=1)
+    home = {"user_id": "np", "country": "BR", "network_flags": []}
+    known = factories.login(success=True, failure_reason=None, occurred_at=START, **home)
+    new_phone = factories.login(device_fingerprint="new-phone", occurred_at=at, **home)
+    script = factories.login(
+        device_fingerprint="new-phone", occurred_at=at, user_agent="python-requests/2.31", **home
+    )
+    _, typo = _decide([known, new_phone])
+    assert typo.verdict is Verdict.ALLOW and "LOGIN_FAILED_UNKNOWN_DEVICE" not in _codes(typo)
+    _, scripted = _decide([known, script])
+    assert {"LOGIN_SCRIPTED_CLIENT", "LOGIN_FAILED_UNKNOWN_DEVICE"} <= set(_codes(scripted))
+    assert scripted.verdict is not Verdict.ALLOW
+
+
+def test_refunds_in_a_burst_or_after_a_spree_of_gifts_are_reviewed() -> None:
+    giver = {"giver_user_id": "sp", "network_flags": []}
+    gifts = [
+        factories.gift(
+            gift_id=f"g{n}", amount_cents=5_000, occurred_at=START + timedelta(hours=n), **giver
+        )
+        for n in range(4)
+    ]
+    refund = factories.gift(
+        gift_id="g0",
+        event_type="refund_requested",
+        amount_cents=5_000,
+        occurred_at=START + timedelta(hours=5),
+        **giver,
+    )
+    *_, after_spree = _decide([*gifts, refund])
+    assert "GIFT_REFUND_AFTER_SPREE" in _codes(after_spree)
+    assert after_spree.verdict is Verdict.REVIEW
 
 
 def test_a_refund_outside_the_policy_is_reviewed_not_blocked() -> None:
