@@ -31,10 +31,19 @@ from rocksdict import Rdict
 
 from agents.retry import until_stored
 from config.rules import RuleSet
-from engine.learning import BATCH, CHAMPION, Example, Learner, LearnStep, sealed_snapshot
-from engine.model_inputs import is_model_scored
+from engine.learning import (
+    BATCH,
+    CHAMPION,
+    FLOW_MODELS,
+    Example,
+    Learner,
+    LearnStep,
+    flow_rules,
+    sealed_snapshot,
+)
+from engine.model_inputs import is_flow_scored, is_model_scored
 from schemas.codec import DecodeError, WireCodec
-from schemas.models import Decision, KnownFrauds, Label
+from schemas.models import Decision, EventKind, KnownFrauds, Label
 from streams.metrics import (
     LEARNER_INPUTS,
     LEARNER_MODEL_LABELS,
@@ -138,6 +147,12 @@ class _Model:
     examples: StoredExamples
     sequence: int = 0
     changed: bool = False
+    kind: EventKind = EventKind.TRANSACTION
+    """The flow whose decisions it learns from."""
+
+    @property
+    def family(self) -> str:
+        return self.learner.rules.family
 
 
 class LearnerProcess:
@@ -176,7 +191,28 @@ class LearnerProcess:
             # A fresh model is published at once: workers score from the first event on
             # (the anomaly score, until labels come).
             self.models[name] = _Model(name, ruleset, learner, examples, sequence, sequence == 0)
+        champion = rules[CHAMPION]
+        if champion.model.flows.enabled:
+            for kind, name in FLOW_MODELS.items():
+                self.models[name] = self._flow_model(name, kind, champion, saved)
         self.known_changed: set[str] = set()
+
+    def _flow_model(
+        self, name: str, kind: EventKind, ruleset: RuleSet, saved: dict[str, Any] | None
+    ) -> _Model:
+        """The online model of a flow (logins, gifts), from its checkpoint when it holds one
+        of the same family."""
+        examples = StoredExamples(self.db, f"{_EXAMPLE}{name}:")
+        state = saved["models"].get(name) if saved else None
+        rules = flow_rules(ruleset.model)
+        if state is not None and state["family"] == rules.family:
+            learner: Learner = state["learner"]
+            learner.resume(rules, examples, None)
+            sequence = state["sequence"]
+        else:
+            horizon_ms = ruleset.velocity.horizon_s * 1000
+            learner, sequence = Learner.for_flow(ruleset.model, horizon_ms, examples), 0
+        return _Model(name, ruleset, learner, examples, sequence, sequence == 0, kind)
 
     def handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
         if record.value is None:
@@ -185,11 +221,15 @@ class LearnerProcess:
             if record.topic == self.topics.decisions:
                 decision = self.codec.decode(record.value, (Decision,))
                 child_of(LEARNER_INPUTS, DECISION_INPUT).inc()
-                if is_model_scored(decision.features):
+                features = decision.features
+                kind = decision.event_kind
+                if is_model_scored(features) or is_flow_scored(features):
                     at_ms = int(decision.event_occurred_at.timestamp() * 1000)
                     for model in self.models.values():
+                        if model.kind is not kind:
+                            continue
                         step = model.learner.observe_decision(
-                            decision.event_id, at_ms, decision.features, decision.label_entities
+                            decision.event_id, at_ms, features, decision.label_entities
                         )
                         self._changed(model, step)
             else:
@@ -225,7 +265,7 @@ class LearnerProcess:
             learner = model.learner
             snapshot = sealed_snapshot(
                 model.name,
-                f"{model.rules.model.family}.{model.sequence}",
+                f"{model.family}.{model.sequence}",
                 learner.model,
                 learner.known_until_ms,
                 self.hash_key,
@@ -276,7 +316,7 @@ class LearnerProcess:
                     "offsets": dict(self.offsets),
                     "models": {
                         name: {
-                            "family": m.rules.model.family,
+                            "family": m.family,
                             "sequence": m.sequence,
                             "learner": m.learner,
                         }

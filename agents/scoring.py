@@ -75,6 +75,7 @@ from engine.learning import (
     BATCH,
     CHALLENGER,
     CHAMPION,
+    FLOW_MODELS,
     KnownFrauds,
     LoadedModel,
     ModelShelf,
@@ -90,6 +91,7 @@ from schemas.codec import DecodeError, WireCodec
 from schemas.dead_letters import dead_letter_of
 from schemas.errors import failure_without_values
 from schemas.models import (
+    EVENT_KIND_OF,
     INPUT_MODELS,
     BlockedEntityType,
     Decision,
@@ -205,7 +207,7 @@ class SharedViews:
             default_list_view(hash_key),
             {
                 name: ModelShelf(rules.model.snapshot_history)
-                for name in (CHAMPION, CHALLENGER, BATCH)
+                for name in (CHAMPION, CHALLENGER, BATCH, *FLOW_MODELS.values())
             },
             KnownFrauds(rules.velocity.horizon_s * 1000, rules.model.known_fraud_keep),
         )
@@ -452,6 +454,8 @@ class Scorer:
             # A batch snapshot that knows labels from after the event is never used.
             trees = self._model(BATCH, at_ms, only_earlier=True)
             model = blend(self._model(CHAMPION, at_ms), trees, rules.model.batch.weight)
+        elif rules.model.enabled and rules.model.flows.enabled:
+            model = self._model(FLOW_MODELS[EVENT_KIND_OF[type(event)]], at_ms)
         outcome = decide_event(state, event, rules, blocked, lists, model, known, skew_s, frozen)
         encode = self.codec.encode
         batch.outputs += [self.block_record(block) for block in outcome.blocks]

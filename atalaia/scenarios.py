@@ -132,11 +132,18 @@ def render_table(report: ScenarioReport) -> str:
         if row.group in REVIEW_BY_POLICY:
             shown += f" (BLOCK only; {row.reviewed:,} sent to REVIEW by policy)"
         lines.append(f"| {row.group} | {row.kind} | {row.events:,} | {row.caught:,} | {shown} |")
+    fraud, caught_fraud = report.totals("fraud")
+    legit, caught_legit = report.totals("legit")
     lines += [
         "",
         f"overall recall {report.recall:.1%}, FPR {report.fpr:.2%}, "
         f"precision {report.precision:.1%}"
         + (f"; {report.undecided} undecided" if report.undecided else ""),
+        "",
+        "| | caught | let through |",
+        "|---|---:|---:|",
+        f"| fraud | {caught_fraud:,} | {fraud - caught_fraud:,} |",
+        f"| legitimate | {caught_legit:,} | {legit - caught_legit:,} |",
     ]
     return "\n".join(lines)
 

@@ -428,6 +428,18 @@ class BatchRules(_Frozen):
     """The user's window whose previous amounts give the median and maximum."""
 
 
+class FlowModelRules(_Frozen):
+    """Online models for logins and gift events (``engine.learning.FlowModel``): the same
+    learner as the transactions' on what their decisions hold, with thresholds of their own
+    (these flows see fewer labels)."""
+
+    enabled: bool
+    family: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]*$", max_length=64)
+    min_labels: int = Field(ge=0)
+    min_frauds: int = Field(ge=0)
+    points: int = Field(ge=0, le=100)
+
+
 class ModelRules(_Frozen):
     """The online model (``engine.learning``) and its part of the score."""
 
@@ -456,6 +468,7 @@ class ModelRules(_Frozen):
     known_fraud_keep: int = Field(ge=1)
     snapshot_history: int = Field(ge=1)
     batch: BatchRules
+    flows: FlowModelRules
 
 
 class AccountTakeover(_Frozen):

@@ -12,8 +12,8 @@ from engine.accounts import FROZEN_FEATURE
 from engine.actions import actions_for
 from engine.blocks import blocks_for, fraud_event_of
 from engine.features import record_and_read
-from engine.learning import LoadedModel
-from engine.model_inputs import ModelScore, model_features, previous_amounts
+from engine.learning import LoadedModel, flow_rules
+from engine.model_inputs import ModelScore, flow_features, model_features, previous_amounts
 from engine.scoring import Assessment, assess
 from engine.velocity import Features, VelocityState
 from schemas.models import DecisionAction, FraudBlock, FraudEvent, InputEvent, TransactionEvent
@@ -46,7 +46,8 @@ def decide_event(
     (``engine.lists.list_features``), ``clock_skew_s`` how far ahead of its arrival it was
     stamped when it is scored as of its arrival. A transaction also gets the online
     ``model``'s score, read from its features plus the ``known_frauds`` of its terminal and
-    card. ``account_frozen``: the event's user's account is frozen (``engine.accounts``).
+    card; a login or gift event its flow's model's score (``engine.learning.FlowModel``).
+    ``account_frozen``: the event's user's account is frozen (``engine.accounts``).
     """
     if account_frozen:
         lists = {**(lists or {}), FROZEN_FEATURE: 1}
@@ -60,6 +61,16 @@ def decide_event(
         features.update(model_features(event, known_frauds or {}, offset, previous))
         if model is not None:
             scored = model.model.score_features(features, rules.model), model.version
+    elif (
+        not isinstance(event, TransactionEvent)
+        and rules.model.enabled
+        and rules.model.flows.enabled
+    ):
+        offset = rules.capypay.velocity.local_utc_offset_hours
+        agents = rules.detection.login.scripted_agents
+        features.update(flow_features(event, offset, agents))
+        if model is not None:
+            scored = model.model.score_features(features, flow_rules(rules.model)), model.version
     assessment = assess(event, rules, features, scored)
     blocks = blocks_for(event, assessment, rules.gift.blocks)
     for block in blocks:

@@ -25,6 +25,7 @@ import pickle
 from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Protocol
 
 from river import anomaly, linear_model, optim, preprocessing, stats
@@ -36,6 +37,7 @@ from engine.model_inputs import (
     FIRST_AT,
     LAST_AT,
     ModelScore,
+    flow_inputs,
     known_fraud_fact,
     known_fraud_feature,
     model_inputs,
@@ -45,13 +47,24 @@ from engine.model_inputs import (
 )
 from engine.trees import TreeScorer
 from engine.velocity import Features
-from schemas.models import KnownFraud, Label, ModelSnapshot, SubjectType, TransactionEvent
+from schemas.models import (
+    EventKind,
+    KnownFraud,
+    Label,
+    ModelSnapshot,
+    SubjectType,
+    TransactionEvent,
+)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 BATCH = "champion-batch"
-"""Model names: the online model deciding, one scored in shadow beside it, and the batch
-model (``engine.batch``) whose probability joins the deciding one's (``blend``)."""
+LOGIN_MODEL = "champion-login"
+GIFT_MODEL = "champion-gift"
+"""Model names: the online model deciding transactions, one scored in shadow beside it, the
+batch model (``engine.batch``) whose probability joins the deciding one's (``blend``), and
+the online models of logins and gift events."""
+FLOW_MODELS = {EventKind.LOGIN: LOGIN_MODEL, EventKind.GIFT: GIFT_MODEL}
 
 
 class OnlineModel:
@@ -111,8 +124,12 @@ class OnlineModel:
         pipeline.learn_one(inputs)
         self.events += 1
 
+    def inputs_of(self, features: Features, rules: ModelRules) -> dict[str, float]:
+        """The inputs this model learns and scores, from a decision's features."""
+        return model_inputs(features, rules)
+
     def score_features(self, features: Features, rules: ModelRules) -> ModelScore:
-        return self.score(model_inputs(features, rules))
+        return self.score(self.inputs_of(features, rules))
 
     def score(self, inputs: dict[str, float]) -> ModelScore:
         # The pipeline's steps by hand: the standardised inputs serve the probability and
@@ -125,6 +142,29 @@ class OnlineModel:
         pushes = ((name, weight(name, 0.0) * value) for name, value in scaled.items())
         contributions = top_contributions((p for p in pushes if p[1] > 0), self.rules.top_features)
         return ModelScore(probability, anomaly_score, self.anomaly_cut, self.ready, contributions)
+
+
+class FlowModel(OnlineModel):
+    """The online model of logins or gift events: the same learners, on ``flow_inputs``
+    (named and sparse, no fixed vector: a worker scores it as it is, not frozen)."""
+
+    def inputs_of(self, features: Features, rules: ModelRules) -> dict[str, float]:
+        return flow_inputs(features, rules)
+
+
+@lru_cache(maxsize=8)
+def flow_rules(rules: ModelRules) -> ModelRules:
+    """The model rules a flow model learns and scores with: the transactions' learning
+    settings, the flows' own family, thresholds and points."""
+    flows = rules.flows
+    return rules.model_copy(
+        update={
+            "family": flows.family,
+            "min_labels": flows.min_labels,
+            "min_frauds": flows.min_frauds,
+            "points": flows.points,
+        }
+    )
 
 
 class ModelError(Exception):
@@ -449,10 +489,19 @@ class Learner:
         else:
             batch.rows, self.batch = rows, batch
 
+    @classmethod
+    def for_flow(
+        cls, rules: ModelRules, horizon_ms: int, examples: MutableMapping[str, Example]
+    ) -> Learner:
+        """The learner of a flow's model (logins, gifts): no batch model, no known frauds."""
+        learner = cls(flow_rules(rules), horizon_ms, examples)
+        learner.model = FlowModel(learner.rules)
+        return learner
+
     def observe_decision(
         self, event_id: str, occurred_ms: int, features: Features, label_entities: Iterable[str]
     ) -> LearnStep:
-        inputs = model_inputs(features, self.rules)
+        inputs = self.model.inputs_of(features, self.rules)
         trees = tuple(tree_input_values(features, self.rules)) if self.batch else ()
         self.examples[event_id] = Example(inputs, occurred_ms, tuple(label_entities), trees)
         self.model.learn_event(inputs)

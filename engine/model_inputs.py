@@ -19,7 +19,7 @@ from functools import cache
 from config.rules import ModelRules
 from engine.features import at_ms_of, local_time, window_feature
 from engine.velocity import Features, VelocityState
-from schemas.models import Reason, TransactionEvent
+from schemas.models import GiftEvent, LoginEvent, Reason, TransactionEvent
 
 ML_PREFIX = "ml."
 """Decision features the model reads that the rules do not already publish."""
@@ -33,6 +33,53 @@ _FIRST_TRANSACTION = "first_transaction"
 def is_model_scored(features: Features) -> bool:
     """Whether a decision's features hold the model's inputs (transactions, model on)."""
     return _AMOUNT in features
+
+
+FLOW_PREFIX = "ml.flow."
+"""Features a login or gift decision adds for its flow's model."""
+_FLOW_HOUR = FLOW_PREFIX + "hour"
+_FLOW_NETWORK = FLOW_PREFIX + "net."
+_FLOW_AMOUNT = FLOW_PREFIX + "amount_cents"
+_FLOW_SCRIPTED = FLOW_PREFIX + "agent_scripted"
+
+
+def is_flow_scored(features: Features) -> bool:
+    """Whether a decision's features hold a flow model's inputs (logins, gifts)."""
+    return _FLOW_HOUR in features
+
+
+def flow_features(
+    event: LoginEvent | GiftEvent, local_utc_offset_hours: int, scripted_agents: Iterable[str]
+) -> Features:
+    """What a login or gift event adds to its decision's features for its flow's model:
+    the local hour, its network flags, a gift's amount, a scripted client's user agent."""
+    features: Features = {_FLOW_HOUR: local_time(event.occurred_at, local_utc_offset_hours).hour}
+    for flag in event.network_flags:
+        features[_FLOW_NETWORK + flag.value] = 1
+    if isinstance(event, GiftEvent) and event.amount_cents is not None:
+        features[_FLOW_AMOUNT] = event.amount_cents
+    agent = (event.user_agent or "").lower()
+    if agent and any(a in agent for a in scripted_agents):
+        features[_FLOW_SCRIPTED] = 1
+    return features
+
+
+def flow_inputs(features: Features, rules: ModelRules) -> dict[str, float]:
+    """A flow model's inputs from a decision's features alone (the learner rebuilds them
+    from the published decision): every window and history feature log-scaled by its name
+    (an absent one is a 0, as a sparse model reads it), the list hits as one count, and the
+    hour as night or not."""
+    inputs: dict[str, float] = {}
+    hits = 0
+    for name, value in features.items():
+        if name.startswith("list."):
+            hits += name.startswith("list.block.")
+        elif name == _FLOW_HOUR:
+            inputs["night"] = float(value <= rules.night_until_hour)
+        else:
+            inputs[name] = math.log1p(max(value, 0))
+    inputs["list_block_hits"] = float(hits)
+    return inputs
 
 
 @cache

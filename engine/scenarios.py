@@ -698,24 +698,25 @@ class ScenarioReport:
     rows: list[GroupRow]
     undecided: int
 
-    def _total(self, kind: str) -> tuple[int, int]:
+    def totals(self, kind: str) -> tuple[int, int]:
+        """Events and caught events of the rows of one kind."""
         picked = [r for r in self.rows if r.kind == kind]
         return sum(r.events for r in picked), sum(r.caught for r in picked)
 
     @property
     def recall(self) -> float:
-        events, caught = self._total("fraud")
+        events, caught = self.totals("fraud")
         return caught / events if events else 0.0
 
     @property
     def fpr(self) -> float:
-        events, caught = self._total("legit")
+        events, caught = self.totals("legit")
         return caught / events if events else 0.0
 
     @property
     def precision(self) -> float:
         """Of the caught events (set-up steps aside), the share that were fraud."""
-        caught_fraud, caught_legit = self._total("fraud")[1], self._total("legit")[1]
+        caught_fraud, caught_legit = self.totals("fraud")[1], self.totals("legit")[1]
         flagged = caught_fraud + caught_legit
         return caught_fraud / flagged if flagged else 0.0
 

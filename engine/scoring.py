@@ -33,6 +33,7 @@ from engine.features import (
     type_metric,
     window_feature,
 )
+from engine.learning import flow_rules
 from engine.lists import ListVerdict, judge_hits
 from engine.model_inputs import ModelScore, model_reasons
 from engine.money import format_brl
@@ -301,7 +302,8 @@ def assess(
             reasons = login_reasons(event, features, rules.capypay, judged)
     reasons = [*reasons, *detection_reasons(event, features, rules)]
     if model is not None:
-        reasons = [*reasons, *model_reasons(*model, rules.model)]
+        model_rules = rules.model if kind is EventKind.TRANSACTION else flow_rules(rules.model)
+        reasons = [*reasons, *model_reasons(*model, model_rules)]
     skew_s = features.get(CLOCK_SKEW_FEATURE)
     if skew_s:
         detail = f"occurred_at was {int(skew_s)}s ahead of its arrival: scored as of its arrival"

@@ -26,6 +26,7 @@ from engine.learning import (
     BATCH,
     CHALLENGER,
     CHAMPION,
+    FLOW_MODELS,
     LoadedModel,
     ModelError,
     ScoresFeatures,
@@ -258,6 +259,8 @@ def build_app(
             if snapshot.name == BATCH:
                 trees = open_trees(blob, signature, hash_key, rules.model.batch.family)
                 scorer: ScoresFeatures = tree_scorer(trees, rules.model)
+            elif snapshot.name in FLOW_MODELS.values():  # sparse inputs: scored as learned
+                scorer = open_model(blob, signature, hash_key, rules.model.flows.family)
             else:
                 scorer = FrozenModel(open_model(blob, signature, hash_key, rules.model.family))
         except (ModelError, ValueError) as exc:

@@ -22,6 +22,8 @@ from engine.learning import event_label
 from engine.model_inputs import known_fraud_feature
 from schemas.models import (
     Decision,
+    Label,
+    LoginEvent,
     ModelSnapshot,
     ShadowDecision,
     TransactionEvent,
@@ -45,7 +47,12 @@ def rules_file(path: Path, version: str, extra: dict[str, str]) -> Path:
     """The shipped rules with a few values changed (the model ready after 2 labels)."""
     text = default_rules_path().read_text()
     text = text.replace('version = "', f'version = "{version}-', 1)
-    ready = {"min_labels = 2000": "min_labels = 2", "min_frauds = 20": "min_frauds = 1"}
+    ready = {
+        "min_labels = 2000": "min_labels = 2",
+        "min_frauds = 20": "min_frauds = 1",
+        "min_labels = 300 ": "min_labels = 2 ",  # the flows' models too
+        "min_frauds = 15": "min_frauds = 1",
+    }
     for old, new in {**ready, **extra}.items():
         assert old in text
         text = text.replace(old, new, 1)
@@ -202,6 +209,70 @@ def test_labels_teach_the_model_the_worker_scores_with_and_a_restart_keeps_it(
     latest = wait_for_snapshot(settings, "champion", lambda s: s.events >= 33)
     assert latest.labels == 20 and latest.frauds == 2 and latest.events == 33  # each once
     assert int(latest.version.rsplit(".", 1)[1]) > int(learned.version.rsplit(".", 1)[1])
+
+
+def test_logins_learn_from_their_labels_and_the_worker_scores_with_the_login_model(
+    model_settings: Settings,
+    start_worker: Callable[..., WorkerProcess],
+    start_learner: Callable[[], WorkerProcess],
+) -> None:
+    """Logins have an online model of their own: labels of logins teach it, the learner
+    publishes it as champion-login, and the worker's next login decisions carry its reason."""
+    settings = model_settings
+    topics = Topics(settings.topic_prefix)
+    bootstrap = settings.bootstrap_servers
+    start_worker(settings=settings)
+    start_learner()
+
+    def logins(prefix: str, at: datetime, bot: bool) -> list[LoginEvent]:
+        return [
+            factories.login(
+                event_id=f"{prefix}-{i}",
+                user_id=f"{prefix}-user-{i}",
+                occurred_at=at + timedelta(seconds=i),
+                success=not bot,
+                failure_reason="BAD_PASSWORD" if bot else None,
+                device_fingerprint="bot-device" if bot else f"{prefix}-phone-{i}",
+                network_flags=["HOSTING"] if bot else [],
+            )
+            for i in range(4)
+        ]
+
+    first = logins("lb", T0, bot=True) + logins("lg", T0, bot=False)
+    asyncio.run(send_events(bootstrap, topics, list(first)))
+    assert all(
+        d.features.get("ml.flow.hour") is not None for d in decided(settings, first).values()
+    )
+    labelled_at = T0 + timedelta(minutes=10)
+    labels = [
+        Label(
+            label_id=f"label-{e.event_id}",
+            subject_type="user",
+            subject_id=e.user_id or "",
+            is_fraud=e.event_id.startswith("lb"),
+            event_ids=[e.event_id],
+            labelled_at=labelled_at,
+            source="analyst",
+        )
+        for e in first
+    ]
+    records = [OutRecord(topics.labels, lb.subject_id.encode(), CODEC.encode(lb)) for lb in labels]
+    asyncio.run(publish(bootstrap, records))
+    later = logins("lt", T0 + timedelta(minutes=20), bot=False)[:1]  # moves event time on
+    asyncio.run(send_events(bootstrap, topics, list(later)))
+    decided(settings, later)
+    learned = wait_for_snapshot(settings, "champion-login", lambda s: s.labels >= 8)
+    assert learned.frauds == 4 and learned.version.startswith("flow-1.")
+
+    probes = logins("pb", T0 + timedelta(minutes=30), bot=True)[:1]
+    probes += logins("pg", T0 + timedelta(minutes=30), bot=False)[:1]
+    asyncio.run(send_events(bootstrap, topics, list(probes)))
+    after = decided(settings, probes)
+    bad, good = after["pb-0"], after["pg-0"]
+    assert bad.model_version is not None and bad.model_version.startswith("flow-1.")
+    assert bad.model_probability is not None and good.model_probability is not None
+    assert bad.model_probability > good.model_probability
+    assert "MODEL_FRAUD_PROBABILITY" in [r.code for r in bad.reasons]
 
 
 def test_a_challenger_is_scored_in_shadow_without_changing_decisions(

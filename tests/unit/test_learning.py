@@ -103,7 +103,7 @@ def test_a_transaction_decision_carries_the_model_features_and_score() -> None:
     assert is_model_scored(outcome.assessment.features)
     assert outcome.model_version == "online-1.7"
     assert outcome.model_score is not None
-    gift = decide_event(VelocityState(), factories.gift(), RULES, model=loaded)
+    gift = decide_event(VelocityState(), factories.gift(), RULES)  # its flow's model: none
     assert gift.model_score is None and not is_model_scored(gift.assessment.features)
 
 
