@@ -154,7 +154,7 @@ def _corrupt_avro(rng: random.Random, kind: str, _user: str) -> tuple[bytes, fro
 
 
 def _unknown_schema(rng: random.Random, _kind: str, _user: str) -> tuple[bytes, frozenset[str]]:
-    schema_id = rng.choice([0, 1, 999, 2**31, 2**32 - 1, 1006, 9999])
+    schema_id = rng.choice([0, 1, 999, 2**31, 2**32 - 1, 1099, 9999])
     return b"\x00" + schema_id.to_bytes(4, "big") + rng.randbytes(30), _of(UNKNOWN_SCHEMA)
 
 

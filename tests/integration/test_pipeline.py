@@ -54,7 +54,10 @@ def test_every_valid_event_gets_one_decision_keyed_by_subject(
     over_limit = factories.gift(amount_cents=150_000)
     failed_pix = factories.gift(event_type="payment_failed", amount_cents=None)
     avro_events = [factories.transaction() for _ in range(20)] + [over_limit, failed_pix]
-    json_events = [factories.login() for _ in range(10)] + [factories.gift() for _ in range(5)]
+    # Successful logins: the factory's failed ones from one device over seven accounts are
+    # credential stuffing, whose device and IP blocks are not what this test reads.
+    logins = [factories.login(success=True, failure_reason=None) for _ in range(10)]
+    json_events = [*logins, *(factories.gift() for _ in range(5))]
     start_worker()
 
     asyncio.run(send_events(bootstrap, topics, avro_events, avro=True))
