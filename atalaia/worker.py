@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+from agents.worker_app import build_app
 from config.rules import RuleSet
 from config.settings import Settings
 from streams.admin import ensure_topics
-from streams.app import build_app, run_until_stopped
+from streams.app import run_until_stopped
 from streams.live_config import latest_rules
 
 

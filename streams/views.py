@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from aiokafka import ConsumerRecord
 
-from config.default_lists import default_list_rows
+from engine.default_lists import default_list_rows
 from engine.lists import ListView, default_entries
 from schemas.codec import DecodeError, WireCodec
 from schemas.models import WireModel

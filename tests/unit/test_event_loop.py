@@ -13,7 +13,7 @@ import asyncio
 import faust
 from config.rules import load_rules
 from config.settings import load_settings
-from streams.app import build_app
+from agents.worker_app import build_app
 from streams.live_config import StartingRules
 
 asyncio.run(asyncio.sleep(0))  # the worker talks to the broker before it builds its app
