@@ -1,8 +1,9 @@
 """``atalaia backtest``: replay archived events through the scoring code under the current
 rules and a candidate (``--config NEW``), and show what would change.
 
-Archived events are the input topics (the broker keeps them) with the labels topic, or the
-handbook file with its labels (``--handbook``), labels known 7 days after each transaction.
+Archived events are the input topics (the broker keeps them) with the labels topic, the
+handbook file with its labels (``--handbook``), labels known 7 days after each transaction,
+or the labelled scenarios of a seed (``--scenarios SEED``, ``engine.scenarios``).
 Events from ``--warmup-days`` before ``--from`` build the windows, lists and model first and
 are not measured. Both configurations run the same code as the worker (``engine.replay``),
 their online models learning from the labels as they become known.
@@ -19,12 +20,15 @@ from pathlib import Path
 from typing import TextIO
 
 from atalaia.evaluate import EvalError, label_of, read_labelled
+from atalaia.scenarios import listed_entries
 from config.rules import RuleSet
 from config.settings import Settings
+from engine.admission import subject_of
 from engine.lists import ListView
 from engine.metrics import Confusion, confusion
 from engine.money import format_brl
 from engine.replay import Replay
+from engine.scenarios import DEFAULT_USERS, generate, kind_of
 from schemas.models import InputEvent, Label, Reason, TransactionEvent, Verdict
 from streams.reader import read_decoded
 from streams.topics import Topics
@@ -162,6 +166,34 @@ def archived_events(
     return unique, sorted(labels, key=lambda label: label.labelled_at)
 
 
+def scenario_events(
+    seed: int, hash_key: bytes, start: datetime, end: datetime, lists: ListView
+) -> tuple[list[InputEvent], list[Label]]:
+    """The labelled scenarios of ``seed`` between ``start`` and ``end``, each fraud or
+    legitimate event labelled a week after it (a fraudster's set-up steps stay unlabelled,
+    as they are neither), and the listed fraudsters' entries added to ``lists``."""
+    stream = [
+        i for i in generate(seed, DEFAULT_USERS, hash_key) if start <= i.event.occurred_at < end
+    ]
+    at = stream[0].event.occurred_at if stream else start
+    for entry in listed_entries(hash_key, DEFAULT_USERS, at):
+        lists.apply(entry)
+    labels = [
+        Label(
+            label_id=f"label-{item.event.event_id}",
+            subject_type=subject_of(item.event).type,
+            subject_id=subject_of(item.event).id,
+            is_fraud=item.is_fraud,
+            event_ids=[item.event.event_id],
+            labelled_at=item.event.occurred_at + timedelta(days=7),
+            source="scenarios",
+        )
+        for item in stream
+        if kind_of(item.label) != "setup"
+    ]
+    return [i.event for i in stream], sorted(labels, key=lambda label: label.labelled_at)
+
+
 def backtest_main(
     settings: Settings,
     current: RuleSet,
@@ -171,13 +203,18 @@ def backtest_main(
     warmup_days: int,
     handbook: Path | None,
     out: TextIO,
+    scenarios: int | None = None,
 ) -> int:
     start = _day_start(first) - timedelta(days=warmup_days)
     end = _day_start(last) + timedelta(days=1)
+    hash_key = settings.pii_hash_key.get_secret_value().encode()
+    lists = default_list_view(hash_key)
     if handbook is not None:
         items = list(read_labelled(handbook, start.date(), last))
         events: list[InputEvent] = [item.event for item in items]
         labels = [label_of(item, timedelta(days=7)) for item in items]
+    elif scenarios is not None:
+        events, labels = scenario_events(scenarios, hash_key, start, end, lists)
     else:
         events, labels = archived_events(settings, start, end)
     if not any(_day_start(first) <= e.occurred_at < end for e in events):
@@ -185,8 +222,6 @@ def backtest_main(
     print(
         f"{len(events):,} events replayed ({warmup_days} days of warm-up before {first})", file=out
     )
-    hash_key = settings.pii_hash_key.get_secret_value().encode()
-    lists = default_list_view(hash_key)
     configs = {"current": current, "candidate": candidate}
     runs, measured = backtest(events, labels, configs, hash_key, lists, _day_start(first), end)
     print(f"{measured:,} measured events have a label\n", file=out)

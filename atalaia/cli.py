@@ -391,8 +391,15 @@ def _learning_parsers(commands: Any) -> None:
         default=30,
         help="days replayed before --from to fill the windows (default 30)",
     )
-    backtest.add_argument(
+    source = backtest.add_mutually_exclusive_group()
+    source.add_argument(
         "--handbook", action="store_true", help="the handbook file instead of the input topics"
+    )
+    source.add_argument(
+        "--scenarios",
+        metavar="SEED",
+        type=_positive,
+        help="the labelled scenarios of this seed (400 users) instead of the input topics",
     )
     evaluation = _command(commands, "eval", "detection quality on labelled data")
     evaluation.add_argument(
@@ -675,6 +682,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             args.warmup_days,
             settings.handbook_path if args.handbook else None,
             sys.stdout,
+            args.scenarios,
         )
     if args.command == "eval" and args.dataset == "scenarios":
         from atalaia.scenarios import scenarios_main

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import io
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
-from atalaia.backtest import backtest, print_backtest
+from atalaia.backtest import backtest, print_backtest, scenario_events
 from atalaia.learning import compare_shadow
 from config.rules import load_rules
 from engine.learning import utc_from_ms
+from engine.lists import ListView
 from schemas.models import (
     EventKind,
     Label,
+    LoginEvent,
     ShadowDecision,
     SubjectType,
     TransactionEvent,
@@ -117,3 +119,24 @@ def test_the_shadow_comparison_counts_agreement_and_labelled_outcomes() -> None:
     assert (result.events, result.agree, result.labelled) == (3, 2, 1)
     assert result.champion is not None and result.challenger is not None
     assert result.champion.false_negatives == 1 and result.challenger.true_positives == 1
+
+
+def test_a_backtest_on_the_scenarios_labels_frauds_and_look_alikes_and_lists_the_fraudsters() -> (
+    None
+):
+    start, end = datetime(2026, 10, 30, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
+    lists = ListView()
+    events, labels = scenario_events(7, b"k", start, end, lists)
+    assert events and all(start <= e.occurred_at < end for e in events)
+    by_event = {label.event_ids[0]: label for label in labels}
+    assert set(by_event) < {e.event_id for e in events}  # set-up steps stay unlabelled
+    assert any(label.is_fraud for label in labels) and not all(lb.is_fraud for lb in labels)
+    assert all(
+        lb.labelled_at
+        == next(e for e in events if e.event_id == lb.event_ids[0]).occurred_at + timedelta(days=7)
+        for lb in labels[:20]
+    )
+    listed = [
+        e for e in events if isinstance(e, LoginEvent) and (e.user_id or "").startswith("listed-")
+    ]
+    assert listed and all(lists.hits(e, b"k") for e in listed)
