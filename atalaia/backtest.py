@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TextIO
 
 from atalaia.evaluate import EvalError, label_of, read_labelled
-from atalaia.scenarios import listed_entries
 from config.rules import RuleSet
 from config.settings import Settings
 from engine.admission import subject_of
@@ -28,7 +27,7 @@ from engine.lists import ListView
 from engine.metrics import Confusion, confusion
 from engine.money import format_brl
 from engine.replay import Replay
-from engine.scenarios import DEFAULT_USERS, generate, kind_of
+from engine.scenarios import DEFAULT_USERS, generate, kind_of, listed_entries
 from schemas.models import InputEvent, Label, Reason, TransactionEvent, Verdict
 from streams.reader import read_decoded
 from streams.topics import Topics

@@ -111,6 +111,12 @@ def _positive(value: str) -> int:
     return int(value)
 
 
+def _non_negative(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, got {value!r}")
+    return int(value)
+
+
 def _seconds(value: str) -> float:
     try:
         seconds = float(value)
@@ -462,6 +468,14 @@ def _demo_parser(commands: Any) -> None:
         "--gifts", type=_positive, default=1000, help="GiftPix events replayed (default 1000)"
     )
     demo.add_argument(
+        "--scenarios",
+        type=_non_negative,
+        default=40,
+        metavar="USERS",
+        help="also replay the labelled fraud scenarios of this many users (~80 events each) "
+        "and show what each fraud behaviour got (default 40; 0: none)",
+    )
+    demo.add_argument(
         "--analytics",
         action="store_true",
         help="also run the ClickHouse sink and print the daily report of the busiest day",
@@ -738,7 +752,14 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
     rate = None if args.burst else args.rate
     return demo_main(
-        settings, args.transactions, args.gifts, rate, args.analytics, args.learning, args.audit
+        settings,
+        args.transactions,
+        args.gifts,
+        rate,
+        args.analytics,
+        args.learning,
+        args.audit,
+        args.scenarios,
     )
 
 

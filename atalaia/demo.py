@@ -44,6 +44,7 @@ from config.settings import Settings
 from engine.admission import subject_of
 from engine.decisions import DecisionLedger, Seen
 from engine.learning import event_label
+from engine.scenarios import DEFAULT_SEED, generate, listed_entries, render_table, scenario_report
 from schemas.codec import WireCodec
 from schemas.models import (
     DeadLetter,
@@ -55,6 +56,7 @@ from schemas.models import (
     ModelSnapshot,
     ShadowDecision,
     TransactionEvent,
+    Verdict,
 )
 from streams.admin import ensure_topics
 from streams.reader import read_topics
@@ -94,6 +96,10 @@ class DemoResult:
     shadow: str = ""
     audit: str = ""
     audit_problems: int = 0
+    scenario_labels: list[tuple[str, str]] = field(default_factory=list)
+    """(event id, behaviour or group) of the labelled scenarios replayed, if any."""
+    verdict_of: dict[str, Verdict] = field(default_factory=dict)
+    """Each decided event's first verdict."""
 
     @property
     def decided(self) -> int:
@@ -176,6 +182,7 @@ async def _collect(
                 if ledger.observe(decision) is Seen.FIRST:
                     last_seen = time.monotonic()
                     result.verdicts[(decision.event_kind.value, decision.decision.value)] += 1
+                    result.verdict_of[decision.event_id] = decision.decision
                     if decision.model_version:
                         result.model_versions[decision.model_version.rsplit(".", 1)[0]] += 1
                     result.reasons.update(r.code for r in decision.reasons)
@@ -214,16 +221,20 @@ async def run_demo(
     learner_only: bool = False,
     audit: bool = False,
     models: Sequence[ModelSnapshot] = (),
+    scenarios: int = 0,
 ) -> DemoResult:
     """``learning``: also run the learner with the shipped challenger in shadow, publish the
     handbook's labels (known 7 days after each transaction) and compare the two;
     ``learner_only``: run the learner, no challenger (the benchmark's "model on");
     ``audit``: also run the auditor (batches due after a few seconds) and verify its log;
     ``models``: snapshots on the models topic before the worker starts (it scores with
-    them)."""
+    them); ``scenarios``: also replay the labelled fraud scenarios of that many users (the
+    listed fraudsters' entries on the lists topic first) and report each behaviour."""
     codec = WireCodec()
     now = datetime.now(UTC)
     source, tx_events, gift_events = demo_events(settings, transactions, gifts, now)
+    hash_key = settings.pii_hash_key.get_secret_value().encode()
+    stream = generate(DEFAULT_SEED, scenarios, hash_key) if scenarios else []
     bad = invalid_samples(now)
     result = DemoResult(transaction_source=source, rate=rate)
 
@@ -238,6 +249,13 @@ async def run_demo(
                     OutRecord(topics.models, m.name.encode(), codec.encode(m)) for m in models
                 ]
                 await publish(demo.bootstrap_servers, snapshots)
+            if stream:
+                at = stream[0].event.occurred_at
+                listed = listed_entries(hash_key, scenarios, at)
+                entries = [
+                    OutRecord(topics.lists, e.entry_id.encode(), codec.encode(e)) for e in listed
+                ]
+                await publish(demo.bootstrap_servers, entries)
             learner = None
             if learning:
                 demo = demo.model_copy(update={"challenger_rules_path": default_challenger_path()})
@@ -281,8 +299,11 @@ async def run_demo(
                         (topics.gifts, EventKind.GIFT),
                     )
                 }
+                records += [event_record(codec, topics, item.event) for item in stream]
                 records += [OutRecord(kind_topic[b.topic_kind], None, b.value) for b in bad]
                 expected = {e.event_id for e in tx_events} | {e.event_id for e in gift_events}
+                expected |= {item.event.event_id for item in stream}
+                result.scenario_labels = [(i.event.event_id, i.label) for i in stream]
                 result.valid = len(expected)
                 replay_started = time.monotonic()
                 result.sent = await publish(
@@ -442,6 +463,9 @@ def render_summary(result: DemoResult) -> str:
             f"  {family:<26}{count:>6} transactions scored"
             for family, count in result.model_versions.items()
         ]
+    if result.scenario_labels:
+        report = scenario_report(result.scenario_labels, result.verdict_of)
+        lines += ["", "labelled fraud scenarios (atalaia eval scenarios)", render_table(report)]
     if result.shadow:
         lines += ["", "challenger in shadow (atalaia shadow)", result.shadow.rstrip()]
     if result.audit:
@@ -501,6 +525,7 @@ def demo_main(
     analytics: bool = False,
     learning: bool = False,
     audit: bool = False,
+    scenarios: int = 0,
 ) -> int:
     interrupt_on_sigterm()
     result = asyncio.run(
@@ -512,6 +537,7 @@ def demo_main(
             analytics=analytics,
             learning=learning,
             audit=audit,
+            scenarios=scenarios,
         )
     )
     print(render_summary(result))

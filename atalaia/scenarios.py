@@ -14,7 +14,6 @@ import io
 import json
 import time
 from contextlib import aclosing
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -27,18 +26,17 @@ from atalaia.scratch import scratch_directory
 from atalaia.supervise import WorkerProcess
 from config.rules import load_rules
 from config.settings import Settings
-from engine.lists import entry_from_row
 from engine.replay import Replay
 from engine.scenarios import (
-    REVIEW_BY_POLICY,
     Labelled,
     ScenarioReport,
     generate,
-    listed_rows,
+    listed_entries,
+    render_table,
     scenario_report,
 )
 from schemas.codec import WireCodec
-from schemas.models import Decision, ListEntry, ListKind, Verdict
+from schemas.models import Decision, ListEntry, Verdict
 from streams.admin import ensure_topics
 from streams.reader import read_topics
 from streams.topics import Topics
@@ -46,14 +44,6 @@ from streams.views import default_list_view
 
 IDLE_S = 60.0
 """No new decision for this long ends the read: the worker is stuck or dead."""
-
-
-def listed_entries(hash_key: bytes, users: int, at: datetime) -> list[ListEntry]:
-    """The block-list entries of the stream's listed fraudsters, as an analyst would have
-    added them before the stream starts."""
-    return [
-        entry_from_row(row, ListKind.BLOCK, hash_key, "scenarios", at) for row in listed_rows(users)
-    ]
 
 
 def decide_in_process(
@@ -121,31 +111,6 @@ async def _pipeline(
             run = local_settings(settings, broker.bootstrap_servers, workdir, "scenarios")
             await ensure_topics(run)
             return await decide_through_pipeline(run, workdir, stream, listed, out)
-
-
-def render_table(report: ScenarioReport) -> str:
-    """Markdown: one row per behaviour and group, then the overall figures."""
-    lines = ["| group | kind | events | caught | recall / FPR |", "|---|---|---:|---:|---:|"]
-    for row in report.rows:
-        measure = {"fraud": "recall", "legit": "FPR", "setup": "not measured"}[row.kind]
-        shown = f"{measure} {row.rate:.1%}" if row.kind != "setup" else measure
-        if row.group in REVIEW_BY_POLICY:
-            shown += f" (BLOCK only; {row.reviewed:,} sent to REVIEW by policy)"
-        lines.append(f"| {row.group} | {row.kind} | {row.events:,} | {row.caught:,} | {shown} |")
-    fraud, caught_fraud = report.totals("fraud")
-    legit, caught_legit = report.totals("legit")
-    lines += [
-        "",
-        f"overall recall {report.recall:.1%}, FPR {report.fpr:.2%}, "
-        f"precision {report.precision:.1%}"
-        + (f"; {report.undecided} undecided" if report.undecided else ""),
-        "",
-        "| | caught | let through |",
-        "|---|---:|---:|",
-        f"| fraud | {caught_fraud:,} | {fraud - caught_fraud:,} |",
-        f"| legitimate | {caught_legit:,} | {legit - caught_legit:,} |",
-    ]
-    return "\n".join(lines)
 
 
 def report_json(report: ScenarioReport, extra: dict[str, Any]) -> str:

@@ -25,10 +25,13 @@ from typing import Any
 
 from engine.identities import keyed_hash, normalise
 from engine.list_import import ListRow
+from engine.lists import entry_from_row
 from schemas.models import (
     GiftEvent,
     InputEvent,
     ListEntityType,
+    ListEntry,
+    ListKind,
     ListSeverity,
     ListSource,
     LoginEvent,
@@ -759,3 +762,36 @@ def scenario_report(
     groups = sorted(events, key=lambda g: (order[kind_of(g)], known.get(g, len(known)), g))
     rows = [GroupRow(g, kind_of(g), events[g], caught[g], reviewed[g]) for g in groups]
     return ScenarioReport(rows, undecided)
+
+
+def listed_entries(hash_key: bytes, users: int, at: datetime) -> list[ListEntry]:
+    """The block-list entries of the stream's listed fraudsters, as an analyst would have
+    added them before the stream starts."""
+    return [
+        entry_from_row(row, ListKind.BLOCK, hash_key, "scenarios", at) for row in listed_rows(users)
+    ]
+
+
+def render_table(report: ScenarioReport) -> str:
+    """Markdown: one row per behaviour and group, then the overall figures."""
+    lines = ["| group | kind | events | caught | recall / FPR |", "|---|---|---:|---:|---:|"]
+    for row in report.rows:
+        measure = {"fraud": "recall", "legit": "FPR", "setup": "not measured"}[row.kind]
+        shown = f"{measure} {row.rate:.1%}" if row.kind != "setup" else measure
+        if row.group in REVIEW_BY_POLICY:
+            shown += f" (BLOCK only; {row.reviewed:,} sent to REVIEW by policy)"
+        lines.append(f"| {row.group} | {row.kind} | {row.events:,} | {row.caught:,} | {shown} |")
+    fraud, caught_fraud = report.totals("fraud")
+    legit, caught_legit = report.totals("legit")
+    lines += [
+        "",
+        f"overall recall {report.recall:.1%}, FPR {report.fpr:.2%}, "
+        f"precision {report.precision:.1%}"
+        + (f"; {report.undecided} undecided" if report.undecided else ""),
+        "",
+        "| | caught | let through |",
+        "|---|---:|---:|",
+        f"| fraud | {caught_fraud:,} | {fraud - caught_fraud:,} |",
+        f"| legitimate | {caught_legit:,} | {legit - caught_legit:,} |",
+    ]
+    return "\n".join(lines)

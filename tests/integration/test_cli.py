@@ -19,6 +19,7 @@ import pytest
 from atalaia.broker import wait_for_port
 from atalaia.supervise import SUPERVISOR_PID_ENV, WorkerProcess, settings_env
 from config.settings import Settings
+from engine.scenarios import DEFAULT_SEED, FRAUD_BEHAVIOURS, generate
 from streams.topics import Topics
 from tests import factories
 from tests.integration.helpers import collect
@@ -115,8 +116,12 @@ class DemoRun:
     stderr: str
 
 
+DEMO_SCENARIO_USERS = 20
+
+
 def _run_demo() -> DemoRun:
     args = ["demo", "--transactions", "300", "--gifts", "100", "--burst"]
+    args += ["--scenarios", str(DEMO_SCENARIO_USERS)]
     args += ["--analytics", "--audit", "--learning"]
     with subprocess.Popen(
         [sys.executable, "-m", "atalaia", *args],
@@ -152,8 +157,13 @@ def test_demo_runs_to_completion_and_shuts_down(demo_run: DemoRun) -> None:
     assert demo_run.code == 0, demo_run.stderr[-2000:]
     out = demo_run.stdout
     assert "Atalaia demo summary" in out
-    assert "events sent           404 (400 valid, 4 invalid)" in out
-    assert "decisions             400 unique" in out
+    valid = 400 + len(generate(DEFAULT_SEED, DEMO_SCENARIO_USERS))
+    assert f"events sent           {valid + 4} ({valid} valid, 4 invalid)" in out
+    assert f"decisions             {valid} unique" in out
+    table = out[out.index("labelled fraud scenarios") :]
+    for behaviour in FRAUD_BEHAVIOURS:  # each behaviour's row, decided through the worker
+        assert f"| {behaviour} | fraud |" in table
+    assert "undecided" not in table
     assert '"FutureTimestamp": 1, "MalformedPayload": 1, "UnknownSchemaId": 1' in out
     assert "p50" in out and "events/s" in out
     port = re.search(r"broker on 127\.0\.0\.1:(\d+)", demo_run.stderr)
