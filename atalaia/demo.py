@@ -458,9 +458,9 @@ def render_summary(result: DemoResult) -> str:
     if not result.reasons:
         lines.append("  (none fired)")
     if result.model_versions:
-        lines += ["", "online model"]
+        lines += ["", "online models"]
         lines += [
-            f"  {family:<26}{count:>6} transactions scored"
+            f"  {family:<26}{count:>6} decisions scored"
             for family, count in result.model_versions.items()
         ]
     if result.scenario_labels:
