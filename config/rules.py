@@ -473,7 +473,8 @@ class ModelRules(_Frozen):
 
 class AccountTakeover(_Frozen):
     """New device, new country, new payee, amount far above the user's usual: a user with
-    history showing ``min_signals`` of the four at once on one transaction."""
+    an established history showing ``min_signals`` of the four at once on one transaction
+    (the amount counts once ``min_history`` transactions give a usual one)."""
 
     min_signals: int = Field(ge=2, le=4)
     points: int = Field(ge=0, le=100)

@@ -83,10 +83,10 @@ def _network_reasons(
 
 def _takeover(event: TransactionEvent, features: Features, rules: RuleSet) -> list[Reason]:
     takeover = rules.detection.account_takeover
+    if not features.get(USER_HISTORY):
+        return []  # nothing is "new" for a user with no established history
     window = rules.capypay.amount.average_window
     earlier = features.get(window_feature("tx", "count", window), 1) - 1
-    if earlier < takeover.min_history:
-        return []
     signals = []
     if features.get(KNOWN_DEVICE) == 0:
         signals.append("new device")
@@ -95,7 +95,7 @@ def _takeover(event: TransactionEvent, features: Features, rules: RuleSet) -> li
     if features.get(NEW_PAYEE):
         signals.append("new payee")
     total = features.get(window_feature("tx", "amount_cents", window), event.amount_cents)
-    usual = (total - event.amount_cents) / earlier
+    usual = (total - event.amount_cents) / earlier if earlier >= takeover.min_history else 0
     if usual > 0 and event.amount_cents >= takeover.amount_ratio * usual:
         signals.append(
             f"{format_brl(event.amount_cents)} is {event.amount_cents / usual:.1f}x the usual"

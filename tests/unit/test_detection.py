@@ -235,3 +235,14 @@ def test_a_profile_may_not_extend_one_that_extends(tmp_path: Path) -> None:
     (tmp_path / "middle.toml").write_text('extends = "rules.toml"\n')
     with pytest.raises(RulesError, match="one level only"):
         parse_rules('extends = "middle.toml"\n', "profile.toml", tmp_path)
+
+
+def test_a_takeover_of_an_account_with_little_history_is_caught_without_the_amount() -> None:
+    takeover = _after(
+        "ato3", device_id="new-phone", country="RU", counterparty_pix_key_hash=sha("mule")
+    )
+    *_, caught = _decide([*_history("ato3", days=3), takeover])
+    (reason,) = [r for r in caught.reasons if r.code == "ACCOUNT_TAKEOVER"]
+    assert "3 of 4" in reason.detail and caught.verdict is not Verdict.ALLOW
+    (first,) = _decide([_after("fresh", device_id="new-phone", country="RU")])
+    assert "ACCOUNT_TAKEOVER" not in _codes(first)  # no established history: nothing is new
