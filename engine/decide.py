@@ -53,8 +53,8 @@ def decide_event(
         lists = {**(lists or {}), FROZEN_FEATURE: 1}
     features = record_and_read(state, event, rules, entity_blocked, lists or {}, clock_skew_s)
     scored: tuple[ModelScore, str] | None = None
+    offset = rules.capypay.velocity.local_utc_offset_hours
     if isinstance(event, TransactionEvent) and rules.model.enabled:
-        offset = rules.capypay.velocity.local_utc_offset_hours
         previous = previous_amounts(
             state, event, rules.velocity.windows[rules.model.batch.amount_window]
         )
@@ -66,7 +66,6 @@ def decide_event(
         and rules.model.enabled
         and rules.model.flows.enabled
     ):
-        offset = rules.capypay.velocity.local_utc_offset_hours
         agents = rules.detection.login.scripted_agents
         features.update(flow_features(event, offset, agents))
         if model is not None:

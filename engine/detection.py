@@ -28,6 +28,7 @@ from engine.features import (
     SMALL_CHARGES,
     SMALL_CHARGES_BEFORE,
     USER_HISTORY,
+    scripted_agent,
     window_feature,
 )
 from engine.money import format_brl
@@ -149,8 +150,7 @@ def _structuring(features: Features, detection: Detection) -> list[Reason]:
 def _login_reasons(event: LoginEvent, features: Features, detection: Detection) -> list[Reason]:
     rules = detection.login
     reasons = []
-    agent = (event.user_agent or "").lower()
-    scripted = next((a for a in rules.scripted_agents if a in agent), None)
+    scripted = scripted_agent(event.user_agent, rules.scripted_agents)
     if scripted is not None:
         detail = f"user agent of a scripted client ({scripted})"
         reasons.append(

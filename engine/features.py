@@ -10,6 +10,7 @@ published with each decision so an analyst sees the values a verdict came from.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from functools import cache
 
@@ -294,6 +295,14 @@ JUST_UNDER_COUNT = "structuring.count"
 JUST_UNDER_SUM = "structuring.amount_cents"
 """The highest limit this transfer is just under, and the user's transfers just under it in
 the window (this one included) with their sum."""
+
+
+def scripted_agent(user_agent: str | None, agents: Iterable[str]) -> str | None:
+    """The first of ``agents`` (lower-case substrings of HTTP libraries' and headless
+    browsers' user agents) that ``user_agent`` holds: the event came from a script."""
+    agent = (user_agent or "").lower()
+    return next((a for a in agents if a in agent), None) if agent else None
+
 
 _TRUSTED_METRICS = ("tx", "login_ok")
 """Metrics whose devices and countries the user is known by (a failed login proves nothing)."""

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from functools import cache
 
 from config.rules import ModelRules
-from engine.features import at_ms_of, local_time, window_feature
+from engine.features import at_ms_of, local_time, scripted_agent, window_feature
+from engine.lists import BLOCK_PREFIX
 from engine.velocity import Features, VelocityState
 from schemas.models import GiftEvent, LoginEvent, Reason, TransactionEvent
 
@@ -41,6 +42,8 @@ _FLOW_HOUR = FLOW_PREFIX + "hour"
 _FLOW_NETWORK = FLOW_PREFIX + "net."
 _FLOW_AMOUNT = FLOW_PREFIX + "amount_cents"
 _FLOW_SCRIPTED = FLOW_PREFIX + "agent_scripted"
+_LIST_PREFIX = "list."
+"""Every list hit's feature (block or allow): a flow model reads the block hits' count."""
 
 
 def is_flow_scored(features: Features) -> bool:
@@ -58,8 +61,7 @@ def flow_features(
         features[_FLOW_NETWORK + flag.value] = 1
     if isinstance(event, GiftEvent) and event.amount_cents is not None:
         features[_FLOW_AMOUNT] = event.amount_cents
-    agent = (event.user_agent or "").lower()
-    if agent and any(a in agent for a in scripted_agents):
+    if scripted_agent(event.user_agent, scripted_agents) is not None:
         features[_FLOW_SCRIPTED] = 1
     return features
 
@@ -70,16 +72,20 @@ def flow_inputs(features: Features, rules: ModelRules) -> dict[str, float]:
     (an absent one is a 0, as a sparse model reads it), the list hits as one count, and the
     hour as night or not."""
     inputs: dict[str, float] = {}
-    hits = 0
     for name, value in features.items():
-        if name.startswith("list."):
-            hits += name.startswith("list.block.")
-        elif name == _FLOW_HOUR:
+        if name.startswith(_LIST_PREFIX):
+            continue
+        if name == _FLOW_HOUR:
             inputs["night"] = float(value <= rules.night_until_hour)
         else:
             inputs[name] = math.log1p(max(value, 0))
-    inputs["list_block_hits"] = float(hits)
+    inputs["list_block_hits"] = list_block_hits(features)
     return inputs
+
+
+def list_block_hits(features: Features) -> float:
+    """How many block-list values a decision's features say the event hit."""
+    return float(sum(1 for name in features if name.startswith(BLOCK_PREFIX)))
 
 
 @cache
@@ -235,7 +241,7 @@ def model_input_values(features: Features, rules: ModelRules) -> list[float]:
     values.append(math.log1p(max(since, 0)))
     values.append(float(features.get("tx.new_country", 0)))
     values.append(float(features.get("tx.new_device", 0)))
-    values.append(float(sum(1 for name in features if name.startswith("list.block."))))
+    values.append(list_block_hits(features))
     return values
 
 
@@ -292,7 +298,7 @@ def tree_input_values(features: Features, rules: ModelRules) -> list[float]:
     values.append(float(features.get("tx.seconds_since_previous", -1)))
     values.append(float(features.get("tx.new_country", 0)))
     values.append(float(features.get("tx.new_device", 0)))
-    values.append(float(sum(1 for name in features if name.startswith("list.block."))))
+    values.append(list_block_hits(features))
     return values
 
 
