@@ -29,16 +29,17 @@ class NetworkLists:
     _seen: tuple[float | None, float | None] = (None, None)
 
     def refresh(self) -> bool:
-        """Read the files again if either changed since the last read (True: re-read). A
-        missing or unreadable file keeps the index in force and says so in the log."""
+        """Read the files again if either changed since the last read (True: re-read): an
+        unchanged file costs a ``stat``, not a read. A missing or unreadable file keeps the
+        index in force and says so in the log."""
         try:
             stamps = tuple(None if p is None else p.stat().st_mtime for p in self._paths())
+            if stamps == self._seen:
+                return False
             tor = self.tor_exits.read_bytes() if self.tor_exits else b""
             ranges = self.ranges.read_bytes() if self.ranges else b""
         except OSError as exc:
             log.warning("network lists not refreshed: %s", exc.strerror or type(exc).__name__)
-            return False
-        if stamps == self._seen:
             return False
         listed = [list(parse_tor_exits(tor)), list(parse_ip_ranges(ranges))]
         skipped = sum(isinstance(item, LineError) for items in listed for item in items)
