@@ -22,7 +22,7 @@ from typing import TextIO
 from atalaia.evaluate import EvalError, label_of, read_labelled
 from config.rules import RuleSet
 from config.settings import Settings
-from engine.admission import subject_of
+from engine.learning import event_label
 from engine.lists import ListView
 from engine.metrics import Confusion, confusion
 from engine.money import format_brl
@@ -178,14 +178,8 @@ def scenario_events(
     for entry in listed_entries(hash_key, DEFAULT_USERS, at):
         lists.apply(entry)
     labels = [
-        Label(
-            label_id=f"label-{item.event.event_id}",
-            subject_type=subject_of(item.event).type,
-            subject_id=subject_of(item.event).id,
-            is_fraud=item.is_fraud,
-            event_ids=[item.event.event_id],
-            labelled_at=item.event.occurred_at + timedelta(days=7),
-            source="scenarios",
+        event_label(
+            item.event, item.is_fraud, item.event.occurred_at + timedelta(days=7), "scenarios"
         )
         for item in stream
         if kind_of(item.label) != "setup"

@@ -32,6 +32,7 @@ from river import anomaly, linear_model, optim, preprocessing, stats
 from river.compose import Pipeline
 
 from config.rules import ModelRules
+from engine.admission import subject_of
 from engine.batch import BatchTrainer, TreeModel
 from engine.model_inputs import (
     FIRST_AT,
@@ -47,14 +48,7 @@ from engine.model_inputs import (
 )
 from engine.trees import TreeScorer
 from engine.velocity import Features
-from schemas.models import (
-    EventKind,
-    KnownFraud,
-    Label,
-    ModelSnapshot,
-    SubjectType,
-    TransactionEvent,
-)
+from schemas.models import EventKind, InputEvent, KnownFraud, Label, ModelSnapshot
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -592,14 +586,14 @@ def utc_from_ms(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
-def event_label(
-    event: TransactionEvent, is_fraud: bool, labelled_at: datetime, source: str
-) -> Label:
-    """The label of one transaction (a chargeback, the handbook's truth), keyed by its user."""
+def event_label(event: InputEvent, is_fraud: bool, labelled_at: datetime, source: str) -> Label:
+    """The label of one event (a chargeback, a closed case, the handbook's truth), keyed by
+    its subject (a transaction's user)."""
+    subject = subject_of(event)
     return Label(
         label_id=f"label-{event.event_id}",
-        subject_type=SubjectType.USER,
-        subject_id=event.user_id,
+        subject_type=subject.type,
+        subject_id=subject.id,
         is_fraud=is_fraud,
         event_ids=[event.event_id],
         labelled_at=labelled_at,

@@ -22,7 +22,6 @@ from engine.learning import event_label
 from engine.model_inputs import known_fraud_feature
 from schemas.models import (
     Decision,
-    Label,
     LoginEvent,
     ModelSnapshot,
     ShadowDecision,
@@ -244,18 +243,7 @@ def test_logins_learn_from_their_labels_and_the_worker_scores_with_the_login_mod
         d.features.get("ml.flow.hour") is not None for d in decided(settings, first).values()
     )
     labelled_at = T0 + timedelta(minutes=10)
-    labels = [
-        Label(
-            label_id=f"label-{e.event_id}",
-            subject_type="user",
-            subject_id=e.user_id or "",
-            is_fraud=e.event_id.startswith("lb"),
-            event_ids=[e.event_id],
-            labelled_at=labelled_at,
-            source="analyst",
-        )
-        for e in first
-    ]
+    labels = [event_label(e, e.event_id.startswith("lb"), labelled_at, "analyst") for e in first]
     records = [OutRecord(topics.labels, lb.subject_id.encode(), CODEC.encode(lb)) for lb in labels]
     asyncio.run(publish(bootstrap, records))
     later = logins("lt", T0 + timedelta(minutes=20), bot=False)[:1]  # moves event time on
