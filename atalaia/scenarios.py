@@ -49,8 +49,8 @@ IDLE_S = 60.0
 def decide_in_process(
     settings: Settings, stream: list[Labelled], listed: list[ListEntry]
 ) -> dict[str, Verdict]:
-    """The worker's scoring code in this process, lists as shipped, no model snapshot (a
-    worker without a learner has none either)."""
+    """The worker's scoring code in this process, the shipped lists with ``listed`` on them,
+    no model snapshot (a worker without a learner has none either)."""
     hash_key = settings.pii_hash_key.get_secret_value().encode()
     rules = load_rules(settings.rules_path)
     lists = default_list_view(hash_key)
