@@ -41,6 +41,7 @@ from schemas.models import (
     NetworkFlag,
     Reason,
     TransactionEvent,
+    TransactionType,
 )
 
 
@@ -55,7 +56,8 @@ def detection_reasons(event: InputEvent, features: Features, rules: RuleSet) -> 
     match event:
         case TransactionEvent():
             reasons += _takeover(event, features, rules)
-            reasons += _card_testing(features, detection)
+            if event.tx_type is TransactionType.CARD_PAYMENT:  # a PIX is not a charge
+                reasons += _card_testing(features, detection)
             reasons += _structuring(features, detection)
         case LoginEvent():
             reasons += _login_reasons(event, features, detection)

@@ -200,8 +200,16 @@ def test_a_refund_of_a_redeemed_gift_is_refused_without_blocking_the_giver() -> 
 
 # Seed 5.2 "Falhas consecutivas: bloqueio temporário", per redeemer (its device), across gifts.
 RULES = SEED_RULES
+DEVICE_TYPE = BlockedEntityType.DEVICE
 RUN = RULES.gift.consecutive_failures
 DEVICE = "dev-redeemer"
+RUN_ONLY = RULES.entities.model_copy(
+    update={
+        "limits": tuple(limit for limit in RULES.entities.limits if limit.entity is not DEVICE_TYPE)
+    }
+)
+"""The entity rules without the device's own limits (code spraying blocks the same device
+from its second gift): the run's counting on its own."""
 
 
 def _attempt(n: int, seconds: float, correct: bool, **fields: object) -> GiftEvent:
@@ -229,7 +237,7 @@ def _placed(state: VelocityState, events: list[GiftEvent]) -> list[list[FraudBlo
             event,
             BlockedEntityType.DEVICE,
             DEVICE,
-            RULES.entities,
+            RUN_ONLY,
             RUN,
             RULES.velocity.windows,
             RULES.velocity.horizon_s,
@@ -300,7 +308,8 @@ def test_out_of_order_attempts_block_once_from_the_newest() -> None:
 def _replayed(events: list[InputEvent]) -> list[Outcome]:
     """Decided as the workers do: each gift with its own state, the device counting every
     attempt in its own, and its blocks reaching the next decisions."""
-    replay = Replay(RULES, b"test-key", ListView(), learn=False)
+    rules = RULES.model_copy(update={"entities": RUN_ONLY})
+    replay = Replay(rules, b"test-key", ListView(), learn=False)
     return [replay.decide(event) for event in events]
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from config.rules import RulesError, load_rules, parse_rules, seed_rules_path
 from engine.scoring import Assessment
-from schemas.models import InputEvent, Verdict
+from schemas.models import InputEvent, TransactionType, Verdict
 from tests import factories
 from tests.factories import SEED_RULES, decide_all, sha
 
@@ -107,6 +107,20 @@ def test_card_testing_flags_a_burst_of_small_charges_and_the_large_one_after() -
     assert all(a.verdict is not Verdict.ALLOW for a in decided[1:])
 
 
+def test_small_pix_to_many_suppliers_are_not_card_testing() -> None:
+    """A shop paying suppliers: small transfers to distinct payees are not charges."""
+    transfers = [
+        event.model_copy(
+            update={
+                "tx_type": TransactionType.PIX_TRANSFER,
+                "counterparty_pix_key_hash": sha(f"supplier-{n}"),
+            }
+        )
+        for n, event in enumerate(_charges("shop", [150, 300, 99, 500, 80_000]))
+    ]
+    assert not any("CARD_TESTING" in _codes(a) for a in _decide(transfers))
+
+
 def test_two_coffees_on_the_users_own_phone_are_not_card_testing() -> None:
     coffees = _charges("cf", [800, 650], device_id="own-phone")
     *_, second = _decide([*_history("cf"), *coffees])
@@ -174,22 +188,27 @@ def test_a_typo_on_a_new_phone_at_home_is_not_stuffing_but_a_script_is() -> None
 
 def test_refunds_in_a_burst_or_after_a_spree_of_gifts_are_reviewed() -> None:
     giver = {"giver_user_id": "sp", "network_flags": []}
-    gifts = [
+    gifts = [  # one a day: no daily limit, no rapid creation
         factories.gift(
-            gift_id=f"g{n}", amount_cents=5_000, occurred_at=START + timedelta(hours=n), **giver
+            gift_id=f"g{n}",
+            amount_cents=5_000,
+            occurred_at=START + timedelta(hours=25 * n),
+            **giver,
         )
-        for n in range(4)
+        for n in range(5)
     ]
     refund = factories.gift(
         gift_id="g0",
         event_type="refund_requested",
         amount_cents=5_000,
-        occurred_at=START + timedelta(hours=5),
+        occurred_at=START + timedelta(hours=25 * 4 + 1),
         **giver,
     )
     *_, after_spree = _decide([*gifts, refund])
     assert "GIFT_REFUND_AFTER_SPREE" in _codes(after_spree)
     assert after_spree.verdict is Verdict.REVIEW
+    *_, after_four = _decide([*gifts[:4], refund])
+    assert after_four.verdict is Verdict.ALLOW and not _codes(after_four)
 
 
 def test_a_refund_outside_the_policy_is_reviewed_not_blocked() -> None:

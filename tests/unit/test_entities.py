@@ -25,9 +25,10 @@ KEY = b"test-key"
 IP = "198.51.100.23"
 
 
-def _wrong_code(n: int, ip: str = IP) -> GiftEvent:
+def _wrong_code(n: int, ip: str = IP, gifts: int = 2) -> GiftEvent:
+    """The ``n``-th wrong code from ``ip``, on one of ``gifts`` gifts (two: no spraying)."""
     at = factories.NOW - timedelta(minutes=30) + timedelta(seconds=n)
-    return factories.redemption(f"g-{n}", False, ip=ip, device_id=None, occurred_at=at)
+    return factories.redemption(f"g-{n % gifts}", False, ip=ip, device_id=None, occurred_at=at)
 
 
 def _count(state: VelocityState, events: list[GiftEvent]) -> list[list[str]]:
@@ -146,6 +147,40 @@ def test_the_eleventh_wrong_code_from_one_ip_blocks_it_once() -> None:
         state.window("redeem_failed", int(events[-1].occurred_at.timestamp() * 1000), 3600).count
         == 13
     )
+
+
+def test_wrong_codes_sprayed_over_a_third_gift_from_one_ip_block_it() -> None:
+    state = VelocityState()
+    placed = _count(state, [_wrong_code(n, gifts=4) for n in range(4)])
+    assert placed == [[], [], ["IP_CODE_SPRAYING"], []]
+
+
+def test_wrong_codes_on_a_second_gift_from_one_device_block_it() -> None:
+    state = VelocityState()
+    at = factories.NOW - timedelta(minutes=30)
+    attempts = [
+        factories.redemption(
+            gift, False, device_id="dev-spray", occurred_at=at + timedelta(seconds=s)
+        )
+        for s, gift in enumerate(["g-a", "g-b"])
+    ]
+    placed = [
+        [
+            b.reason
+            for b in record_entity(
+                state,
+                attempt,
+                BlockedEntityType.DEVICE,
+                "dev-spray",
+                RULES.entities,
+                RULES.gift.consecutive_failures,
+                RULES.velocity.windows,
+                RULES.velocity.horizon_s,
+            )
+        ]
+        for attempt in attempts
+    ]
+    assert placed == [[], ["DEVICE_CODE_SPRAYING"]]
 
 
 def test_a_redelivered_event_gets_back_the_block_it_placed_and_nothing_else() -> None:
