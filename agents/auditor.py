@@ -33,10 +33,9 @@ from agents.current import PartitionEvent, as_current
 from agents.retry import until_stored
 from config.rules import AlertRules
 from config.settings import Settings
-from engine.alerts import audit_conflict_alert
-from engine.audit_log import ChainState, append, content_hash, cut_if_due, decision_record
+from engine.audit_log import QUIET, ChainState, append_all, cut_if_due, decision_record
 from schemas.codec import DecodeError, WireCodec
-from schemas.models import Alert, AuditBatch, AuditRecord, Decision
+from schemas.models import AuditBatch, AuditRecord, Decision
 from sinks.webhooks import WebhookSender
 from streams.metrics import (
     AUDIT_BATCHES,
@@ -75,7 +74,7 @@ def register_auditor(
         value_type=bytes,
         help="tip and open batch of each audit chain",
     )
-    known = app.Table(
+    known_ids = app.Table(
         "audit-ids",
         partitions=settings.partitions,
         key_type=bytes,
@@ -107,63 +106,62 @@ def register_auditor(
                 await append_batch(records)
 
     async def append_batch(records: Sequence[EventT[bytes]]) -> None:
+        """Read the chains' states and the ids the batch names, append with the engine
+        (``engine.audit_log.append_all``), send what it produced, then store the states."""
         now: datetime = clock()
-        states: dict[int, tuple[ChainState, EventT[bytes]]] = {}
-        outputs: list[SideRecord] = []
-        alerts: list[Alert] = []
-        appended = conflicts = 0
-        cuts: list[str] = []
+        chain_states: dict[int, ChainState] = {}
+        at: dict[int, EventT[bytes]] = {}  # a record of each chain: where its state lives
+        entries: list[tuple[int, AuditRecord]] = []
+        known: dict[str, str] = {}
         for record in records:
             entry = incoming(record)
             if entry is None:
                 continue
             chain = record.message.partition
             with as_current(record):
-                if chain not in states:
+                if chain not in chain_states:
                     stored = chains.get(_chain_key(chain))
-                    states[chain] = (ChainState.from_bytes(stored, chain), record)
-                state = states[chain][0]
-                id_key = entry.audit_id.encode()
-                seen = known.get(id_key)
-                out = append(
-                    state,
-                    entry,
-                    seen.decode() if seen else None,
-                    now,
-                    settings.audit_batch_records,
-                    settings.audit_batch_seconds,
-                )
-                if not out.duplicate and seen is None:
-                    known[id_key] = content_hash(entry).encode()
-            if out.duplicate:
-                AUDIT_REPEATS.inc()
-            states[chain] = (state, record)
-            for chained in out.records:
-                value = codec.encode(chained)
-                outputs.append((topics.audit, chained.audit_id.encode(), value, None, chain))
-                appended += 1
-                if chained.action == "audit_conflict":
-                    conflicts += 1
-                    log.warning("audit: %s", chained.details.reason)
-                    alert = audit_conflict_alert(chained, alert_rules, now)
-                    alerts.append(alert)
-                    outputs.append(
-                        (topics.alerts, alert.alert_id.encode(), codec.encode(alert), None, None)
-                    )
-            for batch in out.batches:
-                outputs.append(batch_output(batch))
-                cuts.append(_cause_of(batch, settings.audit_batch_records))
+                    chain_states[chain] = ChainState.from_bytes(stored, chain)
+                seen = known_ids.get(entry.audit_id.encode())
+            if seen is not None:
+                known.setdefault(entry.audit_id, seen.decode())
+            at[chain] = record
+            entries.append((chain, entry))
+        step = append_all(
+            chain_states,
+            entries,
+            known,
+            now,
+            settings.audit_batch_records,
+            settings.audit_batch_seconds,
+            alert_rules,
+        )
+        outputs: list[SideRecord] = [
+            (topics.audit, chained.audit_id.encode(), codec.encode(chained), None, chained.chain)
+            for chained in step.records
+        ]
+        for alert in step.alerts:
+            log.warning("audit: %s", alert.message)
+            outputs.append(
+                (topics.alerts, alert.alert_id.encode(), codec.encode(alert), None, None)
+            )
+        outputs += [batch_output(batch) for batch, _ in step.batches]
         await until_stored(
             partial(producer.send_all, outputs), (KafkaError,), "sending audit records"
         )
-        for alert in alerts:
+        for alert in step.alerts:
             webhooks.enqueue(alert)
-        AUDIT_RECORDS.inc(appended)
-        AUDIT_CONFLICTS.inc(conflicts)
-        for cause in cuts:
+        AUDIT_RECORDS.inc(len(step.records))
+        AUDIT_CONFLICTS.inc(len(step.alerts))
+        AUDIT_REPEATS.inc(step.repeats)
+        for _, cause in step.batches:
             child_of(AUDIT_BATCHES, cause).inc()
-        for chain, (state, last) in states.items():
-            with as_current(last):
+        chain_of = {entry.audit_id: chain for chain, entry in entries}
+        for audit_id, content in step.written.items():
+            with as_current(at[chain_of[audit_id]]):
+                known_ids[audit_id.encode()] = content.encode()
+        for chain, state in chain_states.items():
+            with as_current(at[chain]):
                 chains[_chain_key(chain)] = state.to_bytes()
 
     async def cut_quiet_chains() -> None:
@@ -203,14 +201,6 @@ def register_auditor(
     return app.agent(source, name="atalaia.auditor")(audit)
 
 
-FULL, AGED, QUIET = "full", "age", "quiet chain"
-"""Why a batch was cut: it held the most records, it was due at a record, or the timer."""
-
-
 def _chain_key(chain: int) -> bytes:
     """A chain's key in the chains table."""
     return f"chain:{chain}".encode()
-
-
-def _cause_of(batch: AuditBatch, batch_records: int) -> str:
-    return FULL if batch.count >= batch_records else AGED

@@ -32,7 +32,7 @@ import asyncio
 import logging
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from itertools import islice
 from typing import Any, cast
@@ -50,27 +50,10 @@ from agents.networks import NetworkLists
 from agents.retry import until_stored
 from config.rules import LiveRules, RuleSet
 from engine.accounts import AccountView
-from engine.admission import (
-    admit,
-    as_of_arrival,
-    is_redemption_step,
-    subject_of,
-)
+from engine.admission import admit, subject_of
 from engine.alerts import Throttle, raw_pii_alert
-from engine.audit import account_state_record, override_record
-from engine.cases import case_command_for
-from engine.decide import Outcome, decide_event, model_of
-from engine.decisions import build_decision
-from engine.entities import (
-    BlockView,
-    entity_key,
-    entity_keys,
-    keyed_id,
-    named_entity_keys,
-    parse_entity_key,
-    record_entity,
-)
-from engine.features import at_ms_of, giver_key_of_redemption, record_redemption
+from engine.decide import Outcome
+from engine.entities import BlockView, entity_key, named_entity_keys
 from engine.learning import (
     BATCH,
     CHALLENGER,
@@ -80,12 +63,18 @@ from engine.learning import (
     LoadedModel,
     ModelShelf,
     blend,
-    version_of,
 )
-from engine.lists import ListView, list_features
-from engine.model_inputs import is_model_scored
-from engine.networks import flagged
-from engine.scoring import assess
+from engine.lists import ListView
+from engine.step import (
+    Effects,
+    Scoring,
+    UnexpectedKey,
+    Views,
+    count_step,
+    decide_step,
+    is_subject_key,
+    shadow_decision,
+)
 from engine.velocity import VelocityState
 from schemas.codec import DecodeError, WireCodec
 from schemas.dead_letters import dead_letter_of
@@ -93,10 +82,8 @@ from schemas.errors import failure_without_values
 from schemas.models import (
     EVENT_KIND_OF,
     INPUT_MODELS,
-    BlockedEntityType,
     Decision,
     FraudBlock,
-    GiftEvent,
     InputEvent,
     ShadowDecision,
     TransactionEvent,
@@ -372,15 +359,17 @@ class Scorer:
             with as_current(at):  # the read uses the key's partition
                 state = VelocityState.from_bytes(self.store.get(key))
         try:
-            if key == subject_of(event).key.encode():
+            if is_subject_key(key.decode(), event):
                 self.decide(batch, record, key, state, event, rules)
-            elif (entity := parse_entity_key(key.decode())) is not None:
-                self.count_for_entity(batch, state, event, entity, rules)
-            elif isinstance(event, GiftEvent) and key.decode() == giver_key_of_redemption(event):
-                record_redemption(state, event, rules.velocity.horizon_s)
             else:
-                self.dead_letter(batch, record, "UnexpectedStateKey", "not the event's subject")
-                return
+                for block in count_step(state, key.decode(), event, rules):
+                    # In force here at once (the next events of this very batch), as
+                    # everywhere once the topic has it: applying it again changes nothing.
+                    self.views.blocks.apply(block)
+                    batch.outputs.append(self.block_record(block))
+        except UnexpectedKey:
+            self.dead_letter(batch, record, "UnexpectedStateKey", "not the event's subject")
+            return
         except Exception as exc:  # a bug must not lose the event: keep it with the reason
             log.error("scoring failed for %s: %s", event.event_id, failure_without_values(exc))
             self.dead_letter(batch, record, SCORING_FAILED, type(exc).__name__)
@@ -408,24 +397,6 @@ class Scorer:
         key = entity_key(block.entity_type, block.entity_id).encode()
         return (self.topics.fraud_blocks, key, self.codec.encode(block), None, None)
 
-    def count_for_entity(
-        self,
-        batch: Batch,
-        state: VelocityState,
-        event: InputEvent,
-        entity: tuple[BlockedEntityType, str],
-        rules: RuleSet,
-    ) -> None:
-        windows, horizon_s = rules.velocity.windows, rules.velocity.horizon_s
-        consecutive = rules.gift.consecutive_failures
-        for block in record_entity(
-            state, event, *entity, rules.entities, consecutive, windows, horizon_s
-        ):
-            # In force here at once (the next events of this very batch), as everywhere
-            # once the topic has it: applying it again then changes nothing.
-            self.views.blocks.apply(block)
-            batch.outputs.append(self.block_record(block))
-
     def decide(
         self,
         batch: Batch,
@@ -435,86 +406,80 @@ class Scorer:
         stamped: InputEvent,
         rules: RuleSet,
     ) -> None:
-        """Decide ``stamped`` as its occurred_at says, or as of its arrival when its clock
-        ran too far ahead; the decision keeps the stamped time."""
-        arrived_ms = int(record.message.timestamp * 1000)
-        event, skew_s = as_of_arrival(stamped, arrived_ms, rules.validation)
-        event = flagged(event, self.views.networks.index)
-        at_ms = at_ms_of(event)
-        entities = entity_keys(event, rules.entities, self.hash_key)
-        blocked = self.views.blocks.blocked(entities, at_ms, is_redemption_step(event))
-        lists = list_features(self.views.lists.hits(event, self.hash_key))
-        frozen = self.views.accounts.frozen_user(event) is not None
-        labelled: list[str] = []
-        known, model = None, None
-        if isinstance(event, TransactionEvent) and rules.model.enabled:
+        """Decide ``stamped`` with the engine (``engine.step``), publish what that sets off
+        and count the event where it counts."""
+        views = self.views
+        step_views = Views(
+            views.blocks, views.lists, views.accounts, views.networks.index, self.hash_key
+        )
+        challenger = None
+        if self.challenger is not None:
+            challenger = partial(self.shadow, self.challenger)
+        effects = decide_step(
+            state,
+            stamped,
+            rules,
+            step_views,
+            partial(self.scoring_for, rules),
+            record.message.timestamp,
+            self.clock(),
+            challenger,
+        )
+        self.publish(batch, key, effects)
+        for other in effects.counts_at:
+            self.count_elsewhere(batch, record, other.encode(), effects.event, rules)
+
+    def publish(self, batch: Batch, key: bytes, effects: Effects) -> None:
+        """The records a decision sets off, in the order a reader expects them, and its
+        metrics."""
+        topics, encode = self.topics, self.codec.encode
+        decision = effects.decision
+        batch.outputs += [self.block_record(block) for block in effects.blocks]
+        if effects.fraud_event is not None:
+            batch.outputs.append(
+                (topics.fraud_events, key, encode(effects.fraud_event), None, None)
+            )
+        batch.outputs.append((topics.decisions, key, encode(decision), None, None))
+        if effects.shadow is not None:
+            batch.outputs.append((topics.shadow_decisions, key, encode(effects.shadow), None, None))
+        child_of(EVENTS_IN, decision.event_kind.value).inc()
+        child_of(DECISIONS, decision.decision.value, decision.band.value).inc()
+        LATENCY.observe(max(0, decision.latency_ms) / 1000)
+        if effects.outcome.assessment.list_severity is not None:
+            child_of(LIST_HITS, effects.outcome.assessment.list_severity.value).inc()
+        if effects.override is not None:
+            audit_key = effects.override.audit_id.encode()
+            batch.outputs.append(
+                (topics.audit_intake, audit_key, encode(effects.override), None, None)
+            )
+        if effects.freeze is not None and effects.freeze_audit is not None:
+            ACCOUNT_FREEZES.inc()
+            freeze, audit = effects.freeze, effects.freeze_audit
+            batch.outputs += [
+                (topics.account_states, freeze.user_id.encode(), encode(freeze), None, None),
+                (topics.audit_intake, audit.audit_id.encode(), encode(audit), None, None),
+            ]
+        if effects.case_command is not None:
+            command = encode(effects.case_command)
+            batch.outputs.append((topics.case_commands, key, command, None, None))
+
+    def scoring_for(self, rules: RuleSet, event: InputEvent, at_ms: int) -> Scoring:
+        """The model snapshots an event is scored with: for a transaction the champion
+        blended with the batch model, with its terminal and card's known frauds; for a login
+        or gift event its flow's model."""
+        if not rules.model.enabled:
+            return Scoring()
+        if isinstance(event, TransactionEvent):
             labelled = named_entity_keys(event, rules.model.known_fraud_entities, self.hash_key)
             windows = rules.velocity.windows
             known = self.views.known_frauds.features(labelled, at_ms, rules.model, windows)
             # A batch snapshot that knows labels from after the event is never used.
             trees = self._model(BATCH, at_ms, only_earlier=True)
             model = blend(self._model(CHAMPION, at_ms), trees, rules.model.batch.weight)
-        elif rules.model.enabled and rules.model.flows.enabled:
-            model = self._model(FLOW_MODELS[EVENT_KIND_OF[type(event)]], at_ms)
-        outcome = decide_event(state, event, rules, blocked, lists, model, known, skew_s, frozen)
-        encode = self.codec.encode
-        batch.outputs += [self.block_record(block) for block in outcome.blocks]
-        if outcome.fraud_event is not None:
-            fraud_event = outcome.fraud_event
-            if event.ip:  # known as IP blocks know it, never in clear
-                ip_id = keyed_id(event.ip, self.hash_key)
-                fraud_event = fraud_event.model_copy(update={"ip_id": ip_id})
-            batch.outputs.append((self.topics.fraud_events, key, encode(fraud_event), None, None))
-        decision = build_decision(
-            stamped,
-            outcome.assessment,
-            rule_version=rules.version,
-            received_at=datetime.fromtimestamp(record.message.timestamp, UTC),
-            decided_at=self.clock(),
-            actions=outcome.actions,
-            user_message=outcome.user_message,
-            model=model_of(outcome),
-            label_entities=labelled,
-        )
-        batch.outputs.append((self.topics.decisions, key, encode(decision), None, None))
-        if self.challenger is not None:
-            shadow = self.shadow(event, outcome, decision, self.challenger, at_ms)
-            batch.outputs.append((self.topics.shadow_decisions, key, encode(shadow), None, None))
-        child_of(EVENTS_IN, decision.event_kind.value).inc()
-        child_of(DECISIONS, decision.decision.value, decision.band.value).inc()
-        LATENCY.observe(max(0, decision.latency_ms) / 1000)
-        if outcome.assessment.list_severity is not None:
-            child_of(LIST_HITS, outcome.assessment.list_severity.value).inc()
-        override = override_record(decision)
-        if override is not None:
-            audit_key = override.audit_id.encode()
-            batch.outputs.append(
-                (self.topics.audit_intake, audit_key, encode(override), None, None)
-            )
-        self.freeze(batch, decision)
-        command = case_command_for(decision, outcome.assessment.list_severity, rules.cases)
-        if command is not None:
-            batch.outputs.append((self.topics.case_commands, key, encode(command), None, None))
-        # Each entity counts the event on its own partition; a giver learns of a redemption.
-        for other in [*entities, giver_key_of_redemption(event)]:
-            if other is not None:
-                self.count_elsewhere(batch, record, other.encode(), event, rules)
-
-    def freeze(self, batch: Batch, decision: Decision) -> None:
-        """Freeze the account ``decision`` asks to freeze: at once for this worker's next
-        events, on the account-states topic for the others, with its audit record."""
-        freeze = self.views.accounts.freeze_for(decision)
-        if freeze is None:
-            return
-        previous = self.views.accounts.states.get(freeze.user_id)
-        self.views.accounts.apply(freeze)
-        ACCOUNT_FREEZES.inc()
-        audit = account_state_record(None, previous, freeze)
-        encode = self.codec.encode
-        batch.outputs += [
-            (self.topics.account_states, freeze.user_id.encode(), encode(freeze), None, None),
-            (self.topics.audit_intake, audit.audit_id.encode(), encode(audit), None, None),
-        ]
+            return Scoring(model, known, tuple(labelled))
+        if rules.model.flows.enabled:
+            return Scoring(self._model(FLOW_MODELS[EVENT_KIND_OF[type(event)]], at_ms))
+        return Scoring()
 
     def _model(self, name: str, at_ms: int, only_earlier: bool = False) -> LoadedModel | None:
         shelf = self.views.models.get(name)
@@ -529,34 +494,15 @@ class Scorer:
 
     def shadow(
         self,
+        challenger: RuleSet,
         event: InputEvent,
         outcome: Outcome,
         decision: Decision,
-        challenger: RuleSet,
         at_ms: int,
     ) -> ShadowDecision:
-        """The challenger's would-be decision on the champion's features (its own model and
-        rules; the windows, lists and blocks are the champion's)."""
-        features = outcome.assessment.features
-        scored = None
+        """The challenger's would-be decision, with its own model snapshot."""
         model = self._model(CHALLENGER, at_ms) if challenger.model.enabled else None
-        if model is not None and is_model_scored(features):
-            scored = model.model.score_features(features, challenger.model), model.version
-        would = assess(event, challenger, features, scored)
-        return ShadowDecision(
-            event_id=decision.event_id,
-            event_kind=decision.event_kind,
-            subject_id=decision.subject_id,
-            event_occurred_at=decision.event_occurred_at,
-            amount_cents=getattr(event, "amount_cents", None),
-            champion_decision=decision.decision,
-            champion_score=decision.score,
-            champion_version=version_of(decision.rule_version, decision.model_version),
-            challenger_decision=would.verdict,
-            challenger_score=would.score,
-            challenger_version=version_of(challenger.version, scored[1] if scored else None),
-            challenger_reasons=[reason.code for reason in would.reasons],
-        )
+        return shadow_decision(event, outcome, decision, challenger, model)
 
     def write_states(self, batch: Batch) -> None:
         """One store write per subject per batch, on the subject's partition, and its

@@ -21,9 +21,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from config.rules import AlertRules
+from engine.alerts import AUDIT_CONFLICT, audit_conflict_alert
 from engine.merkle import leaf_hash, merkle_root
 from schemas.models import (
     ActorType,
+    Alert,
     AuditActor,
     AuditBatch,
     AuditCompliance,
@@ -114,6 +117,58 @@ def append(
     if len(state.pending) >= batch_records:
         out.batches.append(_cut(state, at))
     return out
+
+
+FULL, AGED, QUIET = "full", "age", "quiet chain"
+"""Why a batch was cut: it held the most records, it was due at a record, or the timer."""
+
+
+@dataclass
+class AuditStep:
+    """What appending one batch of intake records produces, for the auditor to publish and
+    store: chained records (each on its chain's partition), batches cut with their causes,
+    the alerts of refused second writes, and the ids written for the first time."""
+
+    records: list[AuditRecord] = field(default_factory=list)
+    batches: list[tuple[AuditBatch, str]] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    written: dict[str, str] = field(default_factory=dict)
+    """Content hash by audit id, for the ids this step wrote first."""
+    repeats: int = 0
+
+
+def append_all(
+    chains: dict[int, ChainState],
+    entries: Iterable[tuple[int, AuditRecord]],
+    known: dict[str, str],
+    at: datetime,
+    batch_records: int,
+    batch_seconds: int,
+    alert_rules: AlertRules,
+) -> AuditStep:
+    """Append each (chain, record) of ``entries`` to its chain's state in ``chains``;
+    ``known`` holds the content hash of the ids already written (those the entries name),
+    and learns the ones this step writes (an id twice in one step is a repeat or a
+    conflict, as across steps)."""
+    step = AuditStep()
+    for chain, entry in entries:
+        out = append(
+            chains[chain], entry, known.get(entry.audit_id), at, batch_records, batch_seconds
+        )
+        if out.duplicate:
+            step.repeats += 1
+        elif entry.audit_id not in known:
+            known[entry.audit_id] = step.written[entry.audit_id] = content_hash(entry)
+        step.records += out.records
+        step.alerts += [
+            audit_conflict_alert(chained, alert_rules, at)
+            for chained in out.records
+            if chained.action == AUDIT_CONFLICT
+        ]
+        step.batches += [
+            (batch, FULL if batch.count >= batch_records else AGED) for batch in out.batches
+        ]
+    return step
 
 
 def cut_if_due(state: ChainState, at: datetime, batch_seconds: int) -> AuditBatch | None:

@@ -148,7 +148,11 @@ stands for the person entering them:
 An attempt that names no device is not counted here (the gift's own limits and the IP's
 still apply).
 """
-REDEMPTION_ONLY_REASONS = frozenset({CONSECUTIVE_FAILURES})
+CODE_SPRAYING = frozenset({"DEVICE_CODE_SPRAYING", "IP_CODE_SPRAYING"})
+"""The reasons of the entity limits on wrong codes across gifts (``[[entities.limits]]``): a
+code sprayed over gifts stops the device's or IP's redemptions, not its other actions (many
+people share an IP)."""
+REDEMPTION_ONLY_REASONS = frozenset({CONSECUTIVE_FAILURES, *CODE_SPRAYING})
 """Blocks that stop the entity's redemption steps only; an entity's other blocks stop every
 action naming it."""
 

@@ -1,6 +1,6 @@
 """Replaying archived events through the scoring code in one process (pure, no I/O).
 
-Backtests and the quick evaluation use it: every event goes through ``decide_event`` exactly
+Backtests and the quick evaluation use it: every event goes through ``engine.step`` exactly
 as in the worker, with the subject's state, the entity windows and blocks, the lists, the
 frozen accounts, and the online model learning from labels that are fed in only once their
 ``labelled_at`` has come (``engine.learning.Learner``). What the pipeline spreads over
@@ -17,22 +17,17 @@ from itertools import count
 
 from config.rules import RuleSet
 from engine.accounts import AccountView
-from engine.admission import is_redemption_step, subject_of
-from engine.decide import Outcome, decide_event
-from engine.decisions import build_decision
-from engine.entities import (
-    BlockView,
-    entity_keys,
-    named_entity_keys,
-    parse_entity_key,
-    record_entity,
-)
+from engine.admission import subject_of
+from engine.decide import Outcome
+from engine.entities import BlockView, named_entity_keys
 from engine.features import at_ms_of
 from engine.learning import Learner, LoadedModel, blend, tree_scorer
-from engine.lists import ListView, list_features
+from engine.lists import ListView
 from engine.model_inputs import is_model_scored
+from engine.networks import NetworkIndex
+from engine.step import Scoring, Views, count_step, decide_step
 from engine.velocity import VelocityState
-from schemas.models import DecisionAction, InputEvent, Label
+from schemas.models import InputEvent, Label, TransactionEvent
 
 _LABEL, _EVENT = 0, 1  # at the same instant a label is known before the event is scored
 
@@ -55,6 +50,7 @@ class Replay:
         self.learner = Learner(rules.model, horizon_ms, {}, {}) if learn else None
         self.batch: LoadedModel | None = None
         """The batch model last trained, as a worker would load its snapshot."""
+        self.views = Views(self.blocks, lists, self.accounts, NetworkIndex(), hash_key)
 
     def run(self, events: Iterable[InputEvent], labels: Iterable[Label]) -> Iterator[Replayed]:
         """Events and labels merged in time order (both must come sorted by their time)."""
@@ -78,67 +74,40 @@ class Replay:
                 label.event_ids, label.is_fraud, int(label.labelled_at.timestamp() * 1000)
             )
 
-    def _freeze(self, event: InputEvent, outcome: Outcome) -> None:
-        """Freeze the account as the worker does, for the user's next events."""
-        decision = build_decision(
-            event,
-            outcome.assessment,
-            rule_version=self.rules.version,
-            received_at=event.occurred_at,
-            decided_at=event.occurred_at,
-            actions=outcome.actions,
-        )
-        freeze = self.accounts.freeze_for(decision)
-        if freeze is not None:
-            self.accounts.apply(freeze)
-
     def decide(self, event: InputEvent) -> Outcome:
-        rules, at_ms = self.rules, at_ms_of(event)
-        entities = entity_keys(event, rules.entities, self.hash_key)
-        model_entities = named_entity_keys(event, rules.model.known_fraud_entities, self.hash_key)
-        learner = self.learner
-        model = known = None
+        """Decide ``event`` as a worker does (``engine.step``), with the learner's model, and
+        count it in its entities' and giver's states at once (a worker that never lags)."""
+        rules, learner = self.rules, self.learner
         if learner is not None:
-            learner.advance(at_ms)
+            learner.advance(at_ms_of(event))
             trees = learner.retrain()
             if trees is not None:
                 version = f"{trees.family}.replay.{learner.batch.trainings if learner.batch else 0}"
                 scorer = tree_scorer(trees, rules.model)
                 self.batch = LoadedModel(version, trees.known_until_ms, scorer)
-            online = LoadedModel(
-                f"{rules.model.family}.replay", learner.known_until_ms, learner.model
-            )
-            model = blend(online, self.batch, rules.model.batch.weight)
-            known = learner.known.features(
-                model_entities, at_ms, rules.model, rules.velocity.windows
-            )
-        subject = subject_of(event).key
-        state = self.states.setdefault(subject, VelocityState())
-        lists = list_features(self.lists.hits(event, self.hash_key))
-        blocked = self.blocks.blocked(entities, at_ms, is_redemption_step(event))
-        frozen = self.accounts.frozen_user(event) is not None
-        outcome = decide_event(
-            state, event, rules, blocked, lists, model, known, account_frozen=frozen
+        state = self.states.setdefault(subject_of(event).key, VelocityState())
+        at = event.occurred_at
+        effects = decide_step(
+            state, event, rules, self.views, self._scoring_for, at.timestamp(), at
         )
-        if DecisionAction.FREEZE_ACCOUNT in outcome.actions:
-            self._freeze(event, outcome)
-        for key in entities:
-            entity = parse_entity_key(key)
-            if entity is None:
-                continue
-            entity_state = self.states.setdefault(key, VelocityState())
-            windows, horizon_s = rules.velocity.windows, rules.velocity.horizon_s
-            for block in record_entity(
-                entity_state,
-                event,
-                *entity,
-                rules.entities,
-                rules.gift.consecutive_failures,
-                windows,
-                horizon_s,
-            ):
+        for key in effects.counts_at:
+            counted = self.states.setdefault(key, VelocityState())
+            for block in count_step(counted, key, event, rules):
                 self.blocks.apply(block)
-        features = outcome.assessment.features
+        features = effects.outcome.assessment.features
         if learner is not None and is_model_scored(features):
-            learner.observe_decision(event.event_id, at_ms, features, model_entities)
-        return outcome
+            labelled = list(effects.decision.label_entities)
+            learner.observe_decision(event.event_id, at_ms_of(event), features, labelled)
+        return effects.outcome
+
+    def _scoring_for(self, event: InputEvent, at_ms: int) -> Scoring:
+        """The learner's online model blended with the batch model last trained, for a
+        transaction (replays do not train the logins' and gifts' models)."""
+        learner, rules = self.learner, self.rules
+        if learner is None or not isinstance(event, TransactionEvent):
+            return Scoring()
+        labelled = named_entity_keys(event, rules.model.known_fraud_entities, self.hash_key)
+        online = LoadedModel(f"{rules.model.family}.replay", learner.known_until_ms, learner.model)
+        model = blend(online, self.batch, rules.model.batch.weight)
+        known = learner.known.features(labelled, at_ms, rules.model, rules.velocity.windows)
+        return Scoring(model, known, tuple(labelled))

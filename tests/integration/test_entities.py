@@ -29,26 +29,34 @@ def _redemption(n: int, at: datetime, correct: bool) -> factories.GiftEvent:
 
 
 def _entity_blocks(
-    settings: Settings, topics: Topics, entity: BlockedEntityType, timeout_s: float = 60
+    settings: Settings,
+    topics: Topics,
+    entity: BlockedEntityType,
+    timeout_s: float = 60,
+    count: int = 1,
 ) -> list[FraudBlock]:
+    """The blocks placed on ``entity``s, once there are at least ``count``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         blocks, _ = asyncio.run(read_giftpix_outputs(settings.bootstrap_servers, topics))
         found = [b for b in blocks if b.entity_type is entity]
-        if found:
+        if len(found) >= count:
             return found
-    raise AssertionError(f"no {entity.value} block was placed")
+    raise AssertionError(f"fewer than {count} {entity.value} blocks were placed")
 
 
 def test_wrong_codes_from_one_ip_across_gifts_block_that_ip(
     engine_settings: Settings, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     """Each wrong code is on a different gift (a different subject and, mostly, partition):
-    only the IP's own windows see them together. The 11th in an hour blocks the IP; the next
-    redemption from it, even with the right code on a fresh gift, is blocked."""
+    only the IP's own windows see them together. The third gift's blocks the IP's
+    redemptions (code spraying), the 11th in an hour the IP; the next redemption from it,
+    even with the right code on a fresh gift, is blocked."""
     topics = Topics(engine_settings.topic_prefix)
     bootstrap = engine_settings.bootstrap_servers
-    limit = next(lim for lim in load_rules().entities.limits if lim.entity == "ip")
+    limit = next(
+        lim for lim in load_rules().entities.limits if lim.reason == "IP_REDEMPTION_RATE_LIMIT"
+    )
     start = datetime.now(UTC) - timedelta(minutes=20)
     wrong = [
         _redemption(n, start + timedelta(seconds=n), correct=False) for n in range(limit.max + 1)
@@ -57,8 +65,12 @@ def test_wrong_codes_from_one_ip_across_gifts_block_that_ip(
     asyncio.run(send_events(bootstrap, topics, wrong))
     asyncio.run(collect(bootstrap, topics, {e.event_id for e in wrong}))
 
-    (block,) = _entity_blocks(engine_settings, topics, BlockedEntityType.IP)
+    spraying, block = sorted(
+        _entity_blocks(engine_settings, topics, BlockedEntityType.IP, count=2),
+        key=lambda b: b.reason != "IP_CODE_SPRAYING",
+    )
     secret = engine_settings.pii_hash_key.get_secret_value().encode()
+    assert (spraying.entity_id, spraying.reason) == (keyed_id(IP, secret), "IP_CODE_SPRAYING")
     assert (block.entity_id, block.reason) == (keyed_id(IP, secret), limit.reason)
     assert block.event_id in {e.event_id for e in wrong}  # placed once, by whichever came 11th
     assert block.expires_at - block.created_at == timedelta(seconds=limit.block_seconds)
@@ -99,7 +111,12 @@ def test_consecutive_wrong_codes_from_one_device_block_its_redemptions_only(
     asyncio.run(send_events(bootstrap, topics, wrong))
     asyncio.run(collect(bootstrap, topics, {e.event_id for e in wrong}))
 
-    (block,) = _entity_blocks(engine_settings, topics, BlockedEntityType.DEVICE)
+    # The second gift's wrong code is code spraying; the run's last, consecutive failures.
+    spraying, block = sorted(
+        _entity_blocks(engine_settings, topics, BlockedEntityType.DEVICE, count=2),
+        key=lambda b: b.reason != "DEVICE_CODE_SPRAYING",
+    )
+    assert (spraying.entity_id, spraying.reason) == ("dev-guesser", "DEVICE_CODE_SPRAYING")
     assert (block.entity_id, block.reason) == ("dev-guesser", "GIFT_CONSECUTIVE_FAILURES")
     assert block.expires_at - block.created_at == timedelta(seconds=run.block_seconds)
 

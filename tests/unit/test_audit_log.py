@@ -6,9 +6,13 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 
+from config.rules import load_rules
 from engine.audit_log import (
+    AGED,
+    FULL,
     ChainState,
     append,
+    append_all,
     canonical,
     content_hash,
     cut_if_due,
@@ -111,6 +115,31 @@ def test_same_content_again_is_ignored_different_content_is_refused_with_evidenc
     (conflict,) = refused.records
     assert conflict.action == "audit_conflict" and conflict.sequence == 1
     assert conflict.details.reason is not None and "a1" in conflict.details.reason
+
+
+def test_one_step_over_two_chains_repeats_and_refuses_within_the_step_too() -> None:
+    """What the auditor gets back for a batch: an id twice in the same batch is a repeat
+    (same content) or a conflict (other content), as it is across batches."""
+    first, edited, other = _record(1), _record(1, reason="rewritten"), _record(2)
+    known = {"a9": content_hash(_record(9))}  # written by an earlier batch
+    chains = {0: ChainState(chain=0), 1: ChainState(chain=1)}
+    entries = [(0, first), (0, first), (1, other), (0, edited), (1, _record(9, reason="x"))]
+    step = append_all(chains, entries, known, AT, 2, 3600, load_rules().alerts)
+    assert [(r.chain, r.sequence, r.action) for r in step.records] == [
+        (0, 0, "admin_call"),
+        (1, 0, "admin_call"),
+        (0, 1, "audit_conflict"),
+        (1, 1, "audit_conflict"),
+    ]
+    assert step.repeats == 1
+    assert step.written == {"a1": content_hash(first), "a2": content_hash(other)}
+    assert [alert.rule for alert in step.alerts] == ["audit_conflict"] * 2
+    assert [(batch.chain, cause) for batch, cause in step.batches] == [(0, FULL), (1, FULL)]
+    quiet, rules = {0: ChainState(chain=0)}, load_rules().alerts
+    append_all(quiet, [(0, _record(3))], {}, AT, 10, 3600, rules)
+    later = AT + timedelta(hours=2)
+    (aged,) = append_all(quiet, [(0, _record(4))], {}, later, 10, 3600, rules).batches
+    assert (aged[0].count, aged[1]) == (1, AGED)
 
 
 def test_verify_names_an_edited_record() -> None:

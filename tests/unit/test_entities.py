@@ -8,7 +8,14 @@ import pytest
 
 from config.rules import Entities, load_rules
 from engine.decide import decide_event
-from engine.entities import BlockView, entity_keys, keyed_id, record_entity
+from engine.entities import (
+    CODE_SPRAYING,
+    REDEMPTION_ONLY_REASONS,
+    BlockView,
+    entity_keys,
+    keyed_id,
+    record_entity,
+)
 from engine.velocity import VelocityState
 from schemas.models import (
     SUBJECT_ENTITY_TYPES,
@@ -181,6 +188,17 @@ def test_wrong_codes_on_a_second_gift_from_one_device_block_it() -> None:
         for attempt in attempts
     ]
     assert placed == [[], ["DEVICE_CODE_SPRAYING"]]
+
+
+def test_the_shipped_limits_on_wrong_codes_across_gifts_stop_redemptions_only() -> None:
+    """The code-spraying limits' reasons are those the block view holds to redemptions."""
+    spraying = {
+        limit.reason
+        for limit in RULES.entities.limits
+        if limit.metric == "redeem_failed" and limit.measure == "counterparties"
+    }
+    assert spraying == CODE_SPRAYING
+    assert CODE_SPRAYING <= REDEMPTION_ONLY_REASONS
 
 
 def test_a_redelivered_event_gets_back_the_block_it_placed_and_nothing_else() -> None:
