@@ -167,8 +167,11 @@ def history_features(state: VelocityState, event: InputEvent, horizon_s: int) ->
         ("country", "countries", obs.country),
         ("device", "devices", obs.device),
     ):
-        known = state.values(metric, kind, obs.at_ms, horizon_s)
-        is_new = has_history and value is not None and value not in known
+        is_new = (
+            has_history
+            and value is not None
+            and not state.has_value(metric, kind, value, obs.at_ms, horizon_s)
+        )
         features[f"{metric}.new_{name}"] = int(is_new)
     features.update(travel_features(state, obs))
     return features
@@ -311,7 +314,7 @@ _TRUSTED_METRICS = ("tx", "login_ok")
 def _known(state: VelocityState, kind: str, value: str, before_ms: int, length_s: int) -> int:
     """1 when ``value`` took part in the user's trusted events in the window ending at
     ``before_ms`` (the established history)."""
-    return int(any(value in state.values(m, kind, before_ms, length_s) for m in _TRUSTED_METRICS))
+    return int(any(state.has_value(m, kind, value, before_ms, length_s) for m in _TRUSTED_METRICS))
 
 
 def detection_features(state: VelocityState, event: InputEvent, rules: RuleSet) -> Features:
@@ -350,8 +353,8 @@ def _transaction_features(
     payee = event.counterparty_pix_key_hash or event.counterparty_wallet
     payee = payee or event.counterparty_bank_account
     if payee is not None and state.previous_second("tx", before_ms) is not None:
-        paid = state.values("tx", "counterparties", before_ms, length_s)
-        features[NEW_PAYEE] = int(payee not in paid)
+        paid = state.has_value("tx", "counterparties", payee, before_ms, length_s)
+        features[NEW_PAYEE] = int(not paid)
     testing = detection.card_testing
     small = testing.small_max_cents
     earlier = state.amounts("tx", at_ms, windows[testing.window])

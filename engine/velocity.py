@@ -231,6 +231,23 @@ class VelocityState:
             count, saturated(amount), len(counterparties), len(countries), len(devices)
         )
 
+    def has_value(self, metric: str, kind: str, value: str, at_ms: int, length_s: int) -> bool:
+        """``value in self.values(metric, kind, at_ms, length_s)``, without building the set."""
+        at_s = at_ms // 1000
+        for second, bucket in self._metrics.get(metric, {}).items():
+            if at_s - length_s < second <= at_s:
+                if kind == "countries":
+                    found = value in bucket.countries
+                elif kind == "devices":
+                    found = value in bucket.devices
+                elif kind == "counterparties":
+                    found = value in bucket.counterparties
+                else:
+                    found = value in getattr(bucket, kind)
+                if found:
+                    return True
+        return False
+
     def previous_second(self, metric: str, at_ms: int) -> int | None:
         """The latest second at or before ``at_ms`` holding an event of ``metric``."""
         at_s = at_ms // 1000

@@ -38,12 +38,15 @@ def _varint_of(value: int) -> bytes:
     if not -(2**63) <= value < 2**63:
         raise ValueError(f"{value} is out of the Avro long range")
     zigzag = (value << 1) ^ (value >> 63)
-    out = bytearray()
+    # The bytes gathered in one int, little-endian, and converted once (compiled, each
+    # bytearray.append was a method call).
+    packed = size = 0
     while zigzag > 0x7F:
-        out.append((zigzag & 0x7F) | 0x80)
+        packed |= ((zigzag & 0x7F) | 0x80) << (8 * size)
+        size += 1
         zigzag >>= 7
-    out.append(zigzag)
-    return bytes(out)
+    packed |= zigzag << (8 * size)
+    return packed.to_bytes(size + 1, "little")
 
 
 _LONGS = [_varint_of(n) for n in _SMALL_LONGS]

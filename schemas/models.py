@@ -47,6 +47,12 @@ def _instant_within(low: datetime, high: datetime) -> Callable[[Any], datetime]:
     out_of_range = f"timestamp must lie from {low:%Y-%m-%d} to {high:%Y-%m-%d} (UTC)"
 
     def instant(value: Any) -> datetime:
+        if type(value) is datetime and value.tzinfo is UTC and not value.microsecond % 1000:
+            # Already UTC at millisecond precision (from Avro, or from code): the checks
+            # below would return an equal datetime.
+            if not low <= value <= high:
+                raise ValueError(out_of_range)
+            return value
         if isinstance(value, bool) or not isinstance(value, int | str | datetime):
             raise ValueError(_TIMESTAMP_RULE)
         if isinstance(value, int):
