@@ -270,6 +270,7 @@ def anchor_schedule_main(settings: Settings) -> int:
                     _log.info("%s", status["last"])
                 due = next_anchor_at(datetime.now(UTC), settings.anchor_time_utc)
                 status["next"] = due.isoformat(timespec="minutes")
+                _log.info("next anchor at %s (the day before, UTC)", status["next"])
                 wait = (due - datetime.now(UTC)).total_seconds()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), max(1.0, wait))

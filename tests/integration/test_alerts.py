@@ -19,6 +19,7 @@ import pytest
 from atalaia.broker import free_port, wait_for_port
 from atalaia.supervise import WorkerProcess
 from config.settings import Settings
+from engine.alerts import SLOW_PROCESSING
 from schemas.models import Alert
 from streams.topics import Topics
 from tests import factories
@@ -98,6 +99,8 @@ def test_critical_hits_alert_once_per_user_and_reach_a_flaky_webhook(
     finally:
         sink.stop()
     alerts = asyncio.run(read_all(settings.bootstrap_servers, topics.alerts, Alert))
+    # A decision later than slow_processing_ms (a loaded machine) alerts too: not this test's.
+    alerts = [a for a in alerts if a.rule != SLOW_PROCESSING]
     assert sorted(a.subject_id or "" for a in alerts) == ["ana", "bia"]  # ana's 2nd throttled
     assert {a.rule for a in alerts} == {"blacklist_hit_critical"}
     assert len(_Webhook.received) == 2 and _Webhook.failures_left == 0
