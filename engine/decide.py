@@ -73,7 +73,8 @@ def decide_event(
     assessment = assess(event, rules, features, scored)
     blocks = blocks_for(event, assessment, rules.gift.blocks)
     for block in blocks:
-        state.block(block.reason, int(block.expires_at.timestamp() * 1000))
+        since_ms = int(block.created_at.timestamp() * 1000)
+        state.block(block.reason, int(block.expires_at.timestamp() * 1000), since_ms)
     actions, message = actions_for(event, assessment, blocks, rules)
     return Outcome(
         assessment,

@@ -156,6 +156,7 @@ class VelocityState:
         self._shapes: dict[tuple[str, ...], int] = {}  # feature names -> index, in order
         self._shapes_row: orjson.Fragment | None = None
         self._blocks: dict[str, int] = {}  # reason code -> expires at (epoch ms)
+        self._blocks_from: dict[str, int] = {}  # reason code -> in force from (epoch ms)
         self.last_place: tuple[int, float, float] | None = None  # (at_ms, lat, lon), newest
         self.watermark_s: int | None = None
         self._oldest_s: int | None = None
@@ -283,9 +284,12 @@ class VelocityState:
                 found |= getattr(bucket, kind)
         return found
 
-    def block(self, reason: str, until_ms: int) -> None:
-        """Block the entity until ``until_ms`` (a later expiry for the same reason wins)."""
+    def block(self, reason: str, until_ms: int, from_ms: int = 0) -> None:
+        """Block the entity from ``from_ms`` until ``until_ms``, both event time: an event
+        that happened before the block was placed and arrives late is not under it. Blocks
+        for the same reason merge (the earliest start, the latest expiry)."""
         self._blocks[reason] = max(until_ms, self._blocks.get(reason, 0))
+        self._blocks_from[reason] = min(from_ms, self._blocks_from.get(reason, from_ms))
 
     def block_expiry(self, reason: str) -> int | None:
         """When the latest block for ``reason`` ends or ended (epoch ms; None: none kept)."""
@@ -293,7 +297,12 @@ class VelocityState:
 
     def active_blocks(self, at_ms: int) -> dict[str, int]:
         """Blocks in force at ``at_ms`` (event time), reason -> expiry."""
-        return {reason: until for reason, until in self._blocks.items() if until > at_ms}
+        starts = self._blocks_from
+        return {
+            reason: until
+            for reason, until in self._blocks.items()
+            if until > at_ms and starts.get(reason, 0) <= at_ms
+        }
 
     def bucket_count(self) -> int:
         return sum(len(buckets) for buckets in self._metrics.values())
@@ -313,6 +322,7 @@ class VelocityState:
             self._oldest_s = self._oldest_bucket()
         for reason in [r for r, until in self._blocks.items() if until // 1000 <= cutoff_s]:
             del self._blocks[reason]
+            self._blocks_from.pop(reason, None)
 
     def _drop_unused_shapes(self) -> None:
         """Forget feature names no recorded event uses any more (the rules changed, or a
@@ -345,6 +355,7 @@ class VelocityState:
                 "s": {event_id: seen.fragment for event_id, seen in self._seen.items()},
                 "k": self._shapes_fragment(),
                 "b": self._blocks,
+                "bf": self._blocks_from,
                 "p": self.last_place,
             }
         )
@@ -380,6 +391,7 @@ class VelocityState:
                 state._seen[event_id] = _Seen.of(second, shape, values)
         state._oldest_s = state._oldest_bucket()
         state._blocks = dict(raw.get("b", {}))
+        state._blocks_from = dict(raw.get("bf", {}))  # absent in older states: from always
         place = raw.get("p")
         state.last_place = (place[0], place[1], place[2]) if place else None
         return state

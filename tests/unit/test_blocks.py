@@ -54,6 +54,47 @@ def test_a_blocked_creation_blocks_the_giver_for_a_day_then_expires() -> None:
     assert third.assessment.verdict is Verdict.ALLOW and not third.assessment.reasons
 
 
+def test_a_block_does_not_reach_back_to_an_earlier_event_arriving_late() -> None:
+    """Gifts and transactions come on their own topics: an event that happened before the
+    block was placed can be decided after it, and must not be under it."""
+    over = _gift("late", 60, amount_cents=150_000)
+    earlier = _gift("late", 30)  # happened before the block, decided after it
+    later = _gift("late", 90)
+    first, late, after = run_all([over, earlier, later])
+    assert first.blocks and late.assessment.verdict is Verdict.ALLOW
+    assert [r.code for r in after.assessment.reasons] == ["GIFT_SUBJECT_BLOCKED"]
+
+
+def test_a_state_keeps_when_its_blocks_start_and_reads_older_states() -> None:
+    state = VelocityState()
+    state.block("R", until_ms=2_000_000, from_ms=1_000_000)
+    state.block("R", until_ms=1_500_000, from_ms=1_200_000)  # merged: earliest start
+    for kept in (state, VelocityState.from_bytes(state.to_bytes())):
+        assert kept.active_blocks(999_999) == {}
+        assert kept.active_blocks(1_000_000) == {"R": 2_000_000}
+        assert kept.active_blocks(2_000_000) == {}
+    older = VelocityState.from_bytes(b'{"w":null,"m":{},"s":{},"b":{"R":2000000},"p":null}')
+    assert older.active_blocks(0) == {"R": 2_000_000}  # no start kept: in force as before
+
+
+def test_an_entity_block_is_in_force_from_its_creation_to_its_expiry() -> None:
+    block = FraudBlock(
+        entity_type=BlockedEntityType.IP,
+        entity_id="ip-1",
+        reason="IP_REDEMPTION_RATE_LIMIT",
+        event_id="e-1",
+        created_at=START,
+        expires_at=START + timedelta(hours=1),
+    )
+    view = BlockView()
+    view.apply(block)
+    at_ms = int(START.timestamp() * 1000)
+    key = "ip:ip-1"
+    assert not view.blocked([key], at_ms - 1, False)
+    assert view.blocked([key], at_ms, False) and view.blocked([key], at_ms + 3_599_999, True)
+    assert not view.blocked([key], at_ms + 3_600_000, False)
+
+
 def test_redemption_brute_force_blocks_the_gift_for_an_hour() -> None:
     attempts = [
         factories.gift(
