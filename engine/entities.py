@@ -279,35 +279,23 @@ class BlockView:
     the entity, and enforced by whichever worker decides the next event naming it."""
 
     def __init__(self) -> None:
-        self._in_force: dict[str, tuple[int, int]] = {}  # key -> (from, until), epoch ms
-        self._redemptions: dict[str, tuple[int, int]] = {}  # REDEMPTION_ONLY_REASONS
+        self._until: dict[str, int] = {}
+        self._redemptions_until: dict[str, int] = {}  # REDEMPTION_ONLY_REASONS
 
     def apply(self, block: FraudBlock) -> None:
-        """A block is in force from its creation to its expiry, event time: an event that
-        happened before it was placed and arrives late is not under it. Blocks on the same
-        key merge (the earliest start, the latest expiry)."""
+        """Unlike a subject's blocks, an entity's reach back to the events decided after it
+        whatever their time: the limit's own burst arrives out of order over the gifts' or
+        users' partitions, and its late events are part of what crossed it."""
         if block.entity_type in SUBJECT_ENTITY_TYPES:
             return  # subjects' blocks live in their own state
         key = entity_key(block.entity_type, block.entity_id)
-        from_ms = int(block.created_at.timestamp() * 1000)
         until_ms = int(block.expires_at.timestamp() * 1000)
-        spans = self._redemptions if block.reason in REDEMPTION_ONLY_REASONS else self._in_force
-        known = spans.get(key)
-        if known is not None:
-            from_ms, until_ms = min(from_ms, known[0]), max(until_ms, known[1])
-        spans[key] = (from_ms, until_ms)
+        until = self._redemptions_until if block.reason in REDEMPTION_ONLY_REASONS else self._until
+        until[key] = max(until_ms, until.get(key, 0))
 
     def blocked(self, keys: list[str], at_ms: int, redemption: bool) -> bool:
         """Whether a block in force at ``at_ms`` on one of ``keys`` stops an action naming
         them; ``redemption``: the action is a redemption step."""
-        if _in_force(self._in_force, keys, at_ms):
+        if any(self._until.get(key, 0) > at_ms for key in keys):
             return True
-        return redemption and _in_force(self._redemptions, keys, at_ms)
-
-
-def _in_force(spans: dict[str, tuple[int, int]], keys: list[str], at_ms: int) -> bool:
-    for key in keys:
-        span = spans.get(key)
-        if span is not None and span[0] <= at_ms < span[1]:
-            return True
-    return False
+        return redemption and any(self._redemptions_until.get(key, 0) > at_ms for key in keys)

@@ -77,24 +77,6 @@ def test_a_state_keeps_when_its_blocks_start_and_reads_older_states() -> None:
     assert older.active_blocks(0) == {"R": 2_000_000}  # no start kept: in force as before
 
 
-def test_an_entity_block_is_in_force_from_its_creation_to_its_expiry() -> None:
-    block = FraudBlock(
-        entity_type=BlockedEntityType.IP,
-        entity_id="ip-1",
-        reason="IP_REDEMPTION_RATE_LIMIT",
-        event_id="e-1",
-        created_at=START,
-        expires_at=START + timedelta(hours=1),
-    )
-    view = BlockView()
-    view.apply(block)
-    at_ms = int(START.timestamp() * 1000)
-    key = "ip:ip-1"
-    assert not view.blocked([key], at_ms - 1, False)
-    assert view.blocked([key], at_ms, False) and view.blocked([key], at_ms + 3_599_999, True)
-    assert not view.blocked([key], at_ms + 3_600_000, False)
-
-
 def test_redemption_brute_force_blocks_the_gift_for_an_hour() -> None:
     attempts = [
         factories.gift(
