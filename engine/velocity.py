@@ -288,8 +288,11 @@ class VelocityState:
         """Block the entity from ``from_ms`` until ``until_ms``, both event time: an event
         that happened before the block was placed and arrives late is not under it. Blocks
         for the same reason merge (the earliest start, the latest expiry)."""
+        if reason not in self._blocks:
+            self._blocks_from[reason] = from_ms
+        elif reason in self._blocks_from:  # absent: a block kept by an older state, from always
+            self._blocks_from[reason] = min(from_ms, self._blocks_from[reason])
         self._blocks[reason] = max(until_ms, self._blocks.get(reason, 0))
-        self._blocks_from[reason] = min(from_ms, self._blocks_from.get(reason, from_ms))
 
     def block_expiry(self, reason: str) -> int | None:
         """When the latest block for ``reason`` ends or ended (epoch ms; None: none kept)."""

@@ -75,6 +75,8 @@ def test_a_state_keeps_when_its_blocks_start_and_reads_older_states() -> None:
         assert kept.active_blocks(2_000_000) == {}
     older = VelocityState.from_bytes(b'{"w":null,"m":{},"s":{},"b":{"R":2000000},"p":null}')
     assert older.active_blocks(0) == {"R": 2_000_000}  # no start kept: in force as before
+    older.block("R", until_ms=3_000_000, from_ms=2_500_000)  # a later one keeps it so
+    assert older.active_blocks(0) == {"R": 3_000_000}
 
 
 def test_redemption_brute_force_blocks_the_gift_for_an_hour() -> None:
@@ -223,12 +225,13 @@ def test_a_refund_of_a_redeemed_gift_is_refused_without_blocking_the_giver() -> 
 
 # Seed 5.2 "Falhas consecutivas: bloqueio temporário", per redeemer (its device), across gifts.
 RULES = SEED_RULES
-DEVICE_TYPE = BlockedEntityType.DEVICE
 RUN = RULES.gift.consecutive_failures
 DEVICE = "dev-redeemer"
 RUN_ONLY = RULES.entities.model_copy(
     update={
-        "limits": tuple(limit for limit in RULES.entities.limits if limit.entity is not DEVICE_TYPE)
+        "limits": tuple(
+            limit for limit in RULES.entities.limits if limit.entity is not BlockedEntityType.DEVICE
+        )
     }
 )
 """The entity rules without the device's own limits (code spraying blocks the same device
