@@ -257,6 +257,7 @@ class Scorer:
         self.cached_for: frozenset[int] = frozenset()
         self.store_states = write_states_to(store, topics.validated)
         self.throttle: Throttle | None = None  # of the raw-PII alerts, made on first use
+        self.engine_views = self.views_now()
 
     def begin(self, owned: frozenset[int]) -> Batch:
         """A new batch. The decoded states of the keys this worker owns are kept between
@@ -271,7 +272,13 @@ class Scorer:
             stale = len(self.cache) - self.cache_keys * 3 // 4
             for key in list(islice(self.cache, stale)):  # least recently used first
                 del self.cache[key]
+        self.engine_views = self.views_now()  # a refreshed network index: from this batch on
         return Batch([], {}, owned)
+
+    def views_now(self) -> Views:
+        """What events are decided against, with the network index in force now."""
+        views = self.views
+        return Views(views.blocks, views.lists, views.accounts, views.networks.index, self.hash_key)
 
     def forget(self) -> None:
         self.cache.clear()
@@ -408,10 +415,6 @@ class Scorer:
     ) -> None:
         """Decide ``stamped`` with the engine (``engine.step``), publish what that sets off
         and count the event where it counts."""
-        views = self.views
-        step_views = Views(
-            views.blocks, views.lists, views.accounts, views.networks.index, self.hash_key
-        )
         challenger = None
         if self.challenger is not None:
             challenger = partial(self.shadow, self.challenger)
@@ -419,7 +422,7 @@ class Scorer:
             state,
             stamped,
             rules,
-            step_views,
+            self.engine_views,
             partial(self.scoring_for, rules),
             record.message.timestamp,
             self.clock(),
