@@ -57,6 +57,12 @@ def webhook() -> Iterator[str]:
     server.server_close()
 
 
+def _critical_hits() -> list[str]:
+    """The webhook texts received, without the slow-processing alerts of a loaded machine."""
+    texts = [str(body["text"]) for body in _Webhook.received]
+    return [t for t in texts if SLOW_PROCESSING not in t]
+
+
 def test_critical_hits_alert_once_per_user_and_reach_a_flaky_webhook(
     engine_settings: Settings,
     start_worker: Callable[..., WorkerProcess],
@@ -90,7 +96,7 @@ def test_critical_hits_alert_once_per_user_and_reach_a_flaky_webhook(
         asyncio.run(send_events(settings.bootstrap_servers, topics, payments))
         asyncio.run(collect(settings.bootstrap_servers, topics, {p.event_id for p in payments}))
         deadline = time.monotonic() + 60
-        while len(_Webhook.received) < 2 and time.monotonic() < deadline:
+        while len(_critical_hits()) < 2 and time.monotonic() < deadline:
             time.sleep(0.5)
         time.sleep(2)
         with urllib.request.urlopen(f"http://127.0.0.1:{settings.sink_port}/metrics") as page:
@@ -103,7 +109,7 @@ def test_critical_hits_alert_once_per_user_and_reach_a_flaky_webhook(
     alerts = [a for a in alerts if a.rule != SLOW_PROCESSING]
     assert sorted(a.subject_id or "" for a in alerts) == ["ana", "bia"]  # ana's 2nd throttled
     assert {a.rule for a in alerts} == {"blacklist_hit_critical"}
-    assert len(_Webhook.received) == 2 and _Webhook.failures_left == 0
-    texts = [str(body["text"]) for body in _Webhook.received]
+    texts = _critical_hits()
+    assert len(texts) == 2 and _Webhook.failures_left == 0
     assert all(t.startswith("[CRITICAL] blacklist_hit_critical:") for t in texts)
     assert all(SANCTIONED.lower() not in t.lower() for t in texts)  # masked only
