@@ -35,7 +35,8 @@ EXIT_CODES = """exit codes:
   0    done (a service stopped by SIGINT or SIGTERM ends with 0 too)
   1    the command ran and failed: a broker, store or API it needs cannot be reached, the
        API refused the call, a check failed (audit verify, a feed refresh, the demo), a
-       service died, or the compiled modules are older than their sources (make compile)
+       service died or did not finish stopping within stop_grace_s, or the compiled modules
+       are older than their sources (make compile)
   2    usage: a bad option or argument, an invalid setting, a missing or invalid file
        (config, rules, feeds, input), a missing API key
   130  interrupted (Ctrl-C) before the command finished

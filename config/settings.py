@@ -98,6 +98,14 @@ class Settings(BaseSettings):
         le=3600,
         description="A repeated Kafka client log line passes once per this interval (0: all).",
     )
+    stop_grace_s: float = Field(
+        default=20.0,
+        gt=0,
+        le=3600,
+        description="A worker, sink or auditor told to stop (SIGTERM, Ctrl-C) that has not "
+        "finished stopping after this many seconds exits with code 1 and logs where it was "
+        "waiting; its uncommitted events are decided again on restart.",
+    )
     web_enabled: bool = False
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import signal
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from streams.logs import faust_logging_config
 from streams.metrics import LAG_INTERVAL_S, measure_lag
 from streams.ops import REFRESH_S, Check, Readiness, serve_ops
 from streams.side_producer import SideProducer
+from streams.stopping import exit_unless_stopped_within
 from streams.transport import Transport
 
 
@@ -61,8 +63,16 @@ class Worker(faust.Worker):
     1 s: a stopped process ends within a second of SIGTERM. (Named as Faust's: its log lines
     say ``[^Worker]``, which operators and tests look for.)"""
 
+    stop_grace_s: float = 20.0
+
     async def _sentinel_task(self) -> None:
         await asyncio.sleep(STOPPED_LOOP_GRACE_S)
+
+    def _schedule_shutdown(self, sig: signal.Signals) -> None:
+        """The first stop signal also sets the deadline the stop must finish by."""
+        if not self._signal_stop_time:
+            exit_unless_stopped_within(self.stop_grace_s)
+        super()._schedule_shutdown(sig)
 
 
 STOPPED_LOOP_GRACE_S = 0.1
@@ -82,6 +92,7 @@ def run_until_stopped(app: faust.App, settings: Settings, service: str) -> None:
         logging_config=json_logs,
         quiet=json_logs is not None,  # no banner: every line is JSON
     )
+    worker.stop_grace_s = settings.stop_grace_s
     worker.execute_from_commandline()
 
 

@@ -12,12 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import sys
 import threading
+import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+STOP_OVERRAN_EXIT = 1
+"""The exit code of a process that did not finish stopping within its grace period."""
 
 
 async def in_daemon_thread(call: Callable[..., T], *args: Any) -> T:
@@ -61,3 +67,41 @@ async def despite_unreachable_broker(stopping: Awaitable[None]) -> None:
         if task is not None and task.cancelling() > cancellations:
             raise
         log.warning("Kafka client stopped while the broker was unreachable")
+
+
+def exit_unless_stopped_within(grace_s: float) -> threading.Timer:
+    """From now on, end this process ``grace_s`` seconds later if it is still running.
+
+    A stop waits on Kafka clients, threads and stores; one of them waiting on a broker that
+    is gone kept a worker alive past any orchestrator's grace period. Ending unfinished loses
+    nothing: events whose offsets were not committed are read and decided again on restart
+    (at-least-once; decisions and sinks dedupe by event id). The log says where each thread
+    was, so the wait can be found."""
+
+    def give_up() -> None:
+        log.error(
+            "did not finish stopping within %g s: exiting now; uncommitted events are "
+            "decided again on restart. Where each thread was:\n%s",
+            grace_s,
+            thread_stacks(),
+        )
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(STOP_OVERRAN_EXIT)
+
+    timer = threading.Timer(grace_s, give_up)
+    timer.name = "stop-deadline"
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def thread_stacks() -> str:
+    """Every thread's name and current call stack (code locations only, no values)."""
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    return "\n".join(
+        f"thread {names.get(ident, ident)}:\n{''.join(traceback.format_stack(frame))}"
+        for ident, frame in sys._current_frames().items()
+    )

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from atalaia.supervise import settings_env
+from atalaia.supervise import WorkerProcess, settings_env
 from config.settings import Settings
+from streams.stopping import STOP_OVERRAN_EXIT
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +66,8 @@ def test_a_killed_starter_leaves_neither_its_broker_nor_its_worker_running(
             deadline = time.monotonic() + 30
             while not all(map(_gone, children)) and time.monotonic() < deadline:
                 time.sleep(0.2)
-            assert [pid for pid in children if not _gone(pid)] == []
+            left = [pid for pid in children if not _gone(pid)]
+            assert left == [], log.read_text()[-6000:]  # the worker's stop, if it is left
         finally:
             starter.kill()
             for pid in children:
@@ -73,6 +75,27 @@ def test_a_killed_starter_leaves_neither_its_broker_nor_its_worker_running(
                     os.kill(pid, 9)
     text = log.read_text()
     assert "the process that started this one is gone: stopping" in text
+    assert "Traceback" not in text
+
+
+def test_a_worker_whose_stop_outlasts_its_grace_period_exits_1_saying_where_it_was(
+    engine_settings: Settings, tmp_path: Path
+) -> None:
+    """A grace shorter than any stop: the deadline armed by SIGTERM ends the worker."""
+    settings = engine_settings.model_copy(update={"stop_grace_s": 0.001})
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while "[^Worker]: Ready" not in worker.log_file.read_text():
+            assert time.monotonic() < deadline, "the worker did not get ready"
+            time.sleep(0.2)
+    except BaseException:
+        worker.kill()
+        raise
+    assert worker.stop(timeout_s=30) == STOP_OVERRAN_EXIT
+    text = worker.log_file.read_text()
+    assert "did not finish stopping within 0.001 s" in text
+    assert "thread MainThread:" in text
     assert "Traceback" not in text
 
 

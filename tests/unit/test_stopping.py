@@ -4,10 +4,17 @@ real cancellation of the stopping task is not."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import time
 
 import pytest
 
-from streams.stopping import despite_unreachable_broker
+from streams.stopping import (
+    STOP_OVERRAN_EXIT,
+    despite_unreachable_broker,
+    exit_unless_stopped_within,
+)
 
 
 async def _close_raising_a_stray_cancellation() -> None:
@@ -59,3 +66,32 @@ def test_a_stray_cancellation_is_absorbed_in_a_task_cancelled_before_its_cleanup
 
 def test_a_clean_stop_returns() -> None:
     asyncio.run(despite_unreachable_broker(asyncio.sleep(0)))
+
+
+STOP_THAT_HANGS = """
+import logging, sys, time
+from streams.stopping import exit_unless_stopped_within
+logging.basicConfig(stream=sys.stdout, level=logging.INFO)
+def waiting_on_a_broker_that_is_gone():
+    time.sleep(30)
+exit_unless_stopped_within(0.5)
+waiting_on_a_broker_that_is_gone()
+"""
+
+
+def test_a_stop_past_its_grace_period_exits_1_and_says_where_it_waited() -> None:
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", STOP_THAT_HANGS], capture_output=True, text=True, timeout=20
+    )
+    assert time.monotonic() - started < 10
+    assert done.returncode == STOP_OVERRAN_EXIT == 1
+    assert "did not finish stopping within 0.5 s" in done.stdout
+    assert "waiting_on_a_broker_that_is_gone" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_stop_within_its_grace_period_is_left_alone() -> None:
+    timer = exit_unless_stopped_within(60)
+    assert timer.daemon  # never holds up the process's exit
+    timer.cancel()
