@@ -353,17 +353,25 @@ class KnownFrauds:
     def __init__(self, horizon_ms: int, keep: int) -> None:
         self.horizon_ms, self.keep = horizon_ms, keep
         self._by_entity: dict[str, list[KnownFraud]] = {}
+        self._times: dict[str, list[tuple[float, int]]] = {}
+        """Per entity, each fraud's (labelled at, epoch ms; happened at, epoch s), in the
+        list's order: every scored event reads them, so they are converted once."""
+
+    def _set(self, entity_key: str, frauds: list[KnownFraud]) -> None:
+        self._by_entity[entity_key] = frauds
+        self._times[entity_key] = [
+            (k.labelled_at.timestamp() * 1000, int(k.occurred_at.timestamp())) for k in frauds
+        ]
 
     def add(self, entity_key: str, fraud: KnownFraud) -> bool:
         """Record a fraud on the entity (False: already known, nothing changed)."""
-        known = self._by_entity.setdefault(entity_key, [])
+        known = self._by_entity.get(entity_key, [])
         if any(k.event_id == fraud.event_id for k in known):
             return False
-        known.append(fraud)
-        known.sort(key=lambda k: k.labelled_at)
+        known = sorted([*known, fraud], key=lambda k: k.labelled_at)
         newest = known[-1].labelled_at.timestamp() * 1000
         kept = [k for k in known if newest - k.labelled_at.timestamp() * 1000 <= self.horizon_ms]
-        self._by_entity[entity_key] = kept[-self.keep :]
+        self._set(entity_key, kept[-self.keep :])
         return True
 
     def of(self, entity_key: str) -> list[KnownFraud]:
@@ -371,15 +379,12 @@ class KnownFrauds:
 
     def replace(self, entity_key: str, frauds: Iterable[KnownFraud]) -> None:
         """Take the entity's whole list as published (the view's update)."""
-        self._by_entity[entity_key] = sorted(frauds, key=lambda k: k.labelled_at)
+        self._set(entity_key, sorted(frauds, key=lambda k: k.labelled_at))
 
     def count(self, entity_key: str, at_ms: int, window_ms: int) -> int:
         """Frauds on the entity whose label became known in (at - window, at]."""
-        return sum(
-            1
-            for k in self._by_entity.get(entity_key, ())
-            if at_ms - window_ms < k.labelled_at.timestamp() * 1000 <= at_ms
-        )
+        times = self._times.get(entity_key, ())
+        return sum(1 for labelled, _ in times if at_ms - window_ms < labelled <= at_ms)
 
     def features(
         self, entity_keys: Iterable[str], at_ms: int, rules: ModelRules, windows: dict[str, int]
@@ -391,10 +396,11 @@ class KnownFrauds:
         features: Features = {}
         for entity_type in rules.known_fraud_entities:
             key = by_type.get(entity_type)
+            known = bool(key) and bool(self._times.get(key))  # most entities have none
             for window in rules.known_fraud_windows:
-                count = self.count(key, at_ms, windows[window] * 1000) if key else 0
+                count = self.count(key, at_ms, windows[window] * 1000) if known and key else 0
                 features[known_fraud_feature(entity_type, window)] = count
-            happened = self.happened(key, at_ms, longest_ms) if key else []
+            happened = self.happened(key, at_ms, longest_ms) if known and key else []
             first, last = (min(happened), max(happened)) if happened else (-1, -1)
             features[known_fraud_fact(entity_type, FIRST_AT)] = first
             features[known_fraud_fact(entity_type, LAST_AT)] = last
@@ -404,9 +410,9 @@ class KnownFrauds:
         """When (epoch seconds) the frauds on the entity whose label became known in
         (at - window, at] happened."""
         return [
-            int(k.occurred_at.timestamp())
-            for k in self._by_entity.get(entity_key, ())
-            if at_ms - window_ms < k.labelled_at.timestamp() * 1000 <= at_ms
+            occurred
+            for labelled, occurred in self._times.get(entity_key, ())
+            if at_ms - window_ms < labelled <= at_ms
         ]
 
 
