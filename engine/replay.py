@@ -25,9 +25,9 @@ from engine.learning import Learner, LoadedModel, blend, tree_scorer
 from engine.lists import ListView
 from engine.model_inputs import is_model_scored
 from engine.networks import NetworkIndex
-from engine.step import Scoring, Views, count_step, decide_step
+from engine.step import Effects, Scoring, Views, count_step, decide_step
 from engine.velocity import VelocityState
-from schemas.models import InputEvent, Label, TransactionEvent
+from schemas.models import Decision, InputEvent, Label, TransactionEvent
 
 _LABEL, _EVENT = 0, 1  # at the same instant a label is known before the event is scored
 
@@ -36,6 +36,7 @@ _LABEL, _EVENT = 0, 1  # at the same instant a label is known before the event i
 class Replayed:
     event: InputEvent
     outcome: Outcome
+    decision: Decision
 
 
 class Replay:
@@ -66,7 +67,8 @@ class Replay:
                 self._label(item)
             else:
                 assert not isinstance(item, Label)
-                yield Replayed(item, self.decide(item))
+                effects = self.step(item)
+                yield Replayed(item, effects.outcome, effects.decision)
 
     def _label(self, label: Label) -> None:
         if self.learner is not None:
@@ -75,6 +77,9 @@ class Replay:
             )
 
     def decide(self, event: InputEvent) -> Outcome:
+        return self.step(event).outcome
+
+    def step(self, event: InputEvent) -> Effects:
         """Decide ``event`` as a worker does (``engine.step``), with the learner's model, and
         count it in its entities' and giver's states at once (a worker that never lags)."""
         rules, learner = self.rules, self.learner
@@ -98,7 +103,7 @@ class Replay:
         if learner is not None and is_model_scored(features):
             labelled = list(effects.decision.label_entities)
             learner.observe_decision(event.event_id, at_ms_of(event), features, labelled)
-        return effects.outcome
+        return effects
 
     def _scoring_for(self, event: InputEvent, at_ms: int) -> Scoring:
         """The learner's online model blended with the batch model last trained, for a
