@@ -396,11 +396,11 @@ class KnownFrauds:
         features: Features = {}
         for entity_type in rules.known_fraud_entities:
             key = by_type.get(entity_type)
-            known = bool(key) and bool(self._times.get(key))  # most entities have none
+            known = key if key and key in self._times else None  # most entities have none
             for window in rules.known_fraud_windows:
-                count = self.count(key, at_ms, windows[window] * 1000) if known and key else 0
+                count = self.count(known, at_ms, windows[window] * 1000) if known else 0
                 features[known_fraud_feature(entity_type, window)] = count
-            happened = self.happened(key, at_ms, longest_ms) if known and key else []
+            happened = self.happened(known, at_ms, longest_ms) if known else []
             first, last = (min(happened), max(happened)) if happened else (-1, -1)
             features[known_fraud_fact(entity_type, FIRST_AT)] = first
             features[known_fraud_fact(entity_type, LAST_AT)] = last

@@ -34,6 +34,8 @@ from typing import Final, NamedTuple
 
 import orjson
 
+from engine.feature_names import KNOWN_FEATURE_NAMES
+
 MAX_SUM: Final = 2**63 - 1
 """Where amount sums stop: the largest Avro long (and the largest integer orjson writes)."""
 
@@ -123,6 +125,27 @@ def _kept(serialised: bytes) -> bytes:
     return memoryview(serialised).tobytes()
 
 
+_NUMBER_OF: Final[dict[str, int]] = {name: n for n, name in enumerate(KNOWN_FEATURE_NAMES)}
+
+
+def _numbered(names: tuple[str, ...]) -> list[int | str]:
+    """Feature names as stored: a known name as its number, any other in full."""
+    return [_NUMBER_OF.get(name, name) for name in names]
+
+
+def _named(stored: list[int | str]) -> tuple[str, ...]:
+    """Feature names back from a state (older states hold every name in full). A number
+    past the known names (a state from a newer version) reads as ``feature#<n>``."""
+    return tuple(
+        name
+        if isinstance(name, str)
+        else KNOWN_FEATURE_NAMES[name]
+        if name < len(KNOWN_FEATURE_NAMES)
+        else f"feature#{name}"
+        for name in stored
+    )
+
+
 NO_SHAPE: Final = -1
 """The shape of a recorded event without features (counted for an entity, or not decided)."""
 
@@ -131,7 +154,7 @@ class _Seen(NamedTuple):
     """A recorded event: its second and the features it was decided with, kept serialised as
     its row (they are only read back for a re-delivery, and written with the state every
     time). The row holds the values only, in the order of the state's ``shape`` (a list of
-    feature names, stored once per state): the names were ~60% of a state's bytes."""
+    feature names, stored once per state, known ones by number: ``engine.feature_names``)."""
 
     second: int
     shape: int
@@ -365,7 +388,8 @@ class VelocityState:
 
     def _shapes_fragment(self) -> orjson.Fragment:
         if self._shapes_row is None:
-            self._shapes_row = orjson.Fragment(_kept(orjson.dumps(self._shape_names())))
+            stored = [_numbered(names) for names in self._shape_names()]
+            self._shapes_row = orjson.Fragment(_kept(orjson.dumps(stored)))
         return self._shapes_row
 
     @classmethod
@@ -384,7 +408,7 @@ class VelocityState:
                 buckets[second] = _Bucket(
                     count, amount, set(counterparties), set(countries), set(devices), amounts
                 )
-        state._shapes = {tuple(names): index for index, names in enumerate(raw.get("k", []))}
+        state._shapes = {_named(names): index for index, names in enumerate(raw.get("k", []))}
         for event_id, (second, *rest) in raw["s"].items():
             if rest and isinstance(rest[0], dict):  # written before shapes: [second, features]
                 state._seen[event_id] = _Seen.of(second, NO_SHAPE, b"")

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 import tracemalloc
 
 import pytest
 
+from config.rules import load_rules, seed_rules_path
+from engine.feature_names import KNOWN_FEATURE_NAMES
+from engine.replay import Replay
+from engine.scenarios import generate, listed_entries
 from engine.velocity import MAX_SUM, Observation, VelocityState, WindowStats
+from streams.views import default_list_view
 
 WINDOWS = {"5m": 300, "1h": 3600, "24h": 86_400, "30d": 2_592_000}
 HORIZON = WINDOWS["30d"]
@@ -191,7 +197,9 @@ def test_feature_names_are_stored_once_per_state() -> None:
         state.record(Observation(f"e{n}", n * 1000, "tx", 100), HORIZON)
         state.remember(f"e{n}", {"tx.count.5m": n, "tx.amount_cents.1h": 100 * n})
     written = state.to_bytes()
-    assert written.count(b"tx.count.5m") == 1
+    assert b"tx.count.5m" not in written  # a known name: by its number, once
+    numbers = [KNOWN_FEATURE_NAMES.index(n) for n in ("tx.count.5m", "tx.amount_cents.1h")]
+    assert written.count(b'"k":[[%d,%d]]' % tuple(numbers)) == 1
     copy = VelocityState.from_bytes(written)
     assert copy.features_of("e7") == {"tx.count.5m": 7, "tx.amount_cents.1h": 700}
     assert copy.to_bytes() == written
@@ -241,8 +249,58 @@ def test_states_written_with_names_in_every_row_still_load() -> None:
     assert state.features_of("e1") == {"tx.count.5m": 1}
     assert state.features_of("e2") == {}
     assert state.window("tx", 2_000, 60).count == 2
-    assert b"tx.count.5m" in state.to_bytes()
+    assert b'"k":[[%d]]' % KNOWN_FEATURE_NAMES.index("tx.count.5m") in state.to_bytes()
     assert VelocityState.from_bytes(state.to_bytes()).features_of("e1") == {"tx.count.5m": 1}
+
+
+def test_states_with_feature_names_in_full_still_load() -> None:
+    """Shapes as written before known names were stored by number."""
+    old = (
+        b'{"w":2,"m":{"tx":[[1,1,500,[],[],[],[500]]]},"s":{"e1":[1,0,[3,9]]},'
+        b'"k":[["tx.count.5m","list.block.email.HIGH.MANUAL.a***@x.com"]],"b":{},"p":null}'
+    )
+    state = VelocityState.from_bytes(old)
+    features = {"tx.count.5m": 3, "list.block.email.HIGH.MANUAL.a***@x.com": 9}
+    assert state.features_of("e1") == features
+    number = KNOWN_FEATURE_NAMES.index("tx.count.5m")
+    assert b'"k":[[%d,"list.block.email.HIGH.MANUAL.a***@x.com"]]' % number in state.to_bytes()
+    assert VelocityState.from_bytes(state.to_bytes()).features_of("e1") == features
+
+
+def test_a_feature_number_past_the_known_names_reads_without_failing() -> None:
+    """A state written by a newer version (more known names), read by this one."""
+    past = len(KNOWN_FEATURE_NAMES) + 5
+    data = b'{"w":1,"m":{},"s":{"e1":[1,0,[4]]},"k":[[%d]],"b":{},"p":null}' % past
+    assert VelocityState.from_bytes(data).features_of("e1") == {f"feature#{past}": 4}
+
+
+# The first names as they were first shipped: a state written since refers to them by number.
+FIRST_NAMES = 282
+FIRST_NAMES_SHA256 = "bf7d186bac839e915702b4dd63b180d04cd63c502fc6d58446753975b06cef08"
+
+
+def test_known_feature_names_are_only_ever_appended_to() -> None:
+    first = "\n".join(KNOWN_FEATURE_NAMES[:FIRST_NAMES]).encode()
+    assert hashlib.sha256(first).hexdigest() == FIRST_NAMES_SHA256
+    assert len(set(KNOWN_FEATURE_NAMES)) == len(KNOWN_FEATURE_NAMES)
+
+
+def test_the_shipped_rules_features_are_stored_by_number() -> None:
+    """Every feature the shipped rules compute on a scenario stream is a known name (a list
+    hit's feature names the value it matched, and is stored in full)."""
+    key = b"names"
+    stream = generate(seed=2, users=40, hash_key=key)
+    lists = default_list_view(key)
+    for entry in listed_entries(key, 40, stream[0].event.occurred_at):
+        lists.apply(entry)
+    computed: set[str] = set()
+    for path in (None, seed_rules_path()):
+        rules = load_rules(path) if path else load_rules()
+        for replayed in Replay(rules, key, lists, learn=True).run((i.event for i in stream), []):
+            computed.update(replayed.decision.features)
+    assert len(computed) > 150
+    unknown = {name for name in computed - set(KNOWN_FEATURE_NAMES)}
+    assert all(name.startswith("list.") for name in unknown), sorted(unknown)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -254,6 +312,7 @@ def test_remembered_features_survive_pruning_and_bytes(seed: int) -> None:
     rng = random.Random(seed)
     horizon = 7_200
     names = [f"tx.count.{n}" for n in range(6)] + ["list.block.email.HIGH.manual.a***@x"]
+    names += ["tx.count.5m", "tx.amount_cents.1h", "ml.hour"]  # stored by number
     state, remembered = VelocityState(), {}
     for obs in _stream(seed, 300):
         if not state.record(obs, horizon):
