@@ -75,6 +75,9 @@ class WindowStats(NamedTuple):
     devices: int
 
 
+_NO_EVENTS: Final = WindowStats(0, 0, 0, 0, 0)
+
+
 @dataclass(slots=True)
 class _Bucket:
     count: int = 0
@@ -238,13 +241,16 @@ class VelocityState:
         return list(self._shapes)  # dicts keep insertion order: the index order
 
     def window(self, metric: str, at_ms: int, length_s: int) -> WindowStats:
+        buckets = self._metrics.get(metric)
+        if not buckets:  # most related metrics a gift or login event reads
+            return _NO_EVENTS
         at_s = at_ms // 1000
         low = at_s - length_s
         count = amount = 0
         counterparties: set[str] = set()
         countries: set[str] = set()
         devices: set[str] = set()
-        for second, bucket in self._metrics.get(metric, {}).items():
+        for second, bucket in buckets.items():
             if low < second <= at_s:
                 count += bucket.count
                 amount += bucket.amount_cents

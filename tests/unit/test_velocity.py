@@ -80,7 +80,7 @@ def test_windows_equal_brute_force_after_every_event(seed: int) -> None:
         # The state keeps the horizon behind the newest event; older events are forgotten.
         kept = [o for o in counted if o.at_ms // 1000 > (newest or 0) - HORIZON]
         for name, length in WINDOWS.items():
-            for metric in ("tx", "login_failed"):
+            for metric in ("tx", "login_failed", "never_seen"):
                 assert state.window(metric, obs.at_ms, length) == brute_force(
                     kept, obs.at_ms, metric, length
                 ), (name, metric)
