@@ -120,9 +120,16 @@ def _table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
 
 
 def _source(run: dict[str, Any]) -> str:
+    """Where a run's figures come from: its processor (figures of different processors do
+    not compare) and the machine's load."""
     about = run.get("machine") or {}
     if run.get("transcribed"):
         return "from notes"
+    return f"{about['cpu']}, {_loads(run)}" if about.get("cpu") else _loads(run)
+
+
+def _loads(run: dict[str, Any]) -> str:
+    about = run.get("machine") or {}
     load = about.get("load_1m")
     start = about.get("load_1m_at_start")
     return f"load {_n(start)} → {_n(load)}" if start is not None else f"load {_n(load)}"
@@ -162,7 +169,7 @@ def pipeline_section(runs: list[dict[str, Any]]) -> list[str]:
             f"### Latest: {_commit(latest)}, {_when(latest)} UTC",
             "",
             f"Machine: {about.get('cpus')} cores ({about.get('cpu')}), Python "
-            f"{about.get('python')}, {about.get('system')}; {_source(latest)} (1-minute load "
+            f"{about.get('python')}, {about.get('system')}; {_loads(latest)} (1-minute load "
             f"average at start → end). Command: `{latest['command']}`; profile "
             f"`{figures.get('profile')}`, {figures.get('partitions')} partitions.",
             "",
