@@ -48,8 +48,8 @@ def build_decision(
     ``model`` the online model's (score, version) when it scored the event.
 
     Built without validating again what the engine computed from a validated event (typed
-    values; validating them cost ~30 us an event, mostly the features): only the decision
-    time is normalised, as validation would. ``tests/unit/test_decisions.py`` holds every
+    values, the features dict the largest part): only the decision time is normalised, as
+    validation would. ``tests/unit/test_decisions.py`` holds every
     decision of the scenario streams to the model's validation."""
     subject = subject_of(event)
     return Decision.model_construct(

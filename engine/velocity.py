@@ -137,16 +137,18 @@ def _numbered(names: tuple[str, ...]) -> list[int | str]:
 
 
 def _named(stored: list[int | str]) -> tuple[str, ...]:
-    """Feature names back from a state (older states hold every name in full). A number
-    past the known names (a state from a newer version) reads as ``feature#<n>``."""
-    return tuple(
-        name
-        if isinstance(name, str)
-        else KNOWN_FEATURE_NAMES[name]
-        if name < len(KNOWN_FEATURE_NAMES)
-        else f"feature#{name}"
-        for name in stored
-    )
+    """Feature names back from a state (older states hold every name in full)."""
+    return tuple(_name_of(name) for name in stored)
+
+
+def _name_of(stored: int | str) -> str:
+    """A stored feature name; a number past the known names (a state from a newer version)
+    reads as ``feature#<n>``."""
+    if isinstance(stored, str):
+        return stored
+    if stored < len(KNOWN_FEATURE_NAMES):
+        return KNOWN_FEATURE_NAMES[stored]
+    return f"feature#{stored}"
 
 
 NO_SHAPE: Final = -1

@@ -63,7 +63,9 @@ class Worker(faust.Worker):
     1 s: a stopped process ends within a second of SIGTERM. (Named as Faust's: its log lines
     say ``[^Worker]``, which operators and tests look for.)"""
 
-    stop_grace_s: float = 20.0
+    def __init__(self, app: faust.App, *, stop_grace_s: float, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.stop_grace_s = stop_grace_s
 
     async def _sentinel_task(self) -> None:
         await asyncio.sleep(STOPPED_LOOP_GRACE_S)
@@ -91,8 +93,8 @@ def run_until_stopped(app: faust.App, settings: Settings, service: str) -> None:
         redirect_stdouts=False,
         logging_config=json_logs,
         quiet=json_logs is not None,  # no banner: every line is JSON
+        stop_grace_s=settings.stop_grace_s,
     )
-    worker.stop_grace_s = settings.stop_grace_s
     worker.execute_from_commandline()
 
 

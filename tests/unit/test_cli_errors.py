@@ -94,6 +94,26 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
             {"ATALAIA_CHALLENGER_RULES_PATH": "/nonexistent.toml"},
             "rules file not found: /nonexistent.toml",
         ),
+        (
+            ["worker"],
+            {"ATALAIA_STOP_GRACE_S": "0"},
+            "invalid setting: stop_grace_s: Input should be greater than 0",
+        ),
+        (
+            ["worker"],
+            {"ATALAIA_STOP_GRACE_S": "nan"},
+            "invalid setting: stop_grace_s: Input should be less than or equal to 3600",
+        ),
+        (
+            ["worker"],
+            {"ATALAIA_STOP_GRACE_S": "1e400"},
+            "invalid setting: stop_grace_s: Input should be less than or equal to 3600",
+        ),
+        (
+            ["worker"],
+            {"ATALAIA_STOP_GRACE_S": "twenty"},
+            "invalid setting: stop_grace_s: Input should be a valid number",
+        ),
     ],
 )
 def test_bad_arguments_get_one_line(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -24,9 +25,9 @@ STREAM = generate(seed=3, users=60, hash_key=KEY)
 
 @pytest.mark.parametrize("rules_path", [None, seed_rules_path()], ids=["default", "seed"])
 def test_every_decision_of_a_scenario_stream_is_as_validation_makes_it(
-    rules_path: object,
+    rules_path: Path | None,
 ) -> None:
-    rules = load_rules(rules_path) if rules_path else load_rules()
+    rules = load_rules(rules_path)
     lists = default_list_view(KEY)
     for entry in listed_entries(KEY, 60, STREAM[0].event.occurred_at):
         lists.apply(entry)
