@@ -2,10 +2,10 @@
 
 The seed's factors cap each kind of evidence (geo 10, velocity 20, behaviour 5), which keeps
 an account takeover or a card-testing burst below any review threshold however clearly its
-signals line up. Each combination here is one reason with its own points, outside those caps,
-naming the signals it saw. What they read of the subject's history comes with the features
-(``engine.features.detection_features``): the reasons are a function of the event, its
-features and the rules only.
+signals line up. Each combination here is one rule (``engine.evaluators.Rule``) with its own
+points, outside those caps, naming the signals it saw. What they read of the subject's
+history comes with the features (``engine.features.detection_features``): the reasons are a
+function of the event, its features and the rules only. The ``seed`` profile has them off.
 
 >>> from config.rules import load_rules
 >>> from tests.factories import transaction
@@ -17,7 +17,8 @@ features and the rules only.
 
 from __future__ import annotations
 
-from config.rules import Detection, RuleSet
+from config.rules import RuleSet
+from engine.evaluators import Facts, Fired, Rule, Section
 from engine.features import (
     JUST_UNDER_COUNT,
     JUST_UNDER_LIMIT,
@@ -31,9 +32,11 @@ from engine.features import (
     scripted_agent,
     window_feature,
 )
+from engine.lists import NO_HITS
 from engine.money import format_brl
 from engine.velocity import Features
 from schemas.models import (
+    EventKind,
     GiftEvent,
     GiftEventType,
     InputEvent,
@@ -44,50 +47,87 @@ from schemas.models import (
     TransactionType,
 )
 
-
-def detection_reasons(event: InputEvent, features: Features, rules: RuleSet) -> list[Reason]:
-    """The combinations that fire for ``event`` (none when the profile has them off)."""
-    detection = rules.detection
-    if not detection.enabled:
-        return []
-    if isinstance(event, GiftEvent):  # the gift rules score suspicious networks already
-        return _gift_reasons(event, features, rules)
-    reasons = _network_reasons(event, features, detection)
-    match event:
-        case TransactionEvent():
-            reasons += _takeover(event, features, rules)
-            if event.tx_type is TransactionType.CARD_PAYMENT:  # a PIX is not a charge
-                reasons += _card_testing(features, detection)
-            reasons += _structuring(features, detection)
-        case LoginEvent():
-            reasons += _login_reasons(event, features, detection)
-    return reasons
+_TX = frozenset({EventKind.TRANSACTION})
+_LOGIN = frozenset({EventKind.LOGIN})
+_GIFT = frozenset({EventKind.GIFT})
+_TX_AND_LOGIN = frozenset({EventKind.TRANSACTION, EventKind.LOGIN})
+_CP_GEO = 'CP "Análise Geográfica" tor_vpn, proxy_detected'
+_ATO = "CP inconsistent_behavior + new_country + unusual_for_user, combined (combination ours)"
 
 
-def _network_reasons(
-    event: TransactionEvent | LoginEvent, features: Features, detection: Detection
-) -> list[Reason]:
-    rules = detection.anonymised
-    flags = set(event.network_flags)
+def _tx(facts: Facts) -> TransactionEvent:
+    event = facts.event
+    assert isinstance(event, TransactionEvent)
+    return event
+
+
+def _login(facts: Facts) -> LoginEvent:
+    event = facts.event
+    assert isinstance(event, LoginEvent)
+    return event
+
+
+def _gift(facts: Facts) -> GiftEvent:
+    event = facts.event
+    assert isinstance(event, GiftEvent)
+    return event
+
+
+def _flags(facts: Facts) -> frozenset[NetworkFlag]:
+    event = facts.event
+    assert isinstance(event, (TransactionEvent, LoginEvent))
+    return frozenset(event.network_flags)
+
+
+# Anonymised networks (transactions and logins).
+
+
+def _tor_exit(facts: Facts) -> Fired | None:
+    if NetworkFlag.TOR in _flags(facts):
+        return facts.rules.detection.anonymised.tor_points, "IP is a TOR exit"
+    return None
+
+
+def _masked_new_device(facts: Facts) -> Fired | None:
+    rules, flags, features = facts.rules.detection.anonymised, _flags(facts), facts.features
     if NetworkFlag.TOR in flags:
-        return [Reason(code="NETWORK_TOR_EXIT", points=rules.tor_points, detail="IP is a TOR exit")]
+        return None  # a TOR exit is scored alone
     masked = sorted(f.value for f in flags & rules.masking_flags)
     if masked and features.get(USER_HISTORY) and features.get(KNOWN_DEVICE) == 0:
         detail = f"IP flagged {'/'.join(masked)} and a device the user never used"
-        return [
-            Reason(
-                code="NETWORK_MASKED_NEW_DEVICE",
-                points=rules.masked_unknown_device_points,
-                detail=detail,
-            )
-        ]
-    return []
+        return rules.masked_unknown_device_points, detail
+    return None
 
 
-def _takeover(event: TransactionEvent, features: Features, rules: RuleSet) -> list[Reason]:
+TOR_EXIT = Rule(
+    "NETWORK_TOR_EXIT",
+    _tor_exit,
+    _TX_AND_LOGIN,
+    (),
+    "detection.anonymised.tor_points",
+    "the IP is a TOR exit (flagged upstream or by the imported exit-node list)",
+    _CP_GEO,
+)
+MASKED_NEW_DEVICE = Rule(
+    "NETWORK_MASKED_NEW_DEVICE",
+    _masked_new_device,
+    _TX_AND_LOGIN,
+    (USER_HISTORY, KNOWN_DEVICE),
+    "detection.anonymised.masked_unknown_device_points",
+    "not TOR; an IP flagged with one of masking_flags (VPN, proxy, hosting) and a device "
+    "the user with history never used",
+    _CP_GEO,
+)
+
+
+# Transactions.
+
+
+def _takeover(facts: Facts) -> Fired | None:
+    features, event, rules = facts.features, _tx(facts), facts.rules
     takeover = rules.detection.account_takeover
     if not features.get(USER_HISTORY):
-        return []  # nothing is "new" for a user with no established history
+        return None  # nothing is "new" for a user with no established history
     window = rules.capypay.amount.average_window
     earlier = features.get(window_feature("tx", "count", window), 1) - 1
     signals = []
@@ -104,13 +144,15 @@ def _takeover(event: TransactionEvent, features: Features, rules: RuleSet) -> li
             f"{format_brl(event.amount_cents)} is {event.amount_cents / usual:.1f}x the usual"
         )
     if len(signals) < takeover.min_signals:
-        return []
+        return None
     detail = f"{', '.join(signals)} ({len(signals)} of 4 signals, from {takeover.min_signals})"
-    return [Reason(code="ACCOUNT_TAKEOVER", points=takeover.points, detail=detail)]
+    return takeover.points, detail
 
 
-def _card_testing(features: Features, detection: Detection) -> list[Reason]:
-    testing = detection.card_testing
+def _card_testing(facts: Facts) -> Fired | None:
+    if _tx(facts).tx_type is not TransactionType.CARD_PAYMENT:
+        return None  # a PIX is not a charge
+    testing, features = facts.rules.detection.card_testing, facts.features
     small = features.get(SMALL_CHARGES, 0)
     merchants = features.get(window_feature("tx", "counterparties", testing.window), 0)
     # Two tiny charges from a user's own phone are two coffees; a burst is three or more.
@@ -121,7 +163,7 @@ def _card_testing(features: Features, detection: Detection) -> list[Reason]:
             f"{small} charges of at most {format_brl(testing.small_max_cents)} to {merchants} "
             f"merchants in {testing.window}"
         )
-        return [Reason(code="CARD_TESTING", points=testing.points, detail=detail)]
+        return testing.points, detail
     before = features.get(SMALL_CHARGES_BEFORE, 0)
     after = window_feature("tx", "counterparties", testing.after_window)
     if before >= testing.after_burst and features.get(after, 0) >= testing.after_burst:
@@ -129,82 +171,252 @@ def _card_testing(features: Features, detection: Detection) -> list[Reason]:
             f"after {before} charges of at most {format_brl(testing.small_max_cents)} "
             f"in {testing.after_window}"
         )
-        return [Reason(code="CARD_TESTING", points=testing.points, detail=detail)]
-    return []
+        return testing.points, detail
+    return None
 
 
-def _structuring(features: Features, detection: Detection) -> list[Reason]:
-    rules = detection.structuring
-    limit = features.get(JUST_UNDER_LIMIT)
+def _series_under_limit(facts: Facts) -> tuple[int, int, int] | None:
+    """The limit the transfer is just under, and the window's count and sum of such."""
+    limit = facts.features.get(JUST_UNDER_LIMIT)
     if limit is None:
-        return []
-    count, total = features[JUST_UNDER_COUNT], features[JUST_UNDER_SUM]
-    if count >= rules.min_count and total >= limit:
-        detail = (
-            f"{count} transfers just under {format_brl(limit)} in {rules.window} "
-            f"add up to {format_brl(total)}"
-        )
-        return [Reason(code="STRUCTURING", points=rules.points, detail=detail)]
-    detail = f"transfer just under the {format_brl(limit)} limit"
-    return [Reason(code="AMOUNT_JUST_UNDER_LIMIT", points=rules.single_points, detail=detail)]
+        return None
+    return limit, facts.features[JUST_UNDER_COUNT], facts.features[JUST_UNDER_SUM]
 
 
-def _login_reasons(event: LoginEvent, features: Features, detection: Detection) -> list[Reason]:
-    rules = detection.login
-    reasons = []
-    scripted = scripted_agent(event.user_agent, rules.scripted_agents)
-    if scripted is not None:
-        detail = f"user agent of a scripted client ({scripted})"
-        reasons.append(
-            Reason(code="LOGIN_SCRIPTED_CLIENT", points=rules.scripted_points, detail=detail)
-        )
-    unknown_device = features.get(KNOWN_DEVICE) == 0
+def _structured(facts: Facts, series: tuple[int, int, int]) -> bool:
+    limit, count, total = series
+    return count >= facts.rules.detection.structuring.min_count and total >= limit
+
+
+def _structuring(facts: Facts) -> Fired | None:
+    series = _series_under_limit(facts)
+    if series is None or not _structured(facts, series):
+        return None
+    limit, count, total = series
+    rules = facts.rules.detection.structuring
+    detail = (
+        f"{count} transfers just under {format_brl(limit)} in {rules.window} "
+        f"add up to {format_brl(total)}"
+    )
+    return rules.points, detail
+
+
+def _just_under(facts: Facts) -> Fired | None:
+    series = _series_under_limit(facts)
+    if series is None or _structured(facts, series):
+        return None
+    detail = f"transfer just under the {format_brl(series[0])} limit"
+    return facts.rules.detection.structuring.single_points, detail
+
+
+_STRUCTURING_SEED = 'CP "Análise de Valor" structuring, just_below_limits (limits and series ours)'
+TRANSACTION_RULES = (
+    TOR_EXIT,
+    MASKED_NEW_DEVICE,
+    Rule(
+        "ACCOUNT_TAKEOVER",
+        _takeover,
+        _TX,
+        ("user.*", "tx.new_payee", "tx.count.*", "tx.amount_cents.*"),
+        "detection.account_takeover.points",
+        "a user with established history showing min_signals of: new device, new country, "
+        "new payee, amount_ratio x the usual amount (after min_history transactions)",
+        _ATO,
+    ),
+    Rule(
+        "CARD_TESTING",
+        _card_testing,
+        _TX,
+        ("tx.small_charges*", "tx.counterparties.*", "user.*"),
+        "detection.card_testing.points",
+        "a card payment: min_small charges of at most small_max_cents (one more from the "
+        "user's own known device) to min_counterparties merchants in window, or any charge "
+        "within after_window of after_burst of them",
+        "CP velocity (card testing: combination ours)",
+    ),
+    Rule(
+        "STRUCTURING",
+        _structuring,
+        _TX,
+        ("structuring.*",),
+        "detection.structuring.points",
+        "min_count transfers in window, each from below_fraction of a limit up to it, "
+        "adding up to the limit",
+        _STRUCTURING_SEED,
+    ),
+    Rule(
+        "AMOUNT_JUST_UNDER_LIMIT",
+        _just_under,
+        _TX,
+        ("structuring.*",),
+        "detection.structuring.single_points",
+        "a transfer from below_fraction of a limit up to it, not (yet) a structuring series",
+        _STRUCTURING_SEED,
+    ),
+)
+
+
+# Logins.
+
+
+def _scripted(facts: Facts) -> Fired | None:
+    rules = facts.rules.detection.login
+    scripted = scripted_agent(_login(facts).user_agent, rules.scripted_agents)
+    if scripted is None:
+        return None
+    return rules.scripted_points, f"user agent of a scripted client ({scripted})"
+
+
+def _failed_unknown_device(facts: Facts) -> Fired | None:
+    detection, features, event = facts.rules.detection, facts.features, _login(facts)
+    if event.success or features.get(KNOWN_DEVICE) != 0:
+        return None
     stranger = (
         not features.get(USER_HISTORY)
         or features.get(KNOWN_COUNTRY) == 0
         or bool(set(event.network_flags) & detection.anonymised.masking_flags)
-        or scripted is not None
+        or scripted_agent(event.user_agent, detection.login.scripted_agents) is not None
     )
-    if not event.success and unknown_device and stranger:
-        detail = "failed login from a device this account never used"
-        points = rules.unknown_device_failure_points
-        reasons.append(Reason(code="LOGIN_FAILED_UNKNOWN_DEVICE", points=points, detail=detail))
-    elif event.success and unknown_device and features.get(KNOWN_COUNTRY) == 0:
-        detail = f"login from a device and a country ({event.country}) this account never used"
-        points = detection.account_takeover.points
-        reasons.append(Reason(code="ACCOUNT_TAKEOVER_LOGIN", points=points, detail=detail))
-    return reasons
+    if not stranger:
+        return None
+    detail = "failed login from a device this account never used"
+    return detection.login.unknown_device_failure_points, detail
 
+
+def _takeover_login(facts: Facts) -> Fired | None:
+    features, event = facts.features, _login(facts)
+    if not event.success or features.get(KNOWN_DEVICE) != 0 or features.get(KNOWN_COUNTRY) != 0:
+        return None
+    detail = f"login from a device and a country ({event.country}) this account never used"
+    return facts.rules.detection.account_takeover.points, detail
+
+
+_CP_LOGIN = 'CP "login_frequency", inconsistent_behavior (combination ours)'
+LOGIN_RULES = (
+    TOR_EXIT,
+    MASKED_NEW_DEVICE,
+    Rule(
+        "LOGIN_SCRIPTED_CLIENT",
+        _scripted,
+        _LOGIN,
+        (),
+        "detection.login.scripted_points",
+        "the user agent contains one of scripted_agents (HTTP libraries, headless browsers)",
+        _CP_LOGIN,
+    ),
+    Rule(
+        "LOGIN_FAILED_UNKNOWN_DEVICE",
+        _failed_unknown_device,
+        _LOGIN,
+        (KNOWN_DEVICE, USER_HISTORY, KNOWN_COUNTRY),
+        "detection.login.unknown_device_failure_points",
+        "a failed login from a device the account never used, on an account with no "
+        "established history, or from a new country, a masked network or a scripted client",
+        _CP_LOGIN,
+    ),
+    Rule(
+        "ACCOUNT_TAKEOVER_LOGIN",
+        _takeover_login,
+        _LOGIN,
+        (KNOWN_DEVICE, KNOWN_COUNTRY),
+        "detection.account_takeover.points",
+        "a successful login from a device and a country the account never used",
+        _ATO,
+    ),
+)
+
+
+# GiftPix.
 
 _NEAR_LIMIT_STEPS = frozenset({GiftEventType.GIFT_CREATED, GiftEventType.GIFT_PAID})
 
 
-def _gift_reasons(event: GiftEvent, features: Features, rules: RuleSet) -> list[Reason]:
-    gift = rules.detection.gift
-    limit = rules.gift.limits.max_amount_per_gift_cents
+def _near_limit(facts: Facts) -> Fired | None:
+    event, rules = _gift(facts), facts.rules
+    gift, limit = rules.detection.gift, rules.gift.limits.max_amount_per_gift_cents
     amount = event.amount_cents
-    reasons = []
-    if (
-        event.event_type in _NEAR_LIMIT_STEPS
-        and amount is not None
-        and gift.near_limit_fraction * limit <= amount <= limit
-    ):
-        detail = f"gift of {format_brl(amount)}, near the {format_brl(limit)} per-gift limit"
-        reasons.append(Reason(code="GIFT_NEAR_LIMIT", points=gift.near_limit_points, detail=detail))
-    if event.event_type is GiftEventType.REFUND_REQUESTED:
-        window = gift.refund_burst_window
-        refunds = features.get(window_feature("refund_requested", "count", window), 0)
-        created = features.get(window_feature("gift_created", "count", gift.spree_window), 0)
-        if refunds >= gift.refund_burst_count:
-            detail = f"{refunds} refund requests in {window}"
-            reasons.append(
-                Reason(code="GIFT_REFUND_BURST", points=gift.refund_burst_points, detail=detail)
-            )
-        elif created >= gift.spree_gifts:
-            detail = f"refund requested after {created} gifts created in {gift.spree_window}"
-            reasons.append(
-                Reason(
-                    code="GIFT_REFUND_AFTER_SPREE", points=gift.refund_burst_points, detail=detail
-                )
-            )
-    return reasons
+    if event.event_type not in _NEAR_LIMIT_STEPS or amount is None:
+        return None
+    if not gift.near_limit_fraction * limit <= amount <= limit:
+        return None
+    detail = f"gift of {format_brl(amount)}, near the {format_brl(limit)} per-gift limit"
+    return gift.near_limit_points, detail
+
+
+def _refunds_in_burst(facts: Facts) -> int | None:
+    """The giver's refund requests in the burst window, for a refund request."""
+    if _gift(facts).event_type is not GiftEventType.REFUND_REQUESTED:
+        return None
+    window = facts.rules.detection.gift.refund_burst_window
+    return facts.features.get(window_feature("refund_requested", "count", window), 0)
+
+
+def _refund_burst(facts: Facts) -> Fired | None:
+    gift, refunds = facts.rules.detection.gift, _refunds_in_burst(facts)
+    if refunds is None or refunds < gift.refund_burst_count:
+        return None
+    return gift.refund_burst_points, f"{refunds} refund requests in {gift.refund_burst_window}"
+
+
+def _refund_after_spree(facts: Facts) -> Fired | None:
+    gift, refunds = facts.rules.detection.gift, _refunds_in_burst(facts)
+    if refunds is None or refunds >= gift.refund_burst_count:
+        return None  # not a refund request, or a burst already
+    created = facts.features.get(window_feature("gift_created", "count", gift.spree_window), 0)
+    if created < gift.spree_gifts:
+        return None
+    detail = f"refund requested after {created} gifts created in {gift.spree_window}"
+    return gift.refund_burst_points, detail
+
+
+_GP_REFUNDS = 'GP 5.3 "Bloqueio de estornos em massa" (window and counts ours)'
+GIFT_RULES = (
+    Rule(
+        "GIFT_NEAR_LIMIT",
+        _near_limit,
+        _GIFT,
+        (),
+        "detection.gift.near_limit_points",
+        "a gift created or paid from near_limit_fraction of the per-gift limit up to it",
+        'GP 5.1 "Valor máximo por gift" (mass creation at the limits, ours)',
+    ),
+    Rule(
+        "GIFT_REFUND_BURST",
+        _refund_burst,
+        _GIFT,
+        ("refund_requested.count.*",),
+        "detection.gift.refund_burst_points",
+        "refund_burst_count refund requests by the giver in refund_burst_window",
+        _GP_REFUNDS,
+    ),
+    Rule(
+        "GIFT_REFUND_AFTER_SPREE",
+        _refund_after_spree,
+        _GIFT,
+        ("refund_requested.count.*", "gift_created.count.*"),
+        "detection.gift.refund_burst_points",
+        "not a burst; a refund request by a giver who created spree_gifts gifts in spree_window",
+        _GP_REFUNDS,
+    ),
+)
+
+
+def _enabled(rules: RuleSet) -> bool:
+    return rules.detection.enabled
+
+
+TRANSACTION_SECTION = Section(TRANSACTION_RULES, active=_enabled)
+LOGIN_SECTION = Section(LOGIN_RULES, active=_enabled)
+GIFT_SECTION = Section(GIFT_RULES, active=_enabled)
+
+
+def detection_reasons(event: InputEvent, features: Features, rules: RuleSet) -> list[Reason]:
+    """The combinations that fire for ``event`` (none when the profile has them off)."""
+    facts = Facts(event, features, rules, NO_HITS)
+    match event:
+        case GiftEvent():
+            return GIFT_SECTION.reasons(facts)
+        case TransactionEvent():
+            return TRANSACTION_SECTION.reasons(facts)
+        case LoginEvent():
+            return LOGIN_SECTION.reasons(facts)

@@ -20,7 +20,7 @@ from config.rules import ModelRules
 from engine.features import at_ms_of, local_time, scripted_agent, window_feature
 from engine.lists import BLOCK_PREFIX
 from engine.velocity import Features, VelocityState
-from schemas.models import GiftEvent, LoginEvent, Reason, TransactionEvent
+from schemas.models import GiftEvent, LoginEvent, TransactionEvent
 
 ML_PREFIX = "ml."
 """Decision features the model reads that the rules do not already publish."""
@@ -375,23 +375,32 @@ def top_contributions(
     return tuple((name, round(push, 3)) for name, push in top)
 
 
-def model_reasons(score: ModelScore, version: str, rules: ModelRules) -> list[Reason]:
-    """The model's part of the score, as reasons: the supervised probability once it is
-    ready, else (cold start) ``anomaly_points`` for a transaction more unusual than the
-    ``anomaly_quantile`` of those learned; with the inputs that pushed the probability up."""
-    if score.ready:
-        points = round(rules.points * score.probability)
-        code, what = "MODEL_FRAUD_PROBABILITY", f"fraud probability {score.probability:.2f}"
-    else:
-        cut = score.anomaly_cut
-        if cut is None or score.anomaly <= cut:
-            return []
-        points = rules.anomaly_points
-        percentile = f"{rules.anomaly_quantile * 100:g}th percentile"
-        code = "MODEL_ANOMALY"
-        what = f"anomaly score {score.anomaly:.2f} above {cut:.2f}, the {percentile} (cold start)"
-    if points <= 0:
-        return []
+def _model_detail(what: str, score: ModelScore, version: str) -> str:
+    """``what`` the model saw, its version and the inputs that pushed the probability up."""
     top = ", ".join(f"{name} {push:+.2f}" for name, push in score.contributions)
-    detail = f"{what}, model {version}" + (f"; pushed up by {top}" if top else "")
-    return [Reason(code=code, points=points, detail=detail)]
+    return f"{what}, model {version}" + (f"; pushed up by {top}" if top else "")
+
+
+def probability_points(
+    score: ModelScore, version: str, rules: ModelRules
+) -> tuple[int, str] | None:
+    """The supervised probability's points, once the model is ready (None: not ready, or
+    0 points)."""
+    if not score.ready:
+        return None
+    points = round(rules.points * score.probability)
+    if points <= 0:
+        return None
+    return points, _model_detail(f"fraud probability {score.probability:.2f}", score, version)
+
+
+def anomaly_points(score: ModelScore, version: str, rules: ModelRules) -> tuple[int, str] | None:
+    """Cold start: ``anomaly_points`` for an event more unusual than the
+    ``anomaly_quantile`` of those learned (None: the model is ready, no cut yet, not above
+    it, or 0 points)."""
+    cut = score.anomaly_cut
+    if score.ready or cut is None or score.anomaly <= cut or rules.anomaly_points <= 0:
+        return None
+    percentile = f"{rules.anomaly_quantile * 100:g}th percentile"
+    what = f"anomaly score {score.anomaly:.2f} above {cut:.2f}, the {percentile} (cold start)"
+    return rules.anomaly_points, _model_detail(what, score, version)

@@ -18,8 +18,6 @@ from schemas.models import Reason, RiskBand, TransactionType, Verdict
 from tests import factories
 from tests.factories import SEED_RULES, decide, decide_all
 
-MODEL = SEED_RULES.capypay
-
 WEEKDAY_AFTERNOON = datetime.fromisoformat("2026-11-18T18:00:00+00:00")  # Wed 15h in Brasília
 
 
@@ -91,21 +89,21 @@ def test_busy_weekend_adds_two_points() -> None:
 )
 def test_high_value_formula(reais: int, points: int) -> None:
     """'min(amount / threshold * 5, 10)': R$ 100k = 10 points."""
-    reasons = transaction_reasons(_tx(amount_cents=reais * 100), {}, MODEL, NO_HITS)
+    reasons = transaction_reasons(_tx(amount_cents=reais * 100), {}, SEED_RULES, NO_HITS)
     assert _points(reasons).get("AMOUNT_HIGH_VALUE", 0) == points
 
 
 def test_just_below_the_alert_threshold() -> None:
-    reasons = transaction_reasons(_tx(amount_cents=4_800_000), {}, MODEL, NO_HITS)
+    reasons = transaction_reasons(_tx(amount_cents=4_800_000), {}, SEED_RULES, NO_HITS)
     assert _points(reasons)["AMOUNT_JUST_BELOW_LIMIT"] == 3
 
 
 def test_round_amounts() -> None:
     assert "AMOUNT_ROUND" in _points(
-        transaction_reasons(_tx(amount_cents=1_000_000), {}, MODEL, NO_HITS)
+        transaction_reasons(_tx(amount_cents=1_000_000), {}, SEED_RULES, NO_HITS)
     )
     assert "AMOUNT_ROUND" not in _points(
-        transaction_reasons(_tx(amount_cents=1_000_100), {}, MODEL, NO_HITS)
+        transaction_reasons(_tx(amount_cents=1_000_100), {}, SEED_RULES, NO_HITS)
     )
 
 
@@ -131,7 +129,7 @@ def test_no_average_without_history() -> None:
 
 def test_geo_factor_is_capped_at_ten() -> None:
     reasons = transaction_reasons(
-        _tx(country="KP", network_flags=["VPN", "PROXY"]), {}, MODEL, NO_HITS
+        _tx(country="KP", network_flags=["VPN", "PROXY"]), {}, SEED_RULES, NO_HITS
     )
     points = _points(reasons)
     assert (points["GEO_HIGH_RISK_COUNTRY"], points["GEO_TOR_VPN"], points["GEO_PROXY"]) == (
@@ -392,7 +390,7 @@ def test_login_at_night_from_a_new_device() -> None:
 
 def test_login_uses_geo_and_behaviour() -> None:
     login = factories.login(network_flags=["TOR"], occurred_at=WEEKDAY_AFTERNOON)
-    assert _points(login_reasons(login, {}, MODEL, NO_HITS)) == {"GEO_TOR_VPN": 10}
+    assert _points(login_reasons(login, {}, SEED_RULES, NO_HITS)) == {"GEO_TOR_VPN": 10}
     assert decide(login).verdict is Verdict.ALLOW
 
 

@@ -25,12 +25,13 @@ from engine.learning import (
 from engine.model_inputs import (
     ModelScore,
     amount_bands,
+    anomaly_points,
     is_model_scored,
     known_fraud_feature,
     model_input_names,
     model_input_values,
     model_inputs,
-    model_reasons,
+    probability_points,
 )
 from engine.replay import Replay
 from engine.velocity import VelocityState
@@ -212,14 +213,14 @@ def test_a_class_weighted_model_learns_to_rank_frauds_above_legitimate_events() 
 def test_the_model_adds_points_as_a_reason_cold_start_uses_the_anomaly_score() -> None:
     rules = small_model(points=100, anomaly_points=10, anomaly_quantile=0.99)
     ready = ModelScore(0.83, 0.2, 0.6, True, (("amount_to_avg_30d", 1.5),))
-    [reason] = model_reasons(ready, "online-1.4", rules)
-    assert reason.code == "MODEL_FRAUD_PROBABILITY" and reason.points == 83
-    assert "online-1.4" in reason.detail and "amount_to_avg_30d +1.50" in reason.detail
+    points, detail = probability_points(ready, "online-1.4", rules) or (0, "")
+    assert points == 83 and anomaly_points(ready, "online-1.4", rules) is None
+    assert "online-1.4" in detail and "amount_to_avg_30d +1.50" in detail
     cold = ModelScore(0.99, 0.7, 0.6, False, ())
-    [reason] = model_reasons(cold, "online-1.1", rules)
-    assert reason.code == "MODEL_ANOMALY" and reason.points == 10
-    assert reason.detail.startswith("anomaly score 0.70 above 0.60, the 99th percentile")
-    assert model_reasons(ModelScore(0.001, 0.0, None, True, ()), "v", rules) == []
+    points, detail = anomaly_points(cold, "online-1.1", rules) or (0, "")
+    assert points == 10 and probability_points(cold, "online-1.1", rules) is None
+    assert detail.startswith("anomaly score 0.70 above 0.60, the 99th percentile")
+    assert probability_points(ModelScore(0.001, 0.0, None, True, ()), "v", rules) is None
 
 
 @pytest.mark.parametrize("cut", [None, 0.7, 0.75])
@@ -227,7 +228,7 @@ def test_cold_start_adds_nothing_at_or_below_the_cut_or_before_there_is_one(
     cut: float | None,
 ) -> None:
     cold = ModelScore(0.99, 0.7, cut, False, ())
-    assert model_reasons(cold, "online-1.1", small_model(anomaly_points=10)) == []
+    assert anomaly_points(cold, "online-1.1", small_model(anomaly_points=10)) is None
 
 
 def test_the_anomaly_cut_flags_about_the_configured_share_and_an_outlier() -> None:

@@ -1,0 +1,148 @@
+"""What a rule is: one evaluator per reason code, and how a flow's evaluators make its reasons.
+
+Every reason code the engine can put on a decision is one ``Rule`` (or, for the codes that
+only tighten a verdict, one ``Tightener``): the function that decides whether it fires and
+with what points, beside what it reads, the ``config/rules.toml`` key of its points, its
+formula in words and where in the seeds it comes from. ``engine.catalogue`` lists them all,
+in the order a decision shows them; the contract test (``tests/unit/test_catalogue.py``) runs
+the same checks over every one of them.
+
+An evaluator is pure: the same ``Facts`` always give the same answer, and it reads nothing
+else. Evaluators of a capped factor (the Capy Pay model's velocity, amount, geolocation and
+behaviour) give fractional points, rounded half up, a reason only when that is above 0, and
+the factor's excess taken back by one negative ``<FACTOR>_CAP`` reason, so a decision's
+reasons always add up to its score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from config.rules import RuleSet
+from engine.lists import ListVerdict
+from engine.model_inputs import ModelScore
+from engine.velocity import Features
+from schemas.models import EventKind, InputEvent, Reason, RiskBand, Verdict
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Everything an evaluator may read about one event."""
+
+    event: InputEvent
+    features: Features
+    """The subject's window values and what the views added (lists, blocks, history)."""
+    rules: RuleSet
+    judged: ListVerdict
+    """The list and fraud-block matches, judged together (``engine.lists.judge_hits``)."""
+    model: tuple[ModelScore, str] | None = None
+    """The model's score and version, when a model scored the event."""
+
+
+Fired = tuple[float, str]
+"""A rule that fires: its points (fractional for a capped factor's rules) and its detail."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One reason code: the evaluator that fires it and what a reader needs to trust it."""
+
+    code: str
+    evaluate: Callable[[Facts], Fired | None]
+    kinds: frozenset[EventKind]
+    """The event kinds it is evaluated on."""
+    reads: tuple[str, ...]
+    """The features it reads (a trailing ``*`` stands for any ending), beside the event."""
+    points: str
+    """The ``RuleSet`` attribute path of its points (of their maximum, when they vary)."""
+    when: str
+    """Its formula in words."""
+    seed: str
+    """Where the seeds define it (``ours``: not in the seeds)."""
+
+
+@dataclass(frozen=True)
+class Section:
+    """Rules read one after the other; a named factor caps the sum of its rules' points."""
+
+    rules: tuple[Rule, ...]
+    factor: str = ""
+    """The capped factor's name (``GEO``...); empty: uncapped, points as given."""
+    cap: Callable[[RuleSet], int] | None = None
+    active: Callable[[RuleSet], bool] | None = None
+    """When the section is evaluated at all (None: always)."""
+
+    def reasons(self, facts: Facts) -> list[Reason]:
+        if self.active is not None and not self.active(facts.rules):
+            return []
+        if self.cap is None:
+            return [
+                Reason(code=rule.code, points=int(fired[0]), detail=fired[1])
+                for rule in self.rules
+                if (fired := rule.evaluate(facts)) is not None
+            ]
+        reasons = []
+        for rule in self.rules:
+            fired = rule.evaluate(facts)
+            if fired is not None:
+                earned = int(fired[0] + 0.5)  # the seed's formulas give fractions: round half up
+                if earned > 0:
+                    reasons.append(Reason(code=rule.code, points=earned, detail=fired[1]))
+        return capped(reasons, self.factor, self.cap(facts.rules))
+
+
+def capped(reasons: list[Reason], factor: str, cap: int) -> list[Reason]:
+    """``reasons`` with, when their points pass ``cap``, the excess taken back."""
+    total = sum(r.points for r in reasons)
+    if total <= cap:
+        return reasons
+    detail = f"{factor.lower()} factor capped at {cap}"
+    return [*reasons, Reason(code=f"{factor}_CAP", points=cap - total, detail=detail)]
+
+
+@dataclass(frozen=True)
+class JudgedSection:
+    """The list and fraud-block matches. Their points come from one formula over all of
+    them (``engine.lists.judge_hits``: the most severe match's points, a fixed amount per
+    further match, a maximum), so each code's evaluator reads its part of that judgment and
+    they show in the judge's order; a named factor shows 0-point matches first and caps the
+    rest."""
+
+    rules: tuple[Rule, ...]
+    factor: str = ""
+    cap: Callable[[RuleSet], int] | None = None
+
+    def reasons(self, facts: Facts) -> list[Reason]:
+        order = [reason.code for reason in facts.judged.reasons]
+        fired = [
+            Reason(code=rule.code, points=int(found[0]), detail=found[1])
+            for rule in self.rules
+            if (found := rule.evaluate(facts)) is not None
+        ]
+        fired.sort(key=lambda reason: order.index(reason.code))
+        if self.cap is None:
+            return fired
+        unscored = [reason for reason in fired if reason.points == 0]
+        scored = [reason for reason in fired if reason.points > 0]
+        return [*unscored, *capped(scored, self.factor, self.cap(facts.rules))]
+
+
+@dataclass(frozen=True)
+class Verdicts:
+    """What the tighteners read besides the facts: the score's band and the verdict so far."""
+
+    band: RiskBand
+    verdict: Verdict
+
+
+@dataclass(frozen=True)
+class Tightener:
+    """A 0-point reason that can only make the verdict stricter (or keep it, and explain)."""
+
+    code: str
+    evaluate: Callable[[Facts, Verdicts], tuple[Verdict, str] | None]
+    kinds: frozenset[EventKind]
+    reads: tuple[str, ...]
+    when: str
+    seed: str
