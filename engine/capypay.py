@@ -22,7 +22,7 @@ from __future__ import annotations
 from config.rules import CapyPay, CapyPayCaps, RuleSet
 from engine.evaluators import Facts, Fired, JudgedSection, Rule, Section
 from engine.features import BLOCKED_FEATURE, ENTITY_BLOCKED_FEATURE, local_time, window_feature
-from engine.lists import WHITELIST_OVERRIDE, ListVerdict, OtherHit
+from engine.lists import ALLOW_PREFIX, BLOCK_PREFIX, WHITELIST_OVERRIDE, ListVerdict, OtherHit
 from engine.money import format_brl
 from engine.velocity import Features
 from schemas.models import EventKind, LoginEvent, NetworkFlag, Reason, TransactionEvent
@@ -86,48 +86,49 @@ def _allow_listed(facts: Facts) -> Fired | None:
 
 
 _EVERY_KIND = frozenset(EventKind)
+_JUDGED = (f"{BLOCK_PREFIX}*", f"{ALLOW_PREFIX}*", BLOCKED_FEATURE, ENTITY_BLOCKED_FEATURE)
+"""What the judgment of the matches reads (fraud blocks count for transactions and logins)."""
 _MATCHES = (
     "the most severe match's points, + lists.additional_match_points per further match, "
     "at most lists.max_points (engine.lists.judge_hits)"
 )
-LIST_RULES = (
-    Rule(
-        WHITELIST_OVERRIDE,
-        _allow_listed,
-        _EVERY_KIND,
-        ("allow.*", "block.*", BLOCKED_FEATURE, ENTITY_BLOCKED_FEATURE),
-        "",
-        "any of the event's parties is allow-listed: overrides list hits and fraud blocks",
-        'CP "Whitelist sempre sobrepõe"',
-    ),
-    Rule(
-        "BLACKLIST_FRAUD_BLOCK",
-        _fraud_block,
-        _TX_AND_LOGIN,
-        (BLOCKED_FEATURE, "block.*", "allow.*"),
-        "capypay.blacklist.fraud_block_points",
-        f"the user is under an active fraud block: a HIGH match; {_MATCHES}",
-        "CP severityScores high, multipleMatches",
-    ),
-    Rule(
-        "BLACKLIST_ENTITY_BLOCK",
-        _entity_block,
-        _TX_AND_LOGIN,
-        (ENTITY_BLOCKED_FEATURE, BLOCKED_FEATURE, "block.*", "allow.*"),
-        "capypay.blacklist.fraud_block_points",
-        f"the event names an entity under an active fraud block: a HIGH match; {_MATCHES}",
-        "CP severityScores high, multipleMatches",
-    ),
-    Rule(
-        "BLACKLIST_LIST_HIT",
-        _list_hit,
-        _EVERY_KIND,
-        ("block.*", "allow.*", BLOCKED_FEATURE, ENTITY_BLOCKED_FEATURE),
-        "lists.max_points",
-        f"block-list hits on the event's parties by severity (lists.severity_points); {_MATCHES}",
-        _CP_BLACKLIST,
-    ),
+ALLOW_LISTED = Rule(
+    WHITELIST_OVERRIDE,
+    _allow_listed,
+    _EVERY_KIND,
+    _JUDGED,
+    "",
+    "any of the event's parties is allow-listed: overrides list hits and fraud blocks",
+    'CP "Whitelist sempre sobrepõe"',
 )
+FRAUD_BLOCK = Rule(
+    "BLACKLIST_FRAUD_BLOCK",
+    _fraud_block,
+    _TX_AND_LOGIN,
+    _JUDGED,
+    "capypay.blacklist.fraud_block_points",
+    f"the user is under an active fraud block: a HIGH match; {_MATCHES}",
+    "CP severityScores high, multipleMatches",
+)
+ENTITY_BLOCK = Rule(
+    "BLACKLIST_ENTITY_BLOCK",
+    _entity_block,
+    _TX_AND_LOGIN,
+    _JUDGED,
+    "capypay.blacklist.fraud_block_points",
+    f"the event names an entity under an active fraud block: a HIGH match; {_MATCHES}",
+    "CP severityScores high, multipleMatches",
+)
+LIST_HIT = Rule(
+    "BLACKLIST_LIST_HIT",
+    _list_hit,
+    _EVERY_KIND,
+    _JUDGED,
+    "lists.max_points",
+    f"block-list hits on the event's parties by severity (lists.severity_points); {_MATCHES}",
+    _CP_BLACKLIST,
+)
+LIST_RULES = (ALLOW_LISTED, FRAUD_BLOCK, ENTITY_BLOCK, LIST_HIT)
 
 
 # Velocity (transactions).

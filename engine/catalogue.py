@@ -22,6 +22,7 @@ from engine.admission import CLOCK_SKEW_FEATURE
 from engine.evaluators import Facts, Fired, JudgedSection, Rule, Section, Tightener, Verdicts
 from engine.features import type_metric, window_feature
 from engine.learning import flow_rules
+from engine.lists import ALLOW_PREFIX, BLOCK_PREFIX
 from engine.model_inputs import anomaly_points, probability_points
 from engine.money import format_brl
 from schemas.models import (
@@ -213,7 +214,7 @@ _LIST_SEVERITY = Tightener(
     "LIST_SEVERITY_BLOCK",
     _list_severity,
     _EVERY_KIND,
-    ("block.*", "allow.*"),
+    (f"{BLOCK_PREFIX}*", f"{ALLOW_PREFIX}*"),
     "the most severe block-list hit in force reaches the flow's lists.block_from: BLOCK",
     'CP "Níveis de Severidade"',
 )
@@ -238,7 +239,7 @@ TRANSACTION_TIGHTENERS = (
         "ACTION_VELOCITY_LIMIT",
         _action_velocity,
         _TX,
-        ("*.count.*", "*.amount_cents.*"),
+        ("tx_*.count.*", "tx_*.amount_cents.*"),
         "more than the type's transactions_per_hour, or volume_per_hour_cents of it, by the "
         "user in hour_window, this one included: BLOCK",
         "CP velocityCheckMiddleware",

@@ -16,7 +16,7 @@ before them (``LIST_SECTION``).
 from __future__ import annotations
 
 from engine.admission import subject_of
-from engine.capypay import LIST_RULES
+from engine.capypay import ALLOW_LISTED, LIST_HIT
 from engine.evaluators import Facts, Fired, JudgedSection, Rule, Section
 from engine.features import (
     BLOCKED_FEATURE,
@@ -347,6 +347,7 @@ RULES = (
         'GP 6 "IP suspeito"',
     ),
 )
-LIST_SECTION = JudgedSection(LIST_RULES)
-"""List hits on a gift's parties: uncapped, in the judge's order."""
+LIST_SECTION = JudgedSection((ALLOW_LISTED, LIST_HIT))
+"""List hits on a gift's parties (fraud blocks are refused by the rules below): uncapped,
+in the judge's order."""
 SECTION = Section(RULES)

@@ -1,0 +1,272 @@
+"""The contract every rule of the catalogue keeps, run over each of them (as river's estimator
+checks run over every model): described, documented, pure, reading only what it declares,
+within its points, naming no personal data, reachable; and tighteners never loosen.
+
+The facts they run on: every event of a generated scenario stream (both profiles) with the
+features the engine gave it, and a hand-made example for each code the stream never fires.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config.rules import RuleSet, load_rules
+from engine.capypay import fraud_block_hits
+from engine.catalogue import RULES, SECTIONS_OF, TIGHTENERS, TIGHTENERS_OF
+from engine.evaluators import Facts, Rule, Tightener, Verdicts
+from engine.features import record_and_read
+from engine.lists import judge_hits
+from engine.model_inputs import ModelScore
+from engine.replay import Replay
+from engine.scenarios import SCENARIO_HASH_KEY, generate, listed_entries
+from engine.scoring import assess
+from engine.velocity import VelocityState
+from schemas.models import EVENT_KIND_OF, EventKind, InputEvent, RiskBand, Verdict
+from streams.views import default_list_view
+from tests import factories
+from tests.factories import SEED_RULES
+
+DEFAULT = load_rules()
+PROFILES = {"default": DEFAULT, "seed": SEED_RULES}
+DOCS = Path(__file__).parents[2] / "docs"
+_STRICTNESS = [Verdict.ALLOW, Verdict.REVIEW, Verdict.BLOCK]
+_CODE = re.compile(r"^[A-Z][A-Z0-9_]*[A-Z0-9]$")
+_NEW_DAY = {"tx.hour_history": 0}  # no usual hours yet: nothing else fires by accident
+
+
+def _judged(event: InputEvent, features: dict[str, int], rules: RuleSet) -> Any:
+    kind = EVENT_KIND_OF[type(event)]
+    blocks = () if kind is EventKind.GIFT else fraud_block_hits(features, rules.capypay)
+    return judge_hits(features, rules.lists, blocks)
+
+
+def _facts(
+    event: InputEvent,
+    features: dict[str, int],
+    rules: RuleSet = DEFAULT,
+    model: tuple[ModelScore, str] | None = None,
+) -> Facts:
+    return Facts(event, features, rules, _judged(event, features, rules), model)
+
+
+_READY = ModelScore(0.9, 0.1, 0.5, True, (("amount_log", 1.2),))
+_COLD = ModelScore(0.2, 0.9, 0.5, False, ())
+_SWAP = {"tx_type": "CRYPTO_SWAP", "network_flags": []}
+_BLOCK = "list.block.user.HIGH.manual.u***1"
+_ALLOW = "list.allow.user.LOW.manual.u***1"
+_BR_AFTERNOON = factories.NOW.replace(hour=18)  # 15h in Brasília
+
+EXAMPLES: dict[str, tuple[InputEvent, dict[str, int], RuleSet, tuple[ModelScore, str] | None]] = {
+    "WHITELIST_OVERRIDE": (factories.transaction(), {_BLOCK: 1, _ALLOW: 1}, DEFAULT, None),
+    "BLACKLIST_FRAUD_BLOCK": (factories.transaction(), {"subject.blocked": 1}, DEFAULT, None),
+    "VELOCITY_LOGIN_FAILURES": (factories.login(), {"login_failed.count.1h": 6}, DEFAULT, None),
+    "VELOCITY_LOGIN_FREQUENCY": (
+        factories.login(success=True, failure_reason=None),
+        {"login_ok.count.1h": 25},
+        DEFAULT,
+        None,
+    ),
+    "AMOUNT_HIGH_VALUE": (factories.transaction(amount_cents=6_000_000), {}, DEFAULT, None),
+    "AMOUNT_ROUND": (factories.transaction(amount_cents=1_000_000), {}, DEFAULT, None),
+    "AMOUNT_REPEATED": (factories.transaction(), {"tx.same_amount": 3}, DEFAULT, None),
+    "GEO_HIGH_RISK_COUNTRY": (factories.transaction(country="KP"), {}, DEFAULT, None),
+    "GEO_PROXY": (factories.transaction(network_flags=["PROXY"]), {}, DEFAULT, None),
+    "GEO_COUNTRY_HOPPING": (factories.transaction(), {"tx.countries.24h": 3}, DEFAULT, None),
+    "GIFT_AMOUNT_OVER_LIMIT": (factories.gift(amount_cents=150_000), {}, DEFAULT, None),
+    "GIFT_FAILED_PAYMENTS_LIMIT": (
+        factories.gift(),
+        {"payment_failed.count.24h": 3},
+        DEFAULT,
+        None,
+    ),
+    "GIFT_PIX_FAILED": (factories.gift(event_type="payment_failed"), {}, DEFAULT, None),
+    "GIFT_CODE_ATTEMPTS_EXCEEDED": (
+        factories.redemption("g-1", correct=False),
+        {"redeem_failed.count.30d": 6},
+        DEFAULT,
+        None,
+    ),
+    "GIFT_REFUND_AFTER_REDEMPTION": (
+        factories.gift(event_type="refund_requested"),
+        {"refund.gift_redeemed": 1, "refund.gift_in_policy": 1},
+        DEFAULT,
+        None,
+    ),
+    "GIFT_SUSPICIOUS_IP": (factories.gift(network_flags=["TOR"]), {}, DEFAULT, None),
+    "MODEL_FRAUD_PROBABILITY": (factories.transaction(), {}, DEFAULT, (_READY, "online-1")),
+    "MODEL_ANOMALY": (factories.transaction(), {}, DEFAULT, (_COLD, "online-1")),
+    "EVENT_CLOCK_SKEW": (factories.transaction(), {"event.clock_skew_s": 400}, DEFAULT, None),
+    "ACTION_BLOCK_ON_MEDIUM_RISK": (
+        factories.transaction(tx_type="CRYPTO_SWAP", network_flags=["TOR"]),
+        {},
+        DEFAULT,
+        None,
+    ),
+    "ACTION_VELOCITY_LIMIT": (
+        factories.transaction(**_SWAP, occurred_at=_BR_AFTERNOON),
+        {**_NEW_DAY, "tx_crypto_swap.count.1h": 6, "tx_crypto_swap.amount_cents.1h": 60_000},
+        DEFAULT,
+        None,
+    ),
+    "ACTION_HIGH_VALUE_REVIEW": (
+        factories.transaction(**_SWAP, amount_cents=10_000_001, occurred_at=_BR_AFTERNOON),
+        {**_NEW_DAY, "tx_crypto_swap.count.1h": 1, "tx_crypto_swap.amount_cents.1h": 1},
+        SEED_RULES,
+        None,
+    ),
+    "ACTION_MANUAL_REVIEW_REQUIRED": (
+        factories.transaction(**_SWAP, amount_cents=10_000_001, occurred_at=_BR_AFTERNOON),
+        {**_NEW_DAY, "tx_crypto_swap.count.1h": 1, "tx_crypto_swap.amount_cents.1h": 1},
+        SEED_RULES,
+        None,
+    ),
+    "ACCOUNT_FROZEN": (factories.login(), {"account.frozen": 1}, DEFAULT, None),
+}
+
+
+@cache
+def corpus() -> tuple[Facts, ...]:
+    """Every event of a scenario stream, decided on each profile, with its features; then
+    the examples."""
+    stream = generate(7, 100)
+    listed = listed_entries(SCENARIO_HASH_KEY, 100, stream[0].event.occurred_at)
+    facts = []
+    for rules in PROFILES.values():
+        lists = default_list_view(SCENARIO_HASH_KEY)
+        for entry in listed:
+            lists.apply(entry)
+        replay = Replay(rules, SCENARIO_HASH_KEY, lists, learn=False)
+        for replayed in replay.run((item.event for item in stream), []):
+            features = dict(replayed.outcome.assessment.features)
+            facts.append(_facts(replayed.event, features, rules))
+    for code in EXAMPLES:
+        facts.append(_facts(*_example(code)))
+    return tuple(facts)
+
+
+def _example(
+    code: str,
+) -> tuple[InputEvent, dict[str, int], RuleSet, tuple[ModelScore, str] | None]:
+    """An example's event with the features the engine gives it on a new subject, and the
+    example's values on top."""
+    event, values, rules, model = EXAMPLES[code]
+    return event, {**record_and_read(VelocityState(), event, rules), **values}, rules, model
+
+
+def _of_kinds(kinds: frozenset[EventKind]) -> list[Facts]:
+    return [f for f in corpus() if EVENT_KIND_OF[type(f.event)] in kinds]
+
+
+def _resolve(path: str, rules: RuleSet) -> Any:
+    value: Any = rules
+    for name in path.split("."):
+        value = getattr(value, name)
+    return value
+
+
+def _declared(names: tuple[str, ...], features: dict[str, int]) -> dict[str, int]:
+    return {k: v for k, v in features.items() if any(fnmatch.fnmatchcase(k, n) for n in names)}
+
+
+def _personal_data(event: InputEvent) -> list[str]:
+    """The raw values a reason must never show: IP, e-mail, phone, document, user agent."""
+    values = [getattr(event, name, None) for name in ("ip", "user_agent")]
+    hashes = [getattr(event, name, None) for name in ("email_hash", "phone_hash", "document_hash")]
+    return [str(v) for v in [*values, *hashes] if v]
+
+
+def _strictness(verdict: Verdict) -> int:
+    return _STRICTNESS.index(verdict)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.code)
+def test_a_rule_says_what_it_is(rule: Rule) -> None:
+    assert _CODE.match(rule.code) and rule.when.strip() and rule.seed.strip() and rule.kinds
+    for rules in PROFILES.values():
+        points = _resolve(rule.points, rules) if rule.points else 0
+        assert isinstance(points, int) and 0 <= points <= 100
+    # It is evaluated on exactly the kinds it declares.
+    evaluated = {
+        kind for kind, sections in SECTIONS_OF.items() for s in sections if rule in s.rules
+    }
+    assert evaluated == set(rule.kinds)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.code)
+def test_a_rule_is_pure_reads_only_what_it_declares_and_stays_within_its_points(
+    rule: Rule,
+) -> None:
+    fired = 0
+    for facts in _of_kinds(rule.kinds):
+        before = dict(facts.features)
+        result = rule.evaluate(facts)
+        assert rule.evaluate(facts) == result and facts.features == before
+        if result is None:
+            continue
+        fired += 1
+        points, detail = result
+        ceiling = _resolve(rule.points, facts.rules) if rule.points else 0
+        assert 0 <= points <= ceiling, (rule.code, points, ceiling)
+        assert detail.strip() and not any(v in detail for v in _personal_data(facts.event))
+        only_declared = _declared(rule.reads, facts.features)
+        narrowed = Facts(facts.event, only_declared, facts.rules, facts.judged, facts.model)
+        assert rule.evaluate(narrowed) == result, f"{rule.code} reads an undeclared feature"
+    assert fired, f"{rule.code} never fires on the corpus"
+
+
+@pytest.mark.parametrize("tightener", TIGHTENERS, ids=lambda t: t.code)
+def test_a_tightener_never_loosens_a_verdict_and_says_why(tightener: Tightener) -> None:
+    assert _CODE.match(tightener.code) and tightener.when.strip() and tightener.seed.strip()
+    evaluated = {kind for kind, tighteners in TIGHTENERS_OF.items() if tightener in tighteners}
+    assert evaluated == set(tightener.kinds)
+    acted = 0
+    for facts in _of_kinds(tightener.kinds):
+        for band in RiskBand:
+            for verdict in Verdict:
+                so_far = Verdicts(band, verdict)
+                result = tightener.evaluate(facts, so_far)
+                assert tightener.evaluate(facts, so_far) == result
+                if result is None:
+                    continue
+                acted += 1
+                assert _strictness(result[0]) >= _strictness(verdict) and result[1].strip()
+                only_declared = _declared(tightener.reads, facts.features)
+                narrowed = Facts(facts.event, only_declared, facts.rules, facts.judged, None)
+                assert tightener.evaluate(narrowed, so_far) == result
+    assert acted, f"{tightener.code} never acts on the corpus"
+
+
+@pytest.mark.parametrize("code", EXAMPLES)
+def test_each_example_fires_its_code_in_a_whole_assessment(code: str) -> None:
+    event, features, rules, model = _example(code)
+    assessed = assess(event, rules, features, model)
+    assert code in [r.code for r in assessed.reasons]
+    assert sum(r.points for r in assessed.reasons) == assessed.score
+
+
+def test_every_code_a_decision_can_carry_is_in_the_catalogue_once() -> None:
+    codes = [rule.code for rule in RULES] + [t.code for t in TIGHTENERS]
+    assert len(codes) == len(set(codes))
+    caps = {"BLACKLIST_CAP", "VELOCITY_CAP", "AMOUNT_CAP", "GEO_CAP", "BEHAVIORAL_CAP"}
+    for facts in corpus():
+        assessed = assess(facts.event, facts.rules, facts.features, facts.model)
+        assert {r.code for r in assessed.reasons} <= set(codes) | caps
+
+
+def test_every_code_is_documented_with_the_module_of_its_evaluator() -> None:
+    text = (DOCS / "rules-and-scoring.md").read_text() + (DOCS / "detection.md").read_text()
+    rows = re.findall(r"^\| `([A-Z_]+)`(?: / `[A-Z_]+`)? \|.*\| `(engine/\w+\.py)` \|$", text, re.M)
+    module_of = dict(rows)
+    for rule in RULES:
+        assert rule.code in text, f"{rule.code} is not documented"
+        documented = module_of.get(rule.code)
+        if documented is not None:
+            assert documented == rule.evaluate.__module__.replace(".", "/") + ".py", rule.code
+    for tightener in TIGHTENERS:
+        assert tightener.code in text, f"{tightener.code} is not documented"
