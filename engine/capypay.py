@@ -19,9 +19,9 @@ negative ``<FACTOR>_CAP`` reason so that the reasons always add up to the score.
 
 from __future__ import annotations
 
-from config.rules import CapyPay, CapyPayCaps, RuleSet
+from config.rules import CapyPay, RuleSet
 from engine.evaluators import Facts, Fired, JudgedSection, Rule, Section
-from engine.features import BLOCKED_FEATURE, ENTITY_BLOCKED_FEATURE, local_time, window_feature
+from engine.features import BLOCKED_FEATURE, ENTITY_BLOCKED_FEATURE, window_feature
 from engine.lists import ALLOW_PREFIX, BLOCK_PREFIX, WHITELIST_OVERRIDE, ListVerdict, OtherHit
 from engine.money import format_brl
 from engine.velocity import Features
@@ -32,18 +32,6 @@ _TX = frozenset({EventKind.TRANSACTION})
 _LOGIN = frozenset({EventKind.LOGIN})
 _TX_AND_LOGIN = frozenset({EventKind.TRANSACTION, EventKind.LOGIN})
 _CP_BLACKLIST = 'CP "Verificação de Blacklist"'
-
-
-def subject_metric(event: TransactionEvent | LoginEvent) -> str:
-    """The metric the event counts under in its subject's windows."""
-    if isinstance(event, TransactionEvent):
-        return "tx"
-    return "login_ok" if event.success else "login_failed"
-
-
-def _local_hour(event: TransactionEvent | LoginEvent, offset_hours: int) -> tuple[int, int]:
-    local = local_time(event.occurred_at, offset_hours)
-    return local.hour, local.weekday()
 
 
 def _scored(facts: Facts) -> TransactionEvent | LoginEvent:
@@ -135,7 +123,7 @@ LIST_RULES = (ALLOW_LISTED, FRAUD_BLOCK, ENTITY_BLOCK, LIST_HIT)
 
 
 def _frequency(facts: Facts) -> Fired | None:
-    rules, features = facts.rules.capypay.velocity, facts.features
+    rules, features = facts.capypay.velocity, facts.features
     hour, day = rules.hour_window, rules.day_window
     per_hour = features.get(window_feature("tx", "count", hour), 1)
     per_day = features.get(window_feature("tx", "count", day), 1)
@@ -150,7 +138,7 @@ def _frequency(facts: Facts) -> Fired | None:
 
 
 def _volume(facts: Facts) -> Fired | None:
-    rules, features, amount = facts.rules.capypay.velocity, facts.features, _tx(facts).amount_cents
+    rules, features, amount = facts.capypay.velocity, facts.features, _tx(facts).amount_cents
     hour, day = rules.hour_window, rules.day_window
     volume_hour = features.get(window_feature("tx", "amount_cents", hour), amount)
     volume_day = features.get(window_feature("tx", "amount_cents", day), amount)
@@ -165,7 +153,7 @@ def _volume(facts: Facts) -> Fired | None:
 
 
 def _rapid_succession(facts: Facts) -> Fired | None:
-    rules = facts.rules.capypay.velocity
+    rules = facts.capypay.velocity
     gap = facts.features.get("tx.seconds_since_previous", -1)
     if 0 <= gap < rules.rapid_succession_seconds:
         return rules.rapid_succession_points, f"{gap}s after the previous transaction"
@@ -173,17 +161,17 @@ def _rapid_succession(facts: Facts) -> Fired | None:
 
 
 def _unusual_hour(facts: Facts) -> Fired | None:
-    rules = facts.rules.capypay.velocity
-    local_hour, _ = _local_hour(_tx(facts), rules.local_utc_offset_hours)
+    rules = facts.capypay.velocity
+    local_hour = facts.local.hour
     if local_hour in rules.unusual_hours:
         return rules.unusual_hours_points, f"transaction at {local_hour:02d}h local time"
     return None
 
 
 def _weekend(facts: Facts) -> Fired | None:
-    rules = facts.rules.capypay.velocity
+    rules = facts.capypay.velocity
     day = rules.day_window
-    _, weekday = _local_hour(_tx(facts), rules.local_utc_offset_hours)
+    weekday = facts.local.weekday()
     per_day = facts.features.get(window_feature("tx", "count", day), 1)
     if weekday >= 5 and per_day >= rules.weekend_busy_transactions_per_day:
         return rules.weekend_points, f"{per_day} transactions in {day} on a weekend"
@@ -247,13 +235,13 @@ VELOCITY_RULES = (
 
 
 def _login_counts(facts: Facts) -> tuple[int, int]:
-    window = facts.rules.capypay.login_velocity.window
+    window = facts.capypay.login_velocity.window
     failed = facts.features.get(window_feature("login_failed", "count", window), 0)
     return failed, failed + facts.features.get(window_feature("login_ok", "count", window), 0)
 
 
 def _login_failures(facts: Facts) -> Fired | None:
-    rules = facts.rules.capypay.login_velocity
+    rules = facts.capypay.login_velocity
     failed, _ = _login_counts(facts)
     if failed <= rules.failures_allowed:
         return None
@@ -264,7 +252,7 @@ def _login_failures(facts: Facts) -> Fired | None:
 
 
 def _login_frequency(facts: Facts) -> Fired | None:
-    rules = facts.rules.capypay.login_velocity
+    rules = facts.capypay.login_velocity
     _, logins = _login_counts(facts)
     if logins <= rules.logins_allowed:
         return None
@@ -302,7 +290,7 @@ LOGIN_VELOCITY_RULES = (
 
 
 def _high_value(facts: Facts) -> Fired | None:
-    rules, amount = facts.rules.capypay.amount, _tx(facts).amount_cents
+    rules, amount = facts.capypay.amount, _tx(facts).amount_cents
     alert = rules.single_transaction_alert_cents
     if amount < alert:
         return None
@@ -313,7 +301,7 @@ def _high_value(facts: Facts) -> Fired | None:
 
 
 def _unusual_for_user(facts: Facts) -> Fired | None:
-    rules, features, amount = facts.rules.capypay.amount, facts.features, _tx(facts).amount_cents
+    rules, features, amount = facts.capypay.amount, facts.features, _tx(facts).amount_cents
     window = rules.average_window
     earlier = features.get(window_feature("tx", "count", window), 1) - 1
     if earlier < rules.min_history_for_average:
@@ -331,14 +319,14 @@ def _unusual_for_user(facts: Facts) -> Fired | None:
 
 
 def _round(facts: Facts) -> Fired | None:
-    rules, amount = facts.rules.capypay.amount, _tx(facts).amount_cents
+    rules, amount = facts.capypay.amount, _tx(facts).amount_cents
     if amount % rules.round_amount_unit_cents == 0:
         return rules.round_amount_points, f"round amount {format_brl(amount)}"
     return None
 
 
 def _just_below(facts: Facts) -> Fired | None:
-    rules, amount = facts.rules.capypay.amount, _tx(facts).amount_cents
+    rules, amount = facts.capypay.amount, _tx(facts).amount_cents
     alert = rules.single_transaction_alert_cents
     if alert * rules.just_below_fraction <= amount < alert:
         return (
@@ -349,8 +337,8 @@ def _just_below(facts: Facts) -> Fired | None:
 
 
 def _daily_volume(facts: Facts) -> Fired | None:
-    rules, amount = facts.rules.capypay.amount, _tx(facts).amount_cents
-    day = facts.rules.capypay.velocity.day_window
+    rules, amount = facts.capypay.amount, _tx(facts).amount_cents
+    day = facts.capypay.velocity.day_window
     day_volume = facts.features.get(window_feature("tx", "amount_cents", day), amount)
     if day_volume < rules.daily_volume_alert_cents:
         return None
@@ -362,7 +350,7 @@ def _daily_volume(facts: Facts) -> Fired | None:
 
 
 def _repeated(facts: Facts) -> Fired | None:
-    rules = facts.rules.capypay.amount
+    rules = facts.capypay.amount
     repeats = facts.features.get("tx.same_amount", 1)
     if repeats < rules.repeated_amount_count:
         return None
@@ -371,7 +359,7 @@ def _repeated(facts: Facts) -> Fired | None:
 
 
 def _split(facts: Facts) -> Fired | None:
-    rules, features = facts.rules.capypay.amount, facts.features
+    rules, features = facts.capypay.amount, facts.features
     alert = rules.single_transaction_alert_cents
     split = features.get("tx.structuring.count", 0)
     split_total = features.get("tx.structuring.amount_cents", 0)
@@ -460,7 +448,7 @@ AMOUNT_RULES = (
 
 
 def _high_risk_country(facts: Facts) -> Fired | None:
-    geo, country = facts.rules.capypay.geo, _scored(facts).country
+    geo, country = facts.capypay.geo, _scored(facts).country
     if country in geo.high_risk_countries:
         return geo.high_risk_country_points, f"country {country} is on the high-risk list"
     return None
@@ -468,9 +456,9 @@ def _high_risk_country(facts: Facts) -> Fired | None:
 
 def _new_country(facts: Facts) -> Fired | None:
     event = _scored(facts)
-    metric = subject_metric(event)
+    metric = facts.metric
     if facts.features.get(f"{metric}.new_country"):
-        points = facts.rules.capypay.geo.new_country_points
+        points = facts.capypay.geo.new_country_points
         return points, f"first {metric} from {event.country} in the user's history"
     return None
 
@@ -478,13 +466,13 @@ def _new_country(facts: Facts) -> Fired | None:
 def _tor_vpn(facts: Facts) -> Fired | None:
     anonymised = sorted(f.value for f in _scored(facts).network_flags if f in _TOR_VPN)
     if anonymised:
-        points = facts.rules.capypay.geo.tor_vpn_points
+        points = facts.capypay.geo.tor_vpn_points
         return points, f"IP flagged upstream as {'/'.join(anonymised)}"
     return None
 
 
 def _impossible_travel(facts: Facts) -> Fired | None:
-    geo, features = facts.rules.capypay.geo, facts.features
+    geo, features = facts.capypay.geo, facts.features
     speed, km = features.get("travel.kmh", -1), features.get("travel.km", -1)
     if speed > geo.impossible_travel_kmh and km >= geo.impossible_travel_min_km:
         points = geo.impossible_travel_points
@@ -493,8 +481,8 @@ def _impossible_travel(facts: Facts) -> Fired | None:
 
 
 def _country_hopping(facts: Facts) -> Fired | None:
-    geo, day = facts.rules.capypay.geo, facts.rules.capypay.velocity.day_window
-    metric = subject_metric(_scored(facts))
+    geo, day = facts.capypay.geo, facts.capypay.velocity.day_window
+    metric = facts.metric
     countries = facts.features.get(f"{metric}.countries.{day}", 0)
     if countries >= geo.country_hopping_countries:
         return geo.country_hopping_points, f"{countries} countries in {day}"
@@ -503,7 +491,7 @@ def _country_hopping(facts: Facts) -> Fired | None:
 
 def _proxy(facts: Facts) -> Fired | None:
     if NetworkFlag.PROXY in _scored(facts).network_flags:
-        return facts.rules.capypay.geo.proxy_points, "IP flagged upstream as a proxy"
+        return facts.capypay.geo.proxy_points, "IP flagged upstream as a proxy"
     return None
 
 
@@ -573,12 +561,12 @@ GEO_RULES = (
 def _behaviour_hour(facts: Facts) -> Fired | None:
     """Logins: the fixed unusual hours; transactions: the user's own hours (for them the
     fixed hours count under velocity)."""
-    capypay, event = facts.rules.capypay, _scored(facts)
+    capypay, event = facts.capypay, _scored(facts)
     rules = capypay.behavioral
-    hour, _ = _local_hour(event, capypay.velocity.local_utc_offset_hours)
+    hour = facts.local.hour
     if isinstance(event, LoginEvent):
         if hour in capypay.velocity.unusual_hours:
-            return rules.unusual_hours_points, f"{subject_metric(event)} at {hour:02d}h local time"
+            return rules.unusual_hours_points, f"{facts.metric} at {hour:02d}h local time"
         return None
     history = facts.features.get("tx.hour_history", 0)
     if history >= rules.usual_hours_min_history and facts.features.get("tx.near_hour", 0) == 0:
@@ -591,7 +579,7 @@ def _behaviour_hour(facts: Facts) -> Fired | None:
 
 
 def _bot_speed(facts: Facts) -> Fired | None:
-    rules, metric = facts.rules.capypay.behavioral, subject_metric(_scored(facts))
+    rules, metric = facts.capypay.behavioral, facts.metric
     gap = facts.features.get(f"{metric}.seconds_since_previous", -1)
     if 0 <= gap < rules.bot_speed_seconds:
         return rules.rapid_actions_points, f"{gap}s after the previous {metric}"
@@ -599,8 +587,8 @@ def _bot_speed(facts: Facts) -> Fired | None:
 
 
 def _new_device(facts: Facts) -> Fired | None:
-    if facts.features.get(f"{subject_metric(_scored(facts))}.new_device"):
-        points = facts.rules.capypay.behavioral.new_device_points
+    if facts.features.get(f"{facts.metric}.new_device"):
+        points = facts.capypay.behavioral.new_device_points
         return points, "device never used by this user before"
     return None
 
@@ -639,21 +627,17 @@ BEHAVIOUR_RULES = (
 )
 
 
-def _caps(rules: RuleSet) -> CapyPayCaps:
-    return rules.capypay.caps
-
-
-BLACKLIST = JudgedSection(LIST_RULES, "BLACKLIST", lambda rules: _caps(rules).blacklist)
+BLACKLIST = JudgedSection(LIST_RULES, "BLACKLIST", lambda facts: facts.capypay.caps.blacklist)
 TRANSACTION_SECTIONS = (
     BLACKLIST,
-    Section(VELOCITY_RULES, "VELOCITY", lambda rules: _caps(rules).velocity),
-    Section(AMOUNT_RULES, "AMOUNT", lambda rules: _caps(rules).amount),
-    Section(GEO_RULES, "GEO", lambda rules: _caps(rules).geolocation),
-    Section(BEHAVIOUR_RULES, "BEHAVIORAL", lambda rules: _caps(rules).behavioral),
+    Section(VELOCITY_RULES, "VELOCITY", lambda facts: facts.capypay.caps.velocity),
+    Section(AMOUNT_RULES, "AMOUNT", lambda facts: facts.capypay.caps.amount),
+    Section(GEO_RULES, "GEO", lambda facts: facts.capypay.caps.geolocation),
+    Section(BEHAVIOUR_RULES, "BEHAVIORAL", lambda facts: facts.capypay.caps.behavioral),
 )
 LOGIN_SECTIONS = (
     BLACKLIST,
-    Section(LOGIN_VELOCITY_RULES, "VELOCITY", lambda rules: _caps(rules).velocity),
+    Section(LOGIN_VELOCITY_RULES, "VELOCITY", lambda facts: facts.capypay.caps.velocity),
     TRANSACTION_SECTIONS[3],
     TRANSACTION_SECTIONS[4],
 )

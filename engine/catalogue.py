@@ -26,7 +26,6 @@ from engine.lists import ALLOW_PREFIX, BLOCK_PREFIX
 from engine.model_inputs import anomaly_points, probability_points
 from engine.money import format_brl
 from schemas.models import (
-    EVENT_KIND_OF,
     EventKind,
     ListSeverity,
     Reason,
@@ -110,9 +109,9 @@ SECTIONS_OF: dict[EventKind, tuple[Section | JudgedSection, ...]] = {
 }
 
 
-def reasons_for(kind: EventKind, facts: Facts) -> list[Reason]:
-    """The scored reasons of an event of ``kind``: every section's, in order."""
-    return [reason for section in SECTIONS_OF[kind] for reason in section.reasons(facts)]
+def reasons_for(facts: Facts) -> list[Reason]:
+    """The scored reasons of the event: every section of its kind's, in order."""
+    return [reason for section in SECTIONS_OF[facts.kind] for reason in section.reasons(facts)]
 
 
 # The tighteners: after the score, in this order.
@@ -125,8 +124,7 @@ def _tx(facts: Facts) -> TransactionEvent:
 
 
 def _block_on_medium(facts: Facts, so_far: Verdicts) -> tuple[Verdict, str] | None:
-    event = _tx(facts)
-    options = facts.rules.capypay.actions.get(event.tx_type)
+    event, options = _tx(facts), facts.action_options
     if options is None or not options.block_on_medium_risk:
         return None
     if so_far.band is RiskBand.LOW or so_far.verdict is Verdict.BLOCK:
@@ -137,8 +135,7 @@ def _block_on_medium(facts: Facts, so_far: Verdicts) -> tuple[Verdict, str] | No
 def _action_velocity(facts: Facts, so_far: Verdicts) -> tuple[Verdict, str] | None:
     """More than the type's hourly count or volume (none when its features are absent: a
     re-delivery first decided before the limit was configured, or a challenger's window)."""
-    event = _tx(facts)
-    options = facts.rules.capypay.actions.get(event.tx_type)
+    event, options = _tx(facts), facts.action_options
     limit = None if options is None else options.velocity
     if limit is None or so_far.verdict is Verdict.BLOCK:
         return None
@@ -160,8 +157,7 @@ def _action_velocity(facts: Facts, so_far: Verdicts) -> tuple[Verdict, str] | No
 
 
 def _high_value_review(facts: Facts, so_far: Verdicts) -> tuple[Verdict, str] | None:
-    event = _tx(facts)
-    options = facts.rules.capypay.actions.get(event.tx_type)
+    event, options = _tx(facts), facts.action_options
     threshold = None if options is None else options.high_value_review_cents
     if threshold is None or event.amount_cents < threshold or so_far.verdict is not Verdict.ALLOW:
         return None
@@ -176,10 +172,11 @@ _SEVERITIES = list(ListSeverity)
 
 
 def _list_severity(facts: Facts, so_far: Verdicts) -> tuple[Verdict, str] | None:
-    kind = EVENT_KIND_OF[type(facts.event)]
-    severity = facts.judged.severity
+    kind, severity = facts.kind, facts.judged.severity
+    if severity is None or so_far.verdict is Verdict.BLOCK:
+        return None
     block_from = facts.rules.lists.block_from.get(kind)
-    if severity is None or block_from is None or so_far.verdict is Verdict.BLOCK:
+    if block_from is None:
         return None
     if _SEVERITIES.index(severity) < _SEVERITIES.index(block_from):
         return None
@@ -196,8 +193,7 @@ def _frozen(facts: Facts, so_far: Verdicts) -> tuple[Verdict, str] | None:
 def _manual_review(facts: Facts, so_far: Verdicts) -> tuple[Verdict, str] | None:
     """The seed's ``requireManualReview``: a REVIEW of this type does not "continue with
     flag" but waits for an analyst (on the final verdict: not on what ends up blocked)."""
-    event = _tx(facts)
-    options = facts.rules.capypay.actions.get(event.tx_type)
+    event, options = _tx(facts), facts.action_options
     if so_far.verdict is not Verdict.REVIEW or options is None:
         return None
     if not options.require_manual_review:
@@ -273,14 +269,15 @@ TIGHTENERS_OF: dict[EventKind, tuple[Tightener, ...]] = {
 
 def tighten(facts: Facts, band: RiskBand, verdict: Verdict) -> tuple[Verdict, list[Reason]]:
     """The verdict after the flow's tighteners, and a 0-point reason for each that acted."""
-    kind = EVENT_KIND_OF[type(facts.event)]
     notes = []
-    for tightener in TIGHTENERS_OF[kind]:
-        acted = tightener.evaluate(facts, Verdicts(band, verdict))
+    so_far = Verdicts(band, verdict)
+    for tightener in TIGHTENERS_OF[facts.kind]:
+        acted = tightener.evaluate(facts, so_far)
         if acted is not None:
-            verdict = acted[0]
+            if acted[0] is not so_far.verdict:
+                so_far = Verdicts(band, acted[0])
             notes.append(Reason(code=tightener.code, points=0, detail=acted[1]))
-    return verdict, notes
+    return so_far.verdict, notes
 
 
 RULES: tuple[Rule, ...] = tuple(

@@ -73,23 +73,17 @@ def _gift(facts: Facts) -> GiftEvent:
     return event
 
 
-def _flags(facts: Facts) -> frozenset[NetworkFlag]:
-    event = facts.event
-    assert isinstance(event, (TransactionEvent, LoginEvent))
-    return frozenset(event.network_flags)
-
-
 # Anonymised networks (transactions and logins).
 
 
 def _tor_exit(facts: Facts) -> Fired | None:
-    if NetworkFlag.TOR in _flags(facts):
-        return facts.rules.detection.anonymised.tor_points, "IP is a TOR exit"
+    if NetworkFlag.TOR in facts.flags:
+        return facts.detection.anonymised.tor_points, "IP is a TOR exit"
     return None
 
 
 def _masked_new_device(facts: Facts) -> Fired | None:
-    rules, flags, features = facts.rules.detection.anonymised, _flags(facts), facts.features
+    rules, flags, features = facts.detection.anonymised, facts.flags, facts.features
     if NetworkFlag.TOR in flags:
         return None  # a TOR exit is scored alone
     masked = sorted(f.value for f in flags & rules.masking_flags)
@@ -152,7 +146,7 @@ def _takeover(facts: Facts) -> Fired | None:
 def _card_testing(facts: Facts) -> Fired | None:
     if _tx(facts).tx_type is not TransactionType.CARD_PAYMENT:
         return None  # a PIX is not a charge
-    testing, features = facts.rules.detection.card_testing, facts.features
+    testing, features = facts.detection.card_testing, facts.features
     small = features.get(SMALL_CHARGES, 0)
     merchants = features.get(window_feature("tx", "counterparties", testing.window), 0)
     # Two tiny charges from a user's own phone are two coffees; a burst is three or more.
@@ -185,7 +179,7 @@ def _series_under_limit(facts: Facts) -> tuple[int, int, int] | None:
 
 def _structured(facts: Facts, series: tuple[int, int, int]) -> bool:
     limit, count, total = series
-    return count >= facts.rules.detection.structuring.min_count and total >= limit
+    return count >= facts.detection.structuring.min_count and total >= limit
 
 
 def _structuring(facts: Facts) -> Fired | None:
@@ -193,7 +187,7 @@ def _structuring(facts: Facts) -> Fired | None:
     if series is None or not _structured(facts, series):
         return None
     limit, count, total = series
-    rules = facts.rules.detection.structuring
+    rules = facts.detection.structuring
     detail = (
         f"{count} transfers just under {format_brl(limit)} in {rules.window} "
         f"add up to {format_brl(total)}"
@@ -206,7 +200,7 @@ def _just_under(facts: Facts) -> Fired | None:
     if series is None or _structured(facts, series):
         return None
     detail = f"transfer just under the {format_brl(series[0])} limit"
-    return facts.rules.detection.structuring.single_points, detail
+    return facts.detection.structuring.single_points, detail
 
 
 _STRUCTURING_SEED = 'CP "Análise de Valor" structuring, just_below_limits (limits and series ours)'
@@ -260,7 +254,7 @@ TRANSACTION_RULES = (
 
 
 def _scripted(facts: Facts) -> Fired | None:
-    rules = facts.rules.detection.login
+    rules = facts.detection.login
     scripted = scripted_agent(_login(facts).user_agent, rules.scripted_agents)
     if scripted is None:
         return None
@@ -268,7 +262,7 @@ def _scripted(facts: Facts) -> Fired | None:
 
 
 def _failed_unknown_device(facts: Facts) -> Fired | None:
-    detection, features, event = facts.rules.detection, facts.features, _login(facts)
+    detection, features, event = facts.detection, facts.features, _login(facts)
     if event.success or features.get(KNOWN_DEVICE) != 0:
         return None
     stranger = (
@@ -288,7 +282,7 @@ def _takeover_login(facts: Facts) -> Fired | None:
     if not event.success or features.get(KNOWN_DEVICE) != 0 or features.get(KNOWN_COUNTRY) != 0:
         return None
     detail = f"login from a device and a country ({event.country}) this account never used"
-    return facts.rules.detection.account_takeover.points, detail
+    return facts.detection.account_takeover.points, detail
 
 
 _CP_LOGIN = 'CP "login_frequency", inconsistent_behavior (combination ours)'
@@ -347,19 +341,19 @@ def _refunds_in_burst(facts: Facts) -> int | None:
     """The giver's refund requests in the burst window, for a refund request."""
     if _gift(facts).event_type is not GiftEventType.REFUND_REQUESTED:
         return None
-    window = facts.rules.detection.gift.refund_burst_window
+    window = facts.detection.gift.refund_burst_window
     return facts.features.get(window_feature("refund_requested", "count", window), 0)
 
 
 def _refund_burst(facts: Facts) -> Fired | None:
-    gift, refunds = facts.rules.detection.gift, _refunds_in_burst(facts)
+    gift, refunds = facts.detection.gift, _refunds_in_burst(facts)
     if refunds is None or refunds < gift.refund_burst_count:
         return None
     return gift.refund_burst_points, f"{refunds} refund requests in {gift.refund_burst_window}"
 
 
 def _refund_after_spree(facts: Facts) -> Fired | None:
-    gift, refunds = facts.rules.detection.gift, _refunds_in_burst(facts)
+    gift, refunds = facts.detection.gift, _refunds_in_burst(facts)
     if refunds is None or refunds >= gift.refund_burst_count:
         return None  # not a refund request, or a burst already
     created = facts.features.get(window_feature("gift_created", "count", gift.spree_window), 0)
@@ -401,8 +395,8 @@ GIFT_RULES = (
 )
 
 
-def _enabled(rules: RuleSet) -> bool:
-    return rules.detection.enabled
+def _enabled(facts: Facts) -> bool:
+    return facts.detection.enabled
 
 
 TRANSACTION_SECTION = Section(TRANSACTION_RULES, active=_enabled)

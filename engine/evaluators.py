@@ -19,25 +19,62 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from config.rules import RuleSet
+from config.rules import ActionOptions, CapyPay, Detection, GiftRules, RuleSet
+from engine.features import local_time
 from engine.lists import ListVerdict
 from engine.model_inputs import ModelScore
 from engine.velocity import Features
-from schemas.models import EventKind, InputEvent, Reason, RiskBand, Verdict
+from schemas.models import (
+    EVENT_KIND_OF,
+    EventKind,
+    InputEvent,
+    LoginEvent,
+    Reason,
+    RiskBand,
+    TransactionEvent,
+    Verdict,
+)
 
 
-@dataclass(frozen=True)
 class Facts:
-    """Everything an evaluator may read about one event."""
+    """Everything an evaluator may read about one event: the event, its features (the
+    subject's window values and what the views added: lists, blocks, history), the rules,
+    the list and fraud-block matches judged together (``engine.lists.judge_hits``) and the
+    model's score and version when a model scored it. The rules' sections the evaluators
+    read are taken out once here, as the scoring hot path reads them for every rule."""
 
-    event: InputEvent
-    features: Features
-    """The subject's window values and what the views added (lists, blocks, history)."""
-    rules: RuleSet
-    judged: ListVerdict
-    """The list and fraud-block matches, judged together (``engine.lists.judge_hits``)."""
-    model: tuple[ModelScore, str] | None = None
-    """The model's score and version, when a model scored the event."""
+    def __init__(
+        self,
+        event: InputEvent,
+        features: Features,
+        rules: RuleSet,
+        judged: ListVerdict,
+        model: tuple[ModelScore, str] | None = None,
+    ) -> None:
+        self.event, self.features, self.rules = event, features, rules
+        self.judged, self.model = judged, model
+        self.kind = EVENT_KIND_OF[type(event)]
+        self.capypay: CapyPay = rules.capypay
+        self.detection: Detection = rules.detection
+        self.gift: GiftRules = rules.gift
+        self.action_options: ActionOptions | None = (
+            self.capypay.actions.get(event.tx_type) if isinstance(event, TransactionEvent) else None
+        )
+        """A transaction type's own options (``[capypay.actions.<type>]``), if it has any."""
+        self.flags = frozenset(event.network_flags)
+        self.metric = _subject_metric(event)
+        """The metric a transaction or login counts under in its subject's windows (gifts:
+        empty, their rules name their metrics)."""
+        self.local = local_time(event.occurred_at, self.capypay.velocity.local_utc_offset_hours)
+        """The event's wall-clock time where the rules place their users."""
+
+
+def _subject_metric(event: InputEvent) -> str:
+    if isinstance(event, TransactionEvent):
+        return "tx"
+    if isinstance(event, LoginEvent):
+        return "login_ok" if event.success else "login_failed"
+    return ""
 
 
 Fired = tuple[float, str]
@@ -69,12 +106,12 @@ class Section:
     rules: tuple[Rule, ...]
     factor: str = ""
     """The capped factor's name (``GEO``...); empty: uncapped, points as given."""
-    cap: Callable[[RuleSet], int] | None = None
-    active: Callable[[RuleSet], bool] | None = None
+    cap: Callable[[Facts], int] | None = None
+    active: Callable[[Facts], bool] | None = None
     """When the section is evaluated at all (None: always)."""
 
     def reasons(self, facts: Facts) -> list[Reason]:
-        if self.active is not None and not self.active(facts.rules):
+        if self.active is not None and not self.active(facts):
             return []
         if self.cap is None:
             return [
@@ -89,7 +126,7 @@ class Section:
                 earned = int(fired[0] + 0.5)  # the seed's formulas give fractions: round half up
                 if earned > 0:
                     reasons.append(Reason(code=rule.code, points=earned, detail=fired[1]))
-        return capped(reasons, self.factor, self.cap(facts.rules))
+        return capped(reasons, self.factor, self.cap(facts))
 
 
 def capped(reasons: list[Reason], factor: str, cap: int) -> list[Reason]:
@@ -111,9 +148,11 @@ class JudgedSection:
 
     rules: tuple[Rule, ...]
     factor: str = ""
-    cap: Callable[[RuleSet], int] | None = None
+    cap: Callable[[Facts], int] | None = None
 
     def reasons(self, facts: Facts) -> list[Reason]:
+        if not facts.judged.reasons:
+            return []
         order = [reason.code for reason in facts.judged.reasons]
         fired = [
             Reason(code=rule.code, points=int(found[0]), detail=found[1])
@@ -125,7 +164,7 @@ class JudgedSection:
             return fired
         unscored = [reason for reason in fired if reason.points == 0]
         scored = [reason for reason in fired if reason.points > 0]
-        return [*unscored, *capped(scored, self.factor, self.cap(facts.rules))]
+        return [*unscored, *capped(scored, self.factor, self.cap(facts))]
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ def _is(facts: Facts, step: GiftEventType) -> bool:
 def _subject_blocked(facts: Facts) -> Fired | None:
     event = _gift(facts)
     if facts.features.get(BLOCKED_FEATURE) and event.event_type in _BLOCKED_STEPS:
-        points = facts.rules.gift.points.subject_blocked
+        points = facts.gift.points.subject_blocked
         return points, f"{subject_of(event).key} is under an active fraud block"
     return None
 
@@ -69,78 +69,78 @@ def _entity_blocked(facts: Facts) -> Fired | None:
     if facts.features.get(ENTITY_BLOCKED_FEATURE) and _gift(facts).event_type in _BLOCKED_STEPS:
         what = "an entity of this action (IP, device, recipient...)"
         detail = f"{what} is under an active fraud block"
-        return facts.rules.gift.points.entity_blocked, detail
+        return facts.gift.points.entity_blocked, detail
     return None
 
 
 def _over_gift_limit(facts: Facts) -> Fired | None:
-    amount, limits = _created_amount(facts), facts.rules.gift.limits
+    amount, limits = _created_amount(facts), facts.gift.limits
     if amount is None or amount <= limits.max_amount_per_gift_cents:
         return None
     return (
-        facts.rules.gift.points.amount_over_gift_limit,
+        facts.gift.points.amount_over_gift_limit,
         f"gift of {format_brl(amount)} exceeds the "
         f"{format_brl(limits.max_amount_per_gift_cents)} per-gift limit",
     )
 
 
 def _daily_count(facts: Facts) -> Fired | None:
-    limits = facts.rules.gift.limits
+    limits = facts.gift.limits
     if _created_amount(facts) is None:
         return None
     created = facts.features[window_feature("gift_created", "count", limits.day_window)]
     if created <= limits.max_gifts_per_day:
         return None
     return (
-        facts.rules.gift.points.daily_count_exceeded,
+        facts.gift.points.daily_count_exceeded,
         f"{created} gifts created in {limits.day_window}, limit {limits.max_gifts_per_day}",
     )
 
 
 def _daily_amount(facts: Facts) -> Fired | None:
-    limits = facts.rules.gift.limits
+    limits = facts.gift.limits
     if _created_amount(facts) is None:
         return None
     total = facts.features[window_feature("gift_created", "amount_cents", limits.day_window)]
     if total <= limits.max_amount_per_day_cents:
         return None
     return (
-        facts.rules.gift.points.daily_amount_exceeded,
+        facts.gift.points.daily_amount_exceeded,
         f"{format_brl(total)} in gifts in {limits.day_window}, limit "
         f"{format_brl(limits.max_amount_per_day_cents)}",
     )
 
 
 def _failed_payments(facts: Facts) -> Fired | None:
-    limits = facts.rules.gift.limits
+    limits = facts.gift.limits
     if _created_amount(facts) is None:
         return None
     failures = facts.features[window_feature("payment_failed", "count", limits.day_window)]
     if failures < limits.max_failed_payments_per_day:
         return None
     return (
-        facts.rules.gift.points.failed_payments_exceeded,
+        facts.gift.points.failed_payments_exceeded,
         f"{failures} failed gift payments in {limits.day_window}, limit "
         f"{limits.max_failed_payments_per_day}",
     )
 
 
 def _rapid_creation(facts: Facts) -> Fired | None:
-    patterns = facts.rules.gift.patterns
+    patterns = facts.gift.patterns
     if _created_amount(facts) is None:
         return None
     window = patterns.rapid_creation_window
     recent = facts.features[window_feature("gift_created", "count", window)]
     if recent < patterns.rapid_creation_count:
         return None
-    return facts.rules.gift.points.rapid_creation, f"{recent} gifts created in {window}"
+    return facts.gift.points.rapid_creation, f"{recent} gifts created in {window}"
 
 
 def _refund_after_redemption(facts: Facts) -> Fired | None:
     if _is(facts, GiftEventType.REFUND_REQUESTED) and facts.features.get(
         REFUND_OF_REDEEMED_FEATURE
     ):
-        points = facts.rules.gift.points.refund_after_redemption
+        points = facts.gift.points.refund_after_redemption
         return points, "the gift was already redeemed: no automatic refund"
     return None
 
@@ -151,28 +151,28 @@ def _refund_outside_policy(facts: Facts) -> Fired | None:
     ):
         return None
     return (
-        facts.rules.gift.points.refund_outside_policy,
+        facts.gift.points.refund_outside_policy,
         f"no creation of this gift by its giver in the last "
-        f"{facts.rules.gift.limits.refund_window}: refund through support",
+        f"{facts.gift.limits.refund_window}: refund through support",
     )
 
 
 def _mass_refund(facts: Facts) -> Fired | None:
-    limits = facts.rules.gift.limits
+    limits = facts.gift.limits
     if not _is(facts, GiftEventType.REFUND_REQUESTED):
         return None
     refunds = facts.features[window_feature("refund_requested", "count", limits.day_window)]
     if refunds <= limits.max_refunds_per_day:
         return None
     return (
-        facts.rules.gift.points.mass_refund,
+        facts.gift.points.mass_refund,
         f"{refunds} refund requests in {limits.day_window}, limit {limits.max_refunds_per_day}",
     )
 
 
 def _pix_failed(facts: Facts) -> Fired | None:
     if _is(facts, GiftEventType.PAYMENT_FAILED):
-        return facts.rules.gift.points.payment_failed, "PIX payment for the gift failed"
+        return facts.gift.points.payment_failed, "PIX payment for the gift failed"
     return None
 
 
@@ -180,37 +180,37 @@ def _code_attempts(facts: Facts) -> tuple[int, int] | None:
     """Wrong codes and all attempts on this gift in the window, for a redemption attempt."""
     if not _is(facts, GiftEventType.REDEEM_ATTEMPT):
         return None
-    window = facts.rules.gift.patterns.code_attempts_window
+    window = facts.gift.patterns.code_attempts_window
     wrong = facts.features[window_feature("redeem_failed", "count", window)]
     return wrong, wrong + facts.features[window_feature("redeem_ok", "count", window)]
 
 
 def _attempts_exceeded(facts: Facts) -> Fired | None:
-    counted, limit = _code_attempts(facts), facts.rules.gift.limits.max_code_attempts
+    counted, limit = _code_attempts(facts), facts.gift.limits.max_code_attempts
     if counted is None or counted[1] <= limit:
         return None
     return (
-        facts.rules.gift.points.code_attempts_exceeded,
+        facts.gift.points.code_attempts_exceeded,
         f"{counted[1]} redemption attempts on this gift, limit {limit}",
     )
 
 
 def _wrong_codes(facts: Facts) -> Fired | None:
-    counted, limit = _code_attempts(facts), facts.rules.gift.limits.max_code_attempts
+    counted, limit = _code_attempts(facts), facts.gift.limits.max_code_attempts
     if counted is None or counted[1] > limit:
         return None  # not an attempt, or past the limit (scored by the rule above)
-    if counted[0] < facts.rules.gift.patterns.suspicious_code_attempts:
+    if counted[0] < facts.gift.patterns.suspicious_code_attempts:
         return None
-    return facts.rules.gift.points.code_attempts, f"{counted[0]} wrong codes entered for this gift"
+    return facts.gift.points.code_attempts, f"{counted[0]} wrong codes entered for this gift"
 
 
 def _suspicious_ip(facts: Facts) -> Fired | None:
-    flags = facts.rules.gift.patterns.suspicious_network_flags
+    flags = facts.gift.patterns.suspicious_network_flags
     suspicious = flags.intersection(_gift(facts).network_flags)
     if not suspicious:
         return None
     return (
-        facts.rules.gift.points.suspicious_ip,
+        facts.gift.points.suspicious_ip,
         f"actor IP flagged upstream as {', '.join(sorted(f.value for f in suspicious))}",
     )
 

@@ -85,7 +85,7 @@ def assess(
     blocks = () if kind is EventKind.GIFT else fraud_block_hits(features, rules.capypay)
     judged = judge_hits(features, rules.lists, blocks)  # once: reasons and severity read it
     facts = Facts(event, features, rules, judged, model)
-    reasons = reasons_for(kind, facts)
+    reasons = reasons_for(facts)
     score = max(0, min(MAX_SCORE, sum(r.points for r in reasons)))
     band = band_for(score, rules.bands)
     thresholds = {
