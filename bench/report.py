@@ -65,6 +65,19 @@ OTHERS: dict[str, tuple[str, list[tuple[str, str]]]] = {
             ("state bytes per event", "state_bytes_per_event"),
         ],
     ),
+    "quix": (
+        "A stateful rule engine written plainly in Quix Streams "
+        "(`.venv/bin/python -m bench.quix_rules`): the same handbook transactions through a "
+        "four-line rule over a 1 h window per customer and a 1 day window per terminal "
+        "(RocksDB, at-least-once) on an embedded broker of its own; a burst (events/s from the "
+        "first publish to the last decision) and a paced run at 500/s. The reference a "
+        "worker's throughput is compared with, beside the raw passthrough.",
+        [
+            ("burst events/s", "runs[0].events_per_s"),
+            ("paced p50 ms", "runs[1].p50_ms"),
+            ("paced p99 ms", "runs[1].p99_ms"),
+        ],
+    ),
     "faust_floor": (
         "Faust's own floor (`.venv/bin/python -m bench.faust_floor`): a Faust worker doing "
         "none of the engine's work, writing and sending the agent's shape per event.",
