@@ -84,12 +84,17 @@ def _over_gift_limit(facts: Facts) -> Fired | None:
     )
 
 
-def _daily_count(facts: Facts) -> Fired | None:
-    limits = facts.gift.limits
+def _at_creation(facts: Facts, metric: str, stat: str, window: str) -> int | None:
+    """The giver's window value a gift creation is judged on (None: another step)."""
     if _created_amount(facts) is None:
         return None
-    created = facts.features[window_feature("gift_created", "count", limits.day_window)]
-    if created <= limits.max_gifts_per_day:
+    return facts.features[window_feature(metric, stat, window)]
+
+
+def _daily_count(facts: Facts) -> Fired | None:
+    limits = facts.gift.limits
+    created = _at_creation(facts, "gift_created", "count", limits.day_window)
+    if created is None or created <= limits.max_gifts_per_day:
         return None
     return (
         facts.gift.points.daily_count_exceeded,
@@ -99,10 +104,8 @@ def _daily_count(facts: Facts) -> Fired | None:
 
 def _daily_amount(facts: Facts) -> Fired | None:
     limits = facts.gift.limits
-    if _created_amount(facts) is None:
-        return None
-    total = facts.features[window_feature("gift_created", "amount_cents", limits.day_window)]
-    if total <= limits.max_amount_per_day_cents:
+    total = _at_creation(facts, "gift_created", "amount_cents", limits.day_window)
+    if total is None or total <= limits.max_amount_per_day_cents:
         return None
     return (
         facts.gift.points.daily_amount_exceeded,
@@ -113,10 +116,8 @@ def _daily_amount(facts: Facts) -> Fired | None:
 
 def _failed_payments(facts: Facts) -> Fired | None:
     limits = facts.gift.limits
-    if _created_amount(facts) is None:
-        return None
-    failures = facts.features[window_feature("payment_failed", "count", limits.day_window)]
-    if failures < limits.max_failed_payments_per_day:
+    failures = _at_creation(facts, "payment_failed", "count", limits.day_window)
+    if failures is None or failures < limits.max_failed_payments_per_day:
         return None
     return (
         facts.gift.points.failed_payments_exceeded,
@@ -127,11 +128,9 @@ def _failed_payments(facts: Facts) -> Fired | None:
 
 def _rapid_creation(facts: Facts) -> Fired | None:
     patterns = facts.gift.patterns
-    if _created_amount(facts) is None:
-        return None
     window = patterns.rapid_creation_window
-    recent = facts.features[window_feature("gift_created", "count", window)]
-    if recent < patterns.rapid_creation_count:
+    recent = _at_creation(facts, "gift_created", "count", window)
+    if recent is None or recent < patterns.rapid_creation_count:
         return None
     return facts.gift.points.rapid_creation, f"{recent} gifts created in {window}"
 

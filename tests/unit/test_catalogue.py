@@ -1,6 +1,8 @@
 """The contract every rule of the catalogue keeps, run over each of them (as river's estimator
 checks run over every model): described, documented, pure, reading only what it declares,
-within its points, naming no personal data, reachable; and tighteners never loosen.
+within its points, naming no personal data, reachable; and tighteners never loosen. Then the
+decisions they make together: only catalogued codes, points adding up to the score, one-line
+details without personal data, the same reasons when the stream is decided again.
 
 The facts they run on: every event of a generated scenario stream (both profiles) with the
 features the engine gave it, and a hand-made example for each code the stream never fires.
@@ -24,8 +26,8 @@ from engine.features import record_and_read
 from engine.lists import judge_hits
 from engine.model_inputs import ModelScore
 from engine.replay import Replay
-from engine.scenarios import SCENARIO_HASH_KEY, generate, listed_entries
-from engine.scoring import assess
+from engine.scenarios import SCENARIO_HASH_KEY, generate, listed_entries, listed_rows
+from engine.scoring import MAX_SCORE, Assessment, assess
 from engine.velocity import VelocityState
 from schemas.models import EVENT_KIND_OF, EventKind, InputEvent, RiskBand, Verdict
 from streams.views import default_list_view
@@ -35,6 +37,8 @@ from tests.factories import SEED_RULES
 DEFAULT = load_rules()
 PROFILES = {"default": DEFAULT, "seed": SEED_RULES}
 DOCS = Path(__file__).parents[2] / "docs"
+USERS = 100
+"""Ordinary users of the generated scenario stream (~8,000 events with its episodes)."""
 _STRICTNESS = [Verdict.ALLOW, Verdict.REVIEW, Verdict.BLOCK]
 _CODE = re.compile(r"^[A-Z][A-Z0-9_]*[A-Z0-9]$")
 _NEW_DAY = {"tx.hour_history": 0}  # no usual hours yet: nothing else fires by accident
@@ -131,22 +135,35 @@ EXAMPLES: dict[str, tuple[InputEvent, dict[str, int], RuleSet, tuple[ModelScore,
 
 
 @cache
+def _stream() -> tuple[InputEvent, ...]:
+    return tuple(item.event for item in generate(7, USERS))
+
+
+def _replay(rules: RuleSet) -> list[tuple[InputEvent, Assessment]]:
+    """The scenario stream decided in order, as a worker decides it, with its listed users."""
+    stream = _stream()
+    lists = default_list_view(SCENARIO_HASH_KEY)
+    for entry in listed_entries(SCENARIO_HASH_KEY, USERS, stream[0].occurred_at):
+        lists.apply(entry)
+    replay = Replay(rules, SCENARIO_HASH_KEY, lists, learn=False)
+    return [(r.event, r.outcome.assessment) for r in replay.run(stream, [])]
+
+
+@cache
+def decided() -> dict[str, list[tuple[InputEvent, Assessment]]]:
+    return {name: _replay(rules) for name, rules in PROFILES.items()}
+
+
+@cache
 def corpus() -> tuple[Facts, ...]:
-    """Every event of a scenario stream, decided on each profile, with its features; then
+    """Every event of the scenario stream, decided on each profile, with its features; then
     the examples."""
-    stream = generate(7, 100)
-    listed = listed_entries(SCENARIO_HASH_KEY, 100, stream[0].event.occurred_at)
-    facts = []
-    for rules in PROFILES.values():
-        lists = default_list_view(SCENARIO_HASH_KEY)
-        for entry in listed:
-            lists.apply(entry)
-        replay = Replay(rules, SCENARIO_HASH_KEY, lists, learn=False)
-        for replayed in replay.run((item.event for item in stream), []):
-            features = dict(replayed.outcome.assessment.features)
-            facts.append(_facts(replayed.event, features, rules))
-    for code in EXAMPLES:
-        facts.append(_facts(*_example(code)))
+    facts = [
+        _facts(event, dict(assessed.features), PROFILES[name])
+        for name, decisions in decided().items()
+        for event, assessed in decisions
+    ]
+    facts += [_facts(*_example(code)) for code in EXAMPLES]
     return tuple(facts)
 
 
@@ -257,6 +274,25 @@ def test_every_code_a_decision_can_carry_is_in_the_catalogue_once() -> None:
     for facts in corpus():
         assessed = assess(facts.event, facts.rules, facts.features, facts.model)
         assert {r.code for r in assessed.reasons} <= set(codes) | caps
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_every_decision_adds_up_and_its_details_are_one_line_without_personal_data(
+    profile: str,
+) -> None:
+    listed_emails = [row.value for row in listed_rows(USERS)]  # shown masked: li***@...
+    for event, assessed in decided()[profile]:
+        points = sum(r.points for r in assessed.reasons)
+        assert assessed.score == max(0, min(MAX_SCORE, points)), event.event_id
+        for reason in assessed.reasons:
+            assert reason.detail and "\n" not in reason.detail, (event.event_id, reason)
+            named = [*_personal_data(event), *listed_emails]
+            assert not any(v in reason.detail for v in named), (event.event_id, reason.detail)
+
+
+def test_the_same_stream_decided_again_gives_the_same_reasons() -> None:
+    again = _replay(DEFAULT)
+    assert [a.reasons for _, a in again] == [a.reasons for _, a in decided()["default"]]
 
 
 def test_every_code_is_documented_with_the_module_of_its_evaluator() -> None:
