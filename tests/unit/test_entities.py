@@ -140,37 +140,6 @@ def test_a_card_used_by_a_fourth_user_in_a_day_is_blocked_repeat_use_is_not() ->
     assert stats.amount_cents == sum(use.amount_cents for use in uses)
 
 
-def test_a_device_paying_for_a_fourth_user_within_the_hour_is_blocked() -> None:
-    state = VelocityState()
-    payers = ["u1", "u2", "u1", "u3", "u4", "u5"]
-    payments = [
-        factories.transaction(
-            user_id=user,
-            device_id="dev-tester",
-            amount_cents=300,
-            occurred_at=factories.NOW - timedelta(minutes=30 - n),
-        )
-        for n, user in enumerate(payers)
-    ]
-    placed = [
-        [
-            b.reason
-            for b in record_entity(
-                state,
-                payment,
-                BlockedEntityType.DEVICE,
-                "dev-tester",
-                RULES.entities,
-                RULES.gift.consecutive_failures,
-                RULES.velocity.windows,
-                RULES.velocity.horizon_s,
-            )
-        ]
-        for payment in payments
-    ]
-    assert placed == [[]] * 4 + [["DEVICE_SHARED_BY_PAYERS"]] + [[]]
-
-
 def test_limits_only_on_entities_seen_across_subjects() -> None:
     with pytest.raises(ValueError, match="user is a subject"):
         Entities.model_validate({"tracked": ["ip", "user"]})
