@@ -317,6 +317,15 @@ def _client_parsers(commands: Any) -> None:
         "validate a rules file and publish it: workers apply it without restart",
     )
     push.add_argument("file", type=Path, help="the rules TOML file")
+    listed = _command(
+        config_commands,
+        "rules",
+        "list every reason code of a rules file: flows, its points there, formula, seed",
+    )
+    listed.add_argument(
+        "file", type=Path, nargs="?", help="the rules TOML file (default: rules_path setting)"
+    )
+    listed.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _analyst_parsers(commands: Any) -> None:
@@ -747,6 +756,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             )
         )
         return 0
+    if args.command == "config" and args.config_command == "rules":
+        from atalaia.rules_listing import rules_main
+
+        path = args.file or settings.rules_path
+        if not path.is_file():
+            raise CliError(f"no such file: {path}")
+        return rules_main(path, args.json, sys.stdout)
     if args.command == "config":
         return _push_rules(settings, args.file)
     from atalaia.demo import demo_main

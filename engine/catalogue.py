@@ -15,7 +15,7 @@ True
 
 from __future__ import annotations
 
-from config.rules import ModelRules
+from config.rules import ModelRules, RuleSet
 from engine import capypay, detection, giftpix
 from engine.accounts import ACCOUNT_FROZEN, FROZEN_FEATURE, frozen_reason
 from engine.admission import CLOCK_SKEW_FEATURE
@@ -289,3 +289,14 @@ RULES: tuple[Rule, ...] = tuple(
 TIGHTENERS: tuple[Tightener, ...] = tuple(
     dict.fromkeys(t for tighteners in TIGHTENERS_OF.values() for t in tighteners)
 )
+
+
+def points_of(path: str, rules: RuleSet) -> int | None:
+    """The points a rule's ``points`` path names in ``rules`` (None: a rule of 0 points)."""
+    if not path:
+        return None
+    value: object = rules
+    for name in path.split("."):
+        value = getattr(value, name)
+    assert isinstance(value, int)
+    return value

@@ -11,6 +11,7 @@ features the engine gave it, and a hand-made example for each code the stream ne
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 from functools import cache
 from pathlib import Path
@@ -18,9 +19,10 @@ from typing import Any
 
 import pytest
 
-from config.rules import RuleSet, load_rules
+from atalaia.cli import main
+from config.rules import RuleSet, default_rules_path, load_rules, seed_rules_path
 from engine.capypay import fraud_block_hits
-from engine.catalogue import RULES, SECTIONS_OF, TIGHTENERS, TIGHTENERS_OF
+from engine.catalogue import RULES, SECTIONS_OF, TIGHTENERS, TIGHTENERS_OF, points_of
 from engine.evaluators import Facts, Rule, Tightener, Verdicts
 from engine.features import record_and_read
 from engine.lists import judge_hits
@@ -180,13 +182,6 @@ def _of_kinds(kinds: frozenset[EventKind]) -> list[Facts]:
     return [f for f in corpus() if EVENT_KIND_OF[type(f.event)] in kinds]
 
 
-def _resolve(path: str, rules: RuleSet) -> Any:
-    value: Any = rules
-    for name in path.split("."):
-        value = getattr(value, name)
-    return value
-
-
 def _declared(names: tuple[str, ...], features: dict[str, int]) -> dict[str, int]:
     return {k: v for k, v in features.items() if any(fnmatch.fnmatchcase(k, n) for n in names)}
 
@@ -206,7 +201,7 @@ def _strictness(verdict: Verdict) -> int:
 def test_a_rule_says_what_it_is(rule: Rule) -> None:
     assert _CODE.match(rule.code) and rule.when.strip() and rule.seed.strip() and rule.kinds
     for rules in PROFILES.values():
-        points = _resolve(rule.points, rules) if rule.points else 0
+        points = points_of(rule.points, rules) or 0
         assert isinstance(points, int) and 0 <= points <= 100
     # It is evaluated on exactly the kinds it declares.
     evaluated = {
@@ -228,7 +223,7 @@ def test_a_rule_is_pure_reads_only_what_it_declares_and_stays_within_its_points(
             continue
         fired += 1
         points, detail = result
-        ceiling = _resolve(rule.points, facts.rules) if rule.points else 0
+        ceiling = points_of(rule.points, facts.rules) or 0
         assert 0 <= points <= ceiling, (rule.code, points, ceiling)
         assert detail.strip() and not any(v in detail for v in _personal_data(facts.event))
         only_declared = _declared(rule.reads, facts.features)
@@ -306,3 +301,24 @@ def test_every_code_is_documented_with_the_module_of_its_evaluator() -> None:
             assert documented == rule.evaluate.__module__.replace(".", "/") + ".py", rule.code
     for tightener in TIGHTENERS:
         assert tightener.code in text, f"{tightener.code} is not documented"
+
+
+def test_the_listing_shows_every_code_with_the_points_of_the_file_given(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    codes = {rule.code for rule in RULES} | {t.code for t in TIGHTENERS}
+    for path, rules in ((seed_rules_path(), SEED_RULES), (default_rules_path(), DEFAULT)):
+        assert main(["config", "rules", "--json", str(path)]) == 0
+        listed = json.loads(capsys.readouterr().out)
+        rows = {row["code"]: row for row in listed["codes"]}
+        assert listed["version"] == rules.version and set(rows) == codes
+        refund = rows["GIFT_REFUND_OUTSIDE_POLICY"]
+        assert refund["points"] == rules.gift.points.refund_outside_policy
+    assert SEED_RULES.gift.points.refund_outside_policy != DEFAULT.gift.points.refund_outside_policy
+
+
+def test_listing_a_missing_rules_file_says_so_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["config", "rules", "/no/such/rules.toml"]) == 2
+    assert capsys.readouterr().err == "atalaia: no such file: /no/such/rules.toml\n"
