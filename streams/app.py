@@ -73,7 +73,7 @@ class Worker(faust.Worker):
     def _schedule_shutdown(self, sig: signal.Signals) -> None:
         """The first stop signal also sets the deadline the stop must finish by."""
         if not self._signal_stop_time:
-            exit_unless_stopped_within(self.stop_grace_s)
+            exit_unless_stopped_within(self.stop_grace_s, asyncio.get_event_loop())
         super()._schedule_shutdown(sig)
 
 

@@ -34,7 +34,9 @@ class RepeatLimiter(logging.Filter):
         self._kinds[kind] = (now, 0)
         if last is not None and last[1]:
             record.msg = f"{record.getMessage()} (and {last[1]} more like it since the last)"
-            record.args = None
+            # Empty, not None: mode's formatter wraps a non-tuple in a tuple, and formatting
+            # the message with (None,) failed with a traceback for every such line.
+            record.args = ()
         return True
 
 

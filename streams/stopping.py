@@ -69,21 +69,26 @@ async def despite_unreachable_broker(stopping: Awaitable[None]) -> None:
         log.warning("Kafka client stopped while the broker was unreachable")
 
 
-def exit_unless_stopped_within(grace_s: float) -> threading.Timer:
+def exit_unless_stopped_within(
+    grace_s: float, loop: asyncio.AbstractEventLoop | None = None
+) -> threading.Timer:
     """From now on, end this process ``grace_s`` seconds later if it is still running.
 
     A stop waits on Kafka clients, threads and stores; one of them waiting on a broker that
     is gone kept a worker alive past any orchestrator's grace period. Ending unfinished loses
     nothing: events whose offsets were not committed are read and decided again on restart
     (at-least-once; decisions and sinks dedupe by event id). The log says where each thread
-    was, so the wait can be found."""
+    was, and what each task of ``loop`` (the process's main loop) was awaiting, so the wait
+    can be found."""
 
     def give_up() -> None:
         log.error(
             "did not finish stopping within %g s: exiting now; uncommitted events are "
-            "decided again on restart. Where each thread was:\n%s",
+            "decided again on restart. Where each thread was:\n%s\nWhat each task of the "
+            "main loop was awaiting:\n%s",
             grace_s,
             thread_stacks(),
+            task_stacks(loop) if loop is not None else "(no loop given)",
         )
         for handler in logging.getLogger().handlers:
             handler.flush()
@@ -105,3 +110,30 @@ def thread_stacks() -> str:
         f"thread {names.get(ident, ident)}:\n{''.join(traceback.format_stack(frame))}"
         for ident, frame in sys._current_frames().items()
     )
+
+
+def task_stacks(loop: asyncio.AbstractEventLoop) -> str:
+    """Each pending task of ``loop`` and the chain of coroutines it is awaiting through (code
+    locations only). Read from another thread, at exit: a task that changes meanwhile shows
+    where it was."""
+    try:
+        tasks = list(asyncio.all_tasks(loop))
+    except RuntimeError:  # the set changed while read: once more
+        tasks = list(asyncio.all_tasks(loop))
+    return "\n".join(
+        f"task {task.get_name()}:\n" + "".join(f"  {where}\n" for where in awaiting(task))
+        for task in tasks
+    )
+
+
+def awaiting(task: asyncio.Future[Any]) -> list[str]:
+    """Where a task's coroutine is, and every coroutine or generator it awaits in turn."""
+    found = []
+    step: Any = task.get_coro() if isinstance(task, asyncio.Task) else None
+    while step is not None:
+        frame = getattr(step, "cr_frame", None) or getattr(step, "gi_frame", None)
+        if frame is not None:
+            code = frame.f_code
+            found.append(f"{code.co_filename}:{frame.f_lineno} in {code.co_name}")
+        step = getattr(step, "cr_await", None) or getattr(step, "gi_yieldfrom", None)
+    return found

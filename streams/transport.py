@@ -19,6 +19,7 @@ read offsets past the records it was about to read again, so the consumer's flow
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from typing import Any, Protocol, cast
 
@@ -29,8 +30,13 @@ from streams.end_offsets import true_end_offsets
 from streams.side_producer import SideProducer
 from streams.stopping import despite_unreachable_broker
 
+log = logging.getLogger(__name__)
+
 # Long enough for the record loop to notice the stopped flow; a rebalance is not latency bound.
 _STALE_FETCH_DRAIN_S = 0.05
+FINAL_COMMIT_S = 5.0
+"""How long a stopping consumer tries to commit: with the broker gone, aiokafka retries a
+commit for as long as no group coordinator answers."""
 
 
 class _TunedApp(Protocol):
@@ -76,6 +82,19 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def on_stop(self) -> None:
+        """Commit what is safe, as Faust does when its consumer stops, for at most
+        ``FINAL_COMMIT_S``; past it stop without: those offsets are read and decided again on
+        restart (at-least-once, dedupe by event id)."""
+        try:
+            await asyncio.wait_for(super().on_stop(), FINAL_COMMIT_S)
+        except TimeoutError:
+            log.warning(
+                "the final commit did not finish within %g s (broker unreachable?): "
+                "stopping without it; the uncommitted events are read again on restart",
+                FINAL_COMMIT_S,
+            )
 
     async def perform_seek(self) -> None:
         """Stop handing out records fetched before the seek, then seek (Faust resumes)."""

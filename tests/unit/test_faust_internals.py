@@ -44,6 +44,8 @@ FINGERPRINTS = {
     "faust.transport.consumer:Consumer.perform_seek": "0e8c130ff4b0afd8",
     "faust.transport.consumer:Consumer.stop_flow": "cf7e875a2b0d40e8",
     "faust.app.base:App._new_transport": "42db531312dd776f",
+    "faust.transport.consumer:Consumer.on_stop": "45b1d2210ce2b526",
+    "faust.transport.consumer:Consumer.wait_empty": "e4662fe24f094819",
     "aiokafka.consumer.consumer:AIOKafkaConsumer.start": "2f1ba70443327538",
     "aiokafka.consumer.fetcher:Fetcher.close": "1cd24bc1c442149e",
 }

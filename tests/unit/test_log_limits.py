@@ -46,3 +46,20 @@ def test_kinds_are_limited_apart_by_logger_and_template() -> None:
     assert limiter.filter(_line("Failed fetch messages from %s: %s", 111, "NodeNotReady"))
     assert limiter.filter(_line("Unable to update metadata from %s", [111], name="aiokafka"))
     assert not limiter.filter(_line("Unable to update metadata from %s", [112]))
+
+
+def test_a_summarising_line_formats_through_the_workers_log_formatter() -> None:
+    """Faust's formatter (mode's) wraps arguments that are not a tuple in one; the summary,
+    its values already in its text, must still format (once it failed with a traceback)."""
+    from mode.utils.logging import ExtensionFormatter
+
+    clock = _Clock()
+    limiter = RepeatLimiter(10.0, clock)
+    template = "Failed fetch messages from %s: %s (100%% of them)"
+    assert limiter.filter(_line(template, 111, "NodeNotReady"))
+    assert not limiter.filter(_line(template, 111, "NodeNotReady"))
+    clock.now = 11.0
+    summary = _line(template, 111, "NodeNotReady")
+    assert limiter.filter(summary)
+    text = ExtensionFormatter(fmt="%(message)s").format(summary)
+    assert text.endswith("111: NodeNotReady (100% of them) (and 1 more like it since the last)")

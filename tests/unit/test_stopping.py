@@ -69,13 +69,15 @@ def test_a_clean_stop_returns() -> None:
 
 
 STOP_THAT_HANGS = """
-import logging, sys, time
+import asyncio, logging, sys
 from streams.stopping import exit_unless_stopped_within
 logging.basicConfig(stream=sys.stdout, level=logging.INFO)
-def waiting_on_a_broker_that_is_gone():
-    time.sleep(30)
-exit_unless_stopped_within(0.5)
-waiting_on_a_broker_that_is_gone()
+async def committing_to_a_broker_that_is_gone():
+    await asyncio.sleep(30)
+async def waiting_on_a_broker_that_is_gone():
+    exit_unless_stopped_within(0.5, asyncio.get_running_loop())
+    await committing_to_a_broker_that_is_gone()
+asyncio.run(waiting_on_a_broker_that_is_gone())
 """
 
 
@@ -87,7 +89,9 @@ def test_a_stop_past_its_grace_period_exits_1_and_says_where_it_waited() -> None
     assert time.monotonic() - started < 10
     assert done.returncode == STOP_OVERRAN_EXIT == 1
     assert "did not finish stopping within 0.5 s" in done.stdout
-    assert "waiting_on_a_broker_that_is_gone" in done.stdout
+    assert "thread MainThread:" in done.stdout
+    tasks = done.stdout.split("What each task of the main loop was awaiting:")[1]
+    assert "in committing_to_a_broker_that_is_gone" in tasks  # down the awaited coroutines
     assert "Traceback" not in done.stdout + done.stderr
 
 
