@@ -111,7 +111,10 @@ SECTIONS_OF: dict[EventKind, tuple[Section | JudgedSection, ...]] = {
 
 def reasons_for(facts: Facts) -> list[Reason]:
     """The scored reasons of the event: every section of its kind's, in order."""
-    return [reason for section in SECTIONS_OF[facts.kind] for reason in section.reasons(facts)]
+    found: list[Reason] = []
+    for section in SECTIONS_OF[facts.kind]:
+        section.add_to(found, facts)
+    return found
 
 
 # The tighteners: after the score, in this order.

@@ -111,31 +111,38 @@ class Section:
     """When the section is evaluated at all (None: always)."""
 
     def reasons(self, facts: Facts) -> list[Reason]:
+        found: list[Reason] = []
+        self.add_to(found, facts)
+        return found
+
+    def add_to(self, found: list[Reason], facts: Facts) -> None:
+        """Append this section's reasons to ``found`` (one list per decision: the hot path
+        allocates as little as it can)."""
         if self.active is not None and not self.active(facts):
-            return []
+            return
         if self.cap is None:
-            return [
-                Reason(code=rule.code, points=int(fired[0]), detail=fired[1])
-                for rule in self.rules
-                if (fired := rule.evaluate(facts)) is not None
-            ]
-        reasons = []
+            for rule in self.rules:
+                fired = rule.evaluate(facts)
+                if fired is not None:
+                    found.append(Reason(code=rule.code, points=int(fired[0]), detail=fired[1]))
+            return
+        first, total = len(found), 0
         for rule in self.rules:
             fired = rule.evaluate(facts)
             if fired is not None:
                 earned = int(fired[0] + 0.5)  # the seed's formulas give fractions: round half up
                 if earned > 0:
-                    reasons.append(Reason(code=rule.code, points=earned, detail=fired[1]))
-        return capped(reasons, self.factor, self.cap(facts))
+                    found.append(Reason(code=rule.code, points=earned, detail=fired[1]))
+                    total += earned
+        if len(found) > first:
+            add_cap(found, total, self.factor, self.cap(facts))
 
 
-def capped(reasons: list[Reason], factor: str, cap: int) -> list[Reason]:
-    """``reasons`` with, when their points pass ``cap``, the excess taken back."""
-    total = sum(r.points for r in reasons)
-    if total <= cap:
-        return reasons
-    detail = f"{factor.lower()} factor capped at {cap}"
-    return [*reasons, Reason(code=f"{factor}_CAP", points=cap - total, detail=detail)]
+def add_cap(found: list[Reason], total: int, factor: str, cap: int) -> None:
+    """When a factor's ``total`` points pass ``cap``, the excess taken back."""
+    if total > cap:
+        detail = f"{factor.lower()} factor capped at {cap}"
+        found.append(Reason(code=f"{factor}_CAP", points=cap - total, detail=detail))
 
 
 @dataclass(frozen=True)
@@ -151,8 +158,15 @@ class JudgedSection:
     cap: Callable[[Facts], int] | None = None
 
     def reasons(self, facts: Facts) -> list[Reason]:
-        if not facts.judged.reasons:
-            return []
+        found: list[Reason] = []
+        self.add_to(found, facts)
+        return found
+
+    def add_to(self, found: list[Reason], facts: Facts) -> None:
+        if facts.judged.reasons:
+            found += self._judged(facts)
+
+    def _judged(self, facts: Facts) -> list[Reason]:
         order = [reason.code for reason in facts.judged.reasons]
         fired = [
             Reason(code=rule.code, points=int(found[0]), detail=found[1])
@@ -164,7 +178,9 @@ class JudgedSection:
             return fired
         unscored = [reason for reason in fired if reason.points == 0]
         scored = [reason for reason in fired if reason.points > 0]
-        return [*unscored, *capped(scored, self.factor, self.cap(facts))]
+        if scored:
+            add_cap(scored, sum(r.points for r in scored), self.factor, self.cap(facts))
+        return [*unscored, *scored]
 
 
 @dataclass(frozen=True)
