@@ -13,34 +13,27 @@ from typing import TextIO
 
 from config.rules import RuleSet, load_rules
 from engine.catalogue import RULES, TIGHTENERS, points_of
+from engine.evaluators import Rule, Tightener
 
 
 def catalogue_rows(rules: RuleSet) -> list[dict[str, object]]:
     """One row per reason code: code, flows, points (in ``rules``; 0 for a tightener),
     what the points key is, when it fires, seed reference."""
-    rows: list[dict[str, object]] = [
-        {
-            "code": rule.code,
-            "flows": sorted(kind.value for kind in rule.kinds),
-            "points": points_of(rule.points, rules) or 0,
-            "points_key": rule.points,
-            "when": rule.when,
-            "seed": rule.seed,
-        }
-        for rule in RULES
+    entries: list[tuple[Rule | Tightener, str]] = [
+        *((rule, rule.points) for rule in RULES),
+        *((tightener, "") for tightener in TIGHTENERS),  # 0 points: they only tighten
     ]
-    rows += [
+    return [
         {
-            "code": tightener.code,
-            "flows": sorted(kind.value for kind in tightener.kinds),
-            "points": 0,
-            "points_key": "",
-            "when": tightener.when,
-            "seed": tightener.seed,
+            "code": entry.code,
+            "flows": sorted(kind.value for kind in entry.kinds),
+            "points": points_of(key, rules) or 0,
+            "points_key": key,
+            "when": entry.when,
+            "seed": entry.seed,
         }
-        for tightener in TIGHTENERS
+        for entry, key in entries
     ]
-    return rows
 
 
 def render(rows: list[dict[str, object]], version: str) -> str:

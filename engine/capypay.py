@@ -20,7 +20,16 @@ negative ``<FACTOR>_CAP`` reason so that the reasons always add up to the score.
 from __future__ import annotations
 
 from config.rules import CapyPay, RuleSet
-from engine.evaluators import Facts, Fired, JudgedSection, Rule, Section
+from engine.evaluators import (
+    Facts,
+    Fired,
+    JudgedSection,
+    Rule,
+    Section,
+    reasons_of,
+    scored_of,
+    transaction_of,
+)
 from engine.features import BLOCKED_FEATURE, ENTITY_BLOCKED_FEATURE, window_feature
 from engine.lists import ALLOW_PREFIX, BLOCK_PREFIX, WHITELIST_OVERRIDE, ListVerdict, OtherHit
 from engine.money import format_brl
@@ -32,19 +41,6 @@ _TX = frozenset({EventKind.TRANSACTION})
 _LOGIN = frozenset({EventKind.LOGIN})
 _TX_AND_LOGIN = frozenset({EventKind.TRANSACTION, EventKind.LOGIN})
 _CP_BLACKLIST = 'CP "Verificação de Blacklist"'
-
-
-def _scored(facts: Facts) -> TransactionEvent | LoginEvent:
-    """The event of a Capy Pay rule (only transactions and logins reach them)."""
-    event = facts.event
-    assert isinstance(event, (TransactionEvent, LoginEvent))
-    return event
-
-
-def _tx(facts: Facts) -> TransactionEvent:
-    event = facts.event
-    assert isinstance(event, TransactionEvent)
-    return event
 
 
 # The blacklist factor: the list and fraud-block matches, judged together.
@@ -138,7 +134,11 @@ def _frequency(facts: Facts) -> Fired | None:
 
 
 def _volume(facts: Facts) -> Fired | None:
-    rules, features, amount = facts.capypay.velocity, facts.features, _tx(facts).amount_cents
+    rules, features, amount = (
+        facts.capypay.velocity,
+        facts.features,
+        transaction_of(facts).amount_cents,
+    )
     hour, day = rules.hour_window, rules.day_window
     volume_hour = features.get(window_feature("tx", "amount_cents", hour), amount)
     volume_day = features.get(window_feature("tx", "amount_cents", day), amount)
@@ -290,7 +290,7 @@ LOGIN_VELOCITY_RULES = (
 
 
 def _high_value(facts: Facts) -> Fired | None:
-    rules, amount = facts.capypay.amount, _tx(facts).amount_cents
+    rules, amount = facts.capypay.amount, transaction_of(facts).amount_cents
     alert = rules.single_transaction_alert_cents
     if amount < alert:
         return None
@@ -301,7 +301,11 @@ def _high_value(facts: Facts) -> Fired | None:
 
 
 def _unusual_for_user(facts: Facts) -> Fired | None:
-    rules, features, amount = facts.capypay.amount, facts.features, _tx(facts).amount_cents
+    rules, features, amount = (
+        facts.capypay.amount,
+        facts.features,
+        transaction_of(facts).amount_cents,
+    )
     window = rules.average_window
     earlier = features.get(window_feature("tx", "count", window), 1) - 1
     if earlier < rules.min_history_for_average:
@@ -319,14 +323,14 @@ def _unusual_for_user(facts: Facts) -> Fired | None:
 
 
 def _round(facts: Facts) -> Fired | None:
-    rules, amount = facts.capypay.amount, _tx(facts).amount_cents
+    rules, amount = facts.capypay.amount, transaction_of(facts).amount_cents
     if amount % rules.round_amount_unit_cents == 0:
         return rules.round_amount_points, f"round amount {format_brl(amount)}"
     return None
 
 
 def _just_below(facts: Facts) -> Fired | None:
-    rules, amount = facts.capypay.amount, _tx(facts).amount_cents
+    rules, amount = facts.capypay.amount, transaction_of(facts).amount_cents
     alert = rules.single_transaction_alert_cents
     if alert * rules.just_below_fraction <= amount < alert:
         return (
@@ -337,7 +341,7 @@ def _just_below(facts: Facts) -> Fired | None:
 
 
 def _daily_volume(facts: Facts) -> Fired | None:
-    rules, amount = facts.capypay.amount, _tx(facts).amount_cents
+    rules, amount = facts.capypay.amount, transaction_of(facts).amount_cents
     day = facts.capypay.velocity.day_window
     day_volume = facts.features.get(window_feature("tx", "amount_cents", day), amount)
     if day_volume < rules.daily_volume_alert_cents:
@@ -354,7 +358,7 @@ def _repeated(facts: Facts) -> Fired | None:
     repeats = facts.features.get("tx.same_amount", 1)
     if repeats < rules.repeated_amount_count:
         return None
-    amount = format_brl(_tx(facts).amount_cents)
+    amount = format_brl(transaction_of(facts).amount_cents)
     return rules.repeated_amount_points, f"{amount} {repeats} times in {rules.pattern_window}"
 
 
@@ -448,14 +452,14 @@ AMOUNT_RULES = (
 
 
 def _high_risk_country(facts: Facts) -> Fired | None:
-    geo, country = facts.capypay.geo, _scored(facts).country
+    geo, country = facts.capypay.geo, scored_of(facts).country
     if country in geo.high_risk_countries:
         return geo.high_risk_country_points, f"country {country} is on the high-risk list"
     return None
 
 
 def _new_country(facts: Facts) -> Fired | None:
-    event = _scored(facts)
+    event = scored_of(facts)
     metric = facts.metric
     if facts.features.get(f"{metric}.new_country"):
         points = facts.capypay.geo.new_country_points
@@ -464,7 +468,7 @@ def _new_country(facts: Facts) -> Fired | None:
 
 
 def _tor_vpn(facts: Facts) -> Fired | None:
-    anonymised = sorted(f.value for f in _scored(facts).network_flags if f in _TOR_VPN)
+    anonymised = sorted(f.value for f in scored_of(facts).network_flags if f in _TOR_VPN)
     if anonymised:
         points = facts.capypay.geo.tor_vpn_points
         return points, f"IP flagged upstream as {'/'.join(anonymised)}"
@@ -490,7 +494,7 @@ def _country_hopping(facts: Facts) -> Fired | None:
 
 
 def _proxy(facts: Facts) -> Fired | None:
-    if NetworkFlag.PROXY in _scored(facts).network_flags:
+    if NetworkFlag.PROXY in scored_of(facts).network_flags:
         return facts.capypay.geo.proxy_points, "IP flagged upstream as a proxy"
     return None
 
@@ -561,7 +565,7 @@ GEO_RULES = (
 def _behaviour_hour(facts: Facts) -> Fired | None:
     """Logins: the fixed unusual hours; transactions: the user's own hours (for them the
     fixed hours count under velocity)."""
-    capypay, event = facts.capypay, _scored(facts)
+    capypay, event = facts.capypay, scored_of(facts)
     rules = capypay.behavioral
     hour = facts.local.hour
     if isinstance(event, LoginEvent):
@@ -669,11 +673,11 @@ def transaction_reasons(
     event: TransactionEvent, features: Features, rules: RuleSet, judged: ListVerdict
 ) -> list[Reason]:
     facts = Facts(event, features, rules, judged)
-    return [reason for section in TRANSACTION_SECTIONS for reason in section.reasons(facts)]
+    return reasons_of(TRANSACTION_SECTIONS, facts)
 
 
 def login_reasons(
     event: LoginEvent, features: Features, rules: RuleSet, judged: ListVerdict
 ) -> list[Reason]:
     facts = Facts(event, features, rules, judged)
-    return [reason for section in LOGIN_SECTIONS for reason in section.reasons(facts)]
+    return reasons_of(LOGIN_SECTIONS, facts)

@@ -19,7 +19,17 @@ from config.rules import ModelRules, RuleSet
 from engine import capypay, detection, giftpix
 from engine.accounts import ACCOUNT_FROZEN, FROZEN_FEATURE, frozen_reason
 from engine.admission import CLOCK_SKEW_FEATURE
-from engine.evaluators import Facts, Fired, JudgedSection, Rule, Section, Tightener, Verdicts
+from engine.evaluators import (
+    Facts,
+    Fired,
+    JudgedSection,
+    Rule,
+    Section,
+    Tightener,
+    Verdicts,
+    reasons_of,
+    transaction_of,
+)
 from engine.features import type_metric, window_feature
 from engine.learning import flow_rules
 from engine.lists import ALLOW_PREFIX, BLOCK_PREFIX
@@ -30,7 +40,6 @@ from schemas.models import (
     ListSeverity,
     Reason,
     RiskBand,
-    TransactionEvent,
     Verdict,
 )
 
@@ -43,21 +52,22 @@ _PHASE_3 = 'CP "Fase 3: Inteligência Artificial" (model ours)'
 
 
 def _model_rules(facts: Facts) -> ModelRules:
-    """Transactions score with the model rules; logins and gifts with their flows' own."""
+    """Transactions score with the model rules; logins and gifts with their flows' own (a
+    copy made per call: each event's one model reason makes it once)."""
     rules = facts.rules.model
-    return rules if isinstance(facts.event, TransactionEvent) else flow_rules(rules)
+    return rules if facts.kind is EventKind.TRANSACTION else flow_rules(rules)
 
 
 def _fraud_probability(facts: Facts) -> Fired | None:
-    if facts.model is None:
+    if facts.model is None or not facts.model[0].ready:
         return None
     score, version = facts.model
     return probability_points(score, version, _model_rules(facts))
 
 
 def _anomaly(facts: Facts) -> Fired | None:
-    if facts.model is None:
-        return None
+    if facts.model is None or facts.model[0].ready:
+        return None  # a ready model's points are the probability's
     score, version = facts.model
     return anomaly_points(score, version, _model_rules(facts))
 
@@ -111,23 +121,14 @@ SECTIONS_OF: dict[EventKind, tuple[Section | JudgedSection, ...]] = {
 
 def reasons_for(facts: Facts) -> list[Reason]:
     """The scored reasons of the event: every section of its kind's, in order."""
-    found: list[Reason] = []
-    for section in SECTIONS_OF[facts.kind]:
-        section.add_to(found, facts)
-    return found
+    return reasons_of(SECTIONS_OF[facts.kind], facts)
 
 
 # The tighteners: after the score, in this order.
 
 
-def _tx(facts: Facts) -> TransactionEvent:
-    event = facts.event
-    assert isinstance(event, TransactionEvent)
-    return event
-
-
 def _block_on_medium(facts: Facts, so_far: Verdicts) -> tuple[Verdict, str] | None:
-    event, options = _tx(facts), facts.action_options
+    event, options = transaction_of(facts), facts.action_options
     if options is None or not options.block_on_medium_risk:
         return None
     if so_far.band is RiskBand.LOW or so_far.verdict is Verdict.BLOCK:
@@ -138,7 +139,7 @@ def _block_on_medium(facts: Facts, so_far: Verdicts) -> tuple[Verdict, str] | No
 def _action_velocity(facts: Facts, so_far: Verdicts) -> tuple[Verdict, str] | None:
     """More than the type's hourly count or volume (none when its features are absent: a
     re-delivery first decided before the limit was configured, or a challenger's window)."""
-    event, options = _tx(facts), facts.action_options
+    event, options = transaction_of(facts), facts.action_options
     limit = None if options is None else options.velocity
     if limit is None or so_far.verdict is Verdict.BLOCK:
         return None
@@ -160,7 +161,7 @@ def _action_velocity(facts: Facts, so_far: Verdicts) -> tuple[Verdict, str] | No
 
 
 def _high_value_review(facts: Facts, so_far: Verdicts) -> tuple[Verdict, str] | None:
-    event, options = _tx(facts), facts.action_options
+    event, options = transaction_of(facts), facts.action_options
     threshold = None if options is None else options.high_value_review_cents
     if threshold is None or event.amount_cents < threshold or so_far.verdict is not Verdict.ALLOW:
         return None
@@ -196,7 +197,7 @@ def _frozen(facts: Facts, so_far: Verdicts) -> tuple[Verdict, str] | None:
 def _manual_review(facts: Facts, so_far: Verdicts) -> tuple[Verdict, str] | None:
     """The seed's ``requireManualReview``: a REVIEW of this type does not "continue with
     flag" but waits for an analyst (on the final verdict: not on what ends up blocked)."""
-    event, options = _tx(facts), facts.action_options
+    event, options = transaction_of(facts), facts.action_options
     if so_far.verdict is not Verdict.REVIEW or options is None:
         return None
     if not options.require_manual_review:

@@ -18,7 +18,16 @@ function of the event, its features and the rules only. The ``seed`` profile has
 from __future__ import annotations
 
 from config.rules import RuleSet
-from engine.evaluators import Facts, Fired, Rule, Section
+from engine.evaluators import (
+    Facts,
+    Fired,
+    Rule,
+    Section,
+    gift_of,
+    login_of,
+    reasons_of,
+    transaction_of,
+)
 from engine.features import (
     JUST_UNDER_COUNT,
     JUST_UNDER_LIMIT,
@@ -53,24 +62,6 @@ _GIFT = frozenset({EventKind.GIFT})
 _TX_AND_LOGIN = frozenset({EventKind.TRANSACTION, EventKind.LOGIN})
 _CP_GEO = 'CP "Análise Geográfica" tor_vpn, proxy_detected'
 _ATO = "CP inconsistent_behavior + new_country + unusual_for_user, combined (combination ours)"
-
-
-def _tx(facts: Facts) -> TransactionEvent:
-    event = facts.event
-    assert isinstance(event, TransactionEvent)
-    return event
-
-
-def _login(facts: Facts) -> LoginEvent:
-    event = facts.event
-    assert isinstance(event, LoginEvent)
-    return event
-
-
-def _gift(facts: Facts) -> GiftEvent:
-    event = facts.event
-    assert isinstance(event, GiftEvent)
-    return event
 
 
 # Anonymised networks (transactions and logins).
@@ -118,7 +109,7 @@ MASKED_NEW_DEVICE = Rule(
 
 
 def _takeover(facts: Facts) -> Fired | None:
-    features, event, rules = facts.features, _tx(facts), facts.rules
+    features, event, rules = facts.features, transaction_of(facts), facts.rules
     takeover = rules.detection.account_takeover
     if not features.get(USER_HISTORY):
         return None  # nothing is "new" for a user with no established history
@@ -144,7 +135,7 @@ def _takeover(facts: Facts) -> Fired | None:
 
 
 def _card_testing(facts: Facts) -> Fired | None:
-    if _tx(facts).tx_type is not TransactionType.CARD_PAYMENT:
+    if transaction_of(facts).tx_type is not TransactionType.CARD_PAYMENT:
         return None  # a PIX is not a charge
     testing, features = facts.detection.card_testing, facts.features
     small = features.get(SMALL_CHARGES, 0)
@@ -255,14 +246,14 @@ TRANSACTION_RULES = (
 
 def _scripted(facts: Facts) -> Fired | None:
     rules = facts.detection.login
-    scripted = scripted_agent(_login(facts).user_agent, rules.scripted_agents)
+    scripted = scripted_agent(login_of(facts).user_agent, rules.scripted_agents)
     if scripted is None:
         return None
     return rules.scripted_points, f"user agent of a scripted client ({scripted})"
 
 
 def _failed_unknown_device(facts: Facts) -> Fired | None:
-    detection, features, event = facts.detection, facts.features, _login(facts)
+    detection, features, event = facts.detection, facts.features, login_of(facts)
     if event.success or features.get(KNOWN_DEVICE) != 0:
         return None
     stranger = (
@@ -278,7 +269,7 @@ def _failed_unknown_device(facts: Facts) -> Fired | None:
 
 
 def _takeover_login(facts: Facts) -> Fired | None:
-    features, event = facts.features, _login(facts)
+    features, event = facts.features, login_of(facts)
     if not event.success or features.get(KNOWN_DEVICE) != 0 or features.get(KNOWN_COUNTRY) != 0:
         return None
     detail = f"login from a device and a country ({event.country}) this account never used"
@@ -326,7 +317,7 @@ _NEAR_LIMIT_STEPS = frozenset({GiftEventType.GIFT_CREATED, GiftEventType.GIFT_PA
 
 
 def _near_limit(facts: Facts) -> Fired | None:
-    event, rules = _gift(facts), facts.rules
+    event, rules = gift_of(facts), facts.rules
     gift, limit = rules.detection.gift, rules.gift.limits.max_amount_per_gift_cents
     amount = event.amount_cents
     if event.event_type not in _NEAR_LIMIT_STEPS or amount is None:
@@ -339,7 +330,7 @@ def _near_limit(facts: Facts) -> Fired | None:
 
 def _refunds_in_burst(facts: Facts) -> int | None:
     """The giver's refund requests in the burst window, for a refund request."""
-    if _gift(facts).event_type is not GiftEventType.REFUND_REQUESTED:
+    if gift_of(facts).event_type is not GiftEventType.REFUND_REQUESTED:
         return None
     window = facts.detection.gift.refund_burst_window
     return facts.features.get(window_feature("refund_requested", "count", window), 0)
@@ -409,8 +400,8 @@ def detection_reasons(event: InputEvent, features: Features, rules: RuleSet) -> 
     facts = Facts(event, features, rules, NO_HITS)
     match event:
         case GiftEvent():
-            return GIFT_SECTION.reasons(facts)
+            return reasons_of((GIFT_SECTION,), facts)
         case TransactionEvent():
-            return TRANSACTION_SECTION.reasons(facts)
+            return reasons_of((TRANSACTION_SECTION,), facts)
         case LoginEvent():
-            return LOGIN_SECTION.reasons(facts)
+            return reasons_of((LOGIN_SECTION,), facts)

@@ -16,7 +16,7 @@ reasons always add up to its score.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from config.rules import ActionOptions, CapyPay, Detection, GiftRules, RuleSet
@@ -27,6 +27,7 @@ from engine.velocity import Features
 from schemas.models import (
     EVENT_KIND_OF,
     EventKind,
+    GiftEvent,
     InputEvent,
     LoginEvent,
     Reason,
@@ -67,6 +68,34 @@ class Facts:
         empty, their rules name their metrics)."""
         self.local = local_time(event.occurred_at, self.capypay.velocity.local_utc_offset_hours)
         """The event's wall-clock time where the rules place their users."""
+
+
+def transaction_of(facts: Facts) -> TransactionEvent:
+    """The event of a rule evaluated on transactions only."""
+    event = facts.event
+    assert isinstance(event, TransactionEvent)
+    return event
+
+
+def login_of(facts: Facts) -> LoginEvent:
+    """The event of a rule evaluated on logins only."""
+    event = facts.event
+    assert isinstance(event, LoginEvent)
+    return event
+
+
+def gift_of(facts: Facts) -> GiftEvent:
+    """The event of a rule evaluated on gift events only."""
+    event = facts.event
+    assert isinstance(event, GiftEvent)
+    return event
+
+
+def scored_of(facts: Facts) -> TransactionEvent | LoginEvent:
+    """The event of a Capy Pay rule (only transactions and logins reach them)."""
+    event = facts.event
+    assert isinstance(event, (TransactionEvent, LoginEvent))
+    return event
 
 
 def _subject_metric(event: InputEvent) -> str:
@@ -110,11 +139,6 @@ class Section:
     active: Callable[[Facts], bool] | None = None
     """When the section is evaluated at all (None: always)."""
 
-    def reasons(self, facts: Facts) -> list[Reason]:
-        found: list[Reason] = []
-        self.add_to(found, facts)
-        return found
-
     def add_to(self, found: list[Reason], facts: Facts) -> None:
         """Append this section's reasons to ``found`` (one list per decision: the hot path
         allocates as little as it can)."""
@@ -157,11 +181,6 @@ class JudgedSection:
     factor: str = ""
     cap: Callable[[Facts], int] | None = None
 
-    def reasons(self, facts: Facts) -> list[Reason]:
-        found: list[Reason] = []
-        self.add_to(found, facts)
-        return found
-
     def add_to(self, found: list[Reason], facts: Facts) -> None:
         if facts.judged.reasons:
             found += self._judged(facts)
@@ -181,6 +200,14 @@ class JudgedSection:
         if scored:
             add_cap(scored, sum(r.points for r in scored), self.factor, self.cap(facts))
         return [*unscored, *scored]
+
+
+def reasons_of(sections: Iterable[Section | JudgedSection], facts: Facts) -> list[Reason]:
+    """The reasons ``sections`` give ``facts``, one section after the other."""
+    found: list[Reason] = []
+    for section in sections:
+        section.add_to(found, facts)
+    return found
 
 
 @dataclass(frozen=True)

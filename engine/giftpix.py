@@ -4,12 +4,13 @@ attempts, rapid creation, refunds and suspicious IPs; each one evaluator
 before them (``LIST_SECTION``).
 
 >>> from config.rules import load_rules
->>> from engine.evaluators import Facts
+>>> from engine.evaluators import Facts, reasons_of
 >>> from engine.lists import NO_HITS
 >>> from schemas.models import GiftEvent
 >>> gift = GiftEvent(event_id="e1", occurred_at=1_700_000_000_000, event_type="payment_failed",
 ...                  gift_id="g1", giver_user_id="u1")
->>> [(r.code, r.points) for r in SECTION.reasons(Facts(gift, {}, load_rules(), NO_HITS))]
+>>> facts = Facts(gift, {}, load_rules(), NO_HITS)
+>>> [(r.code, r.points) for r in reasons_of([SECTION], facts)]
 [('GIFT_PIX_FAILED', 20)]
 """
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from engine.admission import subject_of
 from engine.capypay import ALLOW_LISTED, LIST_HIT
-from engine.evaluators import Facts, Fired, JudgedSection, Rule, Section
+from engine.evaluators import Facts, Fired, JudgedSection, Rule, Section, gift_of
 from engine.features import (
     BLOCKED_FEATURE,
     ENTITY_BLOCKED_FEATURE,
@@ -26,7 +27,7 @@ from engine.features import (
     window_feature,
 )
 from engine.money import format_brl
-from schemas.models import EventKind, GiftEvent, GiftEventType
+from schemas.models import EventKind, GiftEventType
 
 _GIFT = frozenset({EventKind.GIFT})
 # What a fraud block stops: creating gifts and automatic refunds (giver blocked), redeeming
@@ -41,24 +42,18 @@ _BLOCKED_STEPS = frozenset(
 )
 
 
-def _gift(facts: Facts) -> GiftEvent:
-    event = facts.event
-    assert isinstance(event, GiftEvent)
-    return event
-
-
 def _created_amount(facts: Facts) -> int | None:
     """The amount of a gift creation (None: another step, or no amount)."""
-    event = _gift(facts)
+    event = gift_of(facts)
     return event.amount_cents if event.event_type is GiftEventType.GIFT_CREATED else None
 
 
 def _is(facts: Facts, step: GiftEventType) -> bool:
-    return _gift(facts).event_type is step
+    return gift_of(facts).event_type is step
 
 
 def _subject_blocked(facts: Facts) -> Fired | None:
-    event = _gift(facts)
+    event = gift_of(facts)
     if facts.features.get(BLOCKED_FEATURE) and event.event_type in _BLOCKED_STEPS:
         points = facts.gift.points.subject_blocked
         return points, f"{subject_of(event).key} is under an active fraud block"
@@ -66,7 +61,7 @@ def _subject_blocked(facts: Facts) -> Fired | None:
 
 
 def _entity_blocked(facts: Facts) -> Fired | None:
-    if facts.features.get(ENTITY_BLOCKED_FEATURE) and _gift(facts).event_type in _BLOCKED_STEPS:
+    if facts.features.get(ENTITY_BLOCKED_FEATURE) and gift_of(facts).event_type in _BLOCKED_STEPS:
         what = "an entity of this action (IP, device, recipient...)"
         detail = f"{what} is under an active fraud block"
         return facts.gift.points.entity_blocked, detail
@@ -205,7 +200,7 @@ def _wrong_codes(facts: Facts) -> Fired | None:
 
 def _suspicious_ip(facts: Facts) -> Fired | None:
     flags = facts.gift.patterns.suspicious_network_flags
-    suspicious = flags.intersection(_gift(facts).network_flags)
+    suspicious = flags.intersection(gift_of(facts).network_flags)
     if not suspicious:
         return None
     return (

@@ -116,10 +116,7 @@ def task_stacks(loop: asyncio.AbstractEventLoop) -> str:
     """Each pending task of ``loop`` and the chain of coroutines it is awaiting through (code
     locations only). Read from another thread, at exit: a task that changes meanwhile shows
     where it was."""
-    try:
-        tasks = list(asyncio.all_tasks(loop))
-    except RuntimeError:  # the set changed while read: once more
-        tasks = list(asyncio.all_tasks(loop))
+    tasks = asyncio.all_tasks(loop)  # retries by itself if the set changes while read
     return "\n".join(
         f"task {task.get_name()}:\n" + "".join(f"  {where}\n" for where in awaiting(task))
         for task in tasks
