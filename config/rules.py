@@ -665,6 +665,8 @@ def _toml(text: str, source: str) -> dict[str, object]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RulesError(f"rules file {source} is not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise RulesError(f"rules file {source} is not valid TOML: nested too deeply") from None
 
 
 def _validated(raw: dict[str, object], source: str) -> RuleSet:

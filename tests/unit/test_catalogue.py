@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from atalaia.cli import main
-from config.rules import RuleSet, default_rules_path, load_rules, seed_rules_path
+from config.rules import LiveRules, RuleSet, default_rules_path, load_rules, seed_rules_path
 from engine.capypay import fraud_block_hits
 from engine.catalogue import RULES, SECTIONS_OF, TIGHTENERS, TIGHTENERS_OF, points_of
 from engine.evaluators import Facts, Rule, Tightener, Verdicts
@@ -322,3 +322,42 @@ def test_listing_a_missing_rules_file_says_so_in_one_line(
 ) -> None:
     assert main(["config", "rules", "/no/such/rules.toml"]) == 2
     assert capsys.readouterr().err == "atalaia: no such file: /no/such/rules.toml\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        ("version = [[[", "is not valid TOML"),  # not TOML at all
+        ('version = "x"\n', "Field required"),  # valid TOML, nothing of a rules file
+        ("version = 7\n" + "[gift]\n" * 1, "Field required"),  # wrong type, missing rest
+        ("a = " + "[" * 5_000 + "]" * 5_000 + "\n", "rules file"),  # deeply nested
+        ('version = "' + "x" * 2_000_000 + '"\n', "Field required"),  # huge
+    ],
+    ids=["not-toml", "empty-rules", "wrong-type", "nested", "huge"],
+)
+def test_listing_a_hostile_rules_file_ends_in_one_line_and_exit_2(
+    content: str, says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text(content)
+    assert main(["config", "rules", str(path)]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.count("\n") == 1 and says in out.err
+    assert "Traceback" not in out.err
+
+
+def test_listing_a_directory_as_rules_says_so_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["config", "rules", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"atalaia: no such file: {tmp_path}\n"
+
+
+def test_a_rules_record_nested_too_deeply_is_refused_not_raised() -> None:
+    """The same parser reads what `config push` publishes: a worker keeps its rules."""
+    live = LiveRules(DEFAULT)
+    applied = live.apply("a = " + "[" * 5_000 + "]" * 5_000 + "\n", "topic")
+    assert not applied.applied and applied.error == (
+        "rules file topic is not valid TOML: nested too deeply"
+    )
+    assert live.current is DEFAULT
