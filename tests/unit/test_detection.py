@@ -228,6 +228,18 @@ def test_gifts_near_the_per_gift_limit_are_reviewed() -> None:
     assert _decide([small])[0].verdict is Verdict.ALLOW
 
 
+def test_the_third_wrong_code_on_a_gift_is_reviewed_in_the_default_profile() -> None:
+    """The seed's +30 leaves it in "Normal"; the default profile asks a person (captcha)."""
+    attempts = [
+        factories.redemption("g-third", False, occurred_at=START + timedelta(seconds=n))
+        for n in range(3)
+    ]
+    default, seed = _decide(attempts), decide_all(attempts, SEED_RULES)
+    assert [a.verdict for a in default] == [Verdict.ALLOW, Verdict.ALLOW, Verdict.REVIEW]
+    assert [a.verdict for a in seed] == [Verdict.ALLOW] * 3
+    assert ("GIFT_CODE_ATTEMPTS", 50) in [(r.code, r.points) for r in default[2].reasons]
+
+
 def test_the_seed_profile_extends_the_default_with_no_combinations() -> None:
     assert not SEED_RULES.detection.enabled and DEFAULT.detection.enabled
     assert SEED_RULES.gift.points.refund_outside_policy == 100
