@@ -140,6 +140,9 @@ class FrozenModel:
         )
         self._tree_names = tuple(positions)  # the inputs' names, then any other the trees read
 
+    def explain(self, features: Features, rules: ModelRules) -> tuple[tuple[str, float], ...]:
+        return self.score_features(features, rules).contributions
+
     def score_features(self, features: Features, rules: ModelRules) -> ModelScore:
         """The score of a decision's features, read by position when ``rules`` name the
         same inputs as the snapshot's (the model family promises it), else by name."""

@@ -42,6 +42,7 @@ from engine.model_inputs import (
     known_fraud_fact,
     known_fraud_feature,
     model_inputs,
+    probability_points_of,
     top_contributions,
     tree_input_names,
     tree_input_values,
@@ -124,6 +125,9 @@ class OnlineModel:
 
     def score_features(self, features: Features, rules: ModelRules) -> ModelScore:
         return self.score(self.inputs_of(features, rules))
+
+    def explain(self, features: Features, rules: ModelRules) -> tuple[tuple[str, float], ...]:
+        return self.score_features(features, rules).contributions
 
     def score(self, inputs: dict[str, float]) -> ModelScore:
         # The pipeline's steps by hand: the standardised inputs serve the probability and
@@ -244,7 +248,13 @@ class ScoresFeatures(Protocol):
     """A model as scoring sees it: a learning ``OnlineModel`` (replays) or a worker's
     ``engine.frozen_model.FrozenModel`` of a snapshot."""
 
-    def score_features(self, features: Features, rules: ModelRules) -> ModelScore: ...
+    def score_features(self, features: Features, rules: ModelRules) -> ModelScore:
+        """The score; its contributions may be left out when its probability earns no points."""
+        ...
+
+    def explain(self, features: Features, rules: ModelRules) -> tuple[tuple[str, float], ...]:
+        """The contributions of ``score_features``, always computed."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -268,15 +278,25 @@ class Blend:
         batch = self.batch.score_features(features, rules)
         weight = self.weight
         probability = weight * batch.probability + (1 - weight) * online.probability
-        leading = batch if weight >= 0.5 else online
+        leading, leading_model = (batch, self.batch) if weight >= 0.5 else (online, self.online)
+        contributions = leading.contributions
+        if (
+            probability_points_of(probability, rules) > 0
+            and probability_points_of(leading.probability, rules) <= 0
+        ):  # the blend earns points the leading model's own probability did not: explain
+            contributions = leading_model.explain(features, rules)
         return ModelScore(
             probability,
             online.anomaly,
             online.anomaly_cut,
             True,
-            leading.contributions,
+            contributions,
             (("online", online.probability), ("batch", batch.probability)),
         )
+
+    def explain(self, features: Features, rules: ModelRules) -> tuple[tuple[str, float], ...]:
+        leading = self.batch if self.weight >= 0.5 else self.online
+        return leading.explain(features, rules)
 
 
 def blend(

@@ -381,6 +381,12 @@ def _model_detail(what: str, score: ModelScore, version: str) -> str:
     return f"{what}, model {version}" + (f"; pushed up by {top}" if top else "")
 
 
+def probability_points_of(probability: float, rules: ModelRules) -> int:
+    """The points a ready model's ``probability`` adds. Its reason, and the contributions it
+    names, appear only when they are above 0: a scorer may skip explaining below that."""
+    return round(rules.points * probability)
+
+
 def probability_points(
     score: ModelScore, version: str, rules: ModelRules
 ) -> tuple[int, str] | None:
@@ -388,7 +394,7 @@ def probability_points(
     0 points)."""
     if not score.ready:
         return None
-    points = round(rules.points * score.probability)
+    points = probability_points_of(score.probability, rules)
     if points <= 0:
         return None
     return points, _model_detail(f"fraud probability {score.probability:.2f}", score, version)

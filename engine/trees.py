@@ -19,7 +19,13 @@ from __future__ import annotations
 import math
 
 from config.rules import ModelRules
-from engine.model_inputs import ModelScore, top_contributions, tree_input_names, tree_input_values
+from engine.model_inputs import (
+    ModelScore,
+    probability_points_of,
+    top_contributions,
+    tree_input_names,
+    tree_input_values,
+)
 from engine.velocity import Features
 
 
@@ -103,10 +109,21 @@ class TreeScorer:
         self.top_features = rules.top_features
 
     def score_features(self, features: Features, rules: ModelRules) -> ModelScore:
-        forest = self.forest
-        margin, pushes = forest.walk(tree_input_values(features, rules))
-        names = forest.names
-        contributions = top_contributions(
+        """The probability from the trees' margin alone; the walk that explains it (twice
+        the work) only when the probability earns points, the one case a reason names the
+        inputs (``explain`` for a blend whose own probability does)."""
+        values = tree_input_values(features, rules)
+        probability = logistic(self.forest.margin(values))
+        explained = probability_points_of(probability, rules) > 0
+        contributions = self._contributions(values) if explained else ()
+        return ModelScore(probability, 0.0, None, True, contributions)
+
+    def explain(self, features: Features, rules: ModelRules) -> tuple[tuple[str, float], ...]:
+        return self._contributions(tree_input_values(features, rules))
+
+    def _contributions(self, values: list[float]) -> tuple[tuple[str, float], ...]:
+        _, pushes = self.forest.walk(values)
+        names = self.forest.names
+        return top_contributions(
             ((names[k], push) for k, push in enumerate(pushes) if push > 0), self.top_features
         )
-        return ModelScore(logistic(margin), 0.0, None, True, contributions)

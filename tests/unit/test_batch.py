@@ -34,6 +34,7 @@ from engine.model_inputs import (
     known_fraud_fact,
     median_of,
     model_features,
+    probability_points_of,
     tree_input_names,
     tree_input_values,
 )
@@ -99,6 +100,26 @@ def test_a_trained_tree_model_scores_decision_features_like_lightgbm() -> None:
     assert score.probability == logistic(margin) and score.ready
     assert 0 < len(score.contributions) <= MODEL.top_features
     assert all(push > 0 for _, push in score.contributions)
+
+
+def test_the_trees_explain_a_probability_only_when_it_earns_points() -> None:
+    """Below a point the reason is not given, so the walk that explains it is skipped; a
+    blend that earns points its trees alone did not asks them to explain."""
+    data, labels = synthetic(3_000, 3)
+    rules = MODEL.model_copy(update={"points": 5})  # a point from a probability of 0.1
+    scorer = tree_scorer(fit_trees(data, labels, tree_input_names(MODEL), BATCH_RULES, 5), rules)
+    quiet = {"ml.amount_cents": 20_000, "tx.count.24h": 1, "tx.amount_cents.24h": 20_000}
+    score = scorer.score_features(quiet, rules)
+    assert probability_points_of(score.probability, rules) == 0 and score.contributions == ()
+    explained = scorer.explain(quiet, rules)
+    assert explained and all(push > 0 for _, push in explained)
+    online = _Fixed(0.9, (("amount_log", 1.0),))
+    blended = Blend(online, scorer, 0.5).score_features(quiet, rules)
+    assert probability_points_of(blended.probability, rules) > 0
+    assert blended.contributions == explained
+    loud = {"ml.amount_cents": 25_000, "tx.count.24h": 4, "tx.amount_cents.24h": 30_000}
+    assert probability_points_of(scorer.score_features(loud, MODEL).probability, MODEL) > 0
+    assert scorer.score_features(loud, MODEL).contributions == scorer.explain(loud, MODEL)
 
 
 def test_a_tree_model_of_other_inputs_is_refused() -> None:
@@ -245,6 +266,9 @@ class _Fixed:
 
     def score_features(self, features: dict[str, int], rules: object) -> ModelScore:
         return ModelScore(self.probability, 0.3, 0.5, False, self.contributions)
+
+    def explain(self, features: dict[str, int], rules: object) -> tuple[tuple[str, float], ...]:
+        return self.contributions
 
 
 def test_the_blend_weighs_the_batch_probability_and_names_both_versions() -> None:
