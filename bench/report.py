@@ -21,6 +21,9 @@ PIPELINE_RUNS = {
     "rules only": "burst, rules only (model off)",
     "model on + learner": "burst, model on (learner running)",
     "learned snapshot, no learner": "burst, model on (a learned snapshot, no learner)",
+    "full model: online + batch snapshots": (
+        "burst, full model (learned online and batch snapshots, no learner)"
+    ),
 }
 
 INTRO = """\
@@ -45,7 +48,9 @@ worker process, `tansu` profile, everything on the same cores). A burst of handb
 transactions (Avro) and GiftPix events (JSON) with the online model off (rules only); the same
 burst with the model on and `atalaia learner` running beside the worker; the same burst scored
 with a snapshot of a model that learned these events and their labels, no learner running
-(the worker's own figure with a trained model); then a paced replay at 500 events/s (model on)
+(the worker's own figure with a trained model); the same with a batch model (gradient-boosted
+trees) trained on them blended in, as a worker scores once the learner has trained one (the
+full model); then a paced replay at 500 events/s (model on)
 for latency; then the same records through a raw aiokafka consume → produce passthrough on a
 fresh broker of the same binary, the floor to compare with. Burst latencies are queueing
 (p50 of seconds); the paced run gives the latency of one event.
@@ -61,6 +66,7 @@ OTHERS: dict[str, tuple[str, list[tuple[str, str]]]] = {
             ("rules only", "rules_only_events_per_s"),
             ("model on, no snapshot", "model_on_events_per_s"),
             ("learned snapshot", "model_learned_events_per_s"),
+            ("learned snapshot + batch trees", "model_learned_with_batch_events_per_s"),
             ("river's model itself", "model_learned_river_events_per_s"),
             ("state bytes per event", "state_bytes_per_event"),
         ],

@@ -40,7 +40,7 @@ from atalaia.sample import (
 from bench.results import record_result
 from config.rules import RuleSet, load_rules
 from config.settings import load_settings
-from engine.batch import fit_trees
+from engine.batch import TreeModel, fit_trees
 from engine.frozen_model import FrozenModel
 from engine.learning import BATCH, CHAMPION, LoadedModel, OnlineModel, ScoresFeatures, tree_scorer
 from engine.model_inputs import (
@@ -49,7 +49,6 @@ from engine.model_inputs import (
     tree_input_names,
     tree_input_values,
 )
-from engine.trees import TreeScorer
 from schemas.codec import WireCodec
 from schemas.models import Decision
 from streams.partitioning import owner_partition
@@ -158,9 +157,9 @@ def learned(rules: RuleSet, decisions: list[bytes], frauds: set[str]) -> OnlineM
     return model
 
 
-def learned_trees(rules: RuleSet, decisions: list[bytes], frauds: set[str]) -> TreeScorer:
+def fitted_trees(rules: RuleSet, decisions: list[bytes], frauds: set[str]) -> TreeModel:
     """The batch model trained on every scored transaction and its label, with the shipped
-    settings (as many trees and leaves as a learner grows), as a worker walks it."""
+    settings (as many trees and leaves as a learner grows)."""
     codec, rows, labels = WireCodec(), [], []
     for value in decisions:
         decision = codec.decode(value, (Decision,))
@@ -168,7 +167,7 @@ def learned_trees(rules: RuleSet, decisions: list[bytes], frauds: set[str]) -> T
             rows.append(tree_input_values(decision.features, rules.model))
             labels.append(decision.event_id in frauds)
     names = tree_input_names(rules.model)
-    return tree_scorer(fit_trees(rows, labels, names, rules.model.batch, 0), rules.model)
+    return fit_trees(rows, labels, names, rules.model.batch, 0)
 
 
 def frauds_among(transactions: int) -> set[str]:
@@ -179,13 +178,15 @@ def frauds_among(transactions: int) -> set[str]:
     return handbook_frauds(settings.handbook_path, transactions)
 
 
-def learned_model(rules: RuleSet, transactions: int, gifts: int) -> OnlineModel:
-    """A model that learned the benchmark's transactions and their labels, from an
-    in-process replay through the scorer (what a learner ends with, without the wait)."""
+def learned_models(rules: RuleSet, transactions: int, gifts: int) -> tuple[OnlineModel, TreeModel]:
+    """The online and the batch model after learning the benchmark's transactions and their
+    labels, from an in-process replay through the scorer (what a learner ends with, without
+    the wait)."""
     topics = Topics("bench")
     decisions: list[bytes] = []
     run(rules, _records(transactions, gifts, topics), topics, 100, decisions=decisions)
-    return learned(rules, decisions, frauds_among(transactions))
+    frauds = frauds_among(transactions)
+    return learned(rules, decisions, frauds), fitted_trees(rules, decisions, frauds)
 
 
 def main() -> int:
@@ -205,7 +206,7 @@ def main() -> int:
     model_on_run = run(shipped, records, topics, args.batch, decisions=decisions)
     frauds = frauds_among(args.transactions)
     model = learned(shipped, decisions, frauds)
-    trees = learned_trees(shipped, decisions, frauds)
+    trees = tree_scorer(fitted_trees(shipped, decisions, frauds), shipped.model)
     frozen = FrozenModel(model)
     report = {
         "machine": f"{platform.machine()} {platform.python_version()}",
