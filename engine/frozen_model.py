@@ -23,6 +23,7 @@ from engine.model_inputs import (
     model_input_names,
     model_input_values,
     model_inputs,
+    names_its_inputs,
     top_contributions,
 )
 from engine.velocity import Features
@@ -141,7 +142,9 @@ class FrozenModel:
         self._tree_names = tuple(positions)  # the inputs' names, then any other the trees read
 
     def explain(self, features: Features, rules: ModelRules) -> tuple[tuple[str, float], ...]:
-        return self.score_features(features, rules).contributions
+        if rules is not self._rules and model_input_names(rules) != self._names:
+            return self.score(model_inputs(features, rules)).contributions
+        return self._contributions(model_input_values(features, rules))
 
     def score_features(self, features: Features, rules: ModelRules) -> ModelScore:
         """The score of a decision's features, read by position when ``rules`` name the
@@ -151,19 +154,29 @@ class FrozenModel:
                 return self.score(model_inputs(features, rules))
             self._rules = rules  # the same inputs: positions hold
         values = model_input_values(features, rules)
-        names, by_position = self._names, self._by_position
+        by_position = self._by_position
         logit = 0.0
+        for k in range(len(values)):
+            mean, deviation, weight = by_position[k]
+            logit += weight * ((values[k] - mean) / deviation if deviation else 0.0)
+        probability = float(self._link(logit + self._intercept))
+        anomaly_score = self._anomaly(values, _NONE_MISSING) if self._trees else 0.0
+        cut, ready = self.anomaly_cut, self.ready
+        shown = names_its_inputs(probability, anomaly_score, cut, ready, rules)
+        contributions = self._contributions(values) if shown else ()
+        return ModelScore(probability, anomaly_score, cut, ready, contributions)
+
+    def _contributions(self, values: list[float]) -> tuple[tuple[str, float], ...]:
+        """The inputs that pushed the probability up most: each push computed as the logit's
+        own term in ``score_features``."""
+        names, by_position = self._names, self._by_position
         pushes: list[tuple[str, float]] = []
         for k in range(len(values)):
             mean, deviation, weight = by_position[k]
             push = weight * ((values[k] - mean) / deviation if deviation else 0.0)
-            logit += push  # in river's order: the inputs' own
             if push > 0:
                 pushes.append((names[k], push))
-        probability = float(self._link(logit + self._intercept))
-        anomaly_score = self._anomaly(values, _NONE_MISSING) if self._trees else 0.0
-        contributions = top_contributions(pushes, self.top_features)
-        return ModelScore(probability, anomaly_score, self.anomaly_cut, self.ready, contributions)
+        return top_contributions(pushes, self.top_features)
 
     def score(self, inputs: dict[str, float]) -> ModelScore:
         """The score of inputs by name, as river's ``OnlineModel.score``."""

@@ -42,7 +42,7 @@ from engine.model_inputs import (
     known_fraud_fact,
     known_fraud_feature,
     model_inputs,
-    probability_points_of,
+    names_its_inputs,
     top_contributions,
     tree_input_names,
     tree_input_values,
@@ -280,10 +280,11 @@ class Blend:
         probability = weight * batch.probability + (1 - weight) * online.probability
         leading, leading_model = (batch, self.batch) if weight >= 0.5 else (online, self.online)
         contributions = leading.contributions
-        if (
-            probability_points_of(probability, rules) > 0
-            and probability_points_of(leading.probability, rules) <= 0
-        ):  # the blend earns points the leading model's own probability did not: explain
+        if names_its_inputs(probability, online.anomaly, None, True, rules) and not (
+            names_its_inputs(
+                leading.probability, leading.anomaly, leading.anomaly_cut, leading.ready, rules
+            )
+        ):  # the blend's reason names inputs the leading model did not work out alone
             contributions = leading_model.explain(features, rules)
         return ModelScore(
             probability,

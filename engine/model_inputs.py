@@ -382,9 +382,18 @@ def _model_detail(what: str, score: ModelScore, version: str) -> str:
 
 
 def probability_points_of(probability: float, rules: ModelRules) -> int:
-    """The points a ready model's ``probability`` adds. Its reason, and the contributions it
-    names, appear only when they are above 0: a scorer may skip explaining below that."""
+    """The points a ready model's ``probability`` adds (its reason appears above 0)."""
     return round(rules.points * probability)
+
+
+def names_its_inputs(
+    probability: float, anomaly: float, anomaly_cut: float | None, ready: bool, rules: ModelRules
+) -> bool:
+    """Whether a model reason will name the inputs that pushed most (``probability_points``,
+    ``anomaly_points``): a scorer may skip working them out otherwise."""
+    if ready:
+        return probability_points_of(probability, rules) > 0
+    return anomaly_cut is not None and anomaly > anomaly_cut and rules.anomaly_points > 0
 
 
 def probability_points(

@@ -21,7 +21,7 @@ import math
 from config.rules import ModelRules
 from engine.model_inputs import (
     ModelScore,
-    probability_points_of,
+    names_its_inputs,
     top_contributions,
     tree_input_names,
     tree_input_values,
@@ -114,8 +114,8 @@ class TreeScorer:
         inputs (``explain`` for a blend whose own probability does)."""
         values = tree_input_values(features, rules)
         probability = logistic(self.forest.margin(values))
-        explained = probability_points_of(probability, rules) > 0
-        contributions = self._contributions(values) if explained else ()
+        shown = names_its_inputs(probability, 0.0, None, True, rules)
+        contributions = self._contributions(values) if shown else ()
         return ModelScore(probability, 0.0, None, True, contributions)
 
     def explain(self, features: Features, rules: ModelRules) -> tuple[tuple[str, float], ...]:

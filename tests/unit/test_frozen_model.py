@@ -10,7 +10,7 @@ import pytest
 from config.rules import ModelRules, load_rules
 from engine.frozen_model import FrozenModel, raw_cut
 from engine.learning import OnlineModel
-from engine.model_inputs import model_input_names, model_inputs
+from engine.model_inputs import ModelScore, model_input_names, model_inputs, names_its_inputs
 from engine.velocity import Features
 
 RULES = load_rules()
@@ -61,11 +61,25 @@ def assert_scores_alike(model: OnlineModel, inputs: list[dict[str, float]]) -> N
 
 
 def assert_features_score_alike(model: OnlineModel, rules: ModelRules, seed: int) -> None:
-    """A worker scores a decision's features by position: the same as river by name."""
+    """A worker scores a decision's features by position: the same as river by name. It
+    works out the inputs that pushed most only when a reason will name them, the same."""
     frozen, rng = FrozenModel(model), random.Random(seed)
     for _ in range(300):
         features = transaction_features(rng)
-        assert frozen.score_features(features, rules) == model.score(model_inputs(features, rules))
+        score, river = (
+            frozen.score_features(features, rules),
+            model.score(model_inputs(features, rules)),
+        )
+        assert _without_contributions(score) == _without_contributions(river)  # to the last bit
+        shown = names_its_inputs(
+            river.probability, river.anomaly, river.anomaly_cut, river.ready, rules
+        )
+        assert score.contributions == (river.contributions if shown else ())
+        assert frozen.explain(features, rules) == river.contributions
+
+
+def _without_contributions(score: ModelScore) -> tuple[object, ...]:
+    return (score.probability, score.anomaly, score.anomaly_cut, score.ready, score.parts)
 
 
 @pytest.mark.parametrize(
