@@ -417,11 +417,13 @@ class KnownFrauds:
         features: Features = {}
         for entity_type in rules.known_fraud_entities:
             key = by_type.get(entity_type)
-            known = key if key and key in self._times else None  # most entities have none
+            if not key or key not in self._times:  # most entities have none
+                features.update(_nothing_known(entity_type, rules.known_fraud_windows))
+                continue
             for window in rules.known_fraud_windows:
-                count = self.count(known, at_ms, windows[window] * 1000) if known else 0
+                count = self.count(key, at_ms, windows[window] * 1000)
                 features[known_fraud_feature(entity_type, window)] = count
-            happened = self.happened(known, at_ms, longest_ms) if known else []
+            happened = self.happened(key, at_ms, longest_ms)
             first, last = (min(happened), max(happened)) if happened else (-1, -1)
             features[known_fraud_fact(entity_type, FIRST_AT)] = first
             features[known_fraud_fact(entity_type, LAST_AT)] = last
@@ -435,6 +437,16 @@ class KnownFrauds:
             for labelled, occurred in self._times.get(entity_key, ())
             if at_ms - window_ms < labelled <= at_ms
         ]
+
+
+@lru_cache(maxsize=64)
+def _nothing_known(entity_type: str, windows: tuple[str, ...]) -> Features:
+    """The known-fraud features of an entity with no fraud known, in ``features``' order
+    (read only: ``KnownFrauds.features`` copies it)."""
+    nothing: Features = {known_fraud_feature(entity_type, window): 0 for window in windows}
+    nothing[known_fraud_fact(entity_type, FIRST_AT)] = -1
+    nothing[known_fraud_fact(entity_type, LAST_AT)] = -1
+    return nothing
 
 
 @dataclass(frozen=True)
