@@ -26,10 +26,7 @@ from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Protocol
-
-from river import anomaly, linear_model, optim, preprocessing, stats
-from river.compose import Pipeline
+from typing import TYPE_CHECKING, Protocol
 
 from config.rules import ModelRules
 from engine.admission import subject_of
@@ -51,6 +48,9 @@ from engine.trees import TreeScorer
 from engine.velocity import Features
 from schemas.models import EventKind, InputEvent, KnownFraud, Label, ModelSnapshot
 
+if TYPE_CHECKING:
+    from river.compose import Pipeline
+
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 BATCH = "champion-batch"
@@ -70,6 +70,11 @@ class OnlineModel:
     learn incrementally; ``score`` never changes them."""
 
     def __init__(self, rules: ModelRules) -> None:
+        # Imported here: river's anomaly package loads scipy (~0.75 s at every start), and a
+        # worker that scores only the snapshots it receives never builds a model (unpickling
+        # one imports what it needs).
+        from river import anomaly, linear_model, optim, preprocessing, stats
+
         self.rules = rules
         self.supervised: Pipeline = (
             preprocessing.StandardScaler()
