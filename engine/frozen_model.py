@@ -33,6 +33,13 @@ _UNLEARNED = (0.0, 0.0, 0.0)
 """(mean, deviation, weight) of a name the supervised model never learned: scaled to 0."""
 
 
+def _push(standard: tuple[float, float, float], value: float) -> float:
+    """An input's term of the logit: its weight times its standardised value, as river's
+    scaler and regression compute it (0 for an input of no spread)."""
+    mean, deviation, weight = standard
+    return weight * ((value - mean) / deviation if deviation else 0.0)
+
+
 def raw_cut(low: float, span: float, threshold: float) -> float:
     """The least input value that river's min-max scaling, ``(value - low) / span``, puts at
     or above ``threshold``: a finite input goes left exactly when it is below this cut.
@@ -142,23 +149,20 @@ class FrozenModel:
         self._tree_names = tuple(positions)  # the inputs' names, then any other the trees read
 
     def explain(self, features: Features, rules: ModelRules) -> tuple[tuple[str, float], ...]:
-        if rules is not self._rules and model_input_names(rules) != self._names:
+        if not self._by_position_for(rules):
             return self.score(model_inputs(features, rules)).contributions
         return self._contributions(model_input_values(features, rules))
 
     def score_features(self, features: Features, rules: ModelRules) -> ModelScore:
         """The score of a decision's features, read by position when ``rules`` name the
         same inputs as the snapshot's (the model family promises it), else by name."""
-        if rules is not self._rules:
-            if model_input_names(rules) != self._names:
-                return self.score(model_inputs(features, rules))
-            self._rules = rules  # the same inputs: positions hold
+        if not self._by_position_for(rules):
+            return self.score(model_inputs(features, rules))
         values = model_input_values(features, rules)
         by_position = self._by_position
         logit = 0.0
         for k in range(len(values)):
-            mean, deviation, weight = by_position[k]
-            logit += weight * ((values[k] - mean) / deviation if deviation else 0.0)
+            logit += _push(by_position[k], values[k])  # in river's order: the inputs' own
         probability = float(self._link(logit + self._intercept))
         anomaly_score = self._anomaly(values, _NONE_MISSING) if self._trees else 0.0
         cut, ready = self.anomaly_cut, self.ready
@@ -166,14 +170,21 @@ class FrozenModel:
         contributions = self._contributions(values) if shown else ()
         return ModelScore(probability, anomaly_score, cut, ready, contributions)
 
+    def _by_position_for(self, rules: ModelRules) -> bool:
+        """Whether ``rules`` name the snapshot's inputs, so that values read by position fit
+        (checked once per rules object)."""
+        if rules is not self._rules:
+            if model_input_names(rules) != self._names:
+                return False
+            self._rules = rules  # the same inputs: positions hold
+        return True
+
     def _contributions(self, values: list[float]) -> tuple[tuple[str, float], ...]:
-        """The inputs that pushed the probability up most: each push computed as the logit's
-        own term in ``score_features``."""
+        """The inputs that pushed the probability up most: the logit's own terms."""
         names, by_position = self._names, self._by_position
         pushes: list[tuple[str, float]] = []
         for k in range(len(values)):
-            mean, deviation, weight = by_position[k]
-            push = weight * ((values[k] - mean) / deviation if deviation else 0.0)
+            push = _push(by_position[k], values[k])
             if push > 0:
                 pushes.append((names[k], push))
         return top_contributions(pushes, self.top_features)
@@ -184,8 +195,7 @@ class FrozenModel:
         logit = 0.0
         pushes: list[tuple[str, float]] = []
         for name, value in inputs.items():
-            mean, deviation, weight = standard.get(name, _UNLEARNED)
-            push = weight * ((value - mean) / deviation if deviation else 0.0)
+            push = _push(standard.get(name, _UNLEARNED), value)
             logit += push  # river's dot product adds in the inputs' order too
             if push > 0:
                 pushes.append((name, push))

@@ -283,14 +283,14 @@ class Blend:
         batch = self.batch.score_features(features, rules)
         weight = self.weight
         probability = weight * batch.probability + (1 - weight) * online.probability
-        leading, leading_model = (batch, self.batch) if weight >= 0.5 else (online, self.online)
+        leading = batch if self._leading is self.batch else online
         contributions = leading.contributions
-        if names_its_inputs(probability, online.anomaly, None, True, rules) and not (
+        if names_its_inputs(probability, 0.0, None, True, rules) and not (  # always ready
             names_its_inputs(
                 leading.probability, leading.anomaly, leading.anomaly_cut, leading.ready, rules
             )
         ):  # the blend's reason names inputs the leading model did not work out alone
-            contributions = leading_model.explain(features, rules)
+            contributions = self._leading.explain(features, rules)
         return ModelScore(
             probability,
             online.anomaly,
@@ -301,8 +301,12 @@ class Blend:
         )
 
     def explain(self, features: Features, rules: ModelRules) -> tuple[tuple[str, float], ...]:
-        leading = self.batch if self.weight >= 0.5 else self.online
-        return leading.explain(features, rules)
+        return self._leading.explain(features, rules)
+
+    @property
+    def _leading(self) -> ScoresFeatures:
+        """The model weighing most, whose inputs the reasons name."""
+        return self.batch if self.weight >= 0.5 else self.online
 
 
 def blend(
