@@ -30,8 +30,9 @@ False
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
+import lz4.block
 import orjson
 
 from engine.feature_names import KNOWN_FEATURE_NAMES
@@ -104,19 +105,64 @@ class _Bucket:
                 values.add(value)
 
     def dump(self, second: int) -> orjson.Fragment:
-        """The bucket's row (``second`` is the bucket's own: buckets never move)."""
+        """The bucket's row (``second`` is the bucket's own: buckets never move): a lone
+        event's as ``[second, amount, counterparty, country, device]`` (most buckets hold
+        one), any other as ``[second, count, amount, counterparties, countries, devices,
+        amounts]``."""
         if self.row is None:
-            row = [
-                second,
-                self.count,
-                self.amount_cents,
-                sorted(self.counterparties),
-                sorted(self.countries),
-                sorted(self.devices),
-                sorted(self.amounts),
-            ]
+            row: list[object]
+            if self.count == 1 and self.amounts == [self.amount_cents] and self._lone_values():
+                row = [
+                    second,
+                    self.amount_cents,
+                    _lone(self.counterparties),
+                    _lone(self.countries),
+                    _lone(self.devices),
+                ]
+            else:
+                row = [
+                    second,
+                    self.count,
+                    self.amount_cents,
+                    sorted(self.counterparties),
+                    sorted(self.countries),
+                    sorted(self.devices),
+                    sorted(self.amounts),
+                ]
             self.row = orjson.Fragment(_kept(orjson.dumps(row)))
         return self.row
+
+    def _lone_values(self) -> bool:
+        return len(self.counterparties) < 2 and len(self.countries) < 2 and len(self.devices) < 2
+
+    @classmethod
+    def of_row(cls, row: list[Any]) -> _Bucket:
+        """A bucket from its stored row, in any form written so far."""
+        if len(row) == LONE_EVENT_ROW:
+            _, amount, counterparty, country, device = row
+            return cls(
+                1, amount, _set_of(counterparty), _set_of(country), _set_of(device), [amount]
+            )
+        _, count, amount, counterparties, countries, devices, *rest = row
+        # States written before amounts were kept lack them: the total stands in for a
+        # single event, nothing for several (no false repeats).
+        amounts = rest[0] if rest else ([amount] if count == 1 else [])
+        return cls(count, amount, set(counterparties), set(countries), set(devices), amounts)
+
+
+LONE_EVENT_ROW: Final = 5
+"""Fields of a one-event bucket's row (a full row has 7, one written before amounts 6)."""
+
+
+def _lone(values: set[str]) -> str | None:
+    """The only value of a one-event bucket's set, or None."""
+    for value in values:
+        return value
+    return None
+
+
+def _set_of(value: str | None) -> set[str]:
+    return set() if value is None else {value}
 
 
 Features = dict[str, int]
@@ -149,6 +195,18 @@ def _name_of(stored: int | str) -> str:
     if stored < len(KNOWN_FEATURE_NAMES):
         return KNOWN_FEATURE_NAMES[stored]
     return f"feature#{stored}"
+
+
+LZ4_STATE: Final = b"\x01"
+"""The first byte of a state stored as an LZ4 block (a plain JSON document starts with ``{``)."""
+
+
+def document_of(data: bytes) -> bytes:
+    """A stored state's JSON document: an LZ4 block, or plain JSON as written before."""
+    if data[:1] == LZ4_STATE:
+        document: bytes = lz4.block.decompress(data[1:])
+        return document
+    return data
 
 
 NO_SHAPE: Final = -1
@@ -377,22 +435,31 @@ class VelocityState:
         return min((min(buckets) for buckets in self._metrics.values()), default=None)
 
     def to_bytes(self) -> bytes:
-        """Compact JSON (orjson: a state is written after every batch that changed it; the
-        rows of unchanged buckets and recorded events are kept serialised)."""
-        return orjson.dumps(
-            {
-                "w": self.watermark_s,
-                "m": {
-                    metric: [bucket.dump(s) for s, bucket in sorted(buckets.items())]
-                    for metric, buckets in self._metrics.items()
-                },
-                "s": {event_id: seen.fragment for event_id, seen in self._seen.items()},
-                "k": self._shapes_fragment(),
-                "b": self._blocks,
-                "bf": self._blocks_from,
-                "p": self.last_place,
-            }
-        )
+        """The document as an LZ4 block: a state is written (to the store and its changelog)
+        after every batch that changed it, and its keys, event ids and feature values repeat
+        (ADR 0002)."""
+        compressed: bytes = lz4.block.compress(self.to_document())
+        return LZ4_STATE + compressed
+
+    def to_document(self) -> bytes:
+        """Compact JSON (orjson; the rows of unchanged buckets and recorded events are kept
+        serialised); the shapes, blocks and place only when there are some."""
+        document: dict[str, object] = {
+            "w": self.watermark_s,
+            "m": {
+                metric: [bucket.dump(s) for s, bucket in sorted(buckets.items())]
+                for metric, buckets in self._metrics.items()
+            },
+            "s": {event_id: seen.fragment for event_id, seen in self._seen.items()},
+        }
+        if self._shapes:
+            document["k"] = self._shapes_fragment()
+        if self._blocks:
+            document["b"] = self._blocks
+            document["bf"] = self._blocks_from
+        if self.last_place is not None:
+            document["p"] = self.last_place
+        return orjson.dumps(document)
 
     def _shapes_fragment(self) -> orjson.Fragment:
         if self._shapes_row is None:
@@ -405,17 +472,10 @@ class VelocityState:
         state = cls()
         if not data:
             return state
-        raw = orjson.loads(data)
+        raw = orjson.loads(document_of(data))
         state.watermark_s = raw["w"]
         for metric, rows in raw["m"].items():
-            buckets = state._metrics[metric] = {}
-            for second, count, amount, counterparties, countries, devices, *rest in rows:
-                # States written before amounts were kept lack them: the total stands in
-                # for a single event, nothing for several (no false repeats).
-                amounts = rest[0] if rest else ([amount] if count == 1 else [])
-                buckets[second] = _Bucket(
-                    count, amount, set(counterparties), set(countries), set(devices), amounts
-                )
+            state._metrics[metric] = {row[0]: _Bucket.of_row(row) for row in rows}
         state._shapes = {_named(names): index for index, names in enumerate(raw.get("k", []))}
         for event_id, (second, *rest) in raw["s"].items():
             if rest and isinstance(rest[0], dict):  # written before shapes: [second, features]

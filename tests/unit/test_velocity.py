@@ -106,6 +106,43 @@ def test_state_round_trips_through_bytes() -> None:
         assert copy.window("tx", last, length) == state.window("tx", last, length)
 
 
+def test_a_lone_event_s_bucket_is_stored_short_and_reads_back_whole() -> None:
+    """Most buckets hold one event: ``[second, amount, counterparty, country, device]``;
+    a bucket of several keeps the full row."""
+    state = VelocityState()
+    state.record(Observation("a", 1_000, "tx", 500, "pix:1", "BR", "d1"), HORIZON)
+    state.record(Observation("b", 2_000, "tx", 700), HORIZON)
+    state.record(Observation("c", 3_000, "tx", 100, "pix:1", "AR", "d1"), HORIZON)
+    state.record(Observation("d", 3_500, "tx", 200, "pix:2", "AR", "d2"), HORIZON)
+    document = state.to_document()
+    assert b'[1,500,"pix:1","BR","d1"]' in document
+    assert b"[2,700,null,null,null]" in document
+    assert b'[3,2,300,["pix:1","pix:2"],["AR"],["d1","d2"],[100,200]]' in document
+    for stored in (document, state.to_bytes()):
+        copy = VelocityState.from_bytes(stored)
+        assert copy.to_document() == document
+        for length in (1, 2, 3, 60):
+            assert copy.window("tx", 3_000, length) == state.window("tx", 3_000, length)
+        assert copy.amounts("tx", 3_000, 60) == [500, 700, 100, 200]
+        assert copy.values("tx", "countries", 3_000, 60) == {"BR", "AR"}
+
+
+def test_a_state_is_stored_compressed_and_one_stored_plain_still_loads() -> None:
+    """States are written as LZ4 blocks; one written as plain JSON (as before) reads the
+    same. A document leaves out the shapes, blocks and place when it has none."""
+    state = VelocityState()
+    state.record(Observation("lone", 1_000, "tx", 100), HORIZON)
+    assert state.to_document() == b'{"w":1,"m":{"tx":[[1,100,null,null,null]]},"s":{"lone":[1]}}'
+    for obs in _stream(1, 200):
+        if state.record(obs, HORIZON):
+            state.remember(obs.event_id, {"tx.count.5m": 1, "tx.amount_cents.1h": 250})
+    stored = state.to_bytes()
+    assert len(stored) < len(state.to_document()) * 0.8
+    assert stored.startswith(b"\x01")
+    for form in (stored, state.to_document()):
+        assert VelocityState.from_bytes(form).to_document() == state.to_document()
+
+
 def _replayed(steps: list[tuple[Observation, dict[str, int]]]) -> VelocityState:
     state = VelocityState()
     for obs, features in steps:
@@ -196,13 +233,13 @@ def test_feature_names_are_stored_once_per_state() -> None:
     for n in range(20):
         state.record(Observation(f"e{n}", n * 1000, "tx", 100), HORIZON)
         state.remember(f"e{n}", {"tx.count.5m": n, "tx.amount_cents.1h": 100 * n})
-    written = state.to_bytes()
+    written = state.to_document()
     assert b"tx.count.5m" not in written  # a known name: by its number, once
     numbers = [KNOWN_FEATURE_NAMES.index(n) for n in ("tx.count.5m", "tx.amount_cents.1h")]
     assert written.count(b'"k":[[%d,%d]]' % tuple(numbers)) == 1
     copy = VelocityState.from_bytes(written)
     assert copy.features_of("e7") == {"tx.count.5m": 7, "tx.amount_cents.1h": 700}
-    assert copy.to_bytes() == written
+    assert copy.to_document() == written
 
 
 def test_names_no_recorded_event_uses_are_dropped_with_it() -> None:
@@ -221,9 +258,9 @@ def test_names_no_recorded_event_uses_are_dropped_with_it() -> None:
     assert state.features_of("mid") == {"tx.count.5m": 2}
     assert state.features_of("empty") == {}
     assert state.features_of("new") == {"tx.count.5m": 1, "tx.amount_cents.1h": 5}
-    written = state.to_bytes()
+    written = state.to_document()
     assert b"list.block" not in written
-    assert written == _replayed_by_name(state, ["mid", "empty", "new"]).to_bytes()
+    assert written == _replayed_by_name(state, ["mid", "empty", "new"]).to_document()
     assert VelocityState.from_bytes(written).features_of("mid") == {"tx.count.5m": 2}
 
 
@@ -249,7 +286,7 @@ def test_states_written_with_names_in_every_row_still_load() -> None:
     assert state.features_of("e1") == {"tx.count.5m": 1}
     assert state.features_of("e2") == {}
     assert state.window("tx", 2_000, 60).count == 2
-    assert b'"k":[[%d]]' % KNOWN_FEATURE_NAMES.index("tx.count.5m") in state.to_bytes()
+    assert b'"k":[[%d]]' % KNOWN_FEATURE_NAMES.index("tx.count.5m") in state.to_document()
     assert VelocityState.from_bytes(state.to_bytes()).features_of("e1") == {"tx.count.5m": 1}
 
 
@@ -263,7 +300,7 @@ def test_states_with_feature_names_in_full_still_load() -> None:
     features = {"tx.count.5m": 3, "list.block.email.HIGH.MANUAL.a***@x.com": 9}
     assert state.features_of("e1") == features
     number = KNOWN_FEATURE_NAMES.index("tx.count.5m")
-    assert b'"k":[[%d,"list.block.email.HIGH.MANUAL.a***@x.com"]]' % number in state.to_bytes()
+    assert b'"k":[[%d,"list.block.email.HIGH.MANUAL.a***@x.com"]]' % number in state.to_document()
     assert VelocityState.from_bytes(state.to_bytes()).features_of("e1") == features
 
 
