@@ -87,7 +87,7 @@ class _Bucket:
     countries: set[str] = field(default_factory=set)
     devices: set[str] = field(default_factory=set)
     amounts: list[int] = field(default_factory=list)  # one per event: repeated amounts
-    row: orjson.Fragment | None = field(default=None, repr=False, compare=False)
+    row: bytes | None = field(default=None, repr=False, compare=False)
     """Its serialised row while unchanged: a state is written after every batch that changed
     it, and most of its buckets did not change."""
 
@@ -104,7 +104,7 @@ class _Bucket:
             if value is not None:
                 values.add(value)
 
-    def dump(self, second: int) -> orjson.Fragment:
+    def dump(self, second: int) -> bytes:
         """The bucket's row (``second`` is the bucket's own: buckets never move): a lone
         event's as ``[second, amount, counterparty, country, device]`` (most buckets hold
         one), any other as ``[second, count, amount, counterparties, countries, devices,
@@ -129,7 +129,7 @@ class _Bucket:
                     sorted(self.devices),
                     sorted(self.amounts),
                 ]
-            self.row = orjson.Fragment(_kept(orjson.dumps(row)))
+            self.row = _kept(orjson.dumps(row))
         return self.row
 
     def _lone_values(self) -> bool:
@@ -215,22 +215,27 @@ NO_SHAPE: Final = -1
 
 class _Seen(NamedTuple):
     """A recorded event: its second and the features it was decided with, kept serialised as
-    its row (they are only read back for a re-delivery, and written with the state every
-    time). The row holds the values only, in the order of the state's ``shape`` (a list of
-    feature names, stored once per state, known ones by number: ``engine.feature_names``)."""
+    its document entry, ``"<event id>":<row>`` (they are only read back for a re-delivery,
+    and written with the state every time). The row holds the values only, in the order of
+    the state's ``shape`` (a list of feature names, stored once per state, known ones by
+    number: ``engine.feature_names``)."""
 
     second: int
     shape: int
     """Index of the feature names in the state's shapes; ``NO_SHAPE`` when there are none."""
-    row: bytes
-    fragment: orjson.Fragment
+    entry: bytes
+    row_from: int
+    """Where the row starts in ``entry``."""
 
     @classmethod
-    def of(cls, second: int, shape: int, values: bytes) -> _Seen:
-        row = (  # a new, exact-size object
-            b"[%d]" % second if shape == NO_SHAPE else b"[%d,%d,%b]" % (second, shape, values)
-        )
-        return cls(second, shape, row, orjson.Fragment(row))
+    def of(cls, event_id: str, second: int, shape: int, values: bytes) -> _Seen:
+        key = orjson.dumps(event_id) + b":"
+        row = b"[%d]" % second if shape == NO_SHAPE else b"[%d,%d,%b]" % (second, shape, values)
+        return cls(second, shape, key + row, len(key))  # a new, exact-size object
+
+    def values(self) -> bytes:
+        """The feature values' JSON list (the row's third field)."""
+        return orjson.dumps(orjson.loads(self.entry[self.row_from :])[2])
 
 
 class VelocityState:
@@ -240,7 +245,7 @@ class VelocityState:
         self._metrics: dict[str, dict[int, _Bucket]] = {}
         self._seen: dict[str, _Seen] = {}
         self._shapes: dict[tuple[str, ...], int] = {}  # feature names -> index, in order
-        self._shapes_row: orjson.Fragment | None = None
+        self._shapes_row: bytes | None = None
         self._blocks: dict[str, int] = {}  # reason code -> expires at (epoch ms)
         self._blocks_from: dict[str, int] = {}  # reason code -> in force from (epoch ms)
         self.last_place: tuple[int, float, float] | None = None  # (at_ms, lat, lon), newest
@@ -262,7 +267,7 @@ class VelocityState:
             and (self.last_place is None or obs.at_ms >= self.last_place[0])
         ):
             self.last_place = (obs.at_ms, obs.lat, obs.lon)
-        self._seen[obs.event_id] = _Seen.of(second, NO_SHAPE, b"")
+        self._seen[obs.event_id] = _Seen.of(obs.event_id, second, NO_SHAPE, b"")
         if self._oldest_s is None or second < self._oldest_s:
             self._oldest_s = second
         if self.watermark_s is None or second > self.watermark_s:
@@ -280,14 +285,14 @@ class VelocityState:
             return None
         if seen.shape == NO_SHAPE:
             return {}
-        values: list[int] = orjson.loads(seen.row)[2]
+        values: list[int] = orjson.loads(seen.entry[seen.row_from :])[2]
         return dict(zip(self._shape_names()[seen.shape], values, strict=True))
 
     def remember(self, event_id: str, features: Features) -> None:
         """Keep the features an event was decided with, for identical re-decisions."""
         second = self._seen[event_id].second
         if not features:
-            self._seen[event_id] = _Seen.of(second, NO_SHAPE, b"")
+            self._seen[event_id] = _Seen.of(event_id, second, NO_SHAPE, b"")
             return
         names = tuple(features)
         shape = self._shapes.get(names)
@@ -295,7 +300,7 @@ class VelocityState:
             shape = self._shapes[names] = len(self._shapes)
             self._shapes_row = None
         values = orjson.dumps(list(features.values()))
-        self._seen[event_id] = _Seen.of(second, shape, values)
+        self._seen[event_id] = _Seen.of(event_id, second, shape, values)
 
     def _shape_names(self) -> list[tuple[str, ...]]:
         return list(self._shapes)  # dicts keep insertion order: the index order
@@ -428,8 +433,8 @@ class VelocityState:
         self._shapes_row = None
         for event_id, seen in self._seen.items():
             if seen.shape != NO_SHAPE:
-                values = orjson.dumps(orjson.loads(seen.row)[2])
-                self._seen[event_id] = _Seen.of(seen.second, renumbered[seen.shape], values)
+                shape = renumbered[seen.shape]
+                self._seen[event_id] = _Seen.of(event_id, seen.second, shape, seen.values())
 
     def _oldest_bucket(self) -> int | None:
         return min((min(buckets) for buckets in self._metrics.values()), default=None)
@@ -442,29 +447,44 @@ class VelocityState:
         return LZ4_STATE + compressed
 
     def to_document(self) -> bytes:
-        """Compact JSON (orjson; the rows of unchanged buckets and recorded events are kept
-        serialised); the shapes, blocks and place only when there are some."""
-        document: dict[str, object] = {
-            "w": self.watermark_s,
-            "m": {
-                metric: [bucket.dump(s) for s, bucket in sorted(buckets.items())]
-                for metric, buckets in self._metrics.items()
-            },
-            "s": {event_id: seen.fragment for event_id, seen in self._seen.items()},
-        }
+        """Compact JSON, as ``orjson.dumps`` of the document would write it, joined from the
+        rows of buckets and recorded events kept serialised (most did not change since the
+        last write); the shapes, blocks and place only when there are some."""
+        metrics = b",".join(
+            orjson.dumps(metric)
+            + b":["
+            + b",".join([b.dump(s) for s, b in sorted(buckets.items())])
+            + b"]"
+            for metric, buckets in self._metrics.items()
+        )
+        seen = b",".join([seen.entry for seen in self._seen.values()])
+        parts = [
+            b'{"w":',
+            orjson.dumps(self.watermark_s),
+            b',"m":{',
+            metrics,
+            b'},"s":{',
+            seen,
+            b"}",
+        ]
         if self._shapes:
-            document["k"] = self._shapes_fragment()
+            parts += [b',"k":', self._shapes_document()]
         if self._blocks:
-            document["b"] = self._blocks
-            document["bf"] = self._blocks_from
+            parts += [
+                b',"b":',
+                orjson.dumps(self._blocks),
+                b',"bf":',
+                orjson.dumps(self._blocks_from),
+            ]
         if self.last_place is not None:
-            document["p"] = self.last_place
-        return orjson.dumps(document)
+            parts += [b',"p":', orjson.dumps(self.last_place)]
+        parts.append(b"}")
+        return b"".join(parts)
 
-    def _shapes_fragment(self) -> orjson.Fragment:
+    def _shapes_document(self) -> bytes:
         if self._shapes_row is None:
             stored = [_numbered(names) for names in self._shape_names()]
-            self._shapes_row = orjson.Fragment(_kept(orjson.dumps(stored)))
+            self._shapes_row = _kept(orjson.dumps(stored))
         return self._shapes_row
 
     @classmethod
@@ -479,11 +499,11 @@ class VelocityState:
         state._shapes = {_named(names): index for index, names in enumerate(raw.get("k", []))}
         for event_id, (second, *rest) in raw["s"].items():
             if rest and isinstance(rest[0], dict):  # written before shapes: [second, features]
-                state._seen[event_id] = _Seen.of(second, NO_SHAPE, b"")
+                state._seen[event_id] = _Seen.of(event_id, second, NO_SHAPE, b"")
                 state.remember(event_id, rest[0])
             else:
                 shape, values = (rest[0], orjson.dumps(rest[1])) if rest else (NO_SHAPE, b"")
-                state._seen[event_id] = _Seen.of(second, shape, values)
+                state._seen[event_id] = _Seen.of(event_id, second, shape, values)
         state._oldest_s = state._oldest_bucket()
         state._blocks = dict(raw.get("b", {}))
         state._blocks_from = dict(raw.get("bf", {}))  # absent in older states: from always
