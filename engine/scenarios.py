@@ -66,6 +66,7 @@ LOOKALIKES = (
     "legit:login_typo",
     "legit:late_refund",
     "legit:gift_season",
+    "legit:gift_code_typo",
 )
 NORMAL = "legit:normal"
 LEGIT_PREFIX = "legit:"
@@ -364,6 +365,8 @@ def generate(
         _gift_season(b, take(), when(EPISODE_DAYS * 24 - 40))
     for n in range(_count(users, 100)):
         _busy_business(b, n, first_day)
+    for _ in range(_count(users, 10)):
+        _gift_code_typo(b, take(), when(EPISODE_DAYS * 24 - 32))
     return b.sorted()
 
 
@@ -617,6 +620,21 @@ def _gift_season(b: _Builder, user: _User, at: datetime) -> None:
             **redeemer,
         )
         at = paid + timedelta(minutes=r.uniform(2, 20))
+
+
+def _gift_code_typo(b: _Builder, user: _User, at: datetime) -> None:
+    """The recipient of a gift mistypes its code once or twice on their own phone, then
+    enters it right: the look-alike of a brute force's first wrong codes."""
+    r = b.rng
+    gift_id, paid = b.paid_gift(user, at, b.gift_amount(user), NORMAL)
+    redeemer = {"redeemer_user_id": f"r-{gift_id}", "device_id": f"dev-r-{gift_id}"}
+    tried = paid + timedelta(hours=r.uniform(1, 30))
+    label = "legit:gift_code_typo"
+    for _ in range(r.randint(1, 2)):
+        b.gift(user, tried, "redeem_attempt", gift_id, label, code_correct=False, **redeemer)
+        tried += timedelta(seconds=r.uniform(5, 60))
+    b.gift(user, tried, "redeem_attempt", gift_id, label, code_correct=True, **redeemer)
+    b.gift(user, tried + timedelta(seconds=5), "gift_redeemed", gift_id, label, **redeemer)
 
 
 def _vpn_user(b: _Builder, user: _User, at: datetime) -> None:
