@@ -61,8 +61,10 @@ OTHERS: dict[str, tuple[str, list[tuple[str, str]]]] = {
         "The scoring agent's own per-record work, without broker or Faust "
         "(`.venv/bin/python -m bench.scorer`): the same records through "
         "`agents.scoring.Scorer` in batches of 100, a dictionary in place of the RocksDB "
-        "table; events/s.",
+        "table; events/s (a state's bytes grow with the history it holds: compare runs of "
+        "the same number of records).",
         [
+            ("records", "records"),
             ("rules only", "rules_only_events_per_s"),
             ("model on, no snapshot", "model_on_events_per_s"),
             ("learned snapshot", "model_learned_events_per_s"),
