@@ -536,7 +536,7 @@ def register_scoring(
         partitions=partitions,
         key_type=bytes,
         value_type=bytes,
-        help="per-subject velocity state (engine.velocity.VelocityState, deflated JSON)",
+        help="per-subject velocity state (engine.velocity.VelocityState: JSON in an LZ4 block)",
     )
     store = cast(StoreT[bytes, bytes], velocity.data)  # written directly: see the docstring
     scorer = Scorer(

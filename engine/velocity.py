@@ -233,9 +233,10 @@ class _Seen(NamedTuple):
         row = b"[%d]" % second if shape == NO_SHAPE else b"[%d,%d,%b]" % (second, shape, values)
         return cls(second, shape, key + row, len(key))  # a new, exact-size object
 
-    def values(self) -> bytes:
-        """The feature values' JSON list (the row's third field)."""
-        return orjson.dumps(orjson.loads(self.entry[self.row_from :])[2])
+    def feature_values(self) -> list[int]:
+        """The values of its features, in its shape's order (the row's third field)."""
+        values: list[int] = orjson.loads(self.entry[self.row_from :])[2]
+        return values
 
 
 class VelocityState:
@@ -285,8 +286,7 @@ class VelocityState:
             return None
         if seen.shape == NO_SHAPE:
             return {}
-        values: list[int] = orjson.loads(seen.entry[seen.row_from :])[2]
-        return dict(zip(self._shape_names()[seen.shape], values, strict=True))
+        return dict(zip(self._shape_names()[seen.shape], seen.feature_values(), strict=True))
 
     def remember(self, event_id: str, features: Features) -> None:
         """Keep the features an event was decided with, for identical re-decisions."""
@@ -434,7 +434,8 @@ class VelocityState:
         for event_id, seen in self._seen.items():
             if seen.shape != NO_SHAPE:
                 shape = renumbered[seen.shape]
-                self._seen[event_id] = _Seen.of(event_id, seen.second, shape, seen.values())
+                values = orjson.dumps(seen.feature_values())
+                self._seen[event_id] = _Seen.of(event_id, seen.second, shape, values)
 
     def _oldest_bucket(self) -> int | None:
         return min((min(buckets) for buckets in self._metrics.values()), default=None)
