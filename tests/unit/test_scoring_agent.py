@@ -335,6 +335,37 @@ def test_any_failure_dead_letters_its_record_and_the_rest_of_the_batch_is_decide
     assert "RuntimeError at " in caplog.text and "maria" not in caplog.text  # where, not what
 
 
+@pytest.mark.parametrize(
+    "stored",
+    [
+        b"not json",
+        b"\x01\x10\x00\x00\x00garbage",  # the LZ4 format byte, a block that does not decode
+        b"\x01\xff\xff\xff\x7fgarbage",  # a block claiming 2 GB
+        b"\x01" + b"\x00" * 3,  # too short for the block's size
+        b'{"w": "late", "m": {"tx": [[1]]}, "s": {}}',  # JSON of the wrong shape
+    ],
+)
+def test_an_unreadable_stored_state_dead_letters_its_event_and_the_batch_goes_on(
+    stored: bytes,
+) -> None:
+    """A subject's state the store holds but cannot be read (damaged on disk, or written by
+    something else) loses nothing: the event goes to the dead-letter topic with its class,
+    the other events of the batch are decided."""
+    broken = factories.transaction(user_id="u-damaged")
+    valid = factories.transaction(user_id="u-fine")
+    table = {subject_of(broken).key.encode(): stored}
+    records = [
+        (TOPICS.transactions, subject_of(e).key.encode(), CODEC.encode(e)) for e in (broken, valid)
+    ]
+    outputs = _handle_all(_scorer(table), records)
+
+    decided = [CODEC.decode(v, (Decision,)).event_id for t, v in outputs if t == TOPICS.decisions]
+    assert decided == [valid.event_id]
+    letters = [CODEC.decode(v, (DeadLetter,)) for t, v in outputs if t == TOPICS.dead_letters]
+    assert [letter.error_class for letter in letters] == ["ScoringFailed"]
+    assert CODEC.decode(letters[0].original_value, (type(broken),)) == broken
+
+
 def _raise_for(event: Any, features: Any) -> Any:
     """``features`` of the known frauds, raising for ``event``'s card (a bug's stand-in)."""
 
