@@ -283,21 +283,28 @@ def _atalaia(stack: Stack, *args: str, role: str = "admin") -> subprocess.Comple
     )
 
 
+def _transaction(user: str, **fields: Any) -> TransactionEvent:
+    return factories.transaction(
+        event_id=f"up-{uuid.uuid4().hex[:10]}",
+        user_id=user,
+        occurred_at=datetime.now(UTC),
+        amount_cents=1_500,
+        ip="198.51.100.23",
+        **fields,
+    )
+
+
+def _sanctioned_swap(user: str) -> TransactionEvent:
+    return _transaction(user, counterparty_wallet=SANCTIONED, tx_type="CRYPTO_SWAP")
+
+
 def test_a_critical_hit_freezes_the_account_until_an_admin_unfreezes_it(stack: Stack) -> None:
     user = f"u-{uuid.uuid4().hex[:8]}"
-    now = datetime.now(UTC)
 
     def transaction(**fields: Any) -> TransactionEvent:
-        return factories.transaction(
-            event_id=f"up-{uuid.uuid4().hex[:10]}",
-            user_id=user,
-            occurred_at=now,
-            amount_cents=1_500,
-            ip="198.51.100.23",
-            **fields,
-        )
+        return _transaction(user, **fields)
 
-    hit = _decide(stack, transaction(counterparty_wallet=SANCTIONED, tx_type="CRYPTO_SWAP"))
+    hit = _decide(stack, _sanctioned_swap(user))
     assert hit.decision.value == "BLOCK" and "FREEZE_ACCOUNT" in hit.actions
     plain = transaction()
     frozen = _decide(stack, plain)
@@ -360,12 +367,18 @@ def test_a_critical_hit_freezes_the_account_until_an_admin_unfreezes_it(stack: S
 def test_metrics_and_reports_answer_from_the_store(stack: Stack) -> None:
     key = API_KEYS["analyst"]
     today = datetime.now(UTC).date().isoformat()
-    status, metrics = _get(f"{stack.api}/api/admin/fraud-metrics?from={today}", key)
-    assert status == 200, metrics
+    assert _decide(stack, _sanctioned_swap(f"u-{uuid.uuid4().hex[:8]}")).decision.value == "BLOCK"
+    deadline = time.monotonic() + 120
+    while True:  # the sink stores the decision
+        status, metrics = _get(f"{stack.api}/api/admin/fraud-metrics?from={today}", key)
+        assert status == 200, metrics
+        if any(row["severity"] == "CRITICAL" for row in metrics["list_hits"]):
+            break
+        assert time.monotonic() < deadline, f"no CRITICAL list hit in the store: {metrics}"
+        time.sleep(1)
     assert {"detection_quality", "closed_cases", "latency", "throughput", "list_hits"} <= (
         metrics.keys()
     )
-    assert any(row["severity"] == "CRITICAL" for row in metrics["list_hits"])
     assert all(row["p99_ms"] >= row["p50_ms"] for row in metrics["latency"])
     assert sum(row["decisions"] for row in metrics["throughput"]) > 0
     status, daily = _get(f"{stack.api}/api/admin/reports/daily?date={today}", key)
