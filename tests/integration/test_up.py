@@ -181,7 +181,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     )
     started = _start(["--workers", "2"], env, tmp / "data")
     yield started
-    _close(started)
+    _stop(started, signal.SIGTERM)  # its broker too (a kill would leave it running)
 
 
 def _get(url: str, key: str | None = None) -> tuple[int, Any]:
@@ -401,7 +401,9 @@ def test_logs_are_json_lines_without_personal_data(stack: Stack) -> None:
         assert "198.51.100.23" not in text and SANCTIONED.lower() not in text.lower(), name
 
 
-def test_sigterm_stops_every_process(stack: Stack) -> None:
+def test_sigterm_stops_every_process(tmp_path: Path) -> None:
+    # A stack of its own: the module's is shared by tests that may run after this one.
+    stack = _start([], _env(tmp_path, {}), tmp_path / "data")
     assert _stop(stack, signal.SIGTERM) == 0
     rest = "".join(stack.output) + "".join(iter_queue(stack.lines))
     assert "atalaia up: SIGTERM: stopping everything" in rest and "atalaia up: stopped" in rest
