@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -52,10 +53,11 @@ def _decision(n: int, verdict: str, score: int, codes: tuple[str, ...], latency:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> AnalyticsStore:
+def store(tmp_path: Path) -> Iterator[AnalyticsStore]:
     analytics = AnalyticsStore(connect(str(tmp_path / "ch")))
     analytics.ensure_schema()
-    return analytics
+    yield analytics
+    analytics.client.close()  # one embedded engine per process: the next test opens its own
 
 
 def _load_known(store: AnalyticsStore) -> None:

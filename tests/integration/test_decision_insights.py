@@ -6,6 +6,7 @@ upgraded, and the fraud metrics equal the reference computations (``engine.metri
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,10 +35,11 @@ AT = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> AnalyticsStore:
+def store(tmp_path: Path) -> Iterator[AnalyticsStore]:
     analytics = AnalyticsStore(connect(str(tmp_path / "ch")))
     analytics.ensure_schema()
-    return analytics
+    yield analytics
+    analytics.client.close()  # one embedded engine per process: the next test opens its own
 
 
 def _query(store: AnalyticsStore) -> Any:
@@ -122,28 +124,32 @@ def test_a_stored_decision_reads_back_whole_and_explains_itself(store: Analytics
 
 def test_a_store_made_before_details_and_features_were_kept_is_upgraded(tmp_path: Path) -> None:
     old = AnalyticsStore(connect(str(tmp_path / "old")))
-    old.client.command(
-        "CREATE TABLE decisions (event_id String, event_kind LowCardinality(String), "
-        "event_type LowCardinality(String), subject_type LowCardinality(String), "
-        "subject_id String, user_id Nullable(String), score UInt8, band LowCardinality(String), "
-        "decision LowCardinality(String), reason_codes Array(LowCardinality(String)), "
-        "reason_points Array(Int16), actions Array(LowCardinality(String)), "
-        "rule_version LowCardinality(String), event_occurred_at DateTime64(3, 'UTC'), "
-        "decided_at DateTime64(3, 'UTC'), latency_ms UInt32, version UInt64) "
-        "ENGINE = ReplacingMergeTree(version) ORDER BY event_id"
-    )
-    old.client.command(
-        "INSERT INTO decisions VALUES ('old-1', 'transaction', 'PIX_TRANSFER', 'user', 'u1', "
-        "'u1', 40, 'MEDIUM', 'REVIEW', ['AMOUNT_HIGH_VALUE'], [40], [], 'v1', "
-        "'2026-01-01 00:00:00.000', '2026-01-01 00:00:00.010', 10, 1)"
-    )
-    old.ensure_schema()
-    _, rows = old.query_read_only(stored_decision_sql("old-1"))
-    read = decision_of_row(rows[0])
-    assert read.reasons == [Reason(code="AMOUNT_HIGH_VALUE", points=40, detail="")]
-    assert read.features == {} and read.model_version is None
-    old.insert("decisions", [decision_row(_explained_decision())])
-    assert old.query_read_only(stored_decision_sql("tx-42"))[1]
+    try:
+        old.client.command(
+            "CREATE TABLE decisions (event_id String, event_kind LowCardinality(String), "
+            "event_type LowCardinality(String), subject_type LowCardinality(String), "
+            "subject_id String, user_id Nullable(String), score UInt8, "
+            "band LowCardinality(String), "
+            "decision LowCardinality(String), reason_codes Array(LowCardinality(String)), "
+            "reason_points Array(Int16), actions Array(LowCardinality(String)), "
+            "rule_version LowCardinality(String), event_occurred_at DateTime64(3, 'UTC'), "
+            "decided_at DateTime64(3, 'UTC'), latency_ms UInt32, version UInt64) "
+            "ENGINE = ReplacingMergeTree(version) ORDER BY event_id"
+        )
+        old.client.command(
+            "INSERT INTO decisions VALUES ('old-1', 'transaction', 'PIX_TRANSFER', 'user', 'u1', "
+            "'u1', 40, 'MEDIUM', 'REVIEW', ['AMOUNT_HIGH_VALUE'], [40], [], 'v1', "
+            "'2026-01-01 00:00:00.000', '2026-01-01 00:00:00.010', 10, 1)"
+        )
+        old.ensure_schema()
+        _, rows = old.query_read_only(stored_decision_sql("old-1"))
+        read = decision_of_row(rows[0])
+        assert read.reasons == [Reason(code="AMOUNT_HIGH_VALUE", points=40, detail="")]
+        assert read.features == {} and read.model_version is None
+        old.insert("decisions", [decision_row(_explained_decision())])
+        assert old.query_read_only(stored_decision_sql("tx-42"))[1]
+    finally:
+        old.client.close()  # one embedded engine per process
 
 
 def _as_dicts(section: Section) -> list[dict[str, Any]]:

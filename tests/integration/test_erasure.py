@@ -144,8 +144,11 @@ def test_erasing_a_subject_leaves_no_readable_trace_of_free_text(
     for blob in stored_locally:
         assert _found(blob) == []
     store = AnalyticsStore(connect(settings.analytics))
-    _, cases = store.query_read_only("SELECT * FROM cases")
-    _, audit = store.query_read_only("SELECT record FROM audit")
+    try:
+        _, cases = store.query_read_only("SELECT * FROM cases")
+        _, audit = store.query_read_only("SELECT record FROM audit")
+    finally:
+        store.client.close()  # one embedded engine per process
     stored = repr([*cases, *audit]).encode()
     assert subject.encode() in stored and b"case_closed" in stored
     assert _found(stored) == []

@@ -298,6 +298,18 @@ def _sanctioned_swap(user: str) -> TransactionEvent:
     return _transaction(user, counterparty_wallet=SANCTIONED, tx_type="CRYPTO_SWAP")
 
 
+def _explained(stack: Stack, event_id: str) -> subprocess.CompletedProcess[str]:
+    """``atalaia explain`` of the event, once the sink has stored its decision."""
+    deadline = time.monotonic() + 120
+    explained = _atalaia(stack, "explain", event_id, role="analyst")
+    while explained.returncode != 0 and time.monotonic() < deadline:
+        assert "answered 404" in explained.stderr, explained.stderr
+        time.sleep(1)
+        explained = _atalaia(stack, "explain", event_id, role="analyst")
+    assert explained.returncode == 0, explained.stderr
+    return explained
+
+
 def test_a_critical_hit_freezes_the_account_until_an_admin_unfreezes_it(stack: Stack) -> None:
     user = f"u-{uuid.uuid4().hex[:8]}"
 
@@ -316,13 +328,7 @@ def test_a_critical_hit_freezes_the_account_until_an_admin_unfreezes_it(stack: S
     refused = _atalaia(stack, "accounts", "unfreeze", user, "--reason", "x", role="analyst")
     assert refused.returncode == 1 and "403" in refused.stderr  # admins unfreeze
 
-    deadline = time.monotonic() + 120
-    explained = _atalaia(stack, "explain", plain.event_id, role="analyst")
-    while explained.returncode != 0 and time.monotonic() < deadline:  # the sink stores it
-        assert "answered 404" in explained.stderr, explained.stderr
-        time.sleep(1)
-        explained = _atalaia(stack, "explain", plain.event_id, role="analyst")
-    assert explained.returncode == 0, explained.stderr
+    explained = _explained(stack, plain.event_id)
     assert "ACCOUNT_FROZEN" in explained.stdout and "blocks in force  account_frozen" in (
         explained.stdout
     )
@@ -390,6 +396,8 @@ def test_metrics_and_reports_answer_from_the_store(stack: Stack) -> None:
 
 
 def test_logs_are_json_lines_without_personal_data(stack: Stack) -> None:
+    # Traffic of its own, carrying the IP and the wallet, through every service to the store.
+    _explained(stack, _decide(stack, _sanctioned_swap(f"u-{uuid.uuid4().hex[:8]}")).event_id)
     logs = stack.data / "logs"
     for name in stack.services:
         lines = (logs / f"{name}.log").read_text().splitlines()
