@@ -3,9 +3,10 @@
 The stream holds 30 days of ordinary activity of a population of users (so that windows,
 usual devices, countries, amounts and payees exist before anything happens), the fraud
 behaviours the engine is meant to stop, and legitimate look-alikes of them (travellers, VPN
-users, new phones, busy businesses, login typos, late refunds), each event labelled with the
-behaviour or group it belongs to. Everything comes from one ``random.Random(seed)``: the same
-seed and size give the same events, so a rules change is measured on the same traffic.
+users, new phones, busy businesses, shops paid by many customers, login typos, late refunds),
+each event labelled with the behaviour or group it belongs to. Everything comes from one
+``random.Random(seed)``: the same seed and size give the same events, so a rules change is
+measured on the same traffic.
 
 Labels: a fraud behaviour's name (``card_testing``...), ``legit:<group>`` for legitimate
 events, and ``setup:<behaviour>`` for a fraudster's preparation steps that look like ordinary
@@ -67,6 +68,7 @@ LOOKALIKES = (
     "legit:late_refund",
     "legit:gift_season",
     "legit:gift_code_typo",
+    "legit:shop_customers",
 )
 NORMAL = "legit:normal"
 LEGIT_PREFIX = "legit:"
@@ -367,6 +369,8 @@ def generate(
         _busy_business(b, n, first_day)
     for _ in range(_count(users, 10)):
         _gift_code_typo(b, take(), when(EPISODE_DAYS * 24 - 32))
+    for n in range(_count(users, 100)):
+        _shop_customers(b, n, people)
     return b.sorted()
 
 
@@ -635,6 +639,27 @@ def _gift_code_typo(b: _Builder, user: _User, at: datetime) -> None:
         tried += timedelta(seconds=r.uniform(5, 60))
     b.gift(user, tried, "redeem_attempt", gift_id, label, code_correct=True, **redeemer)
     b.gift(user, tried + timedelta(seconds=5), "gift_redeemed", gift_id, label, **redeemer)
+
+
+def _shop_customers(b: _Builder, n: int, people: list[_User]) -> None:
+    """A shop's PIX key paid by dozens of ordinary users at lunch every day: many senders to
+    one payee in an hour, the look-alike of a money mule's key."""
+    r = b.rng
+    key = _sha(f"shop-{n}")
+    day = END - timedelta(days=EPISODE_DAYS)
+    while day < END - timedelta(days=1):
+        rush = day + timedelta(hours=11.5) - LOCAL_OFFSET
+        for customer in r.sample(people, min(len(people), r.randint(25, 45))):
+            at = rush + timedelta(minutes=r.uniform(0, 120))
+            cents = r.randint(1_500, 6_000)
+            b.tx(
+                customer,
+                at,
+                "legit:shop_customers",
+                amount_cents=cents,
+                counterparty_pix_key_hash=key,
+            )
+        day += timedelta(days=1)
 
 
 def _vpn_user(b: _Builder, user: _User, at: datetime) -> None:
