@@ -16,6 +16,8 @@ from engine.entities import (
     keyed_id,
     record_entity,
 )
+from engine.lists import ListView
+from engine.replay import Replay
 from engine.velocity import VelocityState
 from schemas.models import (
     SUBJECT_ENTITY_TYPES,
@@ -256,3 +258,27 @@ def test_out_of_order_arrival_still_blocks_when_the_limit_is_crossed() -> None:
     arrival = events[5:] + events[:5][::-1]  # the last to arrive is early in time
     placed = _count(state, arrival)
     assert placed == [[]] * 10 + [["IP_REDEMPTION_RATE_LIMIT"]]
+
+
+def test_a_shop_paid_by_many_customers_in_an_hour_blocks_none_of_them() -> None:
+    """Many senders to one PIX key is a busy shop as often as a money mule: the shipped
+    limits leave it alone (docs/known-limits.md)."""
+    replay = Replay(RULES, KEY, ListView(), learn=False)
+    shop = factories.sha("shop-pix-key")
+    lunch = factories.NOW - timedelta(hours=2)
+    outcomes = []
+    for n in range(60):
+        customer = {
+            "user_id": f"customer-{n}",
+            "device_id": f"phone-{n}",
+            "ip": f"198.51.100.{n + 1}",
+            "network_flags": [],
+        }
+        earlier = lunch - timedelta(days=1, minutes=n)
+        replay.decide(factories.transaction(occurred_at=earlier, amount_cents=4_000, **customer))
+        at = lunch + timedelta(minutes=n)
+        paid = factories.transaction(
+            occurred_at=at, amount_cents=3_000, counterparty_pix_key_hash=shop, **customer
+        )
+        outcomes.append(replay.decide(paid))
+    assert {o.assessment.verdict for o in outcomes} == {Verdict.ALLOW}

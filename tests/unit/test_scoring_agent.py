@@ -111,7 +111,7 @@ def test_a_store_is_told_the_last_changelog_offset_of_each_partition() -> None:
 
 def test_an_entity_on_a_partition_owned_elsewhere_goes_through_the_re_route_topic() -> None:
     table: dict[bytes, bytes] = {}
-    event = factories.transaction(user_id="u-split")
+    event = factories.transaction(user_id="u-split-3")
     subject_partition = owner_partition(subject_of(event).key.encode(), PARTITIONS)
     keys = [k.encode() for k in entity_keys(event, RULES.entities, HASH_KEY)]
     elsewhere = {k for k in keys if owner_partition(k, PARTITIONS) != subject_partition}
