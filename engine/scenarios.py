@@ -3,10 +3,10 @@
 The stream holds 30 days of ordinary activity of a population of users (so that windows,
 usual devices, countries, amounts and payees exist before anything happens), the fraud
 behaviours the engine is meant to stop, and legitimate look-alikes of them (travellers, VPN
-users, new phones, busy businesses, shops paid by many customers, login typos, late refunds),
-each event labelled with the behaviour or group it belongs to. Everything comes from one
-``random.Random(seed)``: the same seed and size give the same events, so a rules change is
-measured on the same traffic.
+users, new phones, busy businesses, shops paid by many customers, login typos, late refunds,
+travellers paying someone new), each event labelled with the behaviour or group it belongs
+to. Everything comes from one ``random.Random(seed)``: the same seed and size give the same
+events, so a rules change is measured on the same traffic.
 
 Labels: a fraud behaviour's name (``card_testing``...), ``legit:<group>`` for legitimate
 events, and ``setup:<behaviour>`` for a fraudster's preparation steps that look like ordinary
@@ -69,6 +69,7 @@ LOOKALIKES = (
     "legit:gift_season",
     "legit:gift_code_typo",
     "legit:shop_customers",
+    "legit:traveller_payment",
 )
 NORMAL = "legit:normal"
 LEGIT_PREFIX = "legit:"
@@ -371,6 +372,8 @@ def generate(
         _gift_code_typo(b, take(), when(EPISODE_DAYS * 24 - 32))
     for n in range(_count(users, 100)):
         _shop_customers(b, n, people)
+    for _ in range(_count(users, 4)):
+        _traveller_payment(b, take(), when(EPISODE_DAYS * 24 - 20))
     return b.sorted()
 
 
@@ -604,6 +607,29 @@ def _traveller(b: _Builder, user: _User, at: datetime) -> None:
         at += timedelta(hours=r.uniform(5, 14))
     friend = _sha(f"abroad-{user.user_id}")  # a PIX to someone new, a usual amount
     b.tx(user, at, "legit:traveller", counterparty_pix_key_hash=friend, **place)
+
+
+def _traveller_payment(b: _Builder, user: _User, at: datetime) -> None:
+    """A user abroad on their own phone logs in and pays someone new by PIX, several times
+    their usual amount (a tour, a friend who paid the dinner): new country, new payee and an
+    unusual amount, the look-alike of a takeover without its new device."""
+    r = b.rng
+    country = r.choice(sorted(_ABROAD))
+    lat, lon = _ABROAD[country]
+    place = {"country": country, "lat": lat, "lon": lon, "ip": b.ip()}
+    at += timedelta(hours=14)  # the flight
+    b.login(user, at, "legit:traveller_payment", **place)
+    payee = _sha(f"abroad-payee-{user.user_id}")
+    cents = int(user.usual_cents * r.uniform(3, 6))
+    paid = at + timedelta(minutes=r.uniform(1, 30))
+    b.tx(
+        user,
+        paid,
+        "legit:traveller_payment",
+        amount_cents=cents,
+        counterparty_pix_key_hash=payee,
+        **place,
+    )
 
 
 def _gift_season(b: _Builder, user: _User, at: datetime) -> None:
