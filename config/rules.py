@@ -474,9 +474,13 @@ class ModelRules(_Frozen):
 class AccountTakeover(_Frozen):
     """New device, new country, new payee, amount far above the user's usual: a user with
     an established history showing ``min_signals`` of the four at once on one transaction
-    (the amount counts once ``min_history`` transactions give a usual one)."""
+    (the amount counts once ``min_history`` transactions give a usual one), the new device
+    among them when ``new_device_required``."""
 
     min_signals: int = Field(ge=2, le=4)
+    new_device_required: bool = False
+    """A takeover is someone else's phone or browser: without a new device, a traveller's
+    first PIX abroad to someone new, above their usual, would show three signals."""
     points: int = Field(ge=0, le=100)
     amount_ratio: float = Field(gt=1)
     min_history: int = Field(ge=1)

@@ -118,6 +118,8 @@ def _takeover(facts: Facts) -> Fired | None:
     signals = []
     if features.get(KNOWN_DEVICE) == 0:
         signals.append("new device")
+    elif takeover.new_device_required:
+        return None
     if features.get(KNOWN_COUNTRY) == 0:
         signals.append(f"new country {event.country}")
     if features.get(NEW_PAYEE):
@@ -204,8 +206,9 @@ TRANSACTION_RULES = (
         _TX,
         ("user.*", "tx.new_payee", "tx.count.*", "tx.amount_cents.*"),
         "detection.account_takeover.points",
-        "a user with established history showing min_signals of: new device, new country, "
-        "new payee, amount_ratio x the usual amount (after min_history transactions)",
+        "a user with established history showing min_signals of: new device (required when "
+        "new_device_required), new country, new payee, amount_ratio x the usual amount (after "
+        "min_history transactions)",
         _ATO,
     ),
     Rule(

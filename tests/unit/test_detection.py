@@ -84,6 +84,17 @@ def test_one_or_two_signals_are_not_a_takeover(look_alike: dict[str, Any]) -> No
     assert "ACCOUNT_TAKEOVER" not in _codes(last) and last.verdict is Verdict.ALLOW
 
 
+def test_three_signals_without_a_new_device_are_a_traveller_not_a_takeover() -> None:
+    """Abroad on their own phone, a PIX to someone new, five times the usual."""
+    abroad = {"country": "PT", "counterparty_pix_key_hash": sha("tour"), "amount_cents": 50_000}
+    *_, traveller = _decide([*_history("tr"), _after("tr", **abroad)])
+    assert "ACCOUNT_TAKEOVER" not in _codes(traveller) and traveller.verdict is Verdict.ALLOW
+    at_home = {"counterparty_pix_key_hash": sha("mule"), "amount_cents": 50_000}
+    *_, takeover = _decide([*_history("th"), _after("th", device_id="new-phone", **at_home)])
+    (reason,) = [r for r in takeover.reasons if r.code == "ACCOUNT_TAKEOVER"]
+    assert "3 of 4" in reason.detail and takeover.verdict is not Verdict.ALLOW
+
+
 def _charges(user: str, amounts: list[int], **fields: Any) -> list[InputEvent]:
     return [
         factories.transaction(
