@@ -537,6 +537,11 @@ class GiftDetection(_Frozen):
     near_limit_points: int = Field(ge=0, le=100)
     """A gift created or paid from this fraction of the per-gift limit up: mass creation
     at the limits."""
+    near_daily_fraction: float = Field(gt=0, le=1)
+    near_daily_min_gifts: int = Field(ge=2)
+    near_daily_points: int = Field(ge=0, le=100)
+    """A gift created or paid when the giver's gifts of the day (this one included) are at
+    least ``near_daily_min_gifts`` and add up to this fraction of the daily amount limit."""
     refund_burst_count: int = Field(ge=2)
     refund_burst_window: str
     refund_burst_points: int = Field(ge=0, le=100)

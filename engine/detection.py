@@ -331,6 +331,49 @@ def _near_limit(facts: Facts) -> Fired | None:
     return gift.near_limit_points, detail
 
 
+_DAY_STEP_METRIC = {
+    GiftEventType.GIFT_CREATED: "gift_created",
+    GiftEventType.GIFT_PAID: "gift_paid",
+}
+
+
+def _near_daily_limit(facts: Facts) -> Fired | None:
+    """Several gifts of a day adding up near the giver's daily amount limit: mass creation
+    kept under the limits, a gift at a time."""
+    event, rules = gift_of(facts), facts.rules
+    metric = _DAY_STEP_METRIC.get(event.event_type)
+    if metric is None:
+        return None
+    gift, limits = rules.detection.gift, rules.gift.limits
+    count = facts.features.get(window_feature(metric, "count", limits.day_window), 0)
+    total = facts.features.get(window_feature(metric, "amount_cents", limits.day_window), 0)
+    if count < gift.near_daily_min_gifts or total < gift.near_daily_fraction * (
+        limits.max_amount_per_day_cents
+    ):
+        return None
+    detail = (
+        f"{count} gifts of {format_brl(total)} in {limits.day_window}, near the "
+        f"{format_brl(limits.max_amount_per_day_cents)} daily limit"
+    )
+    return gift.near_daily_points, detail
+
+
+def _paid_in_rapid_creation(facts: Facts) -> Fired | None:
+    """The payment of a gift created in a rapid series: the series' creations are flagged
+    by the seed's rule, their payments are the money moving."""
+    event, patterns = gift_of(facts), facts.rules.gift.patterns
+    if event.event_type is not GiftEventType.GIFT_PAID:
+        return None
+    window = patterns.rapid_creation_window
+    recent = facts.features.get(window_feature("gift_created", "count", window), 0)
+    if recent < patterns.rapid_creation_count:
+        return None
+    return (
+        facts.rules.gift.points.rapid_creation,
+        f"paid in a series of {recent} gifts created in {window}",
+    )
+
+
 def _refunds_in_burst(facts: Facts) -> int | None:
     """The giver's refund requests in the burst window, for a refund request."""
     if gift_of(facts).event_type is not GiftEventType.REFUND_REQUESTED:
@@ -367,6 +410,26 @@ GIFT_RULES = (
         "detection.gift.near_limit_points",
         "a gift created or paid from near_limit_fraction of the per-gift limit up to it",
         'GP 5.1 "Valor máximo por gift" (mass creation at the limits, ours)',
+    ),
+    Rule(
+        "GIFT_NEAR_DAILY_LIMIT",
+        _near_daily_limit,
+        _GIFT,
+        ("gift_created.count.*", "gift_created.amount_cents.*", "gift_paid.*"),
+        "detection.gift.near_daily_points",
+        "a gift created or paid when the giver's gifts of day_window (this one included) are "
+        "near_daily_min_gifts or more and add up to near_daily_fraction of the daily limit",
+        'GP 5.1 "Valor máximo por dia" (mass creation under the limits, ours)',
+    ),
+    Rule(
+        "GIFT_PAID_IN_RAPID_CREATION",
+        _paid_in_rapid_creation,
+        _GIFT,
+        ("gift_created.count.*",),
+        "gift.points.rapid_creation",
+        "a gift paid while the giver's creations in rapid_creation_window reach "
+        "rapid_creation_count",
+        'GP 6 "Criação rápida de vários gifts" (its payments, ours)',
     ),
     Rule(
         "GIFT_REFUND_BURST",

@@ -239,6 +239,41 @@ def test_gifts_near_the_per_gift_limit_are_reviewed() -> None:
     assert _decide([small])[0].verdict is Verdict.ALLOW
 
 
+def _gift_steps(giver: str, cents: list[int], gap: timedelta) -> list[InputEvent]:
+    """Each gift created, then paid a minute later; the next created ``gap`` after that."""
+    steps: list[InputEvent] = []
+    at = START
+    for n, amount in enumerate(cents):
+        common = {"giver_user_id": giver, "gift_id": f"{giver}-{n}", "amount_cents": amount}
+        steps.append(factories.gift(occurred_at=at, network_flags=[], **common))
+        at += timedelta(minutes=1)
+        steps.append(
+            factories.gift(event_type="gift_paid", occurred_at=at, network_flags=[], **common)
+        )
+        at += gap
+    return steps
+
+
+def test_gifts_adding_up_near_the_daily_limits_are_reviewed_from_the_fourth() -> None:
+    """Five gifts of R$ 390, each under every limit: the fourth brings the day to R$ 1.560."""
+    verdicts = [a.verdict for a in _decide(_gift_steps("nd", [39_000] * 5, timedelta(minutes=15)))]
+    assert verdicts == [Verdict.ALLOW] * 6 + [Verdict.REVIEW] * 4
+    *_, fourth = _decide(_gift_steps("nd2", [39_000] * 4, timedelta(minutes=15)))
+    assert "GIFT_NEAR_DAILY_LIMIT" in _codes(fourth)
+    season = [a.verdict for a in _decide(_gift_steps("fam", [15_000] * 4, timedelta(minutes=15)))]
+    assert set(season) == {Verdict.ALLOW}  # four family gifts of usual amounts
+
+
+def test_the_payments_of_a_rapid_series_of_gifts_are_reviewed_with_their_creations() -> None:
+    steps = _decide(_gift_steps("rs", [10_000] * 3, timedelta(seconds=30)))
+    assert [_codes(a) for a in steps[4:]] == [
+        ["GIFT_RAPID_CREATION"],
+        ["GIFT_PAID_IN_RAPID_CREATION"],
+    ]
+    assert {a.verdict for a in steps[:4]} == {Verdict.ALLOW}
+    assert {a.verdict for a in steps[4:]} == {Verdict.REVIEW}
+
+
 def test_the_third_wrong_code_on_a_gift_is_reviewed_in_the_default_profile() -> None:
     """The seed's +30 leaves it in "Normal"; the default profile asks a person (captcha)."""
     attempts = [
