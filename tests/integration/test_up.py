@@ -429,7 +429,14 @@ def iter_queue(lines: queue.Queue[str]) -> Iterator[str]:
         yield lines.get()
 
 
-def test_ctrl_c_stops_a_stack_on_a_given_kafka(broker: EmbeddedBroker, tmp_path: Path) -> None:
+def test_ctrl_c_stops_a_stack_on_a_given_kafka(tmp_path: Path) -> None:
+    # A broker of its own: were the stack to stop the Kafka it was given, the session's
+    # broker would be gone for every later test.
+    with EmbeddedBroker(log_file=tmp_path / "given.log") as broker:
+        _ctrl_c_stops_a_stack_on(broker, tmp_path)
+
+
+def _ctrl_c_stops_a_stack_on(broker: EmbeddedBroker, tmp_path: Path) -> None:
     others = ("api", "auditor", "learner", "sink", "feeds", "anchor")
     without = [arg for service in others for arg in ("--without", service)]
     env = _env(tmp_path, {"ATALAIA_BOOTSTRAP_SERVERS": broker.bootstrap_servers})
