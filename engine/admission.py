@@ -12,8 +12,8 @@ Pure functions: the clock is passed in, nothing is read from the outside.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Final
 
 from config.rules import ValidationPolicy
 from engine.money import format_brl
@@ -36,10 +36,17 @@ _KEY_PREFIX = {subject: f"{subject.value}:" for subject in SubjectType}
 """Formatted once: reading an enum member's ``value`` runs Python code."""
 
 
-@dataclass(frozen=True)
 class Subject:
-    type: SubjectType
-    id: str
+    """Whose state an event is decided with. A plain class, not a frozen dataclass: compiled,
+    a dataclass is built through its generated ``__init__``, run as Python, and every event
+    names its subject several times."""
+
+    def __init__(self, type: SubjectType, id: str) -> None:
+        self.type: Final[SubjectType] = type
+        self.id: Final[str] = id
+
+    def __repr__(self) -> str:
+        return f"Subject({self.type.value}, {self.id!r})"
 
     @property
     def key(self) -> str:

@@ -29,7 +29,6 @@ False
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
 import lz4.block
@@ -79,17 +78,29 @@ class WindowStats(NamedTuple):
 _NO_EVENTS: Final = WindowStats(0, 0, 0, 0, 0)
 
 
-@dataclass(slots=True)
 class _Bucket:
-    count: int = 0
-    amount_cents: int = 0
-    counterparties: set[str] = field(default_factory=set)
-    countries: set[str] = field(default_factory=set)
-    devices: set[str] = field(default_factory=set)
-    amounts: list[int] = field(default_factory=list)  # one per event: repeated amounts
-    row: bytes | None = field(default=None, repr=False, compare=False)
-    """Its serialised row while unchanged: a state is written after every batch that changed
-    it, and most of its buckets did not change."""
+    """One second of a metric. A plain class, not a dataclass: compiled, a dataclass is
+    built through its generated ``__init__``, run as Python (states read from the store
+    build one bucket per second they hold)."""
+
+    def __init__(
+        self,
+        count: int = 0,
+        amount_cents: int = 0,
+        counterparties: set[str] | None = None,
+        countries: set[str] | None = None,
+        devices: set[str] | None = None,
+        amounts: list[int] | None = None,
+    ) -> None:
+        self.count = count
+        self.amount_cents = amount_cents
+        self.counterparties: set[str] = set() if counterparties is None else counterparties
+        self.countries: set[str] = set() if countries is None else countries
+        self.devices: set[str] = set() if devices is None else devices
+        self.amounts: list[int] = [] if amounts is None else amounts  # one per event
+        self.row: bytes | None = None
+        """Its serialised row while unchanged: a state is written after every batch that
+        changed it, and most of its buckets did not change."""
 
     def add(self, obs: Observation) -> None:
         self.row = None
