@@ -126,6 +126,9 @@ class GiftPatterns(_Frozen):
 class GiftBlocks(_Frozen):
     giver_block_seconds: int = Field(gt=0)
     redemption_block_seconds: int = Field(gt=0)
+    giver_block_reaches_payments: bool = True
+    """Whether a giver's block (placed by a blocked gift action) also scores the user's
+    transactions and logins (``BLACKLIST_FRAUD_BLOCK``), not only their gift actions."""
 
 
 class ConsecutiveFailures(_Frozen):

@@ -409,8 +409,11 @@ def record_and_read(
         created = state.values(CREATED_GIFT_METRIC, "counterparties", at_ms_of(event), policy_s)
         history[REFUND_IN_POLICY_FEATURE] = int(event.gift_id in created)
     at_ms = at_ms_of(event)
+    under_block = (
+        isinstance(event, GiftEvent) or rules.gift.blocks.giver_block_reaches_payments
+    ) and bool(state.active_blocks(at_ms))
     blocked = {
-        BLOCKED_FEATURE: int(bool(state.active_blocks(at_ms))),
+        BLOCKED_FEATURE: int(under_block),
         ENTITY_BLOCKED_FEATURE: int(entity_blocked),
     }
     counted = state.record(observe(event), horizon_s)

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from config.rules import RulesError, default_rules_path, parse_rules
+from config.rules import RulesError, default_rules_path, load_rules, parse_rules
 from engine.decide import Outcome, decide_event
 from engine.entities import BlockView, block_stops, record_entity
 from engine.features import record_redemption
@@ -118,6 +118,20 @@ def test_the_blacklist_factor_reads_fraud_blocks_for_transactions() -> None:
     reasons = {r.code: r.points for r in outcomes[1].assessment.reasons}
     assert reasons["BLACKLIST_FRAUD_BLOCK"] == 60
     assert outcomes[1].assessment.verdict is Verdict.REVIEW
+
+
+def test_in_the_default_profile_a_giver_s_block_stops_gifts_not_payments() -> None:
+    """The seed blocks new GiftPix ("Bloquear criação de novos GiftPix"), not PIX."""
+    over = _gift("payer2", 0, amount_cents=150_000)
+    pix = factories.transaction(
+        user_id="payer2", network_flags=[], occurred_at=START + timedelta(minutes=5)
+    )
+    again = _gift("payer2", 10, amount_cents=5_000)
+    blocked, paid, refused = run_all([over, pix, again], load_rules())
+    assert blocked.blocks and blocked.assessment.verdict is Verdict.BLOCK
+    assert "BLACKLIST_FRAUD_BLOCK" not in [r.code for r in paid.assessment.reasons]
+    assert paid.assessment.verdict is Verdict.ALLOW
+    assert "GIFT_SUBJECT_BLOCKED" in [r.code for r in refused.assessment.reasons]
 
 
 def test_every_gift_action_is_a_fraud_event_without_ip() -> None:
