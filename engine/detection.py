@@ -41,6 +41,7 @@ from engine.features import (
     scripted_agent,
     window_feature,
 )
+from engine.giftpix import rapid_series
 from engine.lists import NO_HITS
 from engine.money import format_brl
 from engine.velocity import Features
@@ -361,17 +362,14 @@ def _near_daily_limit(facts: Facts) -> Fired | None:
 def _paid_in_rapid_creation(facts: Facts) -> Fired | None:
     """The payment of a gift created in a rapid series: the series' creations are flagged
     by the seed's rule, their payments are the money moving."""
-    event, patterns = gift_of(facts), facts.rules.gift.patterns
-    if event.event_type is not GiftEventType.GIFT_PAID:
+    if gift_of(facts).event_type is not GiftEventType.GIFT_PAID:
         return None
-    window = patterns.rapid_creation_window
-    recent = facts.features.get(window_feature("gift_created", "count", window), 0)
-    if recent < patterns.rapid_creation_count:
+    recent = rapid_series(facts)
+    if recent is None:
         return None
-    return (
-        facts.rules.gift.points.rapid_creation,
-        f"paid in a series of {recent} gifts created in {window}",
-    )
+    window = facts.gift.patterns.rapid_creation_window
+    detail = f"paid in a series of {recent} gifts created in {window}"
+    return facts.gift.points.rapid_creation, detail
 
 
 def _refunds_in_burst(facts: Facts) -> int | None:

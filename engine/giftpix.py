@@ -121,12 +121,20 @@ def _failed_payments(facts: Facts) -> Fired | None:
     )
 
 
-def _rapid_creation(facts: Facts) -> Fired | None:
+def rapid_series(facts: Facts) -> int | None:
+    """The giver's gifts created in ``rapid_creation_window`` when they reach
+    ``rapid_creation_count`` (None: no rapid series), for any of the giver's gift steps."""
     patterns = facts.gift.patterns
-    window = patterns.rapid_creation_window
-    recent = _at_creation(facts, "gift_created", "count", window)
-    if recent is None or recent < patterns.rapid_creation_count:
+    window = window_feature("gift_created", "count", patterns.rapid_creation_window)
+    recent = facts.features.get(window, 0)
+    return recent if recent >= patterns.rapid_creation_count else None
+
+
+def _rapid_creation(facts: Facts) -> Fired | None:
+    recent = rapid_series(facts) if _created_amount(facts) is not None else None
+    if recent is None:
         return None
+    window = facts.gift.patterns.rapid_creation_window
     return facts.gift.points.rapid_creation, f"{recent} gifts created in {window}"
 
 
