@@ -6,9 +6,9 @@ at once; any other is re-routed to that partition through the ``validated`` topi
 when it comes back. All these topics have the same partition count and Faust assigns partition
 *p* of each to one worker, so one worker owns a subject's state: a Faust table (RocksDB,
 changelog-backed) holding our own time buckets (``engine.velocity``), not a windowed table.
-A decided event is then counted for each entity it names (and a redemption for its giver) by
-the worker owning that key: in the same batch when that is this worker, else through the
-re-route topic.
+An event is counted for each entity it names (and a redemption for its giver) by the worker
+owning that key: before its decision when that is this worker (so the event that crosses an
+entity's limit is stopped by the block it places), else through the re-route topic after it.
 
 States are read through the table's store (RocksDB or memory), on the partition Faust's
 "current event" context variable names; in a batch we point it at the record being handled,
@@ -357,14 +357,7 @@ class Scorer:
         """Apply ``event`` to the state under ``key``, read and written on the partition of
         ``at``: decide it (the key is its subject's) or count it for an entity or a giver.
         A failure dead-letters ``record``, the input that carried the event."""
-        known = batch.states.get(key)
-        if known:
-            state = known[0]
-        elif (cached := self.cache.get(key)) is not None:
-            state = cached
-        else:
-            with as_current(at):  # the read uses the key's partition
-                state = VelocityState.from_bytes(self.store.get(key))
+        state = self.state_of(batch, key, at)
         try:
             if is_subject_key(key.decode(), event):
                 self.decide(batch, record, key, state, event, rules)
@@ -382,10 +375,42 @@ class Scorer:
             self.dead_letter(batch, record, SCORING_FAILED, type(exc).__name__)
             self.cache.pop(key, None)  # read it again from the store
             return
-        batch.states[key] = (state, at.message.partition)
+        self.keep(batch, key, state, at.message.partition)
+
+    def state_of(
+        self, batch: Batch, key: bytes, at: EventT[bytes] | PartitionEvent
+    ) -> VelocityState:
+        """The state under ``key``: as this batch left it, else cached, else from the store
+        on the partition of ``at``."""
+        known = batch.states.get(key)
+        if known:
+            return known[0]
+        if (cached := self.cache.get(key)) is not None:
+            return cached
+        with as_current(at):  # the read uses the key's partition
+            return VelocityState.from_bytes(self.store.get(key))
+
+    def keep(self, batch: Batch, key: bytes, state: VelocityState, partition: int) -> None:
+        """Write ``state`` at the batch's end (and keep it cached)."""
+        batch.states[key] = (state, partition)
         if self.cache_keys:
             self.cache.pop(key, None)  # to the end: the cache's order is of last use
             self.cache[key] = state
+
+    def count_here(
+        self, batch: Batch, rules: RuleSet, key: str, event: InputEvent
+    ) -> list[FraudBlock] | None:
+        """Count an event about to be decided for an entity it names, when this worker owns
+        the entity's partition: the blocks that places, published with the decision. None
+        when another worker owns it (counted there after the decision)."""
+        encoded = key.encode()
+        partition = owner_partition(encoded, self.partitions)
+        if partition not in batch.owned:
+            return None
+        state = self.state_of(batch, encoded, PartitionEvent(self.topics.validated, partition))
+        placed = count_step(state, key, event, rules)
+        self.keep(batch, encoded, state, partition)
+        return placed
 
     def count_elsewhere(
         self, batch: Batch, record: EventT[bytes], key: bytes, event: InputEvent, rules: RuleSet
@@ -427,6 +452,7 @@ class Scorer:
             record.message.timestamp,
             self.clock(),
             challenger,
+            partial(self.count_here, batch, rules),
         )
         self.publish(batch, key, effects)
         for other in effects.counts_at:

@@ -27,7 +27,7 @@ from engine.model_inputs import is_model_scored
 from engine.networks import NetworkIndex
 from engine.step import Effects, Scoring, Views, count_step, decide_step
 from engine.velocity import VelocityState
-from schemas.models import Decision, InputEvent, Label, TransactionEvent
+from schemas.models import Decision, FraudBlock, InputEvent, Label, TransactionEvent
 
 _LABEL, _EVENT = 0, 1  # at the same instant a label is known before the event is scored
 
@@ -93,17 +93,28 @@ class Replay:
         state = self.states.setdefault(subject_of(event).key, VelocityState())
         at = event.occurred_at
         effects = decide_step(
-            state, event, rules, self.views, self._scoring_for, at.timestamp(), at
+            state,
+            event,
+            rules,
+            self.views,
+            self._scoring_for,
+            at.timestamp(),
+            at,
+            count_here=self._count,
         )
         for key in effects.counts_at:
-            counted = self.states.setdefault(key, VelocityState())
-            for block in count_step(counted, key, event, rules):
+            for block in self._count(key, event):
                 self.blocks.apply(block)
         features = effects.outcome.assessment.features
         if learner is not None and is_model_scored(features):
             labelled = list(effects.decision.label_entities)
             learner.observe_decision(event.event_id, at_ms_of(event), features, labelled)
         return effects
+
+    def _count(self, key: str, event: InputEvent) -> list[FraudBlock]:
+        """Count ``event`` in the state under ``key``: a replay holds every state."""
+        counted = self.states.setdefault(key, VelocityState())
+        return count_step(counted, key, event, self.rules)
 
     def _scoring_for(self, event: InputEvent, at_ms: int) -> Scoring:
         """The learner's online model blended with the batch model last trained, for a

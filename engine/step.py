@@ -7,8 +7,11 @@ lists, frozen accounts, anonymising networks) and returns the decision with ever
 sets off: the blocks it places, the fraud event, the account freeze and its audit record,
 the audit record of an allow-list override, the case command, the challenger's would-be
 decision, and the keys of the entity and giver states that count the event next
-(``count_step``, each on the worker owning that key). Nothing here reads a clock, a topic or
-a store; the views it touches are the caller's, and only a freeze changes one.
+(``count_step``, each on the worker owning that key). An entity whose state the caller holds
+counts the event before it is decided (``CountHere``), so the event that crosses one of its
+limits is stopped by the block it places, as a rate limit refuses the attempt over its
+maximum. Nothing here reads a clock, a topic or a store; the views it touches are the
+caller's, and only a freeze or an entity's new block changes one.
 """
 
 from __future__ import annotations
@@ -71,6 +74,10 @@ class Scoring:
 ScoringFor = Callable[[InputEvent, int], Scoring]
 """The caller's choice of model for an event decided as of this millisecond."""
 
+CountHere = Callable[[str, InputEvent], list[FraudBlock] | None]
+"""Count the event now in the entity state under this key, where the caller holds it: the
+blocks that places (``count_step``); None where the key is counted later, elsewhere."""
+
 Challenger = Callable[[InputEvent, Outcome, Decision, int], ShadowDecision]
 """The challenger's would-be decision on the champion's outcome (``shadow_decision``)."""
 
@@ -85,6 +92,8 @@ class Effects:
     outcome: Outcome
     decision: Decision
     blocks: list[FraudBlock]
+    """The blocks it places: its entities' (counted before it was decided), then its
+    subject's."""
     fraud_event: FraudEvent | None
     shadow: ShadowDecision | None
     override: AuditRecord | None
@@ -92,7 +101,8 @@ class Effects:
     freeze_audit: AuditRecord | None
     case_command: CaseCommand | None
     counts_at: list[str]
-    """The state keys (entities named, the giver of a redemption) that count the event."""
+    """The state keys that count the event next: the entities it names that were not
+    counted before the decision, and the giver of a redemption."""
 
 
 def decide_step(
@@ -104,16 +114,28 @@ def decide_step(
     arrived_s: float,
     decided_at: datetime,
     challenger: Challenger | None = None,
+    count_here: CountHere | None = None,
 ) -> Effects:
     """Decide ``stamped`` (updating its subject's ``state``) as its occurred_at says, or as
     of its arrival (``arrived_s``, the broker's timestamp) when its clock ran too far ahead;
     the decision keeps the stamped time.
-    A freeze the decision asks for is applied to ``views.accounts`` at once, so the user's
-    next events are frozen."""
+    The entities ``count_here`` holds count the event first; the blocks they place are
+    applied to ``views.blocks`` and returned with the decision's. A freeze the decision asks
+    for is applied to ``views.accounts`` at once, so the user's next events are frozen."""
     event, skew_s = as_of_arrival(stamped, int(arrived_s * 1000), rules.validation)
     event = flagged(event, views.networks)
     at_ms = at_ms_of(event)
     entities = entity_keys(event, rules.entities, views.hash_key)
+    counts_at: list[str] = []
+    entity_blocks: list[FraudBlock] = []
+    for key in entities:
+        placed = count_here(key, event) if count_here is not None else None
+        if placed is None:
+            counts_at.append(key)
+            continue
+        for block in placed:
+            views.blocks.apply(block)
+        entity_blocks += placed
     blocked = views.blocks.blocked(entities, at_ms, is_redemption_step(event))
     lists = list_features(views.lists.hits(event, views.hash_key))
     frozen = views.accounts.frozen_user(event) is not None
@@ -154,14 +176,14 @@ def decide_step(
         event=event,
         outcome=outcome,
         decision=decision,
-        blocks=outcome.blocks,
+        blocks=[*entity_blocks, *outcome.blocks],
         fraud_event=fraud_event,
         shadow=challenger(event, outcome, decision, at_ms) if challenger else None,
         override=override_record(decision),
         freeze=freeze,
         freeze_audit=freeze_audit,
         case_command=case_command_for(decision, outcome.assessment.list_severity, rules.cases),
-        counts_at=[*entities, *([giver] if giver is not None else [])],
+        counts_at=[*counts_at, *([giver] if giver is not None else [])],
     )
 
 

@@ -370,11 +370,12 @@ def test_the_block_stops_the_redeemer_s_redemptions_until_it_expires() -> None:
         _attempt(201, last_s + seconds + 5, correct=True),
     ]
     outcomes = _replayed([*wrong, during[0], creation, payment, *during[1:], *after])
-    assert [o.assessment.verdict for o in outcomes[:n]] == [Verdict.ALLOW] * n
-    stopped = [outcomes[n], *outcomes[n + 3 : -2]]
+    # The nth wrong code is counted before it is decided: the block it places stops it.
+    assert [o.assessment.verdict for o in outcomes[: n - 1]] == [Verdict.ALLOW] * (n - 1)
+    stopped = [outcomes[n - 1], outcomes[n], *outcomes[n + 3 : -2]]
     assert [[r.code for r in o.assessment.reasons] for o in stopped] == [
         ["GIFT_ENTITY_BLOCKED"]
-    ] * n
+    ] * (n + 1)
     assert all(o.assessment.verdict is Verdict.BLOCK and o.blocks == [] for o in stopped)
     # Only redemptions: the device still creates gifts and pays.
     assert outcomes[n + 1].assessment.verdict is Verdict.ALLOW

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from config.rules import Entities, load_rules
+from engine.accounts import AccountView
 from engine.decide import decide_event
 from engine.entities import (
     CODE_SPRAYING,
@@ -17,7 +18,9 @@ from engine.entities import (
     record_entity,
 )
 from engine.lists import ListView
+from engine.networks import NetworkIndex
 from engine.replay import Replay
+from engine.step import Scoring, Views, count_step, decide_step
 from engine.velocity import VelocityState
 from schemas.models import (
     SUBJECT_ENTITY_TYPES,
@@ -140,6 +143,41 @@ def test_a_card_used_by_a_fourth_user_in_a_day_is_blocked_repeat_use_is_not() ->
     stats = state.window("tx", at_ms, 86400)
     assert (stats.count, stats.counterparties) == (7, 5)
     assert stats.amount_cents == sum(use.amount_cents for use in uses)
+
+
+def test_the_use_that_crosses_a_limit_is_stopped_where_the_entity_is_counted_first() -> None:
+    """A worker holding the card's state counts each use before deciding it, so the fourth
+    user's use is stopped by the block it places, as a rate limit refuses the attempt over
+    its maximum; the card is not counted again after the decision."""
+    replay = Replay(RULES, KEY, ListView(), learn=False)
+    uses = [_card_use(user, n) for n, user in enumerate(["u1", "u2", "u3", "u4", "u5"])]
+    effects = [replay.step(use) for use in uses]
+    assert [e.decision.decision for e in effects] == [Verdict.ALLOW] * 3 + [Verdict.REVIEW] * 2
+    assert "BLACKLIST_ENTITY_BLOCK" in [r.code for r in effects[3].decision.reasons]
+    assert [[b.reason for b in e.blocks] for e in effects] == [[]] * 3 + [
+        ["CARD_SHARED_BY_USERS"],
+        [],
+    ]
+    assert not any("card:card-x" in e.counts_at for e in effects)
+
+
+def test_an_entity_counted_elsewhere_blocks_from_the_next_use() -> None:
+    """Where another worker holds the card's state, the use is counted there after its
+    decision: the fourth user's use passes and its block stops the fifth."""
+    views = Views(BlockView(), ListView(), AccountView(), NetworkIndex(), KEY)
+    card = VelocityState()
+    verdicts = []
+    for n, user in enumerate(["u1", "u2", "u3", "u4", "u5"]):
+        use = _card_use(user, n)
+        at = use.occurred_at
+        effects = decide_step(
+            VelocityState(), use, RULES, views, lambda *_: Scoring(), at.timestamp(), at
+        )
+        verdicts.append(effects.decision.decision)
+        assert "card:card-x" in effects.counts_at
+        for block in count_step(card, "card:card-x", use, RULES):
+            views.blocks.apply(block)
+    assert verdicts == [Verdict.ALLOW] * 4 + [Verdict.REVIEW]
 
 
 def test_limits_only_on_entities_seen_across_subjects() -> None:
