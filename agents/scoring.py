@@ -488,6 +488,11 @@ class Scorer:
                 (topics.account_states, freeze.user_id.encode(), encode(freeze), None, None),
                 (topics.audit_intake, audit.audit_id.encode(), encode(audit), None, None),
             ]
+        for link, audit in zip(effects.links, effects.link_audits, strict=True):
+            batch.outputs += [
+                (topics.lists, link.entry_id.encode(), encode(link), None, None),
+                (topics.audit_intake, audit.audit_id.encode(), encode(audit), None, None),
+            ]
         if effects.case_command is not None:
             command = encode(effects.case_command)
             batch.outputs.append((topics.case_commands, key, command, None, None))

@@ -356,13 +356,14 @@ class AdminApi:
         entity_type = _path_choice(request.match_info["entity_type"])
         kind = _query_choice(request, "kind", ListKind) or ListKind.BLOCK
         try:
-            entry = self.store.find(kind, entity_type, request.match_info["value"])
+            entries = self.store.listing(kind, entity_type, request.match_info["value"])
         except InvalidListValue as exc:
             raise _Unprocessable("value", str(exc)) from None
-        if entry is None or entry.removed_at is not None:
+        if not entries:
             return _error(404, "NotListed", f"no {kind.value} entry for that {entity_type.value}")
-        removed = await self.store.remove(entry, actor, self.clock())
-        return web.json_response(_shown(removed, self.clock()))
+        # A value the engine listed (a user carrying a listed e-mail) is freed with its own.
+        removed = await self.store.remove_all(entries, actor, self.clock())
+        return web.json_response(_shown(removed[0], self.clock()))
 
     async def check(self, request: web.Request, _actor: AuditActor) -> web.Response:
         body: CheckIn = await _body(request, CheckIn)

@@ -69,8 +69,10 @@ def list_change_record(
     new: ListEntry,
     at: datetime,
     correlation_id: str | None = None,
+    audit_id: str | None = None,
 ) -> AuditRecord:
-    """An entry added (``previous`` None or removed), updated, or removed."""
+    """An entry added (``previous`` None or removed), updated, or removed; ``audit_id``
+    when the change must write the same record again (the engine's, re-decided)."""
     if new.removed_at is not None:
         action, change = "blacklist_remove", "delete"
     elif previous is None or previous.removed_at is not None:
@@ -78,7 +80,7 @@ def list_change_record(
     else:
         action, change = "blacklist_update", "update"
     return AuditRecord(
-        audit_id=f"list-{uuid.uuid4().hex}",
+        audit_id=audit_id or f"list-{uuid.uuid4().hex}",
         timestamp=at,
         action=action,
         actor=actor,
@@ -95,6 +97,16 @@ def list_change_record(
         ),
         compliance=_compliance(_regulation(new.source)),
     )
+
+
+def link_record(link: ListEntry, event_id: str) -> AuditRecord:
+    """A user listed by the engine for carrying a listed identity on ``event_id``
+    (``engine.lists.links_for``); the id comes from the event and the entry, so a
+    re-decided event writes the same record."""
+    actor = AuditActor(type=ActorType.SYSTEM, id=ENGINE)
+    origin = (link.linked_from or link.entry_id).rsplit(":", 1)[-1]
+    audit_id = f"link-{event_id}-{origin[:16]}"
+    return list_change_record(actor, None, link, link.created_at, event_id, audit_id)
 
 
 def account_state_record(

@@ -7,6 +7,10 @@ account) and by the hashes upstream already puts in its ``*_hash`` fields, which
 key and normalisation (``engine.identities``). A hashed PIX key is also looked up as the
 e-mail, phone or document it may be. IP ranges are matched by prefix.
 
+A listed e-mail, phone or CPF/CNPJ seen on a user's own transaction or successful login also
+lists that user (``links_for``): an entry the engine derives, in force while the entry it
+follows is, so the user's events that carry no identity (their gifts) are screened too.
+
 The hits become integer features (``list.block.<type>.<SEVERITY>.<SOURCE>.<mask>``, and
 ``list.allow.`` likewise), published with the decision and remembered with the event's other
 features, so a re-delivered event gets the same decision even if the lists changed meanwhile.
@@ -31,6 +35,7 @@ from datetime import datetime
 from functools import lru_cache
 
 from config.rules import ListRules
+from engine.accounts import ENGINE_ACTOR
 from engine.identities import (
     CidrIndex,
     InvalidListValue,
@@ -66,6 +71,12 @@ _PIX_KEY_ALSO = (ListEntityType.EMAIL, ListEntityType.PHONE, ListEntityType.DOCU
 
 def entry_id(kind: ListKind, entity_type: ListEntityType, value_key: str) -> str:
     return f"{kind.value}:{entity_type.value}:{value_key}"
+
+
+LINK_SEPARATOR = "~"
+"""Between a derived entry's origin and its own id (URL-safe: ids name entries in the API)."""
+PERSON_TYPES = frozenset({ListEntityType.EMAIL, ListEntityType.PHONE, ListEntityType.DOCUMENT})
+"""Identities that belong to one person: a user carrying a listed one is listed too."""
 
 
 @lru_cache(maxsize=65_536)
@@ -190,6 +201,65 @@ def event_identities(event: InputEvent, key: bytes) -> list[tuple[ListEntityType
     return list(dict.fromkeys(found))
 
 
+def own_identities(event: InputEvent) -> list[tuple[ListEntityType, str]]:
+    """The person identities (hashes) an event carries as its own user's, with that user:
+    a transaction's, a successful login's; none for a gift event, whose identities may be
+    its giver's or its redeemer's, nor a counterparty's PIX key."""
+    match event:
+        case TransactionEvent():
+            hashed = [
+                (ListEntityType.EMAIL, event.email_hash),
+                (ListEntityType.PHONE, event.phone_hash),
+                (ListEntityType.DOCUMENT, event.document_hash),
+            ]
+        case LoginEvent(success=True):
+            hashed = [(ListEntityType.EMAIL, event.email_hash)]
+        case _:
+            return []
+    return [(entity_type, value) for entity_type, value in hashed if value is not None]
+
+
+def links_for(
+    event: InputEvent, hits: Iterable[ListEntry], view: ListView, key: bytes
+) -> list[ListEntry]:
+    """The entries listing the event's user by the listed identities it carries as its own
+    (``own_identities``): one per block entry hit on them, with its severity and expiry,
+    unless the view already has it (an analyst's removal of a derived entry stands)."""
+    own = own_identities(event)
+    user = getattr(event, "user_id", None)
+    if not own or user is None:
+        return []
+    listed = {
+        (hit.entity_type, hit.value_key): hit
+        for hit in hits
+        if hit.list_kind is ListKind.BLOCK and hit.linked_from is None
+    }
+    origins = [listed[identity] for identity in own if identity in listed]
+    if not origins:
+        return []
+    value_key = value_key_of(ListEntityType.USER, user, key)
+    own_id = entry_id(ListKind.BLOCK, ListEntityType.USER, value_key)
+    masked = mask_value(ListEntityType.USER.value, normalise(ListEntityType.USER, user))
+    return [
+        ListEntry(
+            entry_id=origin.entry_id + LINK_SEPARATOR + own_id,
+            list_kind=ListKind.BLOCK,
+            entity_type=ListEntityType.USER,
+            value_key=value_key,
+            masked_value=masked,
+            severity=origin.severity,
+            source=ListSource.AUTOMATED,
+            reason=f"same user as the listed {origin.entity_type.value} {origin.masked_value}",
+            created_at=event.occurred_at,
+            created_by=ENGINE_ACTOR,
+            expires_at=origin.expires_at,
+            linked_from=origin.entry_id,
+        )
+        for origin in origins
+        if view.get(origin.entry_id + LINK_SEPARATOR + own_id) is None
+    ]
+
+
 DEFAULTS_ACTOR = "defaults"
 
 
@@ -225,6 +295,15 @@ class ListView:
     def get(self, entry_id: str) -> ListEntry | None:
         return self._entries.get(entry_id)
 
+    def listing(
+        self, kind: ListKind, entity_type: ListEntityType, value_key: str
+    ) -> list[ListEntry]:
+        """The entries not removed that list this value: its own entry first, then those the
+        engine derived for it."""
+        found = self._by_value.get((entity_type, value_key), {}).values()
+        live = [e for e in found if e.list_kind is kind and e.removed_at is None]
+        return sorted(live, key=lambda e: e.linked_from is not None)
+
     def matching(
         self, identities: Iterable[tuple[ListEntityType, str]], ip: str | None, at: datetime
     ) -> list[ListEntry]:
@@ -235,7 +314,19 @@ class ListView:
         if ip is not None:
             for range_id in self._ranges.contains(ip):
                 found[range_id] = self._entries[range_id]
-        return [entry for entry in found.values() if entry.active_at(at)]
+        return [
+            entry
+            for entry in found.values()
+            if entry.active_at(at) and self._origin_allows(entry, found, at)
+        ]
+
+    def _origin_allows(self, entry: ListEntry, found: dict[str, ListEntry], at: datetime) -> bool:
+        """A derived entry counts while the entry it follows is in force, and not beside it
+        (one listing, one match)."""
+        if entry.linked_from is None:
+            return True
+        origin = self._entries.get(entry.linked_from)
+        return origin is not None and origin.active_at(at) and origin.entry_id not in found
 
     def hits(self, event: InputEvent, key: bytes) -> list[ListEntry]:
         return self.matching(event_identities(event, key), event.ip, event.occurred_at)

@@ -5,13 +5,14 @@ return; ``engine.replay`` calls the very same, so a backtest decides as a worker
 ``decide_step`` takes the subject's state and the views every worker keeps whole (blocks,
 lists, frozen accounts, anonymising networks) and returns the decision with everything it
 sets off: the blocks it places, the fraud event, the account freeze and its audit record,
-the audit record of an allow-list override, the case command, the challenger's would-be
-decision, and the keys of the entity and giver states that count the event next
+the audit record of an allow-list override, the case command, the entries that list the
+event's user for a listed identity it carried (and their audit records), the challenger's
+would-be decision, and the keys of the entity and giver states that count the event next
 (``count_step``, each on the worker owning that key). An entity whose state the caller holds
 counts the event before it is decided (``CountHere``), so the event that crosses one of its
 limits is stopped by the block it places, as a rate limit refuses the attempt over its
 maximum. Nothing here reads a clock, a topic or a store; the views it touches are the
-caller's, and only a freeze or an entity's new block changes one.
+caller's, and only a freeze, a derived list entry or an entity's new block changes one.
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ from datetime import UTC, datetime
 from config.rules import RuleSet
 from engine.accounts import AccountView
 from engine.admission import as_of_arrival, is_redemption_step, subject_of
-from engine.audit import account_state_record, override_record
+from engine.audit import account_state_record, link_record, override_record
 from engine.cases import case_command_for
 from engine.decide import Outcome, decide_event, model_of
 from engine.decisions import build_decision
 from engine.entities import BlockView, entity_keys, keyed_id, parse_entity_key, record_entity
 from engine.features import at_ms_of, giver_key_of_redemption, record_redemption
 from engine.learning import LoadedModel, version_of
-from engine.lists import ListView, list_features
+from engine.lists import ListView, links_for, list_features
 from engine.model_inputs import is_model_scored
 from engine.networks import NetworkIndex, flagged
 from engine.scoring import assess
@@ -44,6 +45,7 @@ from schemas.models import (
     FraudEvent,
     GiftEvent,
     InputEvent,
+    ListEntry,
     ShadowDecision,
 )
 
@@ -100,6 +102,9 @@ class Effects:
     freeze: AccountState | None
     freeze_audit: AuditRecord | None
     case_command: CaseCommand | None
+    links: list[ListEntry]
+    """The entries listing the event's user by a listed identity it carried, new here."""
+    link_audits: list[AuditRecord]
     counts_at: list[str]
     """The state keys that count the event next: the entities it names that were not
     counted before the decision, and the giver of a redemption."""
@@ -137,7 +142,11 @@ def decide_step(
             views.blocks.apply(block)
         entity_blocks += placed
     blocked = views.blocks.blocked(entities, at_ms, is_redemption_step(event))
-    lists = list_features(views.lists.hits(event, views.hash_key))
+    hits = views.lists.hits(event, views.hash_key)
+    lists = list_features(hits)
+    links = links_for(event, hits, views.lists, views.hash_key)
+    for link in links:  # the user's next events, whatever they carry, are screened with it
+        views.lists.apply(link)
     frozen = views.accounts.frozen_user(event) is not None
     scoring = scoring_for(event, at_ms)
     outcome = decide_event(
@@ -183,6 +192,8 @@ def decide_step(
         freeze=freeze,
         freeze_audit=freeze_audit,
         case_command=case_command_for(decision, outcome.assessment.list_severity, rules.cases),
+        links=links,
+        link_audits=[link_record(link, event.event_id) for link in links],
         counts_at=[*counts_at, *([giver] if giver is not None else [])],
     )
 

@@ -498,6 +498,9 @@ class ListEntry(WireModel):
     expires_at: UtcMillis | None = None
     removed_at: UtcMillis | None = None
     removed_by: Identifier | None = None
+    linked_from: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    """For an entry the engine derived: the block entry it follows (``engine.lists.link_for``),
+    in force only while that one is."""
 
     def active_at(self, at: datetime) -> bool:
         """In force at ``at``: not removed, not expired."""

@@ -178,6 +178,11 @@ class AdminState:
         value_key = value_key_of(entity_type, raw, self.hash_key)
         return self.view.get(entry_id(kind, entity_type, value_key))
 
+    def listing(self, kind: ListKind, entity_type: ListEntityType, raw: str) -> list[ListEntry]:
+        """The entries not removed that list ``raw``: its own, then the engine's derived ones
+        (InvalidListValue for an invalid value)."""
+        return self.view.listing(kind, entity_type, value_key_of(entity_type, raw, self.hash_key))
+
     async def add(
         self,
         rows: Iterable[ListRow],
@@ -189,10 +194,6 @@ class AdminState:
         entries = [entry_from_row(row, kind, self.hash_key, actor.id, at) for row in rows]
         await self._publish(entries, actor, at, correlation_id)
         return entries
-
-    async def remove(self, entry: ListEntry, actor: AuditActor, at: datetime) -> ListEntry:
-        (removed,) = await self.remove_all([entry], actor, at)
-        return removed
 
     async def remove_all(
         self,

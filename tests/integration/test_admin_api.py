@@ -18,8 +18,9 @@ import pytest
 
 from atalaia.supervise import WorkerProcess
 from config.settings import Settings
+from engine.identities import keyed_hash, normalise
 from schemas.codec import WireCodec
-from schemas.models import AuditRecord, Decision, InputEvent, Label, Verdict
+from schemas.models import AuditRecord, Decision, InputEvent, Label, ListEntityType, Verdict
 from streams.topics import Topics
 from tests import factories
 from tests.integration.conftest import InProcessApi
@@ -86,6 +87,46 @@ def test_a_listed_user_is_blocked_an_allow_listed_one_is_not_and_removal_frees_t
     freed = _decision(api_settings, _now_tx("mallory"))
     assert not {"BLACKLIST_LIST_HIT", "WHITELIST_OVERRIDE"} & {r.code for r in freed.reasons}
     assert admin_call(api_settings, "DELETE", "/api/admin/blacklist/user/mallory")[0] == 404
+
+
+def _bare_gift(giver: str) -> factories.GiftEvent:
+    """A gift event naming its giver only, no e-mail, phone or document."""
+    at = datetime.now(UTC) - timedelta(seconds=2)
+    none = {"email_hash": None, "phone_hash": None, "document_hash": None}
+    return factories.gift(giver_user_id=giver, occurred_at=at, network_flags=[], **none)
+
+
+def test_a_listed_email_on_a_user_s_payment_lists_the_user_for_gifts_that_carry_none(
+    api_settings: Settings,
+    start_worker: Callable[..., WorkerProcess],
+    start_api: Callable[[], WorkerProcess],
+) -> None:
+    start_worker()
+    start_api()
+    entry = {"entity_type": "email", "value": "eve@example.com", "severity": "HIGH", "reason": "r"}
+    assert admin_call(api_settings, "POST", "/api/admin/blacklist", entry)[0] == 201
+    key = api_settings.pii_hash_key.get_secret_value().encode()
+    email_hash = keyed_hash(normalise(ListEntityType.EMAIL, "eve@example.com"), key)
+    paid = _decision(api_settings, _now_tx("eve", email_hash=email_hash))
+    assert paid.decision is Verdict.BLOCK
+    gift = _decision(api_settings, _bare_gift("eve"))
+    assert gift.decision is Verdict.BLOCK
+    assert [f for f in gift.features if f.startswith("list.")] == [
+        "list.block.user.HIGH.AUTOMATED.***e"
+    ]
+    linked = [r for r in _intake(api_settings) if r.details.correlation_id == paid.event_id]
+    assert [(r.action, r.actor.id, r.details.source) for r in linked] == [
+        ("blacklist_add", "engine", "AUTOMATED")
+    ]
+    # The API shows the derived entry; removing the user's listing frees the user.
+    query = "/api/admin/blacklist?entity_type=user&source=AUTOMATED"
+    deadline = time.monotonic() + 30
+    while not admin_call(api_settings, "GET", query)[1]["entries"]:
+        assert time.monotonic() < deadline, "the API never saw the derived entry"
+        time.sleep(0.2)
+    assert admin_call(api_settings, "DELETE", "/api/admin/blacklist/user/eve")[0] == 200
+    freed = _decision(api_settings, _bare_gift("eve"))
+    assert not [f for f in freed.features if f.startswith("list.")]
 
 
 def test_the_seeds_sanctioned_wallet_blocks_everything_and_freezes(

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from config.rules import load_rules
+from engine.audit import link_record
 from engine.capypay import fraud_block_hits
 from engine.decide import decide_event
 from engine.identities import keyed_hash, normalise
@@ -14,14 +15,17 @@ from engine.lists import (
     ListView,
     event_identities,
     judge_hits,
+    links_for,
     list_features,
     new_entry,
     removal_of,
 )
+from engine.replay import Replay
 from engine.scoring import assess
 from engine.velocity import VelocityState
 from schemas.models import (
     DecisionAction,
+    GiftEvent,
     ListEntityType,
     ListEntry,
     ListKind,
@@ -246,3 +250,100 @@ def test_a_hit_shows_its_mask_severity_and_source_in_the_reason() -> None:
     (reason,) = judge_hits(list_features(view.hits(tx, KEY)), RULES.lists).reasons
     assert reason.detail == "block-list hits: wallet 0x7f36...be1b CRITICAL (MANUAL)"
     assert WALLET.lower() not in reason.detail.lower()
+
+
+LISTED_EMAIL = "mallory@example.com"
+
+
+def _bare_gift(giver: str) -> GiftEvent:
+    """A gift event naming its giver only: no e-mail, phone or document."""
+    return factories.gift(giver_user_id=giver, email_hash=None, phone_hash=None, document_hash=None)
+
+
+def test_a_listed_email_on_a_user_s_own_payment_lists_the_user_while_it_lasts() -> None:
+    origin = _entry(ListEntityType.EMAIL, LISTED_EMAIL, ListSeverity.HIGH)
+    view = _view(origin)
+    tx = factories.transaction(
+        user_id="mallory", email_hash=_upstream_hash(ListEntityType.EMAIL, LISTED_EMAIL)
+    )
+    (link,) = links_for(tx, view.hits(tx, KEY), view, KEY)
+    assert (link.entity_type, link.severity, link.source) == (
+        ListEntityType.USER,
+        ListSeverity.HIGH,
+        ListSource.AUTOMATED,
+    )
+    assert link.linked_from == origin.entry_id and "mallory" not in link.model_dump_json()
+    assert view.hits(_bare_gift("mallory"), KEY) == []
+    view.apply(link)
+    assert list_features(view.hits(_bare_gift("mallory"), KEY)) == {
+        "list.block.user.HIGH.AUTOMATED.***ory": 1
+    }
+    # One listing, one match: beside the e-mail itself the derived entry is not counted.
+    assert view.hits(tx, KEY) == [origin]
+    # Known already: not derived again, even once an analyst has removed it.
+    assert links_for(tx, view.hits(tx, KEY), view, KEY) == []
+    view.apply(removal_of(link, "analyst", AT))
+    assert links_for(tx, view.hits(tx, KEY), view, KEY) == []
+    assert view.hits(_bare_gift("mallory"), KEY) == []
+
+
+def test_a_derived_entry_ends_with_the_entry_it_follows() -> None:
+    origin = _entry(ListEntityType.DOCUMENT, "52998224725", ListSeverity.MEDIUM)
+    view = _view(origin)
+    tx = factories.transaction(
+        user_id="mallory", document_hash=_upstream_hash(ListEntityType.DOCUMENT, "52998224725")
+    )
+    for link in links_for(tx, view.hits(tx, KEY), view, KEY):
+        view.apply(link)
+    assert len(view.hits(_bare_gift("mallory"), KEY)) == 1
+    assert [e.linked_from for e in view.listing(ListKind.BLOCK, ListEntityType.USER, _user_key())]
+    view.apply(removal_of(origin, "analyst", AT))
+    assert view.hits(_bare_gift("mallory"), KEY) == []
+
+
+def _user_key() -> str:
+    return keyed_hash(normalise(ListEntityType.USER, "mallory"), KEY)
+
+
+def test_only_the_user_s_own_identities_list_the_user() -> None:
+    """A listed e-mail that is the payee's PIX key, a failed login typing it, a gift event
+    (whose identities may be its redeemer's) or an allow entry list nobody."""
+    email_hash = _upstream_hash(ListEntityType.EMAIL, LISTED_EMAIL)
+    view = _view(
+        _entry(ListEntityType.EMAIL, LISTED_EMAIL),
+        _entry(ListEntityType.PHONE, "+5511987654321", kind=ListKind.ALLOW),
+    )
+    not_own = [
+        factories.transaction(user_id="payer", counterparty_pix_key_hash=email_hash),
+        factories.login(user_id="victim", success=False, email_hash=email_hash),
+        factories.gift(giver_user_id="giver", email_hash=email_hash),
+        factories.transaction(
+            user_id="vip", phone_hash=_upstream_hash(ListEntityType.PHONE, "+5511987654321")
+        ),
+    ]
+    for event in not_own:
+        assert links_for(event, view.hits(event, KEY), view, KEY) == []
+    login = factories.login(user_id="mallory", success=True, email_hash=email_hash)
+    assert len(links_for(login, view.hits(login, KEY), view, KEY)) == 1
+
+
+def test_a_replay_screens_a_listed_person_s_bare_gift_and_audits_the_link() -> None:
+    origin = _entry(ListEntityType.EMAIL, LISTED_EMAIL, ListSeverity.HIGH)
+    replay = Replay(RULES, KEY, _view(origin), learn=False)
+    tx = factories.transaction(
+        user_id="mallory", email_hash=_upstream_hash(ListEntityType.EMAIL, LISTED_EMAIL)
+    )
+    paid = replay.step(tx)
+    (link,) = paid.links
+    (audit,) = paid.link_audits
+    assert (audit.action, audit.actor.id, audit.details.correlation_id) == (
+        "blacklist_add",
+        "engine",
+        tx.event_id,
+    )
+    assert audit.audit_id == link_record(link, tx.event_id).audit_id  # the same when re-decided
+    assert audit.details.new_state is not None and link.entry_id in audit.details.new_state
+    gift = replay.step(_bare_gift("mallory"))
+    assert gift.decision.decision is Verdict.BLOCK
+    assert "list.block.user.HIGH.AUTOMATED.***ory" in gift.decision.features
+    assert gift.links == [] and replay.step(tx).links == []
