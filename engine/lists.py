@@ -225,15 +225,15 @@ def links_for(
     """The entries listing the event's user by the listed identities it carries as its own
     (``own_identities``): one per block entry hit on them, with its severity and expiry,
     unless the view already has it (an analyst's removal of a derived entry stands)."""
-    own = own_identities(event)
-    user = getattr(event, "user_id", None)
-    if not own or user is None:
-        return []
     listed = {
         (hit.entity_type, hit.value_key): hit
         for hit in hits
         if hit.list_kind is ListKind.BLOCK and hit.linked_from is None
     }
+    user = getattr(event, "user_id", None)
+    if not listed or user is None:
+        return []
+    own = own_identities(event)
     origins = [listed[identity] for identity in own if identity in listed]
     if not origins:
         return []

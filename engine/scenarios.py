@@ -448,9 +448,12 @@ def _brute_force(b: _Builder, n: int, givers: list[_User], at: datetime) -> None
 
 def _listed(b: _Builder, n: int, start: datetime) -> None:
     """A known fraudster, listed by e-mail (``listed_rows``): logins, PIX, gifts, and crypto
-    swaps to a sanctioned wallet of the default lists."""
+    swaps to a sanctioned wallet of the default lists. Every other one's gift events carry
+    no e-mail, phone or document (only the giver's user id), as upstream services may send
+    them."""
     r = b.rng
     user = b.user(f"listed-{n}", email_domain="example.com")
+    bare = {"email_hash": None, "phone_hash": None, "document_hash": None} if n % 2 else {}
     for day in range(6):
         at = b.local_time(user, start + timedelta(days=day))
         b.login(user, at, "listed_entity")
@@ -460,7 +463,7 @@ def _listed(b: _Builder, n: int, start: datetime) -> None:
             wallet = r.choice(LISTED_WALLETS)
             b.tx(user, then, "listed_entity", tx_type="CRYPTO_SWAP", counterparty_wallet=wallet)
         elif draw < 0.6:
-            b.paid_gift(user, then, b.gift_amount(user), "listed_entity")
+            b.paid_gift(user, then, b.gift_amount(user), "listed_entity", **bare)
         else:
             b.tx(user, then, "listed_entity")
 
