@@ -567,7 +567,7 @@ def register_scoring(
         partitions=partitions,
         key_type=bytes,
         value_type=bytes,
-        help="per-subject velocity state (engine.velocity.VelocityState: JSON in an LZ4 block)",
+        help="per-subject velocity state (engine.velocity.VelocityState: JSON in a zstd frame)",
     )
     store = cast(StoreT[bytes, bytes], velocity.data)  # written directly: see the docstring
     scorer = Scorer(

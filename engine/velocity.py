@@ -33,6 +33,7 @@ from typing import Any, Final, NamedTuple
 
 import lz4.block
 import orjson
+import zstandard
 
 from engine.feature_names import KNOWN_FEATURE_NAMES
 
@@ -209,15 +210,39 @@ def _name_of(stored: int | str) -> str:
 
 
 LZ4_STATE: Final = b"\x01"
-"""The first byte of a state stored as an LZ4 block (a plain JSON document starts with ``{``)."""
+"""The first byte of a state stored as an LZ4 block, as written before zstd (a plain JSON
+document starts with ``{``)."""
+ZSTD_STATE: Final = b"\x02"
+"""The first byte of a state stored as a zstd frame."""
+ZSTD_LEVEL: Final = 1
+_COMPRESSOR = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+_DECOMPRESSOR = zstandard.ZstdDecompressor()
+
+
+MAX_DOCUMENT_BYTES: Final = 64 * 1024 * 1024
+"""The largest state document read back: a damaged frame or block may claim any size, and
+both decompressors allocate what it claims before they find it damaged."""
 
 
 def document_of(data: bytes) -> bytes:
-    """A stored state's JSON document: an LZ4 block, or plain JSON as written before."""
-    if data[:1] == LZ4_STATE:
-        document: bytes = lz4.block.decompress(data[1:])
+    """A stored state's JSON document: a zstd frame, or as written before: an LZ4 block or
+    plain JSON. ValueError for a frame or block claiming more than ``MAX_DOCUMENT_BYTES``."""
+    head = data[:1]
+    if head == ZSTD_STATE:
+        frame = data[1:]
+        _check_size(zstandard.frame_content_size(frame))
+        document: bytes = _DECOMPRESSOR.decompress(frame)
+        return document
+    if head == LZ4_STATE:
+        _check_size(int.from_bytes(data[1:5], "little") if len(data) >= 5 else -1)
+        document = lz4.block.decompress(data[1:])
         return document
     return data
+
+
+def _check_size(claimed: int) -> None:
+    if not 0 <= claimed <= MAX_DOCUMENT_BYTES:
+        raise ValueError(f"a stored state claims {claimed} bytes")
 
 
 NO_SHAPE: Final = -1
@@ -452,11 +477,11 @@ class VelocityState:
         return min((min(buckets) for buckets in self._metrics.values()), default=None)
 
     def to_bytes(self) -> bytes:
-        """The document as an LZ4 block: a state is written (to the store and its changelog)
+        """The document as a zstd frame: a state is written (to the store and its changelog)
         after every batch that changed it, and its keys, event ids and feature values repeat
         (ADR 0002)."""
-        compressed: bytes = lz4.block.compress(self.to_document())
-        return LZ4_STATE + compressed
+        compressed: bytes = _COMPRESSOR.compress(self.to_document())
+        return ZSTD_STATE + compressed
 
     def to_document(self) -> bytes:
         """Compact JSON, as ``orjson.dumps`` of the document would write it, joined from the

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import zstandard
 from aiokafka.structs import RecordMetadata, TopicPartition
 from faust.types import TP
 
@@ -342,6 +343,10 @@ def test_any_failure_dead_letters_its_record_and_the_rest_of_the_batch_is_decide
         b"\x01\x10\x00\x00\x00garbage",  # the LZ4 format byte, a block that does not decode
         b"\x01\xff\xff\xff\x7fgarbage",  # a block claiming 2 GB
         b"\x01" + b"\x00" * 3,  # too short for the block's size
+        b"\x02garbage",  # the zstd format byte, not a frame
+        # a frame claiming 2 GB (magic, single segment with an 8-byte size, the size)
+        b"\x02\x28\xb5\x2f\xfd\xe0" + (2**31).to_bytes(8, "little") + b"garbage",
+        b"\x02" + zstandard.ZstdCompressor().compress(b"x" * 100)[:-3],  # cut short
         b'{"w": "late", "m": {"tx": [[1]]}, "s": {}}',  # JSON of the wrong shape
     ],
 )

@@ -6,6 +6,7 @@ import hashlib
 import random
 import tracemalloc
 
+import lz4.block
 import orjson
 import pytest
 
@@ -142,9 +143,10 @@ def test_the_document_is_what_orjson_writes_for_it() -> None:
     assert VelocityState.from_bytes(state.to_bytes()).to_document() == document
 
 
-def test_a_state_is_stored_compressed_and_one_stored_plain_still_loads() -> None:
-    """States are written as LZ4 blocks; one written as plain JSON (as before) reads the
-    same. A document leaves out the shapes, blocks and place when it has none."""
+def test_a_state_is_stored_compressed_and_the_earlier_forms_still_load() -> None:
+    """States are written as zstd frames; one written as an LZ4 block or as plain JSON (as
+    before) reads the same. A document leaves out the shapes, blocks and place when it has
+    none."""
     state = VelocityState()
     state.record(Observation("lone", 1_000, "tx", 100), HORIZON)
     assert state.to_document() == b'{"w":1,"m":{"tx":[[1,100,null,null,null]]},"s":{"lone":[1]}}'
@@ -152,9 +154,9 @@ def test_a_state_is_stored_compressed_and_one_stored_plain_still_loads() -> None
         if state.record(obs, HORIZON):
             state.remember(obs.event_id, {"tx.count.5m": 1, "tx.amount_cents.1h": 250})
     stored = state.to_bytes()
-    assert len(stored) < len(state.to_document()) * 0.8
-    assert stored.startswith(b"\x01")
-    for form in (stored, state.to_document()):
+    as_lz4 = b"\x01" + lz4.block.compress(state.to_document())
+    assert stored.startswith(b"\x02") and len(stored) < len(as_lz4) * 0.8
+    for form in (stored, as_lz4, state.to_document()):
         assert VelocityState.from_bytes(form).to_document() == state.to_document()
 
 
@@ -394,3 +396,22 @@ def test_amount_sums_saturate_at_the_largest_avro_long_and_the_state_still_seria
     assert state.window("tx", at_ms=2_000, length_s=60).amount_cents == MAX_SUM
     again = VelocityState.from_bytes(state.to_bytes())
     assert again.window("tx", at_ms=2_000, length_s=60) == state.window("tx", 2_000, 60)
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        b"\x02\x28\xb5\x2f\xfd\xe0" + (2**31).to_bytes(8, "little") + b"garbage",  # zstd
+        b"\x01\xff\xff\xff\x7fgarbage",  # LZ4
+    ],
+)
+def test_a_damaged_state_claiming_gigabytes_is_refused_before_allocating_them(
+    stored: bytes,
+) -> None:
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="claims"):
+            VelocityState.from_bytes(stored)
+        assert tracemalloc.get_traced_memory()[1] < 1_000_000
+    finally:
+        tracemalloc.stop()
