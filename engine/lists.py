@@ -75,8 +75,6 @@ def entry_id(kind: ListKind, entity_type: ListEntityType, value_key: str) -> str
 
 LINK_SEPARATOR = "~"
 """Between a derived entry's origin and its own id (URL-safe: ids name entries in the API)."""
-PERSON_TYPES = frozenset({ListEntityType.EMAIL, ListEntityType.PHONE, ListEntityType.DOCUMENT})
-"""Identities that belong to one person: a user carrying a listed one is listed too."""
 
 
 @lru_cache(maxsize=65_536)
@@ -240,9 +238,14 @@ def links_for(
     value_key = value_key_of(ListEntityType.USER, user, key)
     own_id = entry_id(ListKind.BLOCK, ListEntityType.USER, value_key)
     masked = mask_value(ListEntityType.USER.value, normalise(ListEntityType.USER, user))
+    new = {
+        derived_id: origin
+        for origin in origins
+        if view.get(derived_id := origin.entry_id + LINK_SEPARATOR + own_id) is None
+    }
     return [
         ListEntry(
-            entry_id=origin.entry_id + LINK_SEPARATOR + own_id,
+            entry_id=derived_id,
             list_kind=ListKind.BLOCK,
             entity_type=ListEntityType.USER,
             value_key=value_key,
@@ -255,8 +258,7 @@ def links_for(
             expires_at=origin.expires_at,
             linked_from=origin.entry_id,
         )
-        for origin in origins
-        if view.get(origin.entry_id + LINK_SEPARATOR + own_id) is None
+        for derived_id, origin in new.items()
     ]
 
 
