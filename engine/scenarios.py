@@ -584,7 +584,7 @@ def _structuring(b: _Builder, user: _User, at: datetime) -> None:
     limit = r.choice(STRUCTURING_LIMITS_CENTS)
     payees = [_sha(f"struct-{user.user_id}-{k}") for k in range(2)]
     for _ in range(r.randint(3, 5)):
-        cents = int(limit * r.uniform(0.9, 0.999))
+        cents = int(limit * r.uniform(0.8, 0.999))
         b.tx(
             user, at, "structuring", amount_cents=cents, counterparty_pix_key_hash=r.choice(payees)
         )

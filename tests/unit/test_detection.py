@@ -10,7 +10,7 @@ import pytest
 
 from config.rules import RulesError, load_rules, parse_rules, seed_rules_path
 from engine.scoring import Assessment
-from schemas.models import InputEvent, TransactionType, Verdict
+from schemas.models import InputEvent, TransactionEvent, TransactionType, Verdict
 from tests import factories
 from tests.factories import SEED_RULES, decide_all, sha
 
@@ -157,6 +157,24 @@ def test_transfers_just_under_a_limit_add_up_to_structuring() -> None:
     assert "STRUCTURING" in _codes(second) and second.verdict is not Verdict.ALLOW
     # R$ 48.000 is just under R$ 50.000: a series of its own, not counted with R$ 10.000's
     assert "AMOUNT_JUST_UNDER_LIMIT" in _codes(third) and "STRUCTURING" not in _codes(third)
+
+
+def test_a_series_at_80_to_90_percent_of_a_limit_is_structuring_and_below_80_is_not() -> None:
+    def series(user: str, amounts: list[int]) -> list[TransactionEvent]:
+        return [
+            factories.transaction(
+                user_id=user,
+                amount_cents=amount,
+                network_flags=[],
+                occurred_at=START + timedelta(hours=3 * n),
+            )
+            for n, amount in enumerate(amounts)
+        ]
+
+    *_, kept_under = _decide(series("st80", [820_000, 870_000, 840_000]))
+    assert "STRUCTURING" in _codes(kept_under) and kept_under.verdict is not Verdict.ALLOW
+    *_, ordinary = _decide(series("st75", [750_000, 760_000, 740_000]))
+    assert not {"STRUCTURING", "AMOUNT_JUST_UNDER_LIMIT"} & set(_codes(ordinary))
 
 
 def test_tor_alone_and_masked_networks_with_an_unknown_device() -> None:
