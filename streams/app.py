@@ -14,12 +14,15 @@ import faust
 import uvloop
 
 from config.settings import Settings
+from schemas.codec import WireCodec
+from streams.alignment import TimeOf, event_time
 from streams.log_limits import limit_client_repeats
 from streams.logs import faust_logging_config
 from streams.metrics import LAG_INTERVAL_S, measure_lag
 from streams.ops import REFRESH_S, Check, Readiness, serve_ops
 from streams.side_producer import SideProducer
 from streams.stopping import exit_unless_stopped_within
+from streams.topics import Topics
 from streams.transport import Transport
 
 
@@ -34,6 +37,9 @@ class AtalaiaApp(faust.App):
     correct_end_offsets: bool = False
     bootstrap_servers: str
     side_producer: SideProducer
+    aligned_topics: frozenset[str] = frozenset()
+    """Topics whose fetched records are handed out in event-time order (``streams.alignment``)."""
+    time_of: TimeOf
 
     def _new_transport(self) -> Any:
         return Transport(self.conf.broker_consumer, self)
@@ -158,6 +164,9 @@ def new_app(settings: Settings, app_id: str) -> AtalaiaApp:
     )
     app.fetch_max_wait_ms = profile.fetch_max_wait_ms
     app.correct_end_offsets = profile.correct_end_offsets
+    contracts = Topics(settings.topic_prefix).input_models()
+    app.aligned_topics = frozenset(contracts)
+    app.time_of = event_time(WireCodec(), contracts)
     app.bootstrap_servers = settings.bootstrap_servers
     app.side_producer = SideProducer(settings.bootstrap_servers)
     return app

@@ -14,18 +14,26 @@ offset 0, so those partitions are sought to the beginning, as the ``earliest`` r
 means; and a fetch answered before the seek kept being handed out after it, moving Faust's
 read offsets past the records it was about to read again, so the consumer's flow is stopped
 (which ends that hand-out) before seeking.
+The records of a fetch are handed out in the order they were published across the input
+topics, the rest of each chunk read again (``streams.alignment``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import AsyncIterator, Mapping
+from itertools import chain
 from typing import Any, Protocol, cast
 
 from aiokafka import TopicPartition
+from aiokafka.errors import IllegalStateError
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP, Message
 
+from streams.alignment import TimeOf, cut_in_publishing_order
 from streams.end_offsets import true_end_offsets
 from streams.side_producer import SideProducer
 from streams.stopping import despite_unreachable_broker
@@ -34,6 +42,8 @@ log = logging.getLogger(__name__)
 
 # Long enough for the record loop to notice the stopped flow; a rebalance is not latency bound.
 _STALE_FETCH_DRAIN_S = 0.05
+ALIGN_WAIT_S = 0.5
+"""How long the other input topics of a partition number wait for one left out of fetches."""
 FINAL_COMMIT_S = 5.0
 """How long a stopping consumer tries to commit: with the broker gone, aiokafka retries a
 commit for as long as no group coordinator answers."""
@@ -44,6 +54,8 @@ class _TunedApp(Protocol):
     correct_end_offsets: bool
     bootstrap_servers: str
     side_producer: SideProducer
+    aligned_topics: frozenset[str]
+    time_of: TimeOf
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -70,6 +82,16 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             await consumer.seek_to_beginning(*never_committed)
         return committed
 
+    async def read_again_from(self, tp: TP, offset: int) -> None:
+        """Fetch ``tp`` again from ``offset`` (on the consumer's thread, before its next
+        fetch); a partition no longer assigned is left to the rebalance's own seek."""
+
+        async def seek() -> None:
+            with contextlib.suppress(IllegalStateError):
+                self._ensure_consumer().seek(tp, offset)
+
+        await self.call_thread(seek)
+
     async def _highwaters(self, partitions: list[Any]) -> Mapping[Any, int]:
         """End offsets for table recovery (the only reader), corrected where the broker errs."""
         reported = await super()._highwaters(partitions)
@@ -95,6 +117,68 @@ class _Consumer(faust_aiokafka.Consumer):
                 "stopping without it; the uncommitted events are read again on restart",
                 FINAL_COMMIT_S,
             )
+
+    _handed_until: dict[TP, int]
+    _absent_since: dict[TP, float]
+
+    def on_init(self) -> None:
+        super().on_init()
+        self._handed_until, self._absent_since = {}, {}
+
+    def _behind(self, records: Mapping[TP, Any]) -> dict[int, int]:
+        """Per partition number, the earliest time handed out of an input topic partition
+        this fetch left out although it has records still to read: the others wait for it,
+        for ``ALIGN_WAIT_S`` at most since it last moved on (its high-water mark may be
+        wrong, Faust may have paused it, or fetches may keep bringing it apart from them)."""
+        aligned = cast(_TunedApp, self.app).aligned_topics
+        now, bound = time.monotonic(), dict[int, int]()
+        for tp in self.assignment():
+            if tp.topic not in aligned or records.get(tp) or tp not in self._handed_until:
+                continue
+            read, end = self._read_offset.get(tp), self.highwater(tp)
+            if read is None or end is None or end <= read + 1:
+                self._absent_since.pop(tp, None)
+                continue
+            if now - self._absent_since.setdefault(tp, now) > ALIGN_WAIT_S:
+                continue
+            until = self._handed_until[tp]
+            bound[tp.partition] = min(bound.get(tp.partition, until), until)
+        return bound
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
+        """Faust's ``Consumer.getmany`` (faust-streaming 0.15.3) with the input topics' records
+        handed out in publishing order: the cut partitions are read again only once every
+        record handed out has been delivered; an interrupted hand-out (rebalance, stopped
+        flow) leaves them to the seek that follows it, as Faust does with its own rest."""
+        records, active_partitions = await self._wait_next_records(timeout)
+        generation_id = self.app.consumer_generation_id
+        if records is None or self.should_stop:
+            return
+        aligned = cast(_TunedApp, self.app).aligned_topics
+        app = cast(_TunedApp, self.app)
+        cut = cut_in_publishing_order(records, aligned, app.time_of, self._behind(records))
+        self._handed_until.update(cut.handed_until)
+        for tp in cut.handed_until:  # it moved on: wait for it again when it falls behind
+            self._absent_since.pop(tp, None)
+        others = {tp: batch for tp, batch in records.items() if tp.topic not in aligned}
+        if not self.flow_active:
+            try:
+                await self.perform_seek()
+            except Exception as exc:
+                log.warning("seeking while the flow is stopped failed: %s", exc)
+            return
+        for tp, record in chain(self.scheduler.iterate(others), cut.now):
+            if not self.flow_active or self.app.consumer_generation_id != generation_id:
+                return
+            if (
+                active_partitions is None
+                or tp in active_partitions
+                or (tp in self._buffered_partitions)
+            ):
+                self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                yield tp, self._to_message(tp, record)
+        for tp, offset in cut.read_again.items():
+            await cast(_ConsumerThread, self._thread).read_again_from(tp, offset)
 
     async def perform_seek(self) -> None:
         """Stop handing out records fetched before the seek, then seek (Faust resumes)."""

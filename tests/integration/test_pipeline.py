@@ -388,3 +388,43 @@ async def _write_in_batches(
         sends.append(await producer.send(topic, value, key=key, partition=partition))
     await asyncio.gather(*sends)
     await producer.stop()
+
+
+def test_a_backlog_across_input_topics_is_decided_in_event_time_order(
+    engine_settings: Settings, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    """One person's 400 logins (a busy topic) and 40 gifts (a sparse one), a minute and ten
+    minutes apart, published as a backlog with every gift first: each gift is decided after
+    the logins that happened before it, not handed out with the first logins fetched."""
+    topics = Topics(engine_settings.topic_prefix)
+    start = datetime.now(UTC) - timedelta(days=1)
+    logins = [
+        factories.login(
+            event_id=f"order-login-{n}",
+            user_id="order-user",
+            success=True,
+            failure_reason=None,
+            occurred_at=start + timedelta(minutes=n),
+        )
+        for n in range(400)
+    ]
+    gifts = [
+        factories.gift(
+            event_id=f"order-gift-{n}",
+            giver_user_id="order-user",
+            amount_cents=1_000,
+            occurred_at=start + timedelta(minutes=10 * n, seconds=30),
+        )
+        for n in range(40)
+    ]
+    assert subject_of(logins[0]).key == subject_of(gifts[0]).key  # one partition number
+    asyncio.run(send_events(engine_settings.bootstrap_servers, topics, [*gifts, *logins]))
+    start_worker()
+    wanted = {e.event_id for e in [*gifts, *logins]}
+    out = asyncio.run(collect(engine_settings.bootstrap_servers, topics, wanted))
+    decided = [d.event_id for _, d in out.decisions if d.event_id in wanted]
+    assert set(decided) == wanted
+    first = {event_id: decided.index(event_id) for event_id in wanted}
+    for n, gift in enumerate(gifts):
+        logins_before = sum(first[login.event_id] < first[gift.event_id] for login in logins)
+        assert logins_before >= 10 * n + 1, (n, logins_before)

@@ -1,0 +1,128 @@
+"""Which records of one fetch a worker hands out now, so that a backlog is decided in the
+order it was published across the input topics.
+
+Upstream keys every input by its subject, so one subject's transactions, logins and gift
+events sit in the same partition number of their three topics. From a backlog a fetch
+brings a chunk of each partition; a sparse topic's chunk spans far more time than a busy
+one's (a gift chunk can cover days where a transaction chunk covers hours), and handed out
+whole it is decided days ahead of the logins and payments published before it. A listed
+person's login that lists their user (``engine.lists.links_for``) then comes after the gifts
+it should have caught, and a session's login after its payments.
+
+So within each partition number the chunks are cut at the earliest chunk end: records up
+to then are handed out, merged by time; the rest of each chunk is read again from its first
+record left (the caller seeks there). The partition whose chunk ends first is handed out
+whole, so every fetch makes progress. A partition with nothing in the fetch does not hold
+the others back: the order is exact only among the chunks fetched together. Time is the
+event's own (``event_time``) where the worker reads it, the record's timestamp otherwise;
+within a partition the offset order is kept.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from schemas.codec import WireCodec
+from schemas.models import InputEvent
+
+
+class FetchedRecord(Protocol):
+    topic: str
+    timestamp: int
+    offset: int
+    value: bytes | None
+
+
+TimeOf = Callable[[Any], int]
+"""When a fetched record's event happened, in epoch milliseconds."""
+
+
+def published_at(record: FetchedRecord) -> int:
+    """The record's own timestamp: the producer's clock at send, unless it set one."""
+    return record.timestamp
+
+
+def event_time(codec: WireCodec, contracts: Mapping[str, type[InputEvent]]) -> TimeOf:
+    """The earlier of the event's ``occurred_at`` and the record's timestamp: a backlog
+    published faster than a millisecond per event still sorts by when its events happened,
+    and an event stamped in the future cannot hold its partition back. A record that does
+    not decode as its topic's contract goes by its timestamp (the scoring agent
+    dead-letters it)."""
+
+    def time_of(record: FetchedRecord) -> int:
+        try:
+            occurred = codec.decode(record.value, (contracts[record.topic],)).occurred_at
+        except Exception:  # any hostile value: ordered by its timestamp, judged downstream
+            return record.timestamp
+        return min(record.timestamp, int(occurred.timestamp() * 1000))
+
+    return time_of
+
+
+@dataclass
+class Cut:
+    """The records to hand out now, in order, and where to read each cut partition again."""
+
+    now: list[tuple[Any, Any]] = field(default_factory=list)
+    read_again: dict[Any, int] = field(default_factory=dict)
+    handed_until: dict[Any, int] = field(default_factory=dict)
+    """The time of the last record handed out, per partition whose records were timed."""
+
+
+def _running_max(records: Sequence[FetchedRecord], time_of: TimeOf) -> list[int]:
+    """Each record's time as a running maximum: a partition may step back in time (several
+    producers, late events), and a cut must keep the offset order."""
+    latest, times = -(2**63), []
+    for record in records:
+        latest = max(latest, time_of(record))
+        times.append(latest)
+    return times
+
+
+def cut_in_publishing_order(
+    records: Mapping[Any, Sequence[FetchedRecord]],
+    aligned_topics: frozenset[str],
+    time_of: TimeOf = published_at,
+    behind: Mapping[int, int] | None = None,
+) -> Cut:
+    """The fetched records of ``aligned_topics`` (keyed by topic partition), cut and merged
+    per partition number by ``time_of``; records of other topics are not in the answer.
+    ``behind`` bounds a partition number's cut by a topic not in this fetch whose records
+    are not all read and were handed out up to that time. A partition number with one
+    topic in the fetch and no such bound is handed out whole, unread by ``time_of``."""
+    behind = behind or {}
+    groups: dict[int, list[Any]] = defaultdict(list)
+    for tp, batch in records.items():
+        if tp.topic in aligned_topics and batch:
+            groups[tp.partition].append(tp)
+    cut, merged = Cut(), []
+    for tps in groups.values():
+        if len(tps) == 1 and tps[0].partition not in behind:
+            (tp,) = tps
+            cut.now += [(tp, record) for record in records[tp]]
+            continue
+        times = {tp: _running_max(records[tp], time_of) for tp in tps}
+        ends = [running[-1] for running in times.values()]
+        frontier = min([*ends, behind.get(tps[0].partition, ends[0])])
+        for tp in tps:
+            taken = sum(1 for at in times[tp] if at <= frontier)
+            batch = records[tp]
+            if taken < len(batch):
+                cut.read_again[tp] = batch[taken].offset
+            if taken:
+                cut.handed_until[tp] = times[tp][taken - 1]
+            merged.append(_stamped(tp, batch[:taken], times[tp]))
+    cut.now += [(tp, record) for _, _, tp, record in heapq.merge(*merged)]
+    return cut
+
+
+def _stamped(
+    tp: Any, batch: Sequence[FetchedRecord], times: list[int]
+) -> Iterator[tuple[int, int, Any, FetchedRecord]]:
+    """(time, tie-break, tp, record): ties between partitions go by offset, never compare
+    the records themselves."""
+    return ((at, record.offset, tp, record) for at, record in zip(times, batch, strict=False))

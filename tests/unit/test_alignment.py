@@ -1,0 +1,81 @@
+"""Records of one fetch handed out in event-time order across the input topics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from faust.types import TP
+
+from schemas.codec import WireCodec
+from schemas.models import TransactionEvent
+from streams.alignment import cut_in_publishing_order, event_time
+from tests import factories
+
+INPUTS = frozenset({"tx", "logins", "gifts"})
+
+
+@dataclass
+class Record:
+    topic: str
+    offset: int
+    timestamp: int
+    value: bytes | None = None
+
+
+def _fetched(topic: str, partition: int, times: list[int]) -> tuple[TP, list[Record]]:
+    return TP(topic, partition), [Record(topic, n, at) for n, at in enumerate(times)]
+
+
+def test_chunks_are_cut_at_the_earliest_end_and_merged_by_time() -> None:
+    tx, tx_records = _fetched("tx", 0, [10, 20, 30, 40])
+    gifts, gift_records = _fetched("gifts", 0, [15, 35, 90])
+    cut = cut_in_publishing_order({tx: tx_records, gifts: gift_records}, INPUTS)
+    assert [(tp.topic, r.timestamp) for tp, r in cut.now] == [
+        ("tx", 10),
+        ("gifts", 15),
+        ("tx", 20),
+        ("tx", 30),
+        ("gifts", 35),
+        ("tx", 40),
+    ]
+    assert cut.read_again == {gifts: 2}  # the gift of 90 is read again, after more tx
+    assert cut.handed_until == {tx: 40, gifts: 35}
+
+
+def test_partitions_are_aligned_per_number_and_other_topics_are_left_out() -> None:
+    ahead, ahead_records = _fetched("gifts", 1, [500, 600])
+    behind, behind_records = _fetched("tx", 0, [1, 2])
+    other, other_records = _fetched("lists", 0, [0])
+    records = {ahead: ahead_records, behind: behind_records, other: other_records}
+    cut = cut_in_publishing_order(records, INPUTS)
+    assert {tp for tp, _ in cut.now} == {ahead, behind} and not cut.read_again
+    assert cut.handed_until == {}  # a lone topic of its partition number is not even timed
+
+
+def test_a_partition_stepping_back_in_time_keeps_its_offset_order_and_progress() -> None:
+    stepping, stepping_records = _fetched("logins", 0, [50, 10, 60])
+    steady, steady_records = _fetched("tx", 0, [20, 55, 70])
+    cut = cut_in_publishing_order({stepping: stepping_records, steady: steady_records}, INPUTS)
+    handed = [(tp.topic, r.offset) for tp, r in cut.now]
+    assert [o for t, o in handed if t == "logins"] == [0, 1, 2]  # the earliest end: all of it
+    assert [o for t, o in handed if t == "tx"] == [0, 1] and cut.read_again == {steady: 2}
+
+
+def test_a_topic_left_out_of_the_fetch_but_behind_holds_the_others_back() -> None:
+    gifts, gift_records = _fetched("gifts", 0, [100, 200, 300])
+    cut = cut_in_publishing_order({gifts: gift_records}, INPUTS, behind={0: 150})
+    assert [r.timestamp for _, r in cut.now] == [100] and cut.read_again == {gifts: 1}
+    waiting = cut_in_publishing_order({gifts: gift_records}, INPUTS, behind={0: 50})
+    assert waiting.now == [] and waiting.read_again == {gifts: 0}
+
+
+def test_event_time_is_the_earlier_of_occurred_at_and_the_record_timestamp() -> None:
+    codec = WireCodec()
+    occurred = datetime(2026, 10, 2, 10, tzinfo=UTC)
+    value = codec.encode(factories.transaction(occurred_at=occurred))
+    time_of = event_time(codec, {"tx": TransactionEvent})
+    published = int(datetime(2026, 12, 1, tzinfo=UTC).timestamp() * 1000)
+    assert time_of(Record("tx", 0, published, value)) == int(occurred.timestamp() * 1000)
+    assert time_of(Record("tx", 0, 5, value)) == 5  # stamped ahead of its sending: the send
+    assert time_of(Record("tx", 0, published, b"\x00garbage")) == published
