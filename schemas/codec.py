@@ -34,6 +34,8 @@ from schemas.pii import pii_kind
 
 MAGIC_BYTE = 0
 _HEADER = struct.Struct(">bI")
+FRAME_HEADER_BYTES = _HEADER.size
+"""Magic byte and schema id before a framed Avro body."""
 
 M = TypeVar("M", bound=WireModel)
 

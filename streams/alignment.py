@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from schemas.codec import WireCodec
+from schemas.codec import FRAME_HEADER_BYTES, MAGIC_BYTE, WireCodec
 from schemas.models import InputEvent
 
 
@@ -46,19 +46,49 @@ def published_at(record: FetchedRecord) -> int:
     return record.timestamp
 
 
+def _long_at(data: bytes, at: int) -> tuple[int, int]:
+    """An Avro long (zigzag varint) at ``at``, and the position after it."""
+    shift = packed = 0
+    while True:
+        byte = data[at]
+        packed |= (byte & 0x7F) << shift
+        at += 1
+        if not byte & 0x80:
+            return (packed >> 1) ^ -(packed & 1), at
+        shift += 7
+        if shift > 63:
+            raise ValueError("Avro long longer than 10 bytes")
+
+
+def avro_occurred_ms(value: bytes) -> int:
+    """``occurred_at`` of a framed Avro input event, read without decoding the rest: every
+    input schema, every version, starts with ``event_id`` (string) then ``occurred_at``
+    (timestamp-millis). Raises on a value too short or malformed for that."""
+    length, at = _long_at(value, FRAME_HEADER_BYTES)
+    if length < 0:
+        raise ValueError("negative string length")
+    occurred, _ = _long_at(value, at + length)
+    return occurred
+
+
 def event_time(codec: WireCodec, contracts: Mapping[str, type[InputEvent]]) -> TimeOf:
     """The earlier of the event's ``occurred_at`` and the record's timestamp: a backlog
     published faster than a millisecond per event still sorts by when its events happened,
-    and an event stamped in the future cannot hold its partition back. A record that does
-    not decode as its topic's contract goes by its timestamp (the scoring agent
-    dead-letters it)."""
+    and an event stamped in the future cannot hold its partition back. Framed Avro is read
+    up to ``occurred_at`` only; JSON is decoded as its topic's contract. A record that does
+    not read goes by its timestamp (the scoring agent dead-letters it)."""
 
     def time_of(record: FetchedRecord) -> int:
+        value = record.value or b""
         try:
-            occurred = codec.decode(record.value, (contracts[record.topic],)).occurred_at
+            if value[:1] == bytes([MAGIC_BYTE]):
+                occurred = avro_occurred_ms(value)
+            else:
+                decoded = codec.decode(value, (contracts[record.topic],))
+                occurred = int(decoded.occurred_at.timestamp() * 1000)
         except Exception:  # any hostile value: ordered by its timestamp, judged downstream
             return record.timestamp
-        return min(record.timestamp, int(occurred.timestamp() * 1000))
+        return min(record.timestamp, occurred)
 
     return time_of
 
@@ -88,12 +118,15 @@ def cut_in_publishing_order(
     aligned_topics: frozenset[str],
     time_of: TimeOf = published_at,
     behind: Mapping[int, int] | None = None,
+    backlogged: Collection[int] | None = None,
 ) -> Cut:
     """The fetched records of ``aligned_topics`` (keyed by topic partition), cut and merged
     per partition number by ``time_of``; records of other topics are not in the answer.
     ``behind`` bounds a partition number's cut by a topic not in this fetch whose records
-    are not all read and were handed out up to that time. A partition number with one
-    topic in the fetch and no such bound is handed out whole, unread by ``time_of``."""
+    are not all read and were handed out up to that time. Only the partition numbers in
+    ``backlogged`` (all when None) are cut: live traffic, read as it comes, is handed out
+    as fetched, and a partition number with one topic in the fetch and no bound is too;
+    neither is read by ``time_of``."""
     behind = behind or {}
     groups: dict[int, list[Any]] = defaultdict(list)
     for tp, batch in records.items():
@@ -101,13 +134,14 @@ def cut_in_publishing_order(
             groups[tp.partition].append(tp)
     cut, merged = Cut(), []
     for tps in groups.values():
-        if len(tps) == 1 and tps[0].partition not in behind:
-            (tp,) = tps
-            cut.now += [(tp, record) for record in records[tp]]
+        number = tps[0].partition
+        live = backlogged is not None and number not in backlogged
+        if live or (len(tps) == 1 and number not in behind):
+            cut.now += [(tp, record) for tp in tps for record in records[tp]]
             continue
         times = {tp: _running_max(records[tp], time_of) for tp in tps}
         ends = [running[-1] for running in times.values()]
-        frontier = min([*ends, behind.get(tps[0].partition, ends[0])])
+        frontier = min([*ends, behind.get(number, ends[0])])
         for tp in tps:
             taken = sum(1 for at in times[tp] if at <= frontier)
             batch = records[tp]

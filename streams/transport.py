@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 # Long enough for the record loop to notice the stopped flow; a rebalance is not latency bound.
 _STALE_FETCH_DRAIN_S = 0.05
+BACKLOG_RECORDS = 100
+"""An input partition this far behind its end is read from a backlog (``streams.alignment``)."""
 ALIGN_WAIT_S = 0.5
 """How long the other input topics of a partition number wait for one left out of fetches."""
 FINAL_COMMIT_S = 5.0
@@ -125,6 +127,22 @@ class _Consumer(faust_aiokafka.Consumer):
         super().on_init()
         self._handed_until, self._absent_since = {}, {}
 
+    def _backlogged(self, records: Mapping[TP, Any]) -> set[int]:
+        """Partition numbers with an input topic partition more than ``BACKLOG_RECORDS``
+        behind its end before this fetch: only there is the hand-out cut (live traffic is
+        read as it comes, a few records a fetch, and a cut would only delay it a fetch)."""
+        aligned = cast(_TunedApp, self.app).aligned_topics
+        numbers: set[int] = set()
+        for tp in self.assignment():
+            if tp.topic not in aligned:
+                continue
+            fetched = records.get(tp)
+            read = fetched[0].offset - 1 if fetched else self._read_offset.get(tp)
+            end = self.highwater(tp)
+            if read is not None and end is not None and end - read - 1 > BACKLOG_RECORDS:
+                numbers.add(tp.partition)
+        return numbers
+
     def _behind(self, records: Mapping[TP, Any]) -> dict[int, int]:
         """Per partition number, the earliest time handed out of an input topic partition
         this fetch left out although it has records still to read: the others wait for it,
@@ -154,9 +172,13 @@ class _Consumer(faust_aiokafka.Consumer):
         generation_id = self.app.consumer_generation_id
         if records is None or self.should_stop:
             return
-        aligned = cast(_TunedApp, self.app).aligned_topics
         app = cast(_TunedApp, self.app)
-        cut = cut_in_publishing_order(records, aligned, app.time_of, self._behind(records))
+        aligned = app.aligned_topics
+        backlogged = self._backlogged(records)
+        behind = {
+            number: at for number, at in self._behind(records).items() if number in backlogged
+        }
+        cut = cut_in_publishing_order(records, aligned, app.time_of, behind, backlogged)
         self._handed_until.update(cut.handed_until)
         for tp in cut.handed_until:  # it moved on: wait for it again when it falls behind
             self._absent_since.pop(tp, None)

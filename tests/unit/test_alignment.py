@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import pytest
 from faust.types import TP
 
 from schemas.codec import WireCodec
-from schemas.models import TransactionEvent
-from streams.alignment import cut_in_publishing_order, event_time
+from schemas.models import GiftEvent, InputEvent, TransactionEvent
+from streams.alignment import avro_occurred_ms, cut_in_publishing_order, event_time
 from tests import factories
 
 INPUTS = frozenset({"tx", "logins", "gifts"})
@@ -79,3 +81,31 @@ def test_event_time_is_the_earlier_of_occurred_at_and_the_record_timestamp() -> 
     assert time_of(Record("tx", 0, published, value)) == int(occurred.timestamp() * 1000)
     assert time_of(Record("tx", 0, 5, value)) == 5  # stamped ahead of its sending: the send
     assert time_of(Record("tx", 0, published, b"\x00garbage")) == published
+
+
+@pytest.mark.parametrize("make", [factories.transaction, factories.login, factories.gift])
+def test_occurred_at_is_read_from_the_avro_frame_of_every_input(
+    make: Callable[..., InputEvent],
+) -> None:
+    occurred = datetime(2026, 10, 2, 10, 30, 15, 123_000, tzinfo=UTC)
+    value = WireCodec().encode(make(occurred_at=occurred))
+    assert avro_occurred_ms(value) == int(occurred.timestamp() * 1000)
+    with pytest.raises((IndexError, ValueError)):
+        avro_occurred_ms(value[:7])
+
+
+def test_a_json_input_is_timed_by_its_topic_contract() -> None:
+    occurred = datetime(2026, 10, 2, 10, tzinfo=UTC)
+    value = factories.gift(occurred_at=occurred).model_dump_json().encode()
+    time_of = event_time(WireCodec(), {"gifts": GiftEvent})
+    assert time_of(Record("gifts", 0, 2**50, value)) == int(occurred.timestamp() * 1000)
+
+
+def test_live_traffic_is_handed_out_as_fetched() -> None:
+    tx, tx_records = _fetched("tx", 0, [10, 20, 30])
+    gifts, gift_records = _fetched("gifts", 0, [15])
+    records = {tx: tx_records, gifts: gift_records}
+    live = cut_in_publishing_order(records, INPUTS, behind={0: 5}, backlogged=set())
+    assert len(live.now) == 4 and not live.read_again and not live.handed_until
+    backlog = cut_in_publishing_order(records, INPUTS, backlogged={0})
+    assert backlog.read_again == {tx: 2}
