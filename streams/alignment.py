@@ -95,9 +95,11 @@ def event_time(codec: WireCodec, contracts: Mapping[str, type[InputEvent]]) -> T
 
 @dataclass
 class Cut:
-    """The records to hand out now, in order, and where to read each cut partition again."""
+    """The records to hand out now, in order, and where to read each cut partition again;
+    the partitions left as fetched, for the consumer's own scheduling."""
 
     now: list[tuple[Any, Any]] = field(default_factory=list)
+    as_fetched: list[Any] = field(default_factory=list)
     read_again: dict[Any, int] = field(default_factory=dict)
     handed_until: dict[Any, int] = field(default_factory=dict)
     """The time of the last record handed out, per partition whose records were timed."""
@@ -121,12 +123,12 @@ def cut_in_publishing_order(
     backlogged: Collection[int] | None = None,
 ) -> Cut:
     """The fetched records of ``aligned_topics`` (keyed by topic partition), cut and merged
-    per partition number by ``time_of``; records of other topics are not in the answer.
+    per partition number by ``time_of``; other topics' partitions are not in the answer.
     ``behind`` bounds a partition number's cut by a topic not in this fetch whose records
     are not all read and were handed out up to that time. Only the partition numbers in
-    ``backlogged`` (all when None) are cut: live traffic, read as it comes, is handed out
-    as fetched, and a partition number with one topic in the fetch and no bound is too;
-    neither is read by ``time_of``."""
+    ``backlogged`` (all when None) are cut: live traffic, read as it comes, is left as
+    fetched (``Cut.as_fetched``), and so is a partition number with one topic in the fetch
+    and no bound; neither is read by ``time_of``."""
     behind = behind or {}
     groups: dict[int, list[Any]] = defaultdict(list)
     for tp, batch in records.items():
@@ -137,7 +139,7 @@ def cut_in_publishing_order(
         number = tps[0].partition
         live = backlogged is not None and number not in backlogged
         if live or (len(tps) == 1 and number not in behind):
-            cut.now += [(tp, record) for tp in tps for record in records[tp]]
+            cut.as_fetched += tps
             continue
         times = {tp: _running_max(records[tp], time_of) for tp in tps}
         ends = [running[-1] for running in times.values()]

@@ -127,41 +127,34 @@ class _Consumer(faust_aiokafka.Consumer):
         super().on_init()
         self._handed_until, self._absent_since = {}, {}
 
-    def _backlogged(self, records: Mapping[TP, Any]) -> set[int]:
-        """Partition numbers with an input topic partition more than ``BACKLOG_RECORDS``
-        behind its end before this fetch: only there is the hand-out cut (live traffic is
-        read as it comes, a few records a fetch, and a cut would only delay it a fetch)."""
+    def _waiting_for(self, records: Mapping[TP, Any]) -> tuple[set[int], dict[int, int]]:
+        """Partition numbers read from a backlog: an input topic partition more than
+        ``BACKLOG_RECORDS`` behind its end before this fetch (only there is the hand-out cut:
+        live traffic comes a few records a fetch, and a cut would only delay it a fetch).
+        And for those, the earliest time handed out of an input topic partition this fetch
+        left out although it has records still to read: the others wait for it, for
+        ``ALIGN_WAIT_S`` at most since it last moved on (its high-water mark may be wrong,
+        Faust may have paused it, or fetches may keep bringing it apart from them)."""
         aligned = cast(_TunedApp, self.app).aligned_topics
-        numbers: set[int] = set()
+        now = time.monotonic()
+        backlogged, behind = set[int](), dict[int, int]()
         for tp in self.assignment():
             if tp.topic not in aligned:
                 continue
-            fetched = records.get(tp)
+            fetched, end = records.get(tp), self.highwater(tp)
             read = fetched[0].offset - 1 if fetched else self._read_offset.get(tp)
-            end = self.highwater(tp)
-            if read is not None and end is not None and end - read - 1 > BACKLOG_RECORDS:
-                numbers.add(tp.partition)
-        return numbers
-
-    def _behind(self, records: Mapping[TP, Any]) -> dict[int, int]:
-        """Per partition number, the earliest time handed out of an input topic partition
-        this fetch left out although it has records still to read: the others wait for it,
-        for ``ALIGN_WAIT_S`` at most since it last moved on (its high-water mark may be
-        wrong, Faust may have paused it, or fetches may keep bringing it apart from them)."""
-        aligned = cast(_TunedApp, self.app).aligned_topics
-        now, bound = time.monotonic(), dict[int, int]()
-        for tp in self.assignment():
-            if tp.topic not in aligned or records.get(tp) or tp not in self._handed_until:
-                continue
-            read, end = self._read_offset.get(tp), self.highwater(tp)
             if read is None or end is None or end <= read + 1:
                 self._absent_since.pop(tp, None)
+                continue
+            if end - read - 1 > BACKLOG_RECORDS:
+                backlogged.add(tp.partition)
+            if fetched or tp not in self._handed_until:
                 continue
             if now - self._absent_since.setdefault(tp, now) > ALIGN_WAIT_S:
                 continue
             until = self._handed_until[tp]
-            bound[tp.partition] = min(bound.get(tp.partition, until), until)
-        return bound
+            behind[tp.partition] = min(behind.get(tp.partition, until), until)
+        return backlogged, {n: at for n, at in behind.items() if n in backlogged}
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
         """Faust's ``Consumer.getmany`` (faust-streaming 0.15.3) with the input topics' records
@@ -172,23 +165,24 @@ class _Consumer(faust_aiokafka.Consumer):
         generation_id = self.app.consumer_generation_id
         if records is None or self.should_stop:
             return
-        app = cast(_TunedApp, self.app)
-        aligned = app.aligned_topics
-        backlogged = self._backlogged(records)
-        behind = {
-            number: at for number, at in self._behind(records).items() if number in backlogged
-        }
-        cut = cut_in_publishing_order(records, aligned, app.time_of, behind, backlogged)
-        self._handed_until.update(cut.handed_until)
-        for tp in cut.handed_until:  # it moved on: wait for it again when it falls behind
-            self._absent_since.pop(tp, None)
-        others = {tp: batch for tp, batch in records.items() if tp.topic not in aligned}
         if not self.flow_active:
             try:
                 await self.perform_seek()
             except Exception as exc:
                 log.warning("seeking while the flow is stopped failed: %s", exc)
             return
+        app = cast(_TunedApp, self.app)
+        backlogged, behind = self._waiting_for(records)
+        cut = cut_in_publishing_order(records, app.aligned_topics, app.time_of, behind, backlogged)
+        self._handed_until.update(cut.handed_until)
+        for tp in cut.handed_until:  # it moved on: wait for it again when it falls behind
+            self._absent_since.pop(tp, None)
+        as_fetched = set(cut.as_fetched)
+        others = {
+            tp: batch
+            for tp, batch in records.items()
+            if tp.topic not in app.aligned_topics or tp in as_fetched
+        }
         for tp, record in chain(self.scheduler.iterate(others), cut.now):
             if not self.flow_active or self.app.consumer_generation_id != generation_id:
                 return

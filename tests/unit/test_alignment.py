@@ -51,7 +51,7 @@ def test_partitions_are_aligned_per_number_and_other_topics_are_left_out() -> No
     other, other_records = _fetched("lists", 0, [0])
     records = {ahead: ahead_records, behind: behind_records, other: other_records}
     cut = cut_in_publishing_order(records, INPUTS)
-    assert {tp for tp, _ in cut.now} == {ahead, behind} and not cut.read_again
+    assert set(cut.as_fetched) == {ahead, behind} and not cut.now and not cut.read_again
     assert cut.handed_until == {}  # a lone topic of its partition number is not even timed
 
 
@@ -106,6 +106,7 @@ def test_live_traffic_is_handed_out_as_fetched() -> None:
     gifts, gift_records = _fetched("gifts", 0, [15])
     records = {tx: tx_records, gifts: gift_records}
     live = cut_in_publishing_order(records, INPUTS, behind={0: 5}, backlogged=set())
-    assert len(live.now) == 4 and not live.read_again and not live.handed_until
+    assert live.as_fetched == [tx, gifts] and not live.now
+    assert not live.read_again and not live.handed_until
     backlog = cut_in_publishing_order(records, INPUTS, backlogged={0})
     assert backlog.read_again == {tx: 1}  # 20 and 30 after the gift chunk's end
