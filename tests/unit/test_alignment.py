@@ -81,6 +81,10 @@ def test_event_time_is_the_earlier_of_occurred_at_and_the_record_timestamp() -> 
     assert time_of(Record("tx", 0, published, value)) == int(occurred.timestamp() * 1000)
     assert time_of(Record("tx", 0, 5, value)) == 5  # stamped ahead of its sending: the send
     assert time_of(Record("tx", 0, published, b"\x00garbage")) == published
+    endless_long = b"\x00\x00\x00\x0f\xa1" + b"\xff" * 64
+    huge_string = b"\x00\x00\x00\x0f\xa1" + b"\xfe\xff\xff\xff\x0f" + b"x" * 10
+    for hostile in (endless_long, huge_string, b"", b'{"occurred_at": [[[]]]}', None):
+        assert time_of(Record("tx", 0, published, hostile)) == published
 
 
 @pytest.mark.parametrize("make", [factories.transaction, factories.login, factories.gift])
