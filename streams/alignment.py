@@ -10,12 +10,13 @@ person's login that lists their user (``engine.lists.links_for``) then comes aft
 it should have caught, and a session's login after its payments.
 
 So within each partition number the chunks are cut at the earliest chunk end: records up
-to then are handed out, merged by time; the rest of each chunk is read again from its first
-record left (the caller seeks there). The partition whose chunk ends first is handed out
-whole, so every fetch makes progress. A partition with nothing in the fetch does not hold
-the others back: the order is exact only among the chunks fetched together. Time is the
-event's own (``event_time``) where the worker reads it, the record's timestamp otherwise;
-within a partition the offset order is kept.
+to then are handed out, merged by time; the rest of each chunk is handed out with a later
+fetch (the caller holds it). The partition whose chunk ends first is handed out whole, so
+every fetch makes progress. A partition left out of the fetch holds the others back down to
+the time it was handed out until (``behind``; the caller bounds how long). Live traffic,
+a few records a fetch, is not cut, only merged. Time is the event's own (``event_time``)
+where the worker reads it, the record's timestamp otherwise; within a partition the offset
+order is kept.
 """
 
 from __future__ import annotations
@@ -95,12 +96,12 @@ def event_time(codec: WireCodec, contracts: Mapping[str, type[InputEvent]]) -> T
 
 @dataclass
 class Cut:
-    """The records to hand out now, in order, and where to read each cut partition again;
-    the partitions left as fetched, for the consumer's own scheduling."""
+    """The records to hand out now, in order, and where the rest of each cut partition
+    starts; the partitions left as fetched, for the consumer's own scheduling."""
 
     now: list[tuple[Any, Any]] = field(default_factory=list)
     as_fetched: list[Any] = field(default_factory=list)
-    read_again: dict[Any, int] = field(default_factory=dict)
+    rest_from: dict[Any, int] = field(default_factory=dict)
     handed_until: dict[Any, int] = field(default_factory=dict)
     """The time of the last record handed out, per partition whose records were timed."""
 
@@ -126,9 +127,10 @@ def cut_in_publishing_order(
     per partition number by ``time_of``; other topics' partitions are not in the answer.
     ``behind`` bounds a partition number's cut by a topic not in this fetch whose records
     are not all read and were handed out up to that time. Only the partition numbers in
-    ``backlogged`` (all when None) are cut: live traffic, read as it comes, is left as
-    fetched (``Cut.as_fetched``), and so is a partition number with one topic in the fetch
-    and no bound; neither is read by ``time_of``."""
+    ``backlogged`` (all when None) are cut: live traffic, read as it comes, is handed out
+    whole, merged by time (a cut would only delay it a fetch). A partition number with one
+    topic in the fetch and no bound is left as fetched (``Cut.as_fetched``), not read by
+    ``time_of``."""
     behind = behind or {}
     groups: dict[int, list[Any]] = defaultdict(list)
     for tp, batch in records.items():
@@ -138,17 +140,17 @@ def cut_in_publishing_order(
     for tps in groups.values():
         number = tps[0].partition
         live = backlogged is not None and number not in backlogged
-        if live or (len(tps) == 1 and number not in behind):
+        if len(tps) == 1 and (live or number not in behind):
             cut.as_fetched += tps
             continue
         times = {tp: _running_max(records[tp], time_of) for tp in tps}
         ends = [running[-1] for running in times.values()]
-        frontier = min([*ends, behind.get(number, ends[0])])
+        frontier = max(ends) if live else min([*ends, behind.get(number, ends[0])])
         for tp in tps:
             taken = sum(1 for at in times[tp] if at <= frontier)
             batch = records[tp]
             if taken < len(batch):
-                cut.read_again[tp] = batch[taken].offset
+                cut.rest_from[tp] = batch[taken].offset
             if taken:
                 cut.handed_until[tp] = times[tp][taken - 1]
             merged.append(_stamped(tp, batch[:taken], times[tp]))

@@ -14,8 +14,8 @@ offset 0, so those partitions are sought to the beginning, as the ``earliest`` r
 means; and a fetch answered before the seek kept being handed out after it, moving Faust's
 read offsets past the records it was about to read again, so the consumer's flow is stopped
 (which ends that hand-out) before seeking.
-The records of a fetch are handed out in the order they were published across the input
-topics, the rest of each chunk read again (``streams.alignment``).
+The records of a fetch are handed out in event-time order across the input topics; from a
+backlog each chunk is cut and its rest held for the next fetch (``streams.alignment``).
 """
 
 from __future__ import annotations
@@ -42,10 +42,12 @@ log = logging.getLogger(__name__)
 
 # Long enough for the record loop to notice the stopped flow; a rebalance is not latency bound.
 _STALE_FETCH_DRAIN_S = 0.05
-BACKLOG_RECORDS = 100
+BACKLOG_RECORDS = 20
 """An input partition this far behind its end is read from a backlog (``streams.alignment``)."""
 ALIGN_WAIT_S = 0.5
 """How long the other input topics of a partition number wait for one left out of fetches."""
+NOTHING_HANDED = -(2**63)
+"""The time handed out of a partition not yet cut: the others wait for all of it."""
 FINAL_COMMIT_S = 5.0
 """How long a stopping consumer tries to commit: with the broker gone, aiokafka retries a
 commit for as long as no group coordinator answers."""
@@ -122,19 +124,48 @@ class _Consumer(faust_aiokafka.Consumer):
 
     _handed_until: dict[TP, int]
     _absent_since: dict[TP, float]
+    _held: dict[TP, list[Any]]
+    """Records of a cut partition not handed out yet, in offset order: handed out with the
+    next fetch's (the fetcher has already moved past them)."""
+    _held_generation: int | None
 
     def on_init(self) -> None:
         super().on_init()
-        self._handed_until, self._absent_since = {}, {}
+        self._handed_until, self._absent_since, self._held = {}, {}, {}
+        self._held_generation = None
+
+    async def _with_held(
+        self, records: Mapping[TP, list[Any]], active: set[TP] | None, generation_id: int
+    ) -> dict[TP, list[Any]]:
+        """This fetch's records with those held from the last cut before them. Held records
+        are dropped when a rebalance or seek came between (Faust reads them again from the
+        committed offsets); a partition whose next records are not the ones after them (it
+        was sought) or that Faust no longer hands out is sought back to its first held one."""
+        merged = dict(records)
+        held, self._held = self._held, {}
+        if self._held_generation != generation_id:
+            return merged
+        assigned = self.assignment()
+        for tp, kept in held.items():
+            fetched = merged.get(tp)
+            handed_out = active is None or tp in active or tp in self._buffered_partitions
+            follows = not fetched or fetched[0].offset == kept[-1].offset + 1
+            if tp in assigned and handed_out and follows:
+                merged[tp] = kept + list(fetched or ())
+            elif tp in assigned:
+                merged.pop(tp, None)
+                await cast(_ConsumerThread, self._thread).read_again_from(tp, kept[0].offset)
+        return merged
 
     def _waiting_for(self, records: Mapping[TP, Any]) -> tuple[set[int], dict[int, int]]:
         """Partition numbers read from a backlog: an input topic partition more than
         ``BACKLOG_RECORDS`` behind its end before this fetch (only there is the hand-out cut:
         live traffic comes a few records a fetch, and a cut would only delay it a fetch).
         And for those, the earliest time handed out of an input topic partition this fetch
-        left out although it has records still to read: the others wait for it, for
+        left out although it has records still to read, or may have (not read yet since the
+        assignment: its end or position unknown): the others wait for it, for
         ``ALIGN_WAIT_S`` at most since it last moved on (its high-water mark may be wrong,
-        Faust may have paused it, or fetches may keep bringing it apart from them)."""
+        Faust may have paused it, or it may have nothing at all)."""
         aligned = cast(_TunedApp, self.app).aligned_topics
         now = time.monotonic()
         backlogged, behind = set[int](), dict[int, int]()
@@ -143,34 +174,39 @@ class _Consumer(faust_aiokafka.Consumer):
                 continue
             fetched, end = records.get(tp), self.highwater(tp)
             read = fetched[0].offset - 1 if fetched else self._read_offset.get(tp)
-            if read is None or end is None or end <= read + 1:
-                self._absent_since.pop(tp, None)
-                continue
-            if end - read - 1 > BACKLOG_RECORDS:
-                backlogged.add(tp.partition)
-            if fetched or tp not in self._handed_until:
+            if read is not None and end is not None:
+                if end <= read + 1:
+                    self._absent_since.pop(tp, None)
+                    continue
+                if end - read - 1 > BACKLOG_RECORDS:
+                    backlogged.add(tp.partition)
+            if fetched:
                 continue
             if now - self._absent_since.setdefault(tp, now) > ALIGN_WAIT_S:
                 continue
-            until = self._handed_until[tp]
+            until = self._handed_until.get(tp, NOTHING_HANDED)
             behind[tp.partition] = min(behind.get(tp.partition, until), until)
         return backlogged, {n: at for n, at in behind.items() if n in backlogged}
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
         """Faust's ``Consumer.getmany`` (faust-streaming 0.15.3) with the input topics' records
-        handed out in publishing order: the cut partitions are read again only once every
-        record handed out has been delivered; an interrupted hand-out (rebalance, stopped
-        flow) leaves them to the seek that follows it, as Faust does with its own rest."""
-        records, active_partitions = await self._wait_next_records(timeout)
+        handed out in event-time order: the rest of each cut partition is held and handed out
+        before the next fetch's records of it (seeking it back instead made the topics of a
+        partition number come in alternate fetches, each waiting for the other); an
+        interrupted hand-out (rebalance, stopped flow) leaves it all to the seek that follows,
+        as Faust does with its own rest."""
+        fetched, active_partitions = await self._wait_next_records(timeout)
         generation_id = self.app.consumer_generation_id
-        if records is None or self.should_stop:
+        if fetched is None or self.should_stop:
             return
         if not self.flow_active:
+            self._held.clear()
             try:
                 await self.perform_seek()
             except Exception as exc:
                 log.warning("seeking while the flow is stopped failed: %s", exc)
             return
+        records = await self._with_held(fetched, active_partitions, generation_id)
         app = cast(_TunedApp, self.app)
         backlogged, behind = self._waiting_for(records)
         cut = cut_in_publishing_order(records, app.aligned_topics, app.time_of, behind, backlogged)
@@ -185,7 +221,7 @@ class _Consumer(faust_aiokafka.Consumer):
         }
         for tp, record in chain(self.scheduler.iterate(others), cut.now):
             if not self.flow_active or self.app.consumer_generation_id != generation_id:
-                return
+                return  # Faust seeks back to the committed offsets: nothing is held
             if (
                 active_partitions is None
                 or tp in active_partitions
@@ -193,12 +229,16 @@ class _Consumer(faust_aiokafka.Consumer):
             ):
                 self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
                 yield tp, self._to_message(tp, record)
-        for tp, offset in cut.read_again.items():
-            await cast(_ConsumerThread, self._thread).read_again_from(tp, offset)
+        self._held = {
+            tp: [record for record in records[tp] if record.offset >= offset]
+            for tp, offset in cut.rest_from.items()
+        }
+        self._held_generation = generation_id
 
     async def perform_seek(self) -> None:
         """Stop handing out records fetched before the seek, then seek (Faust resumes)."""
         self.stop_flow()
+        self._held.clear()
         await asyncio.sleep(_STALE_FETCH_DRAIN_S)
         await super().perform_seek()
 

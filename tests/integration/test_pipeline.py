@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import aclosing
@@ -18,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from atalaia.broker import EmbeddedBroker
+from atalaia.demo import await_worker
 from atalaia.publish import OutRecord, publish
 from atalaia.supervise import WorkerProcess
 from config.rules import load_rules
@@ -26,6 +28,7 @@ from engine.admission import subject_of
 from engine.decisions import DecisionLedger, Seen
 from engine.entities import keyed_id
 from engine.velocity import Observation, VelocityState
+from schemas.codec import WireCodec
 from schemas.models import Decision, DecisionAction, GiftEvent, TransactionEvent, Verdict
 from streams.partitioning import owner_partition
 from streams.reader import read_topics
@@ -388,6 +391,73 @@ async def _write_in_batches(
         sends.append(await producer.send(topic, value, key=key, partition=partition))
     await asyncio.gather(*sends)
     await producer.stop()
+
+
+def test_a_long_backlog_of_three_topics_keeps_event_time_order_across_fetches(
+    engine_settings: Settings, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    """Six people's payments, logins and gifts, a day of each, published in the order they
+    happened, far faster than one worker decides them: fetches bring the three topics
+    unevenly, and a cut partition's rest must not let another topic run ahead while it is
+    fetched again. Of each person's consecutive events on two topics, hardly any are
+    decided in reverse."""
+    topics = Topics(engine_settings.topic_prefix)
+    start = datetime.now(UTC) - timedelta(days=2)
+    people = [f"long-backlog-{n}" for n in range(6)]
+    payments = [
+        factories.transaction(
+            event_id=f"lb-tx-{person}-{n}",
+            user_id=person,
+            amount_cents=1_000,
+            occurred_at=start + timedelta(minutes=3 * n),
+        )
+        for person in people
+        for n in range(400)
+    ]
+    logins = [
+        factories.login(
+            event_id=f"lb-login-{person}-{n}",
+            user_id=person,
+            success=True,
+            failure_reason=None,
+            occurred_at=start + timedelta(minutes=3 * n + 1),
+        )
+        for person in people
+        for n in range(400)
+    ]
+    gifts = [
+        factories.gift(
+            event_id=f"lb-gift-{person}-{n}",
+            giver_user_id=person,
+            amount_cents=1_000,
+            occurred_at=start + timedelta(minutes=30 * n + 2),
+        )
+        for person in people
+        for n in range(40)
+    ]
+    events = sorted([*payments, *logins, *gifts], key=lambda e: e.occurred_at)
+    start_worker()
+    bootstrap = engine_settings.bootstrap_servers
+    asyncio.run(await_worker(bootstrap, WireCodec(), topics, time.monotonic()))
+    asyncio.run(send_events(bootstrap, topics, events))
+    wanted = {e.event_id for e in events}
+    out = asyncio.run(collect(engine_settings.bootstrap_servers, topics, wanted))
+    order: dict[str, int] = {}
+    for index, (_, decision) in enumerate(out.decisions):
+        order.setdefault(decision.event_id, index)
+    assert wanted <= set(order)
+    pairs = reversed_pairs = 0
+    for person in people:
+        own = sorted(
+            (e for e in events if subject_of(e).key == f"user:{person}"),
+            key=lambda e: e.occurred_at,
+        )
+        for earlier, later in pairwise(own):
+            if type(earlier) is not type(later):
+                pairs += 1
+                reversed_pairs += order[earlier.event_id] > order[later.event_id]
+    assert pairs > 4_000
+    assert reversed_pairs <= pairs // 100, (reversed_pairs, pairs)
 
 
 def test_a_backlog_across_input_topics_is_decided_in_event_time_order(

@@ -41,7 +41,7 @@ def test_chunks_are_cut_at_the_earliest_end_and_merged_by_time() -> None:
         ("gifts", 35),
         ("tx", 40),
     ]
-    assert cut.read_again == {gifts: 2}  # the gift of 90 is read again, after more tx
+    assert cut.rest_from == {gifts: 2}  # the gift of 90 is read again, after more tx
     assert cut.handed_until == {tx: 40, gifts: 35}
 
 
@@ -51,7 +51,7 @@ def test_partitions_are_aligned_per_number_and_other_topics_are_left_out() -> No
     other, other_records = _fetched("lists", 0, [0])
     records = {ahead: ahead_records, behind: behind_records, other: other_records}
     cut = cut_in_publishing_order(records, INPUTS)
-    assert set(cut.as_fetched) == {ahead, behind} and not cut.now and not cut.read_again
+    assert set(cut.as_fetched) == {ahead, behind} and not cut.now and not cut.rest_from
     assert cut.handed_until == {}  # a lone topic of its partition number is not even timed
 
 
@@ -61,15 +61,15 @@ def test_a_partition_stepping_back_in_time_keeps_its_offset_order_and_progress()
     cut = cut_in_publishing_order({stepping: stepping_records, steady: steady_records}, INPUTS)
     handed = [(tp.topic, r.offset) for tp, r in cut.now]
     assert [o for t, o in handed if t == "logins"] == [0, 1, 2]  # the earliest end: all of it
-    assert [o for t, o in handed if t == "tx"] == [0, 1] and cut.read_again == {steady: 2}
+    assert [o for t, o in handed if t == "tx"] == [0, 1] and cut.rest_from == {steady: 2}
 
 
 def test_a_topic_left_out_of_the_fetch_but_behind_holds_the_others_back() -> None:
     gifts, gift_records = _fetched("gifts", 0, [100, 200, 300])
     cut = cut_in_publishing_order({gifts: gift_records}, INPUTS, behind={0: 150})
-    assert [r.timestamp for _, r in cut.now] == [100] and cut.read_again == {gifts: 1}
+    assert [r.timestamp for _, r in cut.now] == [100] and cut.rest_from == {gifts: 1}
     waiting = cut_in_publishing_order({gifts: gift_records}, INPUTS, behind={0: 50})
-    assert waiting.now == [] and waiting.read_again == {gifts: 0}
+    assert waiting.now == [] and waiting.rest_from == {gifts: 0}
 
 
 def test_event_time_is_the_earlier_of_occurred_at_and_the_record_timestamp() -> None:
@@ -105,12 +105,14 @@ def test_a_json_input_is_timed_by_its_topic_contract() -> None:
     assert time_of(Record("gifts", 0, 2**50, value)) == int(occurred.timestamp() * 1000)
 
 
-def test_live_traffic_is_handed_out_as_fetched() -> None:
+def test_live_traffic_is_handed_out_whole_merged_by_time() -> None:
     tx, tx_records = _fetched("tx", 0, [10, 20, 30])
     gifts, gift_records = _fetched("gifts", 0, [15])
     records = {tx: tx_records, gifts: gift_records}
     live = cut_in_publishing_order(records, INPUTS, behind={0: 5}, backlogged=set())
-    assert live.as_fetched == [tx, gifts] and not live.now
-    assert not live.read_again and not live.handed_until
+    assert [r.timestamp for _, r in live.now] == [10, 15, 20, 30] and not live.as_fetched
+    assert not live.rest_from and live.handed_until == {tx: 30, gifts: 15}
+    lone = cut_in_publishing_order({tx: tx_records}, INPUTS, behind={0: 5}, backlogged=set())
+    assert lone.as_fetched == [tx] and not lone.now  # one topic: nothing to merge
     backlog = cut_in_publishing_order(records, INPUTS, backlogged={0})
-    assert backlog.read_again == {tx: 1}  # 20 and 30 after the gift chunk's end
+    assert backlog.rest_from == {tx: 1}  # 20 and 30 after the gift chunk's end
