@@ -12,6 +12,7 @@ from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import pytest
 import rocksdict
@@ -29,7 +30,14 @@ from engine.decisions import DecisionLedger, Seen
 from engine.entities import keyed_id
 from engine.velocity import Observation, VelocityState
 from schemas.codec import WireCodec
-from schemas.models import Decision, DecisionAction, GiftEvent, TransactionEvent, Verdict
+from schemas.models import (
+    Decision,
+    DecisionAction,
+    GiftEvent,
+    InputEvent,
+    TransactionEvent,
+    Verdict,
+)
 from streams.partitioning import owner_partition
 from streams.reader import read_topics
 from streams.topics import Topics
@@ -404,37 +412,25 @@ def test_a_long_backlog_of_three_topics_keeps_event_time_order_across_fetches(
     topics = Topics(engine_settings.topic_prefix)
     start = datetime.now(UTC) - timedelta(days=2)
     people = [f"long-backlog-{n}" for n in range(6)]
-    payments = [
-        factories.transaction(
-            event_id=f"lb-tx-{person}-{n}",
-            user_id=person,
-            amount_cents=1_000,
-            occurred_at=start + timedelta(minutes=3 * n),
-        )
-        for person in people
-        for n in range(400)
-    ]
-    logins = [
-        factories.login(
-            event_id=f"lb-login-{person}-{n}",
-            user_id=person,
-            success=True,
-            failure_reason=None,
-            occurred_at=start + timedelta(minutes=3 * n + 1),
-        )
-        for person in people
-        for n in range(400)
-    ]
-    gifts = [
-        factories.gift(
-            event_id=f"lb-gift-{person}-{n}",
-            giver_user_id=person,
-            amount_cents=1_000,
-            occurred_at=start + timedelta(minutes=30 * n + 2),
-        )
-        for person in people
-        for n in range(40)
-    ]
+
+    def series(
+        make: Callable[..., InputEvent], whose: str, every: int, at: int, count: int, **fields: Any
+    ) -> list[InputEvent]:
+        """``count`` events of each person, ``every`` minutes apart from minute ``at``."""
+        return [
+            make(
+                event_id=f"lb-{make.__name__}-{person}-{n}",
+                occurred_at=start + timedelta(minutes=every * n + at),
+                **{whose: person},
+                **fields,
+            )
+            for person in people
+            for n in range(count)
+        ]
+
+    payments = series(factories.transaction, "user_id", 3, 0, 400, amount_cents=1_000)
+    logins = series(factories.login, "user_id", 3, 1, 400, success=True, failure_reason=None)
+    gifts = series(factories.gift, "giver_user_id", 30, 2, 40, amount_cents=1_000)
     events = sorted([*payments, *logins, *gifts], key=lambda e: e.occurred_at)
     start_worker()
     bootstrap = engine_settings.bootstrap_servers
