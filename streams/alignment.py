@@ -25,7 +25,10 @@ import heapq
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
+
+import orjson
 
 from schemas.codec import FRAME_HEADER_BYTES, MAGIC_BYTE, WireCodec
 from schemas.models import InputEvent
@@ -72,12 +75,26 @@ def avro_occurred_ms(value: bytes) -> int:
     return occurred
 
 
+def json_occurred_ms(value: bytes) -> int | None:
+    """``occurred_at`` of a JSON event when it is an ISO 8601 string with its UTC offset (as
+    producers send it), read without validating the rest: ~25x cheaper than decoding the
+    contract. None for any other form (the contract decides); raises on invalid JSON."""
+    document = orjson.loads(value)
+    occurred = document.get("occurred_at") if isinstance(document, dict) else None
+    if not isinstance(occurred, str):
+        return None
+    at = datetime.fromisoformat(occurred)
+    return None if at.tzinfo is None else int(at.timestamp() * 1000)
+
+
 def event_time(codec: WireCodec, contracts: Mapping[str, type[InputEvent]]) -> TimeOf:
     """The earlier of the event's ``occurred_at`` and the record's timestamp: a backlog
     published faster than a millisecond per event still sorts by when its events happened,
     and an event stamped in the future cannot hold its partition back. Framed Avro is read
-    up to ``occurred_at`` only; JSON is decoded as its topic's contract. A record that does
-    not read goes by its timestamp (the scoring agent dead-letters it)."""
+    up to ``occurred_at`` only; JSON up to it when it is an ISO string with an offset, else
+    decoded as its topic's contract. A record that does not read goes by its timestamp (the
+    scoring agent dead-letters it)."""
+    most_bytes = codec.bounds.max_record_bytes
 
     def time_of(record: FetchedRecord) -> int:
         value = record.value or b""
@@ -85,8 +102,11 @@ def event_time(codec: WireCodec, contracts: Mapping[str, type[InputEvent]]) -> T
             if value[:1] == bytes([MAGIC_BYTE]):
                 occurred = avro_occurred_ms(value)
             else:
-                decoded = codec.decode(value, (contracts[record.topic],))
-                occurred = int(decoded.occurred_at.timestamp() * 1000)
+                quick = json_occurred_ms(value) if len(value) <= most_bytes else None
+                if quick is None:
+                    decoded = codec.decode(value, (contracts[record.topic],))
+                    quick = int(decoded.occurred_at.timestamp() * 1000)
+                occurred = quick
         except Exception:  # any hostile value: ordered by its timestamp, judged downstream
             return record.timestamp
         return min(record.timestamp, occurred)

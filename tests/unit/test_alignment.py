@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
+import orjson
 import pytest
 from faust.types import TP
 
 from schemas.codec import WireCodec
-from schemas.models import GiftEvent, InputEvent, TransactionEvent
-from streams.alignment import avro_occurred_ms, cut_in_publishing_order, event_time
+from schemas.models import GiftEvent, InputEvent, LoginEvent, TransactionEvent
+from streams.alignment import (
+    avro_occurred_ms,
+    cut_in_publishing_order,
+    event_time,
+    json_occurred_ms,
+)
 from tests import factories
 
 INPUTS = frozenset({"tx", "logins", "gifts"})
@@ -116,3 +122,32 @@ def test_live_traffic_is_handed_out_whole_merged_by_time() -> None:
     assert lone.as_fetched == [tx] and not lone.now  # one topic: nothing to merge
     backlog = cut_in_publishing_order(records, INPUTS, backlogged={0})
     assert backlog.rest_from == {tx: 1}  # 20 and 30 after the gift chunk's end
+
+
+@pytest.mark.parametrize("make", [factories.transaction, factories.login, factories.gift])
+@pytest.mark.parametrize("offset_h", [0, -3, 5.5])
+def test_a_json_occurred_at_read_quickly_is_the_one_the_contract_decodes(
+    make: Callable[..., InputEvent], offset_h: float
+) -> None:
+    zone = timezone(timedelta(hours=offset_h))
+    event = make(occurred_at=datetime(2026, 10, 2, 10, 30, 15, 123_000, tzinfo=zone))
+    value = event.model_dump_json().encode()
+    contract = type(event)
+    decoded = WireCodec().decode(value, (contract,))
+    assert json_occurred_ms(value) == int(decoded.occurred_at.timestamp() * 1000)
+    time_of = event_time(WireCodec(), {"in": contract})
+    assert time_of(Record("in", 0, 2**50, value)) == json_occurred_ms(value)
+
+
+def test_other_json_forms_of_occurred_at_are_left_to_the_contract() -> None:
+    login = factories.login().model_dump(mode="json")
+    for form in ("2026-10-02T10:00:00", 1790000000, None):  # no offset, a number, absent
+        value = orjson.dumps({**login, "occurred_at": form})
+        assert json_occurred_ms(value) is None
+    assert json_occurred_ms(b"[1, 2]") is None
+    with pytest.raises(orjson.JSONDecodeError):
+        json_occurred_ms(b'{"occurred_at": ')
+    codec = WireCodec()
+    too_big = orjson.dumps({**login, "pad": "x" * codec.bounds.max_record_bytes})
+    time_of = event_time(codec, {"logins": LoginEvent})
+    assert time_of(Record("logins", 0, 7, too_big)) == 7  # not even parsed: refused downstream
