@@ -143,7 +143,7 @@ class _Consumer(faust_aiokafka.Consumer):
         was sought) or that Faust no longer hands out is sought back to its first held one."""
         merged = dict(records)
         held, self._held = self._held, {}
-        if self._held_generation != generation_id:
+        if not held or self._held_generation != generation_id:
             return merged
         assigned = self.assignment()
         for tp, kept in held.items():
@@ -200,9 +200,8 @@ class _Consumer(faust_aiokafka.Consumer):
         if fetched is None or self.should_stop:
             return
         if not self.flow_active:
-            self._held.clear()
             try:
-                await self.perform_seek()
+                await self.perform_seek()  # drops what is held
             except Exception as exc:
                 log.warning("seeking while the flow is stopped failed: %s", exc)
             return
