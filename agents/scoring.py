@@ -119,8 +119,8 @@ async def send_batch(
     return acknowledged[len(batch.outputs) :]
 
 
-StateWrites = list[tuple[bytes, bytes, int]]
-"""States to store: key, value, partition."""
+StateWrites = list[tuple[bytes, bytes | None, int]]
+"""State parts to store: key, value (None: delete the key), partition."""
 
 
 def write_states_to(
@@ -137,7 +137,10 @@ def write_states_to(
             for key, value, partition in writes:
                 if partition not in batches:
                     batches[partition] = WriteBatch(raw_mode=True)
-                batches[partition].put(key, value)
+                if value is None:
+                    batches[partition].delete(key)
+                else:
+                    batches[partition].put(key, value)
             for partition, batch in batches.items():
                 rocksdb_store._db_for_partition(partition).write(batch)
 
@@ -146,7 +149,10 @@ def write_states_to(
     def write_each(writes: StateWrites) -> None:
         for key, value, partition in writes:
             with as_current(PartitionEvent(topic, partition)):
-                store[key] = value
+                if value is None:
+                    store.pop(key, None)
+                else:
+                    store[key] = value
 
     return write_each
 
@@ -387,8 +393,8 @@ class Scorer:
             return known[0]
         if (cached := self.cache.get(key)) is not None:
             return cached
-        with as_current(at):  # the read uses the key's partition
-            return VelocityState.from_bytes(self.store.get(key))
+        with as_current(at):  # the reads use the key's partition
+            return VelocityState.from_store(key, self.store.get)
 
     def keep(self, batch: Batch, key: bytes, state: VelocityState, partition: int) -> None:
         """Write ``state`` at the batch's end (and keep it cached)."""
@@ -539,10 +545,12 @@ class Scorer:
         return shadow_decision(event, outcome, decision, challenger, model)
 
     def write_states(self, batch: Batch) -> None:
-        """One store write per subject per batch, on the subject's partition, and its
-        changelog record for the batch to send."""
+        """The parts of each state the batch changed, written on the state's partition, and
+        their changelog records for the batch to send."""
         for key, (state, partition) in batch.states.items():
-            batch.changelog.append((key, state.to_bytes(), partition))
+            batch.changelog += [
+                (key + suffix, value, partition) for suffix, value in state.changed_parts()
+            ]
         self.store_states(batch.changelog)
 
 
@@ -567,7 +575,7 @@ def register_scoring(
         partitions=partitions,
         key_type=bytes,
         value_type=bytes,
-        help="per-subject velocity state (engine.velocity.VelocityState: JSON in a zstd frame)",
+        help="per-key velocity state (engine.velocity.VelocityState: a head and a part per day)",
     )
     store = cast(StoreT[bytes, bytes], velocity.data)  # written directly: see the docstring
     scorer = Scorer(

@@ -29,6 +29,7 @@ False
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final, NamedTuple
 
 import lz4.block
@@ -229,20 +230,49 @@ def document_of(data: bytes) -> bytes:
     plain JSON. ValueError for a frame or block claiming more than ``MAX_DOCUMENT_BYTES``."""
     head = data[:1]
     if head == ZSTD_STATE:
-        frame = data[1:]
-        _check_size(zstandard.frame_content_size(frame))
-        document: bytes = _DECOMPRESSOR.decompress(frame)
-        return document
+        return _decompressed(data[1:])
+    if head == CHUNKED_STATE:
+        raise ValueError("a state kept in parts: read it from its store (from_store)")
     if head == LZ4_STATE:
         _check_size(int.from_bytes(data[1:5], "little") if len(data) >= 5 else -1)
-        document = lz4.block.decompress(data[1:])
+        document: bytes = lz4.block.decompress(data[1:])
         return document
     return data
+
+
+def _decompressed(frame: bytes) -> bytes:
+    _check_size(zstandard.frame_content_size(frame))
+    document: bytes = _DECOMPRESSOR.decompress(frame)
+    return document
 
 
 def _check_size(claimed: int) -> None:
     if not 0 <= claimed <= MAX_DOCUMENT_BYTES:
         raise ValueError(f"a stored state claims {claimed} bytes")
+
+
+CHUNKED_STATE: Final = b"\x03"
+"""The first byte of a state's head when the state is kept in parts: the head (watermark,
+the days it holds, blocks, place) under the state's key, each day's buckets and recorded
+events under ``key + day_part(day)``, the shapes under ``key + SHAPES_PART``. A batch writes
+only the parts it changed: a busy key's history is not rewritten with every event."""
+CHUNK_S: Final = 86_400
+"""The span of one part of a state's history: a day of event time."""
+SHAPES_PART: Final = b"\x00k"
+"""Key suffix of a state's shapes (internal ids are printable: no key holds a NUL)."""
+
+StatePart = tuple[bytes, bytes | None]
+"""A changed part of a state: its key suffix and its stored value (None: delete it)."""
+
+
+def day_part(day: int) -> bytes:
+    """Key suffix of the part holding a state's ``day`` (days since the epoch)."""
+    return b"\x00d%d" % day
+
+
+def _frame(document: bytes) -> bytes:
+    compressed: bytes = _COMPRESSOR.compress(document)
+    return ZSTD_STATE + compressed
 
 
 NO_SHAPE: Final = -1
@@ -289,6 +319,14 @@ class VelocityState:
         self.watermark_s: int | None = None
         self._oldest_s: int | None = None
         """The oldest bucket's second: pruning skips when nothing is due."""
+        self._dirty_days: set[int] = set()
+        """Days whose part changed since the state was last written."""
+        self._stored_days: set[int] = set()
+        """Days with a part in the store (as last written or read)."""
+        self._shapes_changed = False
+        self._shapes_stored = False
+        self._head_row: bytes | None = None
+        """The head as last written or read: an unchanged head is not written again."""
 
     def record(self, obs: Observation, horizon_s: int) -> bool:
         """Count ``obs``; False if it was already counted or is older than the horizon."""
@@ -305,6 +343,7 @@ class VelocityState:
         ):
             self.last_place = (obs.at_ms, obs.lat, obs.lon)
         self._seen[obs.event_id] = _Seen.of(obs.event_id, second, NO_SHAPE, b"")
+        self._dirty_days.add(second // CHUNK_S)
         if self._oldest_s is None or second < self._oldest_s:
             self._oldest_s = second
         if self.watermark_s is None or second > self.watermark_s:
@@ -327,6 +366,7 @@ class VelocityState:
     def remember(self, event_id: str, features: Features) -> None:
         """Keep the features an event was decided with, for identical re-decisions."""
         second = self._seen[event_id].second
+        self._dirty_days.add(second // CHUNK_S)
         if not features:
             self._seen[event_id] = _Seen.of(event_id, second, NO_SHAPE, b"")
             return
@@ -335,6 +375,7 @@ class VelocityState:
         if shape is None:
             shape = self._shapes[names] = len(self._shapes)
             self._shapes_row = None
+            self._shapes_changed = True
         values = orjson.dumps(list(features.values()))
         self._seen[event_id] = _Seen.of(event_id, second, shape, values)
 
@@ -447,10 +488,11 @@ class VelocityState:
             for metric, buckets in list(self._metrics.items()):
                 for second in [s for s in buckets if s <= cutoff_s]:
                     del buckets[second]
+                    self._dirty_days.add(second // CHUNK_S)
                 if not buckets:
                     del self._metrics[metric]
             for event_id in [e for e, seen in self._seen.items() if seen.second <= cutoff_s]:
-                del self._seen[event_id]
+                self._dirty_days.add(self._seen.pop(event_id).second // CHUNK_S)
             self._drop_unused_shapes()
             self._oldest_s = self._oldest_bucket()
         for reason in [r for r, until in self._blocks.items() if until // 1000 <= cutoff_s]:
@@ -467,21 +509,85 @@ class VelocityState:
         renumbered = {shape: index for index, shape in enumerate(sorted(used))}
         self._shapes = {names[shape]: index for shape, index in renumbered.items()}
         self._shapes_row = None
+        self._shapes_changed = True
         for event_id, seen in self._seen.items():
             if seen.shape != NO_SHAPE:
                 shape = renumbered[seen.shape]
                 values = orjson.dumps(seen.feature_values())
                 self._seen[event_id] = _Seen.of(event_id, seen.second, shape, values)
+                self._dirty_days.add(seen.second // CHUNK_S)
 
     def _oldest_bucket(self) -> int | None:
         return min((min(buckets) for buckets in self._metrics.values()), default=None)
 
+    def changed_parts(self) -> list[StatePart]:
+        """The parts changed since the state was last written or read (``CHUNKED_STATE``):
+        each changed day's buckets and recorded events, the shapes when they changed, the
+        head when it changed; a day or the shapes left empty as a deletion. What they
+        hold is marked written."""
+        parts: list[StatePart] = []
+        if self._dirty_days:
+            documents = self._day_documents(self._dirty_days)
+            for day in sorted(self._dirty_days):
+                document = documents.get(day)
+                if document is not None:
+                    parts.append((day_part(day), _frame(document)))
+                    self._stored_days.add(day)
+                elif day in self._stored_days:
+                    parts.append((day_part(day), None))
+                    self._stored_days.discard(day)
+            self._dirty_days.clear()
+        if self._shapes_changed:
+            if self._shapes:
+                parts.append((SHAPES_PART, _frame(self._shapes_document())))
+            elif self._shapes_stored:
+                parts.append((SHAPES_PART, None))
+            self._shapes_stored = bool(self._shapes)
+            self._shapes_changed = False
+        head = self._head_document()
+        if head != self._head_row:
+            compressed: bytes = _COMPRESSOR.compress(head)
+            parts.append((b"", CHUNKED_STATE + compressed))
+            self._head_row = head
+        return parts
+
+    def _day_documents(self, days: set[int]) -> dict[int, bytes]:
+        """The part of each of ``days`` that holds anything: ``{"m": {metric: rows},
+        "s": {event id: row}}``, as ``to_document`` writes them."""
+        rows: dict[int, dict[str, list[bytes]]] = {}
+        for metric, buckets in self._metrics.items():
+            for second, bucket in sorted(buckets.items()):
+                day = second // CHUNK_S
+                if day in days:
+                    rows.setdefault(day, {}).setdefault(metric, []).append(bucket.dump(second))
+        entries: dict[int, list[bytes]] = {}
+        for seen in self._seen.values():
+            day = seen.second // CHUNK_S
+            if day in days:
+                entries.setdefault(day, []).append(seen.entry)
+        documents: dict[int, bytes] = {}
+        for day in rows.keys() | entries.keys():
+            metrics = b",".join(
+                orjson.dumps(metric) + b":[" + b",".join(kept) + b"]"
+                for metric, kept in rows.get(day, {}).items()
+            )
+            seen_rows = b",".join(entries.get(day, []))
+            documents[day] = b'{"m":{' + metrics + b'},"s":{' + seen_rows + b"}}"
+        return documents
+
+    def _head_document(self) -> bytes:
+        """What is not kept by day: the watermark, the days held, blocks and place."""
+        head: dict[str, Any] = {"w": self.watermark_s, "d": sorted(self._stored_days)}
+        if self._blocks:
+            head["b"], head["bf"] = self._blocks, self._blocks_from
+        if self.last_place is not None:
+            head["p"] = self.last_place
+        return orjson.dumps(head)
+
     def to_bytes(self) -> bytes:
-        """The document as a zstd frame: a state is written (to the store and its changelog)
-        after every batch that changed it, and its keys, event ids and feature values repeat
-        (ADR 0002)."""
-        compressed: bytes = _COMPRESSOR.compress(self.to_document())
-        return ZSTD_STATE + compressed
+        """The whole state as one zstd frame, the form states were stored in before they
+        were kept in parts (ADR 0002); still read, and what tests compare states by."""
+        return _frame(self.to_document())
 
     def to_document(self) -> bytes:
         """Compact JSON, as ``orjson.dumps`` of the document would write it, joined from the
@@ -525,11 +631,53 @@ class VelocityState:
         return self._shapes_row
 
     @classmethod
-    def from_bytes(cls, data: bytes | None) -> VelocityState:
-        state = cls()
-        if not data:
+    def from_store(cls, key: bytes, get: Callable[[bytes], bytes | None]) -> VelocityState:
+        """The state under ``key`` of a store ``get`` reads: kept in parts, or as one
+        document as written before (then every part is written at its next write). A day
+        the head names but the store lacks reads as empty: its write was lost with the
+        batch that made it, whose events are read and counted again."""
+        data = get(key)
+        if not data or data[:1] != CHUNKED_STATE:
+            state = cls.from_bytes(data)
+            state._dirty_days = {second // CHUNK_S for second in state._seconds()}
+            state._shapes_changed = bool(state._shapes)
             return state
-        raw = orjson.loads(document_of(data))
+        head_row = _decompressed(data[1:])
+        head = orjson.loads(head_row)
+        metrics: dict[str, list[Any]] = {}
+        seen: dict[str, Any] = {}
+        for day in head["d"]:
+            part = get(key + day_part(day))
+            if part is not None:
+                document = orjson.loads(document_of(part))
+                for metric, rows in document["m"].items():
+                    metrics.setdefault(metric, []).extend(rows)
+                seen.update(document["s"])
+        shapes = get(key + SHAPES_PART)
+        head["m"], head["s"] = metrics, seen
+        head["k"] = orjson.loads(document_of(shapes)) if shapes else []
+        state = cls.of_document(head)
+        state._stored_days = set(head["d"])
+        state._shapes_stored = shapes is not None
+        state._head_row = head_row
+        return state
+
+    def _seconds(self) -> set[int]:
+        """Every second holding a bucket or a recorded event."""
+        held = {second for buckets in self._metrics.values() for second in buckets}
+        return held | {seen.second for seen in self._seen.values()}
+
+    @classmethod
+    def from_bytes(cls, data: bytes | None) -> VelocityState:
+        """A state stored as one document, in any form written so far."""
+        if not data:
+            return cls()
+        return cls.of_document(orjson.loads(document_of(data)))
+
+    @classmethod
+    def of_document(cls, raw: dict[str, Any]) -> VelocityState:
+        """A state from its parsed document (a whole one, or a head with its parts merged)."""
+        state = cls()
         state.watermark_s = raw["w"]
         for metric, rows in raw["m"].items():
             state._metrics[metric] = {row[0]: _Bucket.of_row(row) for row in rows}

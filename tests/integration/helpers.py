@@ -217,15 +217,15 @@ async def entity_window_mismatches(
     changelog = f"{settings.app_id}-velocity-changelog"
     wrong = ["changelog not read"]
     for _ in range(attempts):
-        latest: dict[str, bytes | None] = {}
+        latest: dict[bytes, bytes | None] = {}
         records = read_topics(settings.bootstrap_servers, [changelog], True, 2.0)
         async with aclosing(records):
             async for record in records:
                 if record.key is not None:
-                    latest[record.key.decode()] = record.value
+                    latest[record.key] = record.value
         wrong = []
         for key, theirs in named.items():
-            state = VelocityState.from_bytes(latest.get(key))
+            state = VelocityState.from_store(key.encode(), latest.get)
             newest = max(_second(e) for e in theirs)
             for name, length in rules.velocity.windows.items():
                 inside = [e for e in theirs if newest - length < _second(e)]

@@ -70,24 +70,29 @@ def test_a_worker_owning_every_partition_counts_the_entities_in_the_same_batch()
 
     assert [t for t, _ in outputs] == [TOPICS.decisions]  # nothing re-routed
     for key in entity_keys(event, RULES.entities, HASH_KEY):
-        assert event.event_id in VelocityState.from_bytes(table[key.encode()])
+        assert event.event_id in VelocityState.from_store(key.encode(), table.get)
 
 
 def test_every_state_written_goes_to_the_changelog_on_its_key_s_partition() -> None:
     table: dict[bytes, bytes] = {}
     scorer = _scorer(table)
     batch = scorer.begin(frozenset(range(PARTITIONS)))
-    for user in ("u-a", "u-b", "u-a"):
-        event = factories.transaction(user_id=user)
+    events = [factories.transaction(user_id=user) for user in ("u-a", "u-b", "u-a")]
+    for event in events:
         key = subject_of(event).key.encode()
         record = _Record(_Message(TOPICS.transactions, key, CODEC.encode(event)))
         scorer.handle(batch, record, RULES)  # type: ignore[arg-type]
     scorer.write_states(batch)
 
-    assert len(batch.changelog) == len(table) > 2  # one record per key: subjects and entities
+    # One record per stored key: each state's head and its parts, of subjects and entities.
+    assert len(batch.changelog) == len(table) > 2
     assert {key: value for key, value, _ in batch.changelog} == table
     for key, _, partition in batch.changelog:
-        assert partition == owner_partition(key, PARTITIONS)
+        state_key = key.split(b"\x00")[0]  # a part is written on its state's partition
+        assert partition == owner_partition(state_key, PARTITIONS)
+    assert {key.split(b"\x00")[0] for key in table} == {
+        subject_of(event).key.encode() for event in events
+    } | {key.encode() for event in events for key in entity_keys(event, RULES.entities, HASH_KEY)}
 
 
 class _OffsetsKept:
@@ -125,12 +130,15 @@ def test_an_entity_on_a_partition_owned_elsewhere_goes_through_the_re_route_topi
         assert (key in table) is (key not in elsewhere)
 
 
-def _written_elsewhere(table: dict[bytes, bytes], key: bytes, event_id: str) -> None:
+def _written_elsewhere(table: dict[bytes, bytes], key: bytes, event_id: str, at_ms: int) -> None:
     """Another worker records an event in the key's state while its partition is away."""
-    state = VelocityState.from_bytes(table[key])
-    at_ms = int(datetime.now(UTC).timestamp() * 1000)
+    state = VelocityState.from_store(key, table.get)
     state.record(Observation(event_id, at_ms, "tx", 1_000), RULES.velocity.horizon_s)
-    table[key] = state.to_bytes()
+    for suffix, value in state.changed_parts():
+        if value is None:
+            del table[key + suffix]
+        else:
+            table[key + suffix] = value
 
 
 def test_cached_states_are_read_again_once_the_owned_partitions_change() -> None:
@@ -142,12 +150,12 @@ def test_cached_states_are_read_again_once_the_owned_partitions_change() -> None
         first = factories.transaction(user_id="u-moved")
         key = subject_of(first).key.encode()
         _score(scorer, everything, first)
-        _written_elsewhere(table, key, "elsewhere")
+        _written_elsewhere(table, key, "elsewhere", int(first.occurred_at.timestamp() * 1000))
         if rebalanced:
             scorer.begin(everything - {0})  # a partition went away, then came back
         _score(scorer, everything, factories.transaction(user_id="u-moved", event_id="after"))
 
-        state = VelocityState.from_bytes(table[key])
+        state = VelocityState.from_store(key, table.get)
         assert first.event_id in state and "after" in state
         # Without a rebalance the cached state stands (nobody else may write the key).
         assert ("elsewhere" in state) is rebalanced
@@ -257,7 +265,7 @@ def test_an_event_from_a_clock_running_ahead_is_scored_as_of_its_arrival() -> No
         0,
         "occurred_at was 3600s ahead of its arrival: scored as of its arrival",
     )
-    state = VelocityState.from_bytes(table[subject_of(event).key.encode()])
+    state = VelocityState.from_store(subject_of(event).key.encode(), table.get)
     arrived_ms = int(arrived.timestamp() * 1000)
     assert state.window("tx", arrived_ms, 1).count == 1  # counted in the second it arrived
     (again,) = _decisions(_scorer(table), _Record(message))
@@ -348,6 +356,8 @@ def test_any_failure_dead_letters_its_record_and_the_rest_of_the_batch_is_decide
         b"\x02\x28\xb5\x2f\xfd\xe0" + (2**31).to_bytes(8, "little") + b"garbage",
         b"\x02" + zstandard.ZstdCompressor().compress(b"x" * 100)[:-3],  # cut short
         b'{"w": "late", "m": {"tx": [[1]]}, "s": {}}',  # JSON of the wrong shape
+        b"\x03garbage",  # the format byte of a state kept in parts, not a frame
+        b"\x03" + zstandard.ZstdCompressor().compress(b'{"w": 1}'),  # a head naming no days
     ],
 )
 def test_an_unreadable_stored_state_dead_letters_its_event_and_the_batch_goes_on(

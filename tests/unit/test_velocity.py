@@ -14,7 +14,15 @@ from config.rules import load_rules, seed_rules_path
 from engine.feature_names import KNOWN_FEATURE_NAMES
 from engine.replay import Replay
 from engine.scenarios import generate, listed_entries
-from engine.velocity import MAX_SUM, Observation, VelocityState, WindowStats
+from engine.velocity import (
+    CHUNKED_STATE,
+    MAX_SUM,
+    SHAPES_PART,
+    Observation,
+    VelocityState,
+    WindowStats,
+    day_part,
+)
 from streams.views import default_list_view
 
 WINDOWS = {"5m": 300, "1h": 3600, "24h": 86_400, "30d": 2_592_000}
@@ -180,6 +188,87 @@ def test_serialised_rows_kept_between_writes_are_never_stale() -> None:
         written.to_bytes()
         if n % 50 == 49:
             assert written.to_bytes() == _replayed(steps).to_bytes(), n
+
+
+def _write_parts(store: dict[bytes, bytes], key: bytes, state: VelocityState) -> list[bytes]:
+    """Store the parts the state changed, as the scoring agent does; the keys touched."""
+    touched = []
+    for suffix, value in state.changed_parts():
+        touched.append(key + suffix)
+        if value is None:
+            del store[key + suffix]
+        else:
+            store[key + suffix] = value
+    return touched
+
+
+def _held_days(state: VelocityState) -> set[int]:
+    document = orjson.loads(state.to_document())
+    seconds = {row[0] for rows in document["m"].values() for row in rows}
+    return {second // 86_400 for second in seconds | {e[0] for e in document["s"].values()}}
+
+
+def test_a_state_kept_in_parts_and_written_after_every_event_reads_back_whole() -> None:
+    """Written part by part after every event (out of order, over a week with a horizon of
+    two days: days behind it are deleted), and read back from time to time to go on from
+    there, the store holds the state as it is, and no day it no longer holds."""
+    store: dict[bytes, bytes] = {}
+    key = b"user:u1"
+    state = VelocityState()
+    start = _stream(5, 1)[0].at_ms
+    stream = [obs._replace(at_ms=start + (obs.at_ms - start) * 4) for obs in _stream(5, 300)]
+    assert stream[-1].at_ms - start > 5 * 86_400_000
+    for n, obs in enumerate(stream):
+        if state.record(obs, 2 * 86_400):
+            state.remember(obs.event_id, {"tx.count.5m": n % 7, f"list.hit.{n % 3}": n})
+        if n % 40 == 0:
+            state.block(f"R{n % 80}", obs.at_ms + 3_600_000, obs.at_ms)
+        _write_parts(store, key, state)
+        if n % 25 == 24:
+            read = VelocityState.from_store(key, store.get)
+            assert read.to_document() == state.to_document(), n
+            state = read
+    days = {int(k.removeprefix(key + b"\x00d")) for k in store if k.startswith(key + b"\x00d")}
+    assert days == _held_days(state) and len(days) > 1
+    assert set(store) == {key, key + SHAPES_PART} | {key + day_part(day) for day in days}
+
+
+def test_an_event_writes_its_day_and_the_head_and_nothing_unchanged() -> None:
+    day_ms = 86_400_000
+    state, store, key = VelocityState(), {}, b"card:c1"
+    for day in range(5):
+        state.record(Observation(f"e{day}", day * day_ms + 1_000, "tx", 100), HORIZON)
+        state.remember(f"e{day}", {"tx.count.5m": 1})
+    assert len(_write_parts(store, key, state)) == 7  # five days, the shapes, the head
+    state.record(Observation("again", 4 * day_ms + 2_000, "tx", 5), HORIZON)
+    assert _write_parts(store, key, state) == [key + day_part(4), key]
+    assert _write_parts(store, key, state) == []
+    state.block("R", 5 * day_ms, 4 * day_ms)  # the head alone changes
+    assert _write_parts(store, key, state) == [key]
+    del store[key + day_part(2)]  # a part lost with its batch reads as an empty day
+    read = VelocityState.from_store(key, store.get)
+    assert "e2" not in read and {"e0", "e1", "e3", "e4", "again"} <= set(_ids(read))
+    assert read.active_blocks(4 * day_ms) == {"R": 5 * day_ms}
+
+
+def _ids(state: VelocityState) -> list[str]:
+    return list(orjson.loads(state.to_document())["s"])
+
+
+def test_a_state_stored_as_one_document_is_read_and_then_kept_in_parts() -> None:
+    """A state written whole (the form before parts) reads the same; its next write puts
+    every part and the head in its place, and reading a head as a whole state says so."""
+    state = _replayed([(obs, {"tx.count.5m": 2}) for obs in _stream(3, 120)])
+    key = b"device:d1"
+    store = {key: state.to_bytes()}
+    read = VelocityState.from_store(key, store.get)
+    assert read.to_document() == state.to_document()
+    touched = _write_parts(store, key, read)
+    assert set(touched) == set(store) and store[key][:1] == CHUNKED_STATE
+    assert len(store) == len(_held_days(state)) + 2
+    assert VelocityState.from_store(key, store.get).to_document() == state.to_document()
+    with pytest.raises(ValueError, match="kept in parts"):
+        VelocityState.from_bytes(store[key])
 
 
 def test_kept_rows_cost_about_their_size_in_memory() -> None:
