@@ -61,8 +61,8 @@ OTHERS: dict[str, tuple[str, list[tuple[str, str]]]] = {
         "The scoring agent's own per-record work, without broker or Faust "
         "(`.venv/bin/python -m bench.scorer`): the same records through "
         "`agents.scoring.Scorer` in batches of 100, a dictionary in place of the RocksDB "
-        "table; events/s (a state's bytes grow with the history it holds: compare runs of "
-        "the same number of records).",
+        "table; events/s and the state written per event (bytes, and records: each state "
+        "part written or deleted is one store write and one changelog record).",
         [
             ("records", "records"),
             ("rules only", "rules_only_events_per_s"),
@@ -71,6 +71,7 @@ OTHERS: dict[str, tuple[str, list[tuple[str, str]]]] = {
             ("learned snapshot + batch trees", "model_learned_with_batch_events_per_s"),
             ("river's model itself", "model_learned_river_events_per_s"),
             ("state bytes per event", "state_bytes_per_event"),
+            ("state records per event", "state_records_per_event"),
         ],
     ),
     "quix": (

@@ -93,6 +93,8 @@ class Run(NamedTuple):
     events_per_s: float
     state_bytes_per_event: float
     """Bytes of state written (to the store and its changelog) per input event."""
+    state_records_per_event: float
+    """State records written (parts and deletions, each also a changelog record) per event."""
 
 
 def run(
@@ -122,7 +124,7 @@ def run(
     )
     owned = frozenset(range(PARTITIONS))
     started = time.perf_counter()
-    state_bytes = 0
+    state_bytes = state_records = 0
     rerouted: list[_Record] = []
     for first in range(0, len(records) + batch_size, batch_size):
         batch = scorer.begin(owned)
@@ -130,6 +132,7 @@ def run(
             scorer.handle(batch, record, rules)  # type: ignore[arg-type]
         scorer.write_states(batch)
         state_bytes += sum(len(value or b"") for _, value, _ in batch.changelog)
+        state_records += len(batch.changelog)
         if decisions is not None:
             decisions += [
                 value
@@ -143,7 +146,7 @@ def run(
             if topic == topics.validated and key is not None and value is not None
         ]
     elapsed = time.perf_counter() - started
-    return Run(len(records) / elapsed, state_bytes / len(records))
+    return Run(len(records) / elapsed, state_bytes / len(records), state_records / len(records))
 
 
 def learned(rules: RuleSet, decisions: list[bytes], frauds: set[str]) -> OnlineModel:
@@ -228,6 +231,7 @@ def main() -> int:
             run(shipped, records, topics, args.batch, model).events_per_s
         ),
         "state_bytes_per_event": round(model_on_run.state_bytes_per_event),
+        "state_records_per_event": round(model_on_run.state_records_per_event, 2),
     }
     print(json.dumps(report, indent=2))
     print(f"recorded in {record_result('scorer', report)}", file=sys.stderr)

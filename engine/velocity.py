@@ -565,6 +565,8 @@ class VelocityState:
             day = seen.second // CHUNK_S
             if day in days:
                 entries.setdefault(day, []).append(seen.entry)
+        place = self.last_place
+        place_day = None if place is None else place[0] // 1000 // CHUNK_S
         documents: dict[int, bytes] = {}
         for day in rows.keys() | entries.keys():
             metrics = b",".join(
@@ -572,16 +574,23 @@ class VelocityState:
                 for metric, kept in rows.get(day, {}).items()
             )
             seen_rows = b",".join(entries.get(day, []))
-            documents[day] = b'{"m":{' + metrics + b'},"s":{' + seen_rows + b"}}"
+            document = b'{"m":{' + metrics + b'},"s":{' + seen_rows + b"}"
+            if day == place_day:
+                document += b',"p":' + orjson.dumps(place)
+            documents[day] = document + b"}"
         return documents
 
     def _head_document(self) -> bytes:
-        """What is not kept by day: the watermark, the days held, blocks and place."""
-        head: dict[str, Any] = {"w": self.watermark_s, "d": sorted(self._stored_days)}
+        """What is not kept by day: the days held and the blocks. The watermark is the
+        newest bucket's second (the horizon never drops it) and the last place is kept in
+        its day's part (here once that day is gone), so the head changes only when a day
+        starts or goes, or a block."""
+        head: dict[str, Any] = {"d": sorted(self._stored_days)}
         if self._blocks:
             head["b"], head["bf"] = self._blocks, self._blocks_from
-        if self.last_place is not None:
-            head["p"] = self.last_place
+        place = self.last_place
+        if place is not None and place[0] // 1000 // CHUNK_S not in self._stored_days:
+            head["p"] = place
         return orjson.dumps(head)
 
     def to_bytes(self) -> bytes:
@@ -646,6 +655,7 @@ class VelocityState:
         head = orjson.loads(head_row)
         metrics: dict[str, list[Any]] = {}
         seen: dict[str, Any] = {}
+        places: list[list[Any]] = [head["p"]] if "p" in head else []
         for day in head["d"]:
             part = get(key + day_part(day))
             if part is not None:
@@ -653,8 +663,14 @@ class VelocityState:
                 for metric, rows in document["m"].items():
                     metrics.setdefault(metric, []).extend(rows)
                 seen.update(document["s"])
+                if "p" in document:  # an earlier day's may be older than the last place
+                    places.append(document["p"])
         shapes = get(key + SHAPES_PART)
+        seconds = [row[0] for rows in metrics.values() for row in rows]
+        head["w"] = max(seconds) if seconds else None
         head["m"], head["s"] = metrics, seen
+        if places:
+            head["p"] = max(places, key=lambda place: place[0])
         head["k"] = orjson.loads(document_of(shapes)) if shapes else []
         state = cls.of_document(head)
         state._stored_days = set(head["d"])

@@ -216,39 +216,52 @@ def test_a_state_kept_in_parts_and_written_after_every_event_reads_back_whole() 
     key = b"user:u1"
     state = VelocityState()
     start = _stream(5, 1)[0].at_ms
-    stream = [obs._replace(at_ms=start + (obs.at_ms - start) * 4) for obs in _stream(5, 300)]
+    stream = [
+        obs._replace(at_ms=start + (obs.at_ms - start) * 4, lat=n % 60 - 30.0, lon=-40.0)
+        if n % 9 == 0 or n > 290  # the last places fall on the days before the last gap
+        else obs._replace(at_ms=start + (obs.at_ms - start) * 4)
+        for n, obs in enumerate(_stream(5, 300))
+    ]
+    stream.append(Observation("after a gap", stream[-1].at_ms + 3 * 86_400_000, "tx", 5))
     assert stream[-1].at_ms - start > 5 * 86_400_000
+    most_days = 0
     for n, obs in enumerate(stream):
         if state.record(obs, 2 * 86_400):
             state.remember(obs.event_id, {"tx.count.5m": n % 7, f"list.hit.{n % 3}": n})
         if n % 40 == 0:
             state.block(f"R{n % 80}", obs.at_ms + 3_600_000, obs.at_ms)
         _write_parts(store, key, state)
-        if n % 25 == 24:
+        if n % 25 == 24 or n == len(stream) - 1:
             read = VelocityState.from_store(key, store.get)
             assert read.to_document() == state.to_document(), n
             state = read
+            most_days = max(most_days, len(_held_days(state)))
+    assert state.last_place is not None and state.last_place[0] < stream[-1].at_ms - 86_400_000
     days = {int(k.removeprefix(key + b"\x00d")) for k in store if k.startswith(key + b"\x00d")}
-    assert days == _held_days(state) and len(days) > 1
+    assert days == _held_days(state) and most_days > 2
     assert set(store) == {key, key + SHAPES_PART} | {key + day_part(day) for day in days}
 
 
-def test_an_event_writes_its_day_and_the_head_and_nothing_unchanged() -> None:
+def test_an_event_writes_its_day_and_the_head_only_when_the_days_or_blocks_change() -> None:
     day_ms = 86_400_000
     state, store, key = VelocityState(), {}, b"card:c1"
     for day in range(5):
         state.record(Observation(f"e{day}", day * day_ms + 1_000, "tx", 100), HORIZON)
         state.remember(f"e{day}", {"tx.count.5m": 1})
     assert len(_write_parts(store, key, state)) == 7  # five days, the shapes, the head
-    state.record(Observation("again", 4 * day_ms + 2_000, "tx", 5), HORIZON)
-    assert _write_parts(store, key, state) == [key + day_part(4), key]
+    placed = Observation("again", 4 * day_ms + 2_000, "tx", 5, lat=-23.5, lon=-46.6)
+    state.record(placed, HORIZON)
+    assert _write_parts(store, key, state) == [key + day_part(4)]
     assert _write_parts(store, key, state) == []
-    state.block("R", 5 * day_ms, 4 * day_ms)  # the head alone changes
+    state.record(Observation("next day", 5 * day_ms, "tx", 5), HORIZON)
+    assert _write_parts(store, key, state) == [key + day_part(5), key]
+    state.block("R", 6 * day_ms, 5 * day_ms)  # the head alone changes
     assert _write_parts(store, key, state) == [key]
     del store[key + day_part(2)]  # a part lost with its batch reads as an empty day
     read = VelocityState.from_store(key, store.get)
-    assert "e2" not in read and {"e0", "e1", "e3", "e4", "again"} <= set(_ids(read))
-    assert read.active_blocks(4 * day_ms) == {"R": 5 * day_ms}
+    assert "e2" not in read and {"e0", "e1", "e3", "e4", "again", "next day"} <= set(_ids(read))
+    assert read.active_blocks(5 * day_ms) == {"R": 6 * day_ms}
+    assert read.watermark_s == 5 * 86_400 and read.last_place == (placed.at_ms, -23.5, -46.6)
 
 
 def _ids(state: VelocityState) -> list[str]:
