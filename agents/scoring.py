@@ -363,7 +363,7 @@ class Scorer:
         """Apply ``event`` to the state under ``key``, read and written on the partition of
         ``at``: decide it (the key is its subject's) or count it for an entity or a giver.
         A failure dead-letters ``record``, the input that carried the event."""
-        state = self.state_of(batch, key, at)
+        state = self.state_of(batch, key, at, rules)
         try:
             if is_subject_key(key.decode(), event):
                 self.decide(batch, record, key, state, event, rules)
@@ -384,7 +384,7 @@ class Scorer:
         self.keep(batch, key, state, at.message.partition)
 
     def state_of(
-        self, batch: Batch, key: bytes, at: EventT[bytes] | PartitionEvent
+        self, batch: Batch, key: bytes, at: EventT[bytes] | PartitionEvent, rules: RuleSet
     ) -> VelocityState:
         """The state under ``key``: as this batch left it, else cached, else from the store
         on the partition of ``at``."""
@@ -394,7 +394,7 @@ class Scorer:
         if (cached := self.cache.get(key)) is not None:
             return cached
         with as_current(at):  # the reads use the key's partition
-            return VelocityState.from_store(key, self.store.get)
+            return VelocityState.from_store(key, self.store.get, rules.velocity.horizon_s)
 
     def keep(self, batch: Batch, key: bytes, state: VelocityState, partition: int) -> None:
         """Write ``state`` at the batch's end (and keep it cached)."""
@@ -413,7 +413,8 @@ class Scorer:
         partition = owner_partition(encoded, self.partitions)
         if partition not in batch.owned:
             return None
-        state = self.state_of(batch, encoded, PartitionEvent(self.topics.validated, partition))
+        at = PartitionEvent(self.topics.validated, partition)
+        state = self.state_of(batch, encoded, at, rules)
         placed = count_step(state, key, event, rules)
         self.keep(batch, encoded, state, partition)
         return placed

@@ -83,6 +83,11 @@ class DecisionThresholds(_Frozen):
     gift: FlowThresholds
 
 
+MAX_HORIZON_S = 31 * 86_400
+"""The longest horizon a velocity state keeps: its history is kept in 32 day slots, each
+reused 32 days later (``engine.velocity.DAY_SLOTS``)."""
+
+
 class Velocity(_Frozen):
     """Named sliding windows (seconds) and the horizon that bounds the state."""
 
@@ -97,6 +102,8 @@ class Velocity(_Frozen):
             raise ValueError(f"horizon {self.horizon!r} is not one of the windows")
         if self.windows[self.horizon] != max(self.windows.values()):
             raise ValueError("horizon must be the longest window")
+        if self.windows[self.horizon] > MAX_HORIZON_S:
+            raise ValueError(f"horizon must be at most {MAX_HORIZON_S // 86_400} days")
         return self
 
     @property

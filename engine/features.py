@@ -132,9 +132,9 @@ def velocity_features(state: VelocityState, event: InputEvent, windows: dict[str
     elif isinstance(event, LoginEvent):
         related = _LOGIN_METRICS
     features: Features = {}
+    lengths = list(windows.values())
     for metric in dict.fromkeys((own, *related)):
-        for name, seconds in windows.items():
-            stats = state.window(metric, at_ms, seconds)
+        for name, stats in zip(windows, state.windows(metric, at_ms, lengths), strict=True):
             if metric == own:
                 for stat, value in zip(_STATS, stats, strict=True):
                     features[window_feature(metric, stat, name)] = value

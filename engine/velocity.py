@@ -36,6 +36,7 @@ import lz4.block
 import orjson
 import zstandard
 
+from config.rules import MAX_HORIZON_S
 from engine.feature_names import KNOWN_FEATURE_NAMES
 
 MAX_SUM: Final = 2**63 - 1
@@ -252,22 +253,25 @@ def _check_size(claimed: int) -> None:
 
 
 CHUNKED_STATE: Final = b"\x03"
-"""The first byte of a state's head when the state is kept in parts: the head (watermark,
-the days it holds, blocks, place) under the state's key, each day's buckets and recorded
-events under ``key + day_part(day)``, the shapes under ``key + SHAPES_PART``. A batch writes
-only the parts it changed: a busy key's history is not rewritten with every event."""
+"""The first byte of a state's head when the state is kept in parts: the head (shapes,
+blocks, and the last place once its day's part may be reused) under the state's key, each
+day's buckets and recorded events under ``key + day_part(day)``. A batch writes only the
+parts it changed: a key's history is not rewritten with every event, and most batches
+write one part per key they touch (ADR 0002)."""
 CHUNK_S: Final = 86_400
 """The span of one part of a state's history: a day of event time."""
-SHAPES_PART: Final = b"\x00k"
-"""Key suffix of a state's shapes (internal ids are printable: no key holds a NUL)."""
+DAY_SLOTS: Final = MAX_HORIZON_S // CHUNK_S + 1
+"""Day ``d`` is kept in slot ``d % DAY_SLOTS``: a day's part overwrites the one of
+``DAY_SLOTS`` days before, behind any horizon a state keeps (its events span at most
+``DAY_SLOTS`` days), so no part is ever deleted."""
 
 StatePart = tuple[bytes, bytes | None]
 """A changed part of a state: its key suffix and its stored value (None: delete it)."""
 
 
 def day_part(day: int) -> bytes:
-    """Key suffix of the part holding a state's ``day`` (days since the epoch)."""
-    return b"\x00d%d" % day
+    """Key suffix of the slot holding a state's ``day`` (days since the epoch)."""
+    return b"\x00d%d" % (day % DAY_SLOTS)
 
 
 def _frame(document: bytes) -> bytes:
@@ -311,7 +315,9 @@ class VelocityState:
     def __init__(self) -> None:
         self._metrics: dict[str, dict[int, _Bucket]] = {}
         self._seen: dict[str, _Seen] = {}
-        self._shapes: dict[tuple[str, ...], int] = {}  # feature names -> index, in order
+        self._shapes: dict[tuple[str, ...], int] = {}
+        """Feature names -> their index. Indices stay put: a shape no event uses any more
+        leaves a hole, which the next new shape fills (no recorded event is rewritten)."""
         self._shapes_row: bytes | None = None
         self._blocks: dict[str, int] = {}  # reason code -> expires at (epoch ms)
         self._blocks_from: dict[str, int] = {}  # reason code -> in force from (epoch ms)
@@ -320,11 +326,8 @@ class VelocityState:
         self._oldest_s: int | None = None
         """The oldest bucket's second: pruning skips when nothing is due."""
         self._dirty_days: set[int] = set()
-        """Days whose part changed since the state was last written."""
-        self._stored_days: set[int] = set()
-        """Days with a part in the store (as last written or read)."""
-        self._shapes_changed = False
-        self._shapes_stored = False
+        """Days whose part changed since the state was last written (what the horizon drops
+        is not written: a part read back is cut at the horizon)."""
         self._head_row: bytes | None = None
         """The head as last written or read: an unchanged head is not written again."""
 
@@ -361,7 +364,8 @@ class VelocityState:
             return None
         if seen.shape == NO_SHAPE:
             return {}
-        return dict(zip(self._shape_names()[seen.shape], seen.feature_values(), strict=True))
+        names = next(names for names, shape in self._shapes.items() if shape == seen.shape)
+        return dict(zip(names, seen.feature_values(), strict=True))
 
     def remember(self, event_id: str, features: Features) -> None:
         """Keep the features an event was decided with, for identical re-decisions."""
@@ -373,14 +377,21 @@ class VelocityState:
         names = tuple(features)
         shape = self._shapes.get(names)
         if shape is None:
-            shape = self._shapes[names] = len(self._shapes)
+            taken = set(self._shapes.values())
+            shape = next(index for index in range(len(taken) + 1) if index not in taken)
+            self._shapes[names] = shape
             self._shapes_row = None
-            self._shapes_changed = True
         values = orjson.dumps(list(features.values()))
         self._seen[event_id] = _Seen.of(event_id, second, shape, values)
 
-    def _shape_names(self) -> list[tuple[str, ...]]:
-        return list(self._shapes)  # dicts keep insertion order: the index order
+    def _shape_names(self) -> list[tuple[str, ...] | None]:
+        """Feature names by shape index (None: a hole)."""
+        by_index: list[tuple[str, ...] | None] = [None] * (
+            max(self._shapes.values(), default=-1) + 1
+        )
+        for names, shape in self._shapes.items():
+            by_index[shape] = names
+        return by_index
 
     def window(self, metric: str, at_ms: int, length_s: int) -> WindowStats:
         buckets = self._metrics.get(metric)
@@ -402,6 +413,54 @@ class VelocityState:
         return WindowStats(
             count, saturated(amount), len(counterparties), len(countries), len(devices)
         )
+
+    def windows(self, metric: str, at_ms: int, lengths: list[int]) -> list[WindowStats]:
+        """``window`` for each of ``lengths`` (seconds, any order), in one pass over the
+        metric's buckets: each bucket goes to the shortest window holding it, and each
+        window then adds what the shorter ones hold (an event reads all its windows)."""
+        buckets = self._metrics.get(metric)
+        if not buckets:
+            return [_NO_EVENTS] * len(lengths)
+        at_s = at_ms // 1000
+        ordered = sorted(set(lengths))
+        longest = ordered[-1]
+        rings = len(ordered)
+        counts = [0] * rings
+        amounts = [0] * rings
+        counterparties: list[set[str]] = [set() for _ in ordered]
+        countries: list[set[str]] = [set() for _ in ordered]
+        devices: list[set[str]] = [set() for _ in ordered]
+        for second, bucket in buckets.items():
+            age = at_s - second
+            if age < 0 or age >= longest:
+                continue
+            ring = 0
+            while ordered[ring] <= age:
+                ring += 1
+            counts[ring] += bucket.count
+            amounts[ring] += bucket.amount_cents
+            counterparties[ring] |= bucket.counterparties
+            countries[ring] |= bucket.countries
+            devices[ring] |= bucket.devices
+        by_length: dict[int, WindowStats] = {}
+        count = amount = 0
+        all_counterparties: set[str] = set()
+        all_countries: set[str] = set()
+        all_devices: set[str] = set()
+        for ring in range(rings):
+            count += counts[ring]
+            amount += amounts[ring]
+            all_counterparties |= counterparties[ring]
+            all_countries |= countries[ring]
+            all_devices |= devices[ring]
+            by_length[ordered[ring]] = WindowStats(
+                count,
+                saturated(amount),
+                len(all_counterparties),
+                len(all_countries),
+                len(all_devices),
+            )
+        return [by_length[length] for length in lengths]
 
     def has_value(self, metric: str, kind: str, value: str, at_ms: int, length_s: int) -> bool:
         """``value in self.values(metric, kind, at_ms, length_s)``, without building the set."""
@@ -488,11 +547,10 @@ class VelocityState:
             for metric, buckets in list(self._metrics.items()):
                 for second in [s for s in buckets if s <= cutoff_s]:
                     del buckets[second]
-                    self._dirty_days.add(second // CHUNK_S)
                 if not buckets:
                     del self._metrics[metric]
             for event_id in [e for e, seen in self._seen.items() if seen.second <= cutoff_s]:
-                self._dirty_days.add(self._seen.pop(event_id).second // CHUNK_S)
+                del self._seen[event_id]
             self._drop_unused_shapes()
             self._oldest_s = self._oldest_bucket()
         for reason in [r for r, until in self._blocks.items() if until // 1000 <= cutoff_s]:
@@ -501,49 +559,26 @@ class VelocityState:
 
     def _drop_unused_shapes(self) -> None:
         """Forget feature names no recorded event uses any more (the rules changed, or a
-        list hit named a value), renumbering the rows that remain."""
+        list hit named a value); the others keep their index."""
         used = {seen.shape for seen in self._seen.values()} - {NO_SHAPE}
         if len(used) == len(self._shapes):
             return
-        names = self._shape_names()
-        renumbered = {shape: index for index, shape in enumerate(sorted(used))}
-        self._shapes = {names[shape]: index for shape, index in renumbered.items()}
+        self._shapes = {names: shape for names, shape in self._shapes.items() if shape in used}
         self._shapes_row = None
-        self._shapes_changed = True
-        for event_id, seen in self._seen.items():
-            if seen.shape != NO_SHAPE:
-                shape = renumbered[seen.shape]
-                values = orjson.dumps(seen.feature_values())
-                self._seen[event_id] = _Seen.of(event_id, seen.second, shape, values)
-                self._dirty_days.add(seen.second // CHUNK_S)
 
     def _oldest_bucket(self) -> int | None:
         return min((min(buckets) for buckets in self._metrics.values()), default=None)
 
     def changed_parts(self) -> list[StatePart]:
         """The parts changed since the state was last written or read (``CHUNKED_STATE``):
-        each changed day's buckets and recorded events, the shapes when they changed, the
-        head when it changed; a day or the shapes left empty as a deletion. What they
+        each changed day's buckets and recorded events, and the head when it changed
+        (always on a state's first write: a state without a head is no state). What they
         hold is marked written."""
         parts: list[StatePart] = []
         if self._dirty_days:
             documents = self._day_documents(self._dirty_days)
-            for day in sorted(self._dirty_days):
-                document = documents.get(day)
-                if document is not None:
-                    parts.append((day_part(day), _frame(document)))
-                    self._stored_days.add(day)
-                elif day in self._stored_days:
-                    parts.append((day_part(day), None))
-                    self._stored_days.discard(day)
+            parts += [(day_part(day), _frame(documents[day])) for day in sorted(documents)]
             self._dirty_days.clear()
-        if self._shapes_changed:
-            if self._shapes:
-                parts.append((SHAPES_PART, _frame(self._shapes_document())))
-            elif self._shapes_stored:
-                parts.append((SHAPES_PART, None))
-            self._shapes_stored = bool(self._shapes)
-            self._shapes_changed = False
         head = self._head_document()
         if head != self._head_row:
             compressed: bytes = _COMPRESSOR.compress(head)
@@ -574,24 +609,31 @@ class VelocityState:
                 for metric, kept in rows.get(day, {}).items()
             )
             seen_rows = b",".join(entries.get(day, []))
-            document = b'{"m":{' + metrics + b'},"s":{' + seen_rows + b"}"
+            document = b'{"d":%d,"m":{%b},"s":{%b}' % (day, metrics, seen_rows)
             if day == place_day:
                 document += b',"p":' + orjson.dumps(place)
             documents[day] = document + b"}"
         return documents
 
     def _head_document(self) -> bytes:
-        """What is not kept by day: the days held and the blocks. The watermark is the
-        newest bucket's second (the horizon never drops it) and the last place is kept in
-        its day's part (here once that day is gone), so the head changes only when a day
-        starts or goes, or a block."""
-        head: dict[str, Any] = {"d": sorted(self._stored_days)}
+        """What is not kept by day: the shapes, the blocks, and the last place once a newer
+        day may reuse its day's slot. The watermark is the newest bucket's second (the
+        horizon never drops it), so the head changes only with the shapes, a block or,
+        rarely, the place."""
+        head: dict[str, Any] = {}
         if self._blocks:
             head["b"], head["bf"] = self._blocks, self._blocks_from
-        place = self.last_place
-        if place is not None and place[0] // 1000 // CHUNK_S not in self._stored_days:
+        place, newest = self.last_place, self.watermark_s
+        if (
+            place is not None
+            and newest is not None
+            and newest // CHUNK_S - place[0] // 1000 // CHUNK_S >= DAY_SLOTS - 1
+        ):
             head["p"] = place
-        return orjson.dumps(head)
+        rest = orjson.dumps(head)
+        if not self._shapes:
+            return rest
+        return b'{"k":' + self._shapes_document() + (b"," + rest[1:] if head else b"}")
 
     def to_bytes(self) -> bytes:
         """The whole state as one zstd frame, the form states were stored in before they
@@ -635,46 +677,51 @@ class VelocityState:
 
     def _shapes_document(self) -> bytes:
         if self._shapes_row is None:
-            stored = [_numbered(names) for names in self._shape_names()]
+            stored = [None if names is None else _numbered(names) for names in self._shape_names()]
             self._shapes_row = _kept(orjson.dumps(stored))
         return self._shapes_row
 
     @classmethod
-    def from_store(cls, key: bytes, get: Callable[[bytes], bytes | None]) -> VelocityState:
+    def from_store(
+        cls, key: bytes, get: Callable[[bytes], bytes | None], horizon_s: int
+    ) -> VelocityState:
         """The state under ``key`` of a store ``get`` reads: kept in parts, or as one
-        document as written before (then every part is written at its next write). A day
-        the head names but the store lacks reads as empty: its write was lost with the
-        batch that made it, whose events are read and counted again."""
+        document as written before (then every part is written at its next write). The
+        parts of the newest ``DAY_SLOTS`` days are read (an older one is a slot not reused
+        yet) and cut at ``horizon_s`` behind the newest event, as the state was when it
+        last dropped what fell behind. A day the store lacks (its write lost with a batch
+        not acknowledged) reads as empty: that batch's events are read and counted again."""
         data = get(key)
         if not data or data[:1] != CHUNKED_STATE:
             state = cls.from_bytes(data)
             state._dirty_days = {second // CHUNK_S for second in state._seconds()}
-            state._shapes_changed = bool(state._shapes)
             return state
         head_row = _decompressed(data[1:])
         head = orjson.loads(head_row)
+        parts = [
+            orjson.loads(document_of(stored))
+            for slot in range(DAY_SLOTS)
+            if (stored := get(key + day_part(slot))) is not None
+        ]
+        newest_day = max((part["d"] for part in parts), default=0)
         metrics: dict[str, list[Any]] = {}
         seen: dict[str, Any] = {}
         places: list[list[Any]] = [head["p"]] if "p" in head else []
-        for day in head["d"]:
-            part = get(key + day_part(day))
-            if part is not None:
-                document = orjson.loads(document_of(part))
-                for metric, rows in document["m"].items():
+        for part in sorted(parts, key=lambda part: int(part["d"])):
+            if part["d"] > newest_day - DAY_SLOTS:
+                for metric, rows in part["m"].items():
                     metrics.setdefault(metric, []).extend(rows)
-                seen.update(document["s"])
-                if "p" in document:  # an earlier day's may be older than the last place
-                    places.append(document["p"])
-        shapes = get(key + SHAPES_PART)
+                seen.update(part["s"])
+                if "p" in part:  # an earlier day's may be older than the last place
+                    places.append(part["p"])
         seconds = [row[0] for rows in metrics.values() for row in rows]
         head["w"] = max(seconds) if seconds else None
         head["m"], head["s"] = metrics, seen
         if places:
             head["p"] = max(places, key=lambda place: place[0])
-        head["k"] = orjson.loads(document_of(shapes)) if shapes else []
         state = cls.of_document(head)
-        state._stored_days = set(head["d"])
-        state._shapes_stored = shapes is not None
+        if state.watermark_s is not None:
+            state._prune(state.watermark_s - horizon_s)
         state._head_row = head_row
         return state
 
@@ -697,7 +744,8 @@ class VelocityState:
         state.watermark_s = raw["w"]
         for metric, rows in raw["m"].items():
             state._metrics[metric] = {row[0]: _Bucket.of_row(row) for row in rows}
-        state._shapes = {_named(names): index for index, names in enumerate(raw.get("k", []))}
+        shapes = enumerate(raw.get("k", []))
+        state._shapes = {_named(names): index for index, names in shapes if names is not None}
         for event_id, (second, *rest) in raw["s"].items():
             if rest and isinstance(rest[0], dict):  # written before shapes: [second, features]
                 state._seen[event_id] = _Seen.of(event_id, second, NO_SHAPE, b"")

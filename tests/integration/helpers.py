@@ -225,7 +225,7 @@ async def entity_window_mismatches(
                     latest[record.key] = record.value
         wrong = []
         for key, theirs in named.items():
-            state = VelocityState.from_store(key.encode(), latest.get)
+            state = VelocityState.from_store(key.encode(), latest.get, rules.velocity.horizon_s)
             newest = max(_second(e) for e in theirs)
             for name, length in rules.velocity.windows.items():
                 inside = [e for e in theirs if newest - length < _second(e)]

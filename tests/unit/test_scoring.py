@@ -297,6 +297,13 @@ def test_unknown_windows_in_rules_are_refused(tmp_path: Path) -> None:
         load_rules(bad)
 
 
+def test_a_horizon_longer_than_the_days_a_state_keeps_is_refused(tmp_path: Path) -> None:
+    longer = tmp_path / "longer.toml"
+    longer.write_text(RULES_PATH.read_text().replace("30d = 2592000", "30d = 2764800"))
+    with pytest.raises(RulesError, match=r"horizon must be at most 31 days"):
+        load_rules(longer)
+
+
 def test_a_challenger_file_says_only_what_differs_from_the_rules(tmp_path: Path) -> None:
     overlay = tmp_path / "challenger.toml"
     overlay.write_text('version = "c1"\n[decision.transaction]\nreview_from = 10\n')
