@@ -119,8 +119,8 @@ async def send_batch(
     return acknowledged[len(batch.outputs) :]
 
 
-StateWrites = list[tuple[bytes, bytes | None, int]]
-"""State parts to store: key, value (None: delete the key), partition."""
+StateWrites = list[tuple[bytes, bytes, int]]
+"""State parts to store: key, value, partition."""
 
 
 def write_states_to(
@@ -137,10 +137,7 @@ def write_states_to(
             for key, value, partition in writes:
                 if partition not in batches:
                     batches[partition] = WriteBatch(raw_mode=True)
-                if value is None:
-                    batches[partition].delete(key)
-                else:
-                    batches[partition].put(key, value)
+                batches[partition].put(key, value)
             for partition, batch in batches.items():
                 rocksdb_store._db_for_partition(partition).write(batch)
 
@@ -149,10 +146,7 @@ def write_states_to(
     def write_each(writes: StateWrites) -> None:
         for key, value, partition in writes:
             with as_current(PartitionEvent(topic, partition)):
-                if value is None:
-                    store.pop(key, None)
-                else:
-                    store[key] = value
+                store[key] = value
 
     return write_each
 

@@ -131,19 +131,17 @@ def run(
         for record in [*rerouted, *records[first : first + batch_size]]:
             scorer.handle(batch, record, rules)  # type: ignore[arg-type]
         scorer.write_states(batch)
-        state_bytes += sum(len(value or b"") for _, value, _ in batch.changelog)
+        state_bytes += sum(len(value) for _, value, _ in batch.changelog)
         state_records += len(batch.changelog)
         if decisions is not None:
             decisions += [
-                value
-                for topic, _, value, _, _ in batch.outputs
-                if topic == topics.decisions and value is not None
+                value for topic, _, value, _, _ in batch.outputs if topic == topics.decisions
             ]
         # What the agent sends to the re-route topic comes back to it in a later batch.
         rerouted = [
             _Record(_Message(topic, key, value, time.time()))
             for topic, key, value, _, _ in batch.outputs
-            if topic == topics.validated and key is not None and value is not None
+            if topic == topics.validated and key is not None
         ]
     elapsed = time.perf_counter() - started
     return Run(len(records) / elapsed, state_bytes / len(records), state_records / len(records))

@@ -265,8 +265,8 @@ DAY_SLOTS: Final = MAX_HORIZON_S // CHUNK_S + 1
 ``DAY_SLOTS`` days before, behind any horizon a state keeps (its events span at most
 ``DAY_SLOTS`` days), so no part is ever deleted."""
 
-StatePart = tuple[bytes, bytes | None]
-"""A changed part of a state: its key suffix and its stored value (None: delete it)."""
+StatePart = tuple[bytes, bytes]
+"""A changed part of a state: its key suffix and its stored value."""
 
 
 def day_part(day: int) -> bytes:
@@ -587,8 +587,9 @@ class VelocityState:
         return parts
 
     def _day_documents(self, days: set[int]) -> dict[int, bytes]:
-        """The part of each of ``days`` that holds anything: ``{"m": {metric: rows},
-        "s": {event id: row}}``, as ``to_document`` writes them."""
+        """The part of each of ``days`` that holds anything: ``{"d": day, "m": {metric:
+        rows}, "s": {event id: row}}`` as ``to_document`` writes them, and ``"p"`` in the
+        last place's day."""
         rows: dict[int, dict[str, list[bytes]]] = {}
         for metric, buckets in self._metrics.items():
             for second, bucket in sorted(buckets.items()):

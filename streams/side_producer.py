@@ -33,9 +33,8 @@ from streams.partitioning import owner_partition
 MAX_BATCH_BYTES = 256 * 1024
 """Per partition; a quarter of a broker's default limit on a record batch (1 MB)."""
 
-SideRecord = tuple[str, bytes | None, bytes | None, float | None, int | None]
-"""Topic, key, value (None: a tombstone), timestamp in seconds (None: now), partition (None:
-by the key)."""
+SideRecord = tuple[str, bytes | None, bytes, float | None, int | None]
+"""Topic, key, value, timestamp in seconds (None: now), partition (None: by the key)."""
 
 T = TypeVar("T")
 

@@ -137,10 +137,7 @@ def _written_elsewhere(table: dict[bytes, bytes], key: bytes, event_id: str, at_
     state = VelocityState.from_store(key, table.get, RULES.velocity.horizon_s)
     state.record(Observation(event_id, at_ms, "tx", 1_000), RULES.velocity.horizon_s)
     for suffix, value in state.changed_parts():
-        if value is None:
-            del table[key + suffix]
-        else:
-            table[key + suffix] = value
+        table[key + suffix] = value
 
 
 def test_cached_states_are_read_again_once_the_owned_partitions_change() -> None:

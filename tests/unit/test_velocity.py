@@ -210,10 +210,7 @@ def _write_parts(store: dict[bytes, bytes], key: bytes, state: VelocityState) ->
     touched = []
     for suffix, value in state.changed_parts():
         touched.append(key + suffix)
-        if value is None:
-            del store[key + suffix]
-        else:
-            store[key + suffix] = value
+        store[key + suffix] = value
     return touched
 
 
