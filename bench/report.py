@@ -62,7 +62,7 @@ OTHERS: dict[str, tuple[str, list[tuple[str, str]]]] = {
         "(`.venv/bin/python -m bench.scorer`): the same records through "
         "`agents.scoring.Scorer` in batches of 100, a dictionary in place of the RocksDB "
         "table; events/s and the state written per event (bytes, and records: each state "
-        "part written or deleted is one store write and one changelog record).",
+        "part written is one store write and one changelog record).",
         [
             ("records", "records"),
             ("rules only", "rules_only_events_per_s"),
