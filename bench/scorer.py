@@ -94,7 +94,7 @@ class Run(NamedTuple):
     state_bytes_per_event: float
     """Bytes of state written (to the store and its changelog) per input event."""
     state_records_per_event: float
-    """State records written (parts and deletions, each also a changelog record) per event."""
+    """State parts written (each a store write and a changelog record) per input event."""
 
 
 def run(

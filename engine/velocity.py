@@ -274,6 +274,13 @@ def day_part(day: int) -> bytes:
     return b"\x00d%d" % (day % DAY_SLOTS)
 
 
+def _metrics_object(rows: dict[str, list[bytes]]) -> bytes:
+    """The inside of a document's ``"m"`` object: each metric with its buckets' rows."""
+    return b",".join(
+        orjson.dumps(metric) + b":[" + b",".join(kept) + b"]" for metric, kept in rows.items()
+    )
+
+
 def _frame(document: bytes) -> bytes:
     compressed: bytes = _COMPRESSOR.compress(document)
     return ZSTD_STATE + compressed
@@ -592,10 +599,10 @@ class VelocityState:
         last place's day."""
         rows: dict[int, dict[str, list[bytes]]] = {}
         for metric, buckets in self._metrics.items():
-            for second, bucket in sorted(buckets.items()):
+            changed = [(second, b) for second, b in buckets.items() if second // CHUNK_S in days]
+            for second, bucket in sorted(changed):
                 day = second // CHUNK_S
-                if day in days:
-                    rows.setdefault(day, {}).setdefault(metric, []).append(bucket.dump(second))
+                rows.setdefault(day, {}).setdefault(metric, []).append(bucket.dump(second))
         entries: dict[int, list[bytes]] = {}
         for seen in self._seen.values():
             day = seen.second // CHUNK_S
@@ -605,10 +612,7 @@ class VelocityState:
         place_day = None if place is None else place[0] // 1000 // CHUNK_S
         documents: dict[int, bytes] = {}
         for day in rows.keys() | entries.keys():
-            metrics = b",".join(
-                orjson.dumps(metric) + b":[" + b",".join(kept) + b"]"
-                for metric, kept in rows.get(day, {}).items()
-            )
+            metrics = _metrics_object(rows.get(day, {}))
             seen_rows = b",".join(entries.get(day, []))
             document = b'{"d":%d,"m":{%b},"s":{%b}' % (day, metrics, seen_rows)
             if day == place_day:
@@ -645,12 +649,11 @@ class VelocityState:
         """Compact JSON, as ``orjson.dumps`` of the document would write it, joined from the
         rows of buckets and recorded events kept serialised (most did not change since the
         last write); the shapes, blocks and place only when there are some."""
-        metrics = b",".join(
-            orjson.dumps(metric)
-            + b":["
-            + b",".join([b.dump(s) for s, b in sorted(buckets.items())])
-            + b"]"
-            for metric, buckets in self._metrics.items()
+        metrics = _metrics_object(
+            {
+                metric: [b.dump(s) for s, b in sorted(buckets.items())]
+                for metric, buckets in self._metrics.items()
+            }
         )
         seen = b",".join([seen.entry for seen in self._seen.values()])
         parts = [
