@@ -20,7 +20,7 @@ from agents.scoring import Scorer, SharedViews, persist_offsets
 from config.rules import load_rules
 from engine.admission import subject_of
 from engine.entities import entity_keys, keyed_id
-from engine.velocity import Observation, VelocityState
+from engine.velocity import Observation, VelocityState, day_part
 from schemas.codec import WireCodec
 from schemas.models import Alert, DeadLetter, Decision, FraudEvent
 from streams.partitioning import owner_partition
@@ -368,8 +368,30 @@ def test_an_unreadable_stored_state_dead_letters_its_event_and_the_batch_goes_on
     something else) loses nothing: the event goes to the dead-letter topic with its class,
     the other events of the batch are decided."""
     broken = factories.transaction(user_id="u-damaged")
+    _dead_lettered_beside_a_valid_one(broken, {subject_of(broken).key.encode(): stored})
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        b"garbage",
+        b"\x02garbage",
+        b"\x02" + zstandard.ZstdCompressor().compress(b"[1]"),  # not an object
+        b"\x02" + zstandard.ZstdCompressor().compress(b'{"d": "x", "m": {}, "s": {}}'),
+        b"\x02" + zstandard.ZstdCompressor().compress(b'{"d": 1, "m": {"tx": 5}, "s": {}}'),
+    ],
+)
+def test_an_unreadable_day_of_a_stored_state_dead_letters_its_event(part: bytes) -> None:
+    """A state whose head reads but one of whose day parts does not: the same as a damaged
+    state, its event dead-lettered, the batch decided."""
+    broken = factories.transaction(user_id="u-damaged-day")
+    key = subject_of(broken).key.encode()
+    head = b"\x03" + zstandard.ZstdCompressor().compress(b"{}")
+    _dead_lettered_beside_a_valid_one(broken, {key: head, key + day_part(7): part})
+
+
+def _dead_lettered_beside_a_valid_one(broken: Any, table: dict[bytes, bytes]) -> None:
     valid = factories.transaction(user_id="u-fine")
-    table = {subject_of(broken).key.encode(): stored}
     records = [
         (TOPICS.transactions, subject_of(e).key.encode(), CODEC.encode(e)) for e in (broken, valid)
     ]
